@@ -1,0 +1,112 @@
+// Every setting, read once at start from the environment and command-line flags and validated together.
+// Secrets have no defaults: in production a missing master key or JWT configuration stops start-up; in
+// development they are created under the data directory by dev-secrets.ts, with a loud warning.
+import { resolve } from "node:path";
+
+export interface AuthConfig {
+  /** HS256 shared secret (from CARDVAULT_JWT_SECRET); undefined → JWKS or the development secret. */
+  hs256Secret?: string;
+  jwksFile?: string;
+  jwksUrl?: string;
+  algorithms: string[];
+  issuer?: string;
+  audience?: string;
+  tenantClaim: string;
+}
+
+export interface Config {
+  production: boolean;
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseFile: string;
+  /** 32-byte master key as hex or base64 (CARDVAULT_MASTER_KEY); undefined → development key file. */
+  masterKey?: string;
+  logLevel: string;
+  bodyLimitBytes: number;
+  idempotencyTtlHours: number;
+  auth: AuthConfig;
+}
+
+export interface ConfigOverrides {
+  host?: string;
+  port?: string;
+  dataDir?: string;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  const problems: string[] = [];
+  const production = env.NODE_ENV === "production";
+  const dataDir = resolve(overrides.dataDir ?? env.CARDVAULT_DATA_DIR ?? "data");
+
+  const port = Number(overrides.port ?? env.CARDVAULT_PORT ?? "8080");
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push("port must be an integer from 0 to 65535");
+
+  const bodyLimitBytes = Number(env.CARDVAULT_BODY_LIMIT_BYTES ?? 65536);
+  if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1024) problems.push("CARDVAULT_BODY_LIMIT_BYTES must be ≥ 1024");
+
+  const idempotencyTtlHours = Number(env.CARDVAULT_IDEMPOTENCY_TTL_HOURS ?? 24);
+  if (!(idempotencyTtlHours >= 1)) problems.push("CARDVAULT_IDEMPOTENCY_TTL_HOURS must be ≥ 1");
+
+  const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
+  if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
+    problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or base64");
+  }
+  if (production && masterKey === undefined) {
+    problems.push("CARDVAULT_MASTER_KEY is required when NODE_ENV=production (development keys are refused)");
+  }
+
+  const hs256Secret = env.CARDVAULT_JWT_SECRET || undefined;
+  const jwksFile = env.CARDVAULT_JWKS_FILE || undefined;
+  const jwksUrl = env.CARDVAULT_JWKS_URL || undefined;
+  if (hs256Secret !== undefined && Buffer.byteLength(hs256Secret) < 32) {
+    problems.push("CARDVAULT_JWT_SECRET must be at least 32 bytes");
+  }
+  if (jwksFile && jwksUrl) problems.push("set CARDVAULT_JWKS_FILE or CARDVAULT_JWKS_URL, not both");
+  if (production && !hs256Secret && !jwksFile && !jwksUrl) {
+    problems.push("NODE_ENV=production needs CARDVAULT_JWT_SECRET, CARDVAULT_JWKS_FILE or CARDVAULT_JWKS_URL");
+  }
+  const usesJwks = Boolean(jwksFile || jwksUrl);
+  const algorithms = (env.CARDVAULT_JWT_ALGORITHMS ?? (usesJwks ? "RS256,ES256" : "HS256"))
+    .split(",")
+    .map((a) => a.trim())
+    .filter(Boolean);
+  const allowed = usesJwks ? ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"] : ["HS256", "HS384", "HS512"];
+  for (const alg of algorithms) {
+    if (!allowed.includes(alg)) problems.push(`JWT algorithm ${alg} is not allowed here (allowed: ${allowed.join(", ")})`);
+  }
+  if (algorithms.length === 0) problems.push("CARDVAULT_JWT_ALGORITHMS is empty");
+
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+
+  return {
+    production,
+    host: overrides.host ?? env.CARDVAULT_HOST ?? "127.0.0.1",
+    port,
+    dataDir,
+    databaseFile: resolve(dataDir, "cardvault.db"),
+    masterKey,
+    logLevel: env.CARDVAULT_LOG_LEVEL ?? "info",
+    bodyLimitBytes,
+    idempotencyTtlHours,
+    auth: {
+      hs256Secret,
+      jwksFile,
+      jwksUrl,
+      algorithms,
+      issuer: env.CARDVAULT_JWT_ISSUER || undefined,
+      audience: env.CARDVAULT_JWT_AUDIENCE || undefined,
+      tenantClaim: env.CARDVAULT_TENANT_CLAIM || "tenant",
+    },
+  };
+}
+
+/** 32 bytes from 64 hex digits or base64; null when it is neither. */
+export function parseMasterKey(value: string): Buffer | null {
+  const trimmed = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, "hex");
+  const b64 = Buffer.from(trimmed, "base64");
+  return b64.length === 32 ? b64 : null;
+}

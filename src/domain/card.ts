@@ -1,0 +1,60 @@
+// Card rules: types, the status life cycle, and expiry dates. Pure; time comes in as an argument.
+import { AppError } from "./errors.js";
+
+export const cardTypes = ["virtual", "physical"] as const;
+export type CardType = (typeof cardTypes)[number];
+
+export const cardStatuses = ["active", "inactive", "suspended", "closed"] as const;
+export type CardStatus = (typeof cardStatuses)[number];
+
+/** closed is terminal; everything else may move freely between the live states. */
+export function assertStatusTransition(from: CardStatus, to: CardStatus): void {
+  if (from === "closed" && to !== "closed") {
+    throw new AppError("invalid_state_transition", "A closed card cannot be reopened.");
+  }
+}
+
+/** CVV and PIN operations are refused on a closed card: its secrets are dead. */
+export function assertCardOpen(status: CardStatus): void {
+  if (status === "closed") {
+    throw new AppError("card_closed", "The card is closed; its CVV and PIN can no longer be used or changed.");
+  }
+}
+
+const EXPIRY = /^(\d{2})(0[1-9]|1[0-2])$/;
+
+/** Expiry as YYMM (the form the CVV algorithm takes), valid when it is this month or later. */
+export function parseExpiry(expiry: string, now: Date): string {
+  const match = EXPIRY.exec(expiry);
+  if (!match) throw fieldError("expiry", "expiry must be YYMM with a month from 01 to 12.");
+  const thisMonth = (now.getUTCFullYear() % 100) * 100 + now.getUTCMonth() + 1;
+  if (Number(match[1]) * 100 + Number(match[2]) < thisMonth) {
+    throw fieldError("expiry", "expiry is in the past.");
+  }
+  return expiry;
+}
+
+/** Cards without an explicit expiry last this many years, to the month. */
+export const DEFAULT_VALIDITY_YEARS = 3;
+
+export function defaultExpiry(now: Date): string {
+  const yy = (now.getUTCFullYear() + DEFAULT_VALIDITY_YEARS) % 100;
+  const mm = now.getUTCMonth() + 1;
+  return `${String(yy).padStart(2, "0")}${String(mm).padStart(2, "0")}`;
+}
+
+/** YYMM → the card's last valid day as YYYY-MM-DD (cards are valid to the end of the month). */
+export function expiryToDate(expiry: string): string {
+  const year = 2000 + Number(expiry.slice(0, 2));
+  const month = Number(expiry.slice(2, 4));
+  const lastDay = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return `${year}-${expiry.slice(2, 4)}-${String(lastDay).padStart(2, "0")}`;
+}
+
+function fieldError(field: string, message: string): AppError {
+  return new AppError("validation_failed", message, { fields: { [field]: [message] } });
+}
+
+/** PINs are 4 to 12 digits (ISO 9564-1). */
+export const PIN_PATTERN = "^[0-9]{4,12}$";
+export const CVV_PATTERN = "^[0-9]{3}$";

@@ -1,0 +1,47 @@
+// The closed set of failures the service reports. Every error a client can cause is an AppError with a
+// stable code; the HTTP layer maps codes to statuses and shapes (problem+json or a dialect's own shape).
+// Messages are written for the client and must never carry a PAN, CVV, PIN, PIN block or key.
+export const errorStatus = {
+  validation_failed: 400,
+  invalid_json: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  card_not_found: 404,
+  not_found: 404,
+  method_not_allowed: 405,
+  card_closed: 409,
+  invalid_state_transition: 409,
+  idempotency_in_progress: 409,
+  idempotency_key_reused: 422,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  key_unavailable: 500,
+  service_unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+export interface FieldErrors {
+  [field: string]: string[];
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly fields?: FieldErrors;
+
+  constructor(code: ErrorCode, message: string, options?: { fields?: FieldErrors; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "AppError";
+    this.code = code;
+    this.status = errorStatus[code];
+    if (options?.fields) this.fields = options.fields;
+  }
+}
+
+export const cardNotFound = () => new AppError("card_not_found", "No card with this public token.");
+
+export const validationFailed = (field: string, message: string) =>
+  new AppError("validation_failed", message, { fields: { [field]: [message] } });

@@ -1,0 +1,182 @@
+// The local keystore file: every key, versioned, each sealed with AES-256-GCM under the master key (AAD = the
+// key id, so sealed keys cannot be swapped between entries). The file never holds a clear key; a check value
+// of the master key lets start-up say "wrong master key" instead of failing on the first card.
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { keyCheckValue } from "../crypto/kcv.js";
+import type { Clock } from "../lib/clock.js";
+import { type KeyInfo, type KeyType, keyTypes } from "./key-provider.js";
+
+const FORMAT = "cardvault-keystore/1";
+
+interface SealedKey {
+  id: string;
+  type: KeyType;
+  version: number;
+  algorithm: string;
+  kcv: string;
+  createdAt: string;
+  sealed: string;
+}
+
+interface KeystoreFile {
+  format: string;
+  masterKeyCheck: string;
+  keys: SealedKey[];
+}
+
+export interface ClearKey extends KeyInfo {
+  material: Buffer;
+}
+
+const algorithms: Record<KeyType, { algorithm: string; bytes: number }> = {
+  cvk: { algorithm: "tdes-2key", bytes: 16 },
+  pvk: { algorithm: "tdes-2key", bytes: 16 },
+  "pek-tdes": { algorithm: "tdes-2key", bytes: 16 },
+  "pek-aes": { algorithm: "aes-256", bytes: 32 },
+  "pin-storage": { algorithm: "aes-256", bytes: 32 },
+  "pan-data": { algorithm: "aes-256", bytes: 32 },
+  fingerprint: { algorithm: "hmac-sha256", bytes: 32 },
+};
+
+export class KeystoreError extends Error {}
+
+export function keystoreExists(file: string): boolean {
+  return existsSync(file);
+}
+
+/** Reads and opens every key. Throws KeystoreError with a clear message on a wrong master key or damage. */
+export function loadKeystore(file: string, masterKey: Buffer): ClearKey[] {
+  const store = readFile(file);
+  if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+    throw new KeystoreError(
+      `The master key does not open the keystore ${file} (its check value differs): set CARDVAULT_MASTER_KEY to the key the keystore was created with.`,
+    );
+  }
+  const newest = newestVersions(store.keys);
+  return store.keys.map((k) => ({
+    id: k.id,
+    type: k.type,
+    version: k.version,
+    algorithm: k.algorithm,
+    kcv: k.kcv,
+    createdAt: k.createdAt,
+    active: newest.get(k.type) === k.version,
+    material: unseal(k, masterKey),
+  }));
+}
+
+/** Creates the keystore, or adds version 1 of any key type it lacks. Returns the ids created. */
+export function initKeystore(file: string, masterKey: Buffer, clock: Clock): string[] {
+  const store: KeystoreFile = existsSync(file)
+    ? readFile(file)
+    : { format: FORMAT, masterKeyCheck: masterKeyCheck(masterKey), keys: [] };
+  if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+    throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+  }
+  const created: string[] = [];
+  for (const type of keyTypes) {
+    if (store.keys.some((k) => k.type === type)) continue;
+    const key = newKey(type, 1, masterKey, clock);
+    store.keys.push(key);
+    created.push(key.id);
+  }
+  writeFile(file, store);
+  return created;
+}
+
+/** Adds a new version of each given type; new work uses it, existing ciphertexts keep naming their key. */
+export function rotateKeys(file: string, masterKey: Buffer, types: readonly KeyType[], clock: Clock): string[] {
+  const store = readFile(file);
+  if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+    throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+  }
+  const newest = newestVersions(store.keys);
+  const created = types.map((type) => {
+    const key = newKey(type, (newest.get(type) ?? 0) + 1, masterKey, clock);
+    store.keys.push(key);
+    return key.id;
+  });
+  writeFile(file, store);
+  return created;
+}
+
+function newKey(type: KeyType, version: number, masterKey: Buffer, clock: Clock): SealedKey {
+  const { algorithm, bytes } = algorithms[type];
+  const material = algorithm.startsWith("tdes") ? withOddParity(randomBytes(bytes)) : randomBytes(bytes);
+  const id = `${type}-v${version}`;
+  return {
+    id,
+    type,
+    version,
+    algorithm,
+    kcv: checkValue(algorithm, material),
+    createdAt: clock.now().toISOString(),
+    sealed: seal(material, id, masterKey),
+  };
+}
+
+function checkValue(algorithm: string, material: Buffer): string {
+  if (algorithm.startsWith("tdes")) return keyCheckValue(material, "tdes", 3);
+  if (algorithm.startsWith("aes")) return keyCheckValue(material, "aes", 3);
+  return createHmac("sha256", material).update(Buffer.alloc(16)).digest("hex").slice(0, 6).toUpperCase();
+}
+
+/** DES keys conventionally carry odd parity in each byte's low bit; HSMs reject keys without it. */
+function withOddParity(key: Buffer): Buffer {
+  for (let i = 0; i < key.length; i++) {
+    const high = key[i]! & 0xfe;
+    let ones = 0;
+    for (let b = high; b; b >>= 1) ones += b & 1;
+    key[i] = high | (ones % 2 === 0 ? 1 : 0);
+  }
+  return key;
+}
+
+function masterKeyCheck(masterKey: Buffer): string {
+  return createHmac("sha256", masterKey).update("cardvault keystore master key check").digest("hex").slice(0, 16);
+}
+
+function seal(material: Buffer, id: string, masterKey: Buffer): string {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", masterKey, nonce);
+  cipher.setAAD(Buffer.from(id));
+  const ct = Buffer.concat([cipher.update(material), cipher.final()]);
+  return Buffer.concat([nonce, ct, cipher.getAuthTag()]).toString("base64");
+}
+
+function unseal(key: SealedKey, masterKey: Buffer): Buffer {
+  const raw = Buffer.from(key.sealed, "base64");
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", masterKey, raw.subarray(0, 12));
+    decipher.setAAD(Buffer.from(key.id));
+    decipher.setAuthTag(raw.subarray(raw.length - 16));
+    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]);
+  } catch {
+    throw new KeystoreError(`Key ${key.id} in the keystore is damaged: it does not open under the master key.`);
+  }
+}
+
+function newestVersions(keys: SealedKey[]): Map<KeyType, number> {
+  const newest = new Map<KeyType, number>();
+  for (const k of keys) newest.set(k.type, Math.max(newest.get(k.type) ?? 0, k.version));
+  return newest;
+}
+
+function readFile(file: string): KeystoreFile {
+  let parsed: KeystoreFile;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8")) as KeystoreFile;
+  } catch (error) {
+    throw new KeystoreError(`Cannot read the keystore ${file}: ${(error as Error).message}`);
+  }
+  if (parsed.format !== FORMAT) throw new KeystoreError(`${file} is not a cardvault keystore (${FORMAT}).`);
+  return parsed;
+}
+
+/** Write-then-rename, so a crash never leaves half a keystore. */
+function writeFile(file: string, store: KeystoreFile): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(store, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, file);
+}

@@ -1,0 +1,126 @@
+// The composition root: from a validated Config, open the store and the keys and wire every service with
+// exactly the dependencies it uses. serve, the CLI commands and the tests all build their world here.
+import { join } from "node:path";
+import { type Config, parseMasterKey } from "./config.js";
+import { createEventPublisher } from "./events/outbox.js";
+import type { KeyProvider } from "./keys/key-provider.js";
+import { initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
+import { createLocalKeyProvider } from "./keys/local-keystore.js";
+import { type Clock, systemClock } from "./lib/clock.js";
+import { devSecret } from "./lib/dev-secrets.js";
+import { createAuditRecorder, createAuditService } from "./services/audit.js";
+import { createCardService } from "./services/cards.js";
+import { createCvvService } from "./services/cvv.js";
+import { createPinService } from "./services/pin.js";
+import { createTenantService } from "./services/tenants.js";
+import { createTryCounter } from "./services/try-counter.js";
+import { createAuditRepo } from "./store/audit-repo.js";
+import { createCardRepo } from "./store/card-repo.js";
+import { migrateToLatest, openSqliteStore, type Store } from "./store/db.js";
+import { createIdempotencyRepo } from "./store/idempotency-repo.js";
+import { createOutboxRepo } from "./store/outbox-repo.js";
+import { createTenantRepo } from "./store/tenant-repo.js";
+
+export interface RuntimeOptions {
+  clock?: Clock;
+  /** Where development-key warnings go (the logger in serve, stderr in the CLI). */
+  warn?: (message: string) => void;
+}
+
+export function keystorePath(config: Config): string {
+  return join(config.dataDir, "keystore.json");
+}
+
+export function resolveMasterKey(config: Config, warn: (message: string) => void): Buffer {
+  const value = config.masterKey ?? devSecret(config.dataDir, "dev-master.key", 32, warn);
+  return parseMasterKey(value)!;
+}
+
+export function resolveJwtSecret(config: Config, warn: (message: string) => void): string | undefined {
+  if (config.auth.hs256Secret || config.auth.jwksFile || config.auth.jwksUrl) return config.auth.hs256Secret;
+  return devSecret(config.dataDir, "dev-jwt-secret", 32, warn);
+}
+
+/** Opens the keystore; in development it is created on first use, in production `keys init` must run first. */
+export function openKeys(config: Config, clock: Clock, warn: (message: string) => void): KeyProvider {
+  const file = keystorePath(config);
+  const masterKey = resolveMasterKey(config, warn);
+  if (!keystoreExists(file)) {
+    if (config.production) {
+      throw new Error(`No keystore at ${file}: run \`cardvault keys init\` once with the production master key.`);
+    }
+    initKeystore(file, masterKey, clock);
+  }
+  return createLocalKeyProvider(loadKeystore(file, masterKey));
+}
+
+export async function openStore(config: Config): Promise<Store> {
+  const store = openSqliteStore(config.databaseFile);
+  await migrateToLatest(store.db);
+  return store;
+}
+
+export function createServices(deps: { store: Store; keys: KeyProvider; clock: Clock }) {
+  const { store, keys, clock } = deps;
+  const repos = {
+    tenants: createTenantRepo(store.db),
+    cards: createCardRepo(store.db),
+    audit: createAuditRepo(store.db),
+    outbox: createOutboxRepo(store.db),
+    idempotency: createIdempotencyRepo(store.db),
+  };
+  const record = createAuditRecorder({ audit: repos.audit, clock });
+  const publish = createEventPublisher({ outbox: repos.outbox, clock });
+  const counterDeps = { store, cards: repos.cards, record, publish, clock };
+  return {
+    repos,
+    tenants: createTenantService({ tenants: repos.tenants, clock }),
+    cards: createCardService({ store, tenants: repos.tenants, cards: repos.cards, keys, record, publish, clock }),
+    cvv: createCvvService({
+      store,
+      cards: repos.cards,
+      keys,
+      record,
+      counter: createTryCounter(counterDeps, "cvv"),
+    }),
+    pin: createPinService({
+      store,
+      cards: repos.cards,
+      keys,
+      record,
+      publish,
+      clock,
+      counter: createTryCounter(counterDeps, "pin"),
+    }),
+    audit: createAuditService({ audit: repos.audit }),
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;
+
+export interface Runtime {
+  config: Config;
+  clock: Clock;
+  store: Store;
+  keys: KeyProvider;
+  services: Services;
+  jwtSecret: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
+  const clock = options.clock ?? systemClock;
+  const warn = options.warn ?? ((message: string) => process.emitWarning(message));
+  const keys = openKeys(config, clock, warn);
+  const jwtSecret = resolveJwtSecret(config, warn);
+  const store = await openStore(config);
+  return {
+    config,
+    clock,
+    store,
+    keys,
+    services: createServices({ store, keys, clock }),
+    jwtSecret,
+    close: () => store.close(),
+  };
+}

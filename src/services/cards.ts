@@ -1,0 +1,200 @@
+// Card life cycle: issue a card (PAN, CVV service code, random PIN, all sealed), read it, change its status.
+// A card's PAN is only ever written sealed and bound to its tenant and id; the view never shows more than
+// the first six and last four digits.
+import { generatePan } from "../crypto/pan.js";
+import {
+  assertStatusTransition,
+  type CardStatus,
+  type CardType,
+  defaultExpiry,
+  expiryToDate,
+  parseExpiry,
+} from "../domain/card.js";
+import { AppError } from "../domain/errors.js";
+import type { EventPublisher } from "../events/outbox.js";
+import type { KeyProvider } from "../keys/key-provider.js";
+import type { Clock } from "../lib/clock.js";
+import { newPublicToken, uuidv7 } from "../lib/ids.js";
+import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
+import type { Store } from "../store/db.js";
+import type { TenantRepo } from "../store/tenant-repo.js";
+import type { Actor, AuditRecorder } from "./audit.js";
+import { findCard } from "./card-lookup.js";
+import { randomPin } from "./pin.js";
+
+/** The service code for CVV2, the value printed on the card; rotation (a later feature) changes it. */
+export const CVV2_SERVICE_CODE = "000";
+
+export interface CardView {
+  publicToken: string;
+  type: CardType;
+  status: CardStatus;
+  maskedPan: string;
+  last4: string;
+  expiry: string;
+  expiryDate: string;
+  cardholderName: string | null;
+  customerReference: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewCard {
+  type: CardType;
+  expiry?: string;
+  cardholderName?: string;
+  customerReference?: string;
+  status?: CardStatus;
+}
+
+export interface CardChanges {
+  status?: CardStatus;
+  cardholderName?: string;
+  description?: string;
+  updatedBy?: string;
+}
+
+export interface CardServiceDeps {
+  store: Pick<Store, "transaction">;
+  tenants: TenantRepo;
+  cards: CardRepo;
+  keys: KeyProvider;
+  record: AuditRecorder;
+  publish: EventPublisher;
+  clock: Clock;
+}
+
+const MAX_DRAWS = 10;
+
+
+function viewOf(card: {
+  public_token: string;
+  type: string;
+  status: string;
+  pan_first6: string;
+  pan_last4: string;
+  expiry: string;
+  cardholder_name: string | null;
+  customer_reference: string | null;
+  created_at: string;
+  updated_at: string;
+}): CardView {
+  return {
+    publicToken: card.public_token,
+    type: card.type as CardType,
+    status: card.status as CardStatus,
+    maskedPan: `${card.pan_first6}******${card.pan_last4}`,
+    last4: card.pan_last4,
+    expiry: card.expiry,
+    expiryDate: expiryToDate(card.expiry),
+    cardholderName: card.cardholder_name,
+    customerReference: card.customer_reference,
+    createdAt: card.created_at,
+    updatedAt: card.updated_at,
+  };
+}
+
+export function createCardService(deps: CardServiceDeps) {
+  /** Draws until unused; collisions are rare (9 random digits, 9+ account digits) but must not fail a request. */
+  async function draw<T>(make: () => Promise<T> | T, taken: (value: T) => Promise<boolean>, what: string) {
+    for (let i = 0; i < MAX_DRAWS; i++) {
+      const value = await make();
+      if (!(await taken(value))) return value;
+    }
+    throw new AppError("service_unavailable", `Could not allocate a unique ${what}; the range may be exhausted.`);
+  }
+
+  return {
+    async create(actor: Actor, input: NewCard): Promise<CardView> {
+      const tenant = await deps.tenants.find(actor.tenantId);
+      if (!tenant) throw new AppError("forbidden", "The token's tenant is not registered with this service.");
+      const now = deps.clock.now();
+      const expiry = input.expiry === undefined ? defaultExpiry(now) : parseExpiry(input.expiry, now);
+
+      const pan = await draw(
+        () => generatePan(tenant.bin, tenant.pan_length),
+        async (candidate) => deps.cards.fingerprintExists(await deps.keys.panFingerprint(candidate)),
+        "PAN",
+      );
+      const publicToken = await draw(newPublicToken, (t) => deps.cards.tokenExists(t), "public token");
+      const id = uuidv7(deps.clock);
+      const sealedPin = await deps.keys.sealPin(pan, randomPin());
+      const stamp = now.toISOString();
+      const row = {
+        id,
+        tenant_id: tenant.id,
+        public_token: publicToken,
+        type: input.type,
+        status: input.status ?? "active",
+        pan_sealed: await deps.keys.sealPan(pan, { tenantId: tenant.id, cardId: id }),
+        pan_fingerprint: await deps.keys.panFingerprint(pan),
+        pan_first6: pan.slice(0, 6),
+        pan_last4: pan.slice(-4),
+        expiry,
+        cardholder_name: input.cardholderName ?? null,
+        customer_reference: input.customerReference ?? null,
+        cvk_id: deps.keys.activeKeyId("cvk"),
+        cvv_service_code: CVV2_SERVICE_CODE,
+        cvv_tries_remaining: tenant.max_cvv_tries,
+        pin_sealed: sealedPin.pinSealed,
+        pvk_id: sealedPin.pvkId,
+        pvki: sealedPin.pvki,
+        pvv: sealedPin.pvv,
+        pin_tries_remaining: tenant.max_pin_tries,
+        created_at: stamp,
+        updated_at: stamp,
+      };
+      await deps.store.transaction(async (tx) => {
+        await deps.cards.insert(row, tx);
+        const card = { id, public_token: publicToken };
+        await deps.record(tx, actor, { action: "card.create", outcome: "success", card, details: { type: input.type } });
+        await deps.publish(tx, {
+          tenantId: tenant.id,
+          cardId: id,
+          type: "card.created",
+          data: { publicToken, type: input.type, last4: row.pan_last4, status: row.status },
+        });
+      });
+      return viewOf(row);
+    },
+
+    async get(actor: Actor, publicToken: string): Promise<CardView> {
+      return viewOf(await findCard(deps.cards, actor, publicToken));
+    },
+
+    async update(actor: Actor, publicToken: string, changes: CardChanges): Promise<CardView> {
+      const card = await findCard(deps.cards, actor, publicToken);
+      if (changes.status) assertStatusTransition(card.status as CardStatus, changes.status);
+      const stamp = deps.clock.now().toISOString();
+      const patch = {
+        ...(changes.status ? { status: changes.status } : {}),
+        ...(changes.cardholderName !== undefined ? { cardholder_name: changes.cardholderName } : {}),
+      };
+      await deps.store.transaction(async (tx) => {
+        await deps.cards.update(card.id, patch, stamp, tx);
+        await deps.record(tx, actor, {
+          action: "card.update",
+          outcome: "success",
+          card,
+          details: {
+            fromStatus: card.status,
+            toStatus: changes.status,
+            description: changes.description,
+            updatedBy: changes.updatedBy,
+          },
+        });
+        if (changes.status && changes.status !== card.status) {
+          await deps.publish(tx, {
+            tenantId: actor.tenantId,
+            cardId: card.id,
+            type: "card.updated",
+            data: { publicToken, status: changes.status, previousStatus: card.status },
+          });
+        }
+      });
+      return viewOf({ ...card, ...patch, updated_at: stamp });
+    },
+  };
+}
+
+export type CardService = ReturnType<typeof createCardService>;

@@ -1,0 +1,52 @@
+// Tenants (card programs): registered by an operator with the CLI, each with its BIN, PAN length and the
+// number of wrong tries after which its cards' CVV and PIN block.
+import { AppError } from "../domain/errors.js";
+import type { Clock } from "../lib/clock.js";
+import type { TenantRepo } from "../store/tenant-repo.js";
+import type { TenantRow } from "../store/schema.js";
+
+export interface NewTenant {
+  id: string;
+  name?: string;
+  bin?: string;
+  panLength?: number;
+  maxCvvTries?: number;
+  maxPinTries?: number;
+}
+
+export const TENANT_DEFAULTS = { bin: "999999", panLength: 16, maxCvvTries: 3, maxPinTries: 3 } as const;
+
+export function createTenantService(deps: { tenants: TenantRepo; clock: Clock }) {
+  return {
+    async add(input: NewTenant): Promise<TenantRow> {
+      const row: TenantRow = {
+        id: input.id,
+        name: input.name ?? null,
+        bin: input.bin ?? TENANT_DEFAULTS.bin,
+        pan_length: input.panLength ?? TENANT_DEFAULTS.panLength,
+        max_cvv_tries: input.maxCvvTries ?? TENANT_DEFAULTS.maxCvvTries,
+        max_pin_tries: input.maxPinTries ?? TENANT_DEFAULTS.maxPinTries,
+        created_at: deps.clock.now().toISOString(),
+      };
+      const problems = [
+        !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(row.id) && "id must be 1–63 lower-case letters, digits, - or _",
+        !/^[0-9]{6,11}$/.test(row.bin) && "bin must be 6 to 11 digits",
+        !(Number.isInteger(row.pan_length) && row.pan_length >= 12 && row.pan_length <= 19) &&
+          "pan length must be 12 to 19",
+        row.pan_length - row.bin.length < 7 && "the BIN leaves fewer than 6 account digits plus a check digit",
+        !(Number.isInteger(row.max_cvv_tries) && row.max_cvv_tries >= 1 && row.max_cvv_tries <= 99) &&
+          "max CVV tries must be 1 to 99",
+        !(Number.isInteger(row.max_pin_tries) && row.max_pin_tries >= 1 && row.max_pin_tries <= 99) &&
+          "max PIN tries must be 1 to 99",
+      ].filter(Boolean);
+      if (problems.length > 0) throw new AppError("validation_failed", problems.join("; "));
+      if (!(await deps.tenants.insert(row))) {
+        throw new AppError("invalid_state_transition", `Tenant ${row.id} already exists.`);
+      }
+      return row;
+    },
+    list: () => deps.tenants.list(),
+  };
+}
+
+export type TenantService = ReturnType<typeof createTenantService>;

@@ -1,0 +1,24 @@
+// The append-only audit trail. Rows are written inside the transaction of the change they record; ids are
+// UUIDv7, so id order is time order and serves as the pagination cursor.
+import type { Db } from "./db.js";
+import type { AuditRow } from "./schema.js";
+
+export function createAuditRepo(db: Db) {
+  return {
+    async insert(row: AuditRow, tx: Db = db): Promise<void> {
+      await tx.insertInto("audit_events").values(row).execute();
+    },
+    list(
+      tenantId: string,
+      options: { after?: string; limit: number; cardId?: string },
+      tx: Db = db,
+    ): Promise<AuditRow[]> {
+      let query = tx.selectFrom("audit_events").selectAll().where("tenant_id", "=", tenantId);
+      if (options.after) query = query.where("id", ">", options.after);
+      if (options.cardId) query = query.where("card_id", "=", options.cardId);
+      return query.orderBy("id").limit(options.limit).execute();
+    },
+  };
+}
+
+export type AuditRepo = ReturnType<typeof createAuditRepo>;

@@ -1,0 +1,94 @@
+// Cards and their try counters. Every counter change is one UPDATE … RETURNING guarded in SQL, never a
+// read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N.
+import type { Db } from "./db.js";
+import type { CardRow, NewCardRow } from "./schema.js";
+
+export type Secret = "cvv" | "pin";
+
+const counterColumn = { cvv: "cvv_tries_remaining", pin: "pin_tries_remaining" } as const;
+
+/** A card with the limits of its tenant, as most operations need both. */
+export type CardWithLimits = CardRow & { max_cvv_tries: number; max_pin_tries: number };
+
+export function createCardRepo(db: Db) {
+  return {
+    async insert(row: NewCardRow, tx: Db = db): Promise<void> {
+      await tx.insertInto("cards").values(row).execute();
+    },
+
+    findByToken(tenantId: string, publicToken: string, tx: Db = db): Promise<CardWithLimits | undefined> {
+      return tx
+        .selectFrom("cards")
+        .innerJoin("tenants", "tenants.id", "cards.tenant_id")
+        .selectAll("cards")
+        .select(["tenants.max_cvv_tries", "tenants.max_pin_tries"])
+        .where("cards.tenant_id", "=", tenantId)
+        .where("cards.public_token", "=", publicToken)
+        .executeTakeFirst();
+    },
+
+    async tokenExists(publicToken: string, tx: Db = db): Promise<boolean> {
+      const row = await tx
+        .selectFrom("cards")
+        .select("id")
+        .where("public_token", "=", publicToken)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    async fingerprintExists(fingerprint: string, tx: Db = db): Promise<boolean> {
+      const row = await tx
+        .selectFrom("cards")
+        .select("id")
+        .where("pan_fingerprint", "=", fingerprint)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
+    async update(
+      cardId: string,
+      changes: Partial<Pick<CardRow, "status" | "cardholder_name" | "customer_reference" | "pin_sealed" | "pvv" | "pvk_id" | "pvki" | "pin_tries_remaining">>,
+      updatedAt: string,
+      tx: Db = db,
+    ): Promise<void> {
+      await tx
+        .updateTable("cards")
+        .set({ ...changes, updated_at: updatedAt })
+        .where("id", "=", cardId)
+        .execute();
+    },
+
+    /**
+     * Moves a counter one step, only while it is above zero. Returns the count after the step, or null when
+     * the counter was already at zero (the secret is blocked and the step did nothing).
+     */
+    async stepCounter(
+      cardId: string,
+      secret: Secret,
+      step: "reset" | "decrement",
+      max: number,
+      tx: Db = db,
+    ): Promise<number | null> {
+      const column = counterColumn[secret];
+      const row = await tx
+        .updateTable("cards")
+        .set((eb) => ({ [column]: step === "reset" ? max : eb(column, "-", 1) }))
+        .where("id", "=", cardId)
+        .where(column, ">", 0)
+        .returning(column)
+        .executeTakeFirst();
+      return row === undefined ? null : Number((row as Record<string, unknown>)[column]);
+    },
+
+    /** Sets a counter outright: the maximum to unblock, zero to block. */
+    async setCounter(cardId: string, secret: Secret, value: number, updatedAt: string, tx: Db = db): Promise<void> {
+      await tx
+        .updateTable("cards")
+        .set({ [counterColumn[secret]]: value, updated_at: updatedAt })
+        .where("id", "=", cardId)
+        .execute();
+    },
+  };
+}
+
+export type CardRepo = ReturnType<typeof createCardRepo>;

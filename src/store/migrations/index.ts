@@ -1,0 +1,14 @@
+// Ordered list of migrations. Listed statically (not read from disk) so the same list serves tsx and dist/.
+// Never edit a released migration: add the next file.
+import type { Migration, MigrationProvider } from "kysely";
+import * as m0001 from "./0001-initial.js";
+
+const migrations: Record<string, Migration> = {
+  "0001-initial": m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
+
+export const latestMigration = Object.keys(migrations).sort().at(-1)!;

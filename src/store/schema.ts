@@ -1,0 +1,84 @@
+// The database's shape as Kysely sees it. Times are ISO-8601 UTC strings (sortable, identical on SQLite and
+// PostgreSQL). No column holds a clear PAN, CVV or PIN: pan_sealed and pin_sealed are envelopes from keys/.
+import type { Insertable, Selectable } from "kysely";
+
+export interface TenantsTable {
+  id: string;
+  name: string | null;
+  bin: string;
+  pan_length: number;
+  max_cvv_tries: number;
+  max_pin_tries: number;
+  created_at: string;
+}
+
+export interface CardsTable {
+  id: string;
+  tenant_id: string;
+  public_token: string;
+  type: string;
+  status: string;
+  pan_sealed: string;
+  pan_fingerprint: string;
+  pan_first6: string;
+  pan_last4: string;
+  expiry: string;
+  cardholder_name: string | null;
+  customer_reference: string | null;
+  cvk_id: string;
+  cvv_service_code: string;
+  cvv_tries_remaining: number;
+  pin_sealed: string;
+  pvk_id: string;
+  pvki: number;
+  pvv: string;
+  pin_tries_remaining: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AuditEventsTable {
+  id: string;
+  tenant_id: string;
+  card_id: string | null;
+  public_token: string | null;
+  actor: string;
+  action: string;
+  outcome: string;
+  request_id: string | null;
+  details: string | null;
+  created_at: string;
+}
+
+export interface OutboxEventsTable {
+  id: string;
+  tenant_id: string;
+  card_id: string | null;
+  type: string;
+  payload: string;
+  created_at: string;
+}
+
+export interface IdempotencyKeysTable {
+  tenant_id: string;
+  key: string;
+  fingerprint: string;
+  state: string;
+  response_status: number | null;
+  response_body: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  cards: CardsTable;
+  audit_events: AuditEventsTable;
+  outbox_events: OutboxEventsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
+
+export type TenantRow = Selectable<TenantsTable>;
+export type CardRow = Selectable<CardsTable>;
+export type NewCardRow = Insertable<CardsTable>;
+export type AuditRow = Selectable<AuditEventsTable>;

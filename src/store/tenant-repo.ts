@@ -1,0 +1,20 @@
+// Tenants: the card programs this service holds cards for, with their BIN and try limits.
+import type { Db } from "./db.js";
+import type { TenantRow } from "./schema.js";
+
+export function createTenantRepo(db: Db) {
+  return {
+    async insert(row: TenantRow, tx: Db = db): Promise<boolean> {
+      const result = await tx.insertInto("tenants").values(row).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+    },
+    find(id: string, tx: Db = db): Promise<TenantRow | undefined> {
+      return tx.selectFrom("tenants").selectAll().where("id", "=", id).executeTakeFirst();
+    },
+    list(tx: Db = db): Promise<TenantRow[]> {
+      return tx.selectFrom("tenants").selectAll().orderBy("id").execute();
+    },
+  };
+}
+
+export type TenantRepo = ReturnType<typeof createTenantRepo>;
