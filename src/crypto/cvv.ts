@@ -162,8 +162,8 @@ const BATCH_CHUNK = 4096;
 
 /**
  * CVVs for many inputs under one CVK (e.g. a scheduled rotation): each of the two cipher steps runs
- * once per chunk of up to 4096 inputs instead of once per input. Results are in input order; any
- * malformed input rejects the whole batch before anything is enciphered.
+ * once per chunk of up to 4096 inputs instead of once per input. Results are in input order; one
+ * malformed input rejects the whole batch (no partial result is returned).
  */
 export function computeCvvBatch(cvk: Buffer, inputs: readonly CvvInput[]): string[] {
   assertKeyLength(cvk, { allowed: [16], name: "CVK" });

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// `cardvault <command>`: the one entry point for the server and the operator's tools.
+import { ConfigError } from "../config.js";
+import { KeystoreError } from "../keys/keystore-file.js";
+import { cryptoCommand } from "./crypto.js";
+import { type CliIo, processIo, UsageError } from "./io.js";
+import { keysCommand } from "./keys.js";
+import { migrateCommand } from "./migrate.js";
+import { serveCommand } from "./serve.js";
+import { tenantsCommand } from "./tenants.js";
+import { tokenCommand } from "./token.js";
+
+const USAGE = `usage: cardvault <command> [options]
+
+commands:
+  serve [--host H] [--port N] [--data-dir DIR]   run the HTTP API
+  migrate [--data-dir DIR]                       apply database migrations
+  keys init | list | rotate [--type T]           manage the keystore
+  tenants add ID [...] | tenants list            manage tenants (card programs)
+  token --tenant ID --scope "..." [--ttl 1h]     mint a bearer token for this server
+  crypto <cvv|pvv|ibm3624-offset|pin-block|kcv|dcvv> ...   card cryptography calculator`;
+
+const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
+  serve: (args) => serveCommand(args),
+  migrate: migrateCommand,
+  keys: keysCommand,
+  tenants: tenantsCommand,
+  token: tokenCommand,
+  crypto: cryptoCommand,
+};
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === "--help" || name === "help") {
+    (name ? io.stdout : io.stderr)(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    io.stderr(`unknown command "${name}"\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(args, io);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof KeystoreError) {
+      io.stderr(`cardvault ${name}: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+const code = await main(process.argv.slice(2), processIo);
+if (code >= 0) process.exitCode = code;

@@ -1,0 +1,51 @@
+// `cardvault tenants add | list`: register card programs.
+import { AppError } from "../domain/errors.js";
+import { createTenantService } from "../services/tenants.js";
+import { systemClock } from "../lib/clock.js";
+import { openStore } from "../runtime.js";
+import { createTenantRepo } from "../store/tenant-repo.js";
+import { type CliIo, UsageError } from "./io.js";
+import { configFrom, dataDirOption, integerOption, parse } from "./options.js";
+
+export async function tenantsCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...dataDirOption,
+    name: { type: "string" },
+    bin: { type: "string" },
+    "pan-length": { type: "string" },
+    "max-cvv-tries": { type: "string" },
+    "max-pin-tries": { type: "string" },
+  });
+  const [action, id] = positionals;
+  if (action !== "add" && action !== "list") {
+    throw new UsageError(
+      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] | tenants list",
+    );
+  }
+  const store = await openStore(configFrom(values));
+  const tenants = createTenantService({ tenants: createTenantRepo(store.db), clock: systemClock });
+  try {
+    if (action === "list") {
+      for (const t of await tenants.list()) {
+        io.stdout(`${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}`);
+      }
+      return 0;
+    }
+    if (!id) throw new UsageError("usage: cardvault tenants add ID [...]");
+    const row = await tenants.add({
+      id,
+      name: values.name,
+      bin: values.bin,
+      panLength: integerOption(values["pan-length"], "pan-length"),
+      maxCvvTries: integerOption(values["max-cvv-tries"], "max-cvv-tries"),
+      maxPinTries: integerOption(values["max-pin-tries"], "max-pin-tries"),
+    });
+    io.stdout(`added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`);
+    return 0;
+  } catch (error) {
+    if (error instanceof AppError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,113 @@
+// buildApp(deps): the HTTP application without listen(), so tests drive it with inject() or a real port.
+// Cross-cutting rules live here once: request ids, security headers, authentication by route scope,
+// idempotency, one error handler, and the OpenAPI document.
+import { randomUUID } from "node:crypto";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { AppError } from "../domain/errors.js";
+import type { Clock } from "../lib/clock.js";
+import type { Services } from "../runtime.js";
+import type { Store } from "../store/db.js";
+import { type Principal, requireScope, type Scope, type TokenVerifier } from "./auth.js";
+import { registerIdempotency } from "./idempotency.js";
+import { handleError } from "./problems.js";
+import { registerHealthRoutes } from "./health.js";
+import { registerV1Routes } from "./v1/index.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The scope a route needs; routes without one are public (health, docs). */
+    scope?: Scope;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export interface AppDeps {
+  services: Services;
+  verifier: TokenVerifier;
+  store: Pick<Store, "ping">;
+  clock: Clock;
+  bodyLimitBytes: number;
+  idempotencyTtlHours: number;
+  logger?: FastifyServerOptions["loggerInstance"] | boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+const BEARER = /^Bearer ([A-Za-z0-9_.+/=-]+)$/;
+
+
+export async function buildApp(deps: AppDeps) {
+  const app = Fastify({
+    ...(typeof deps.logger === "object" ? { loggerInstance: deps.logger } : { logger: deps.logger ?? false }),
+    bodyLimit: deps.bodyLimitBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
+    return503OnClosing: true,
+    connectionTimeout: 30_000,
+    requestTimeout: 30_000,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) =>
+    handleError(new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`), request, reply),
+  );
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    const scope = request.routeOptions.config.scope;
+    if (!scope) return;
+    const match = BEARER.exec(request.headers.authorization ?? "");
+    if (!match) throw new AppError("unauthorized", "Send a bearer token: Authorization: Bearer <JWT>.");
+    request.principal = await deps.verifier.verify(match[1]!);
+    requireScope(request.principal, scope);
+  });
+
+  app.addHook("onSend", async (request, reply, payload) => {
+    reply.header("cache-control", "no-store");
+    reply.header("x-content-type-options", "nosniff");
+    reply.header("referrer-policy", "no-referrer");
+    reply.header("strict-transport-security", "max-age=31536000; includeSubDomains");
+    reply.header("cross-origin-resource-policy", "same-origin");
+    if (!request.url.startsWith("/docs")) {
+      reply.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
+      reply.header("x-frame-options", "DENY");
+    }
+    return payload;
+  });
+
+  registerIdempotency(app, {
+    idempotency: deps.services.repos.idempotency,
+    clock: deps.clock,
+    ttlHours: deps.idempotencyTtlHours,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "cardvault",
+        version: "1",
+        description: "Card issuer's CVV & PIN service: cards, CVVs and PINs with try counters.",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  registerHealthRoutes(app, { store: deps.store });
+  registerV1Routes(app, deps.services);
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  return app;
+}
+
+export type CardvaultApp = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,132 @@
+// One place where failures become responses. Every error is first normalised to an AppError (Fastify's
+// validation and parser errors included), then rendered as RFC 9457 problem+json. Nothing a client sends
+// produces a 500; a real 500 never echoes its internal message.
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { AppError, type ErrorCode, type FieldErrors } from "../domain/errors.js";
+
+const PROBLEM_BASE = "https://cardvault.dev/problems/";
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  traceId: string;
+  errors?: FieldErrors;
+}
+
+const titles: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+interface AjvIssue {
+  instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+/** Maps anything thrown while handling a request to the AppError a client is shown. */
+export function toAppError(error: unknown): { appError: AppError; unexpected: boolean } {
+  if (error instanceof AppError) return { appError: error, unexpected: error.status >= 500 };
+  const fastifyError = error as Partial<FastifyError> & { validation?: AjvIssue[]; validationContext?: string };
+  if (fastifyError.validation) {
+    const fields = fieldErrors(fastifyError.validation, fastifyError.validationContext ?? "body");
+    return {
+      appError: new AppError("validation_failed", "The request is not valid; see errors for each field.", { fields }),
+      unexpected: false,
+    };
+  }
+  switch (fastifyError.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return { appError: new AppError("payload_too_large", "The request body is too large."), unexpected: false };
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return {
+        appError: new AppError("unsupported_media_type", "Send the body as application/json."),
+        unexpected: false,
+      };
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return { appError: new AppError("invalid_json", "The JSON body is empty."), unexpected: false };
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return { appError: new AppError("invalid_json", "The body is not valid JSON."), unexpected: false };
+  }
+  const status = fastifyError.statusCode ?? 500;
+  if (error instanceof SyntaxError && status === 400) {
+    return { appError: new AppError("invalid_json", "The body is not valid JSON."), unexpected: false };
+  }
+  if (status >= 400 && status < 500) {
+    return { appError: new AppError(codeForStatus(status), titles[status] ?? "The request was refused."), unexpected: false };
+  }
+  return { appError: new AppError("internal_error", "Something went wrong on our side; it has been logged."), unexpected: true };
+}
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 401) return "unauthorized";
+  if (status === 403) return "forbidden";
+  if (status === 404) return "not_found";
+  if (status === 405) return "method_not_allowed";
+  if (status === 413) return "payload_too_large";
+  if (status === 415) return "unsupported_media_type";
+  if (status === 429) return "rate_limited";
+  return "validation_failed";
+}
+
+function fieldErrors(issues: AjvIssue[], context: string): FieldErrors {
+  const fields: FieldErrors = {};
+  for (const issue of issues) {
+    const path = issue.instancePath.replace(/^\//, "").replaceAll("/", ".");
+    const name =
+      issue.keyword === "required"
+        ? joinPath(path, String(issue.params.missingProperty))
+        : issue.keyword === "additionalProperties"
+          ? joinPath(path, String(issue.params.additionalProperty))
+          : path || context;
+    const message =
+      issue.keyword === "additionalProperties"
+        ? "is not a known field"
+        : issue.keyword === "required"
+          ? "is required"
+          : (issue.message ?? "is invalid");
+    const list = fields[name] ?? [];
+    if (!list.includes(message)) list.push(message);
+    fields[name] = list;
+  }
+  return fields;
+}
+
+function joinPath(path: string, leaf: string): string {
+  return path ? `${path}.${leaf}` : leaf;
+}
+
+export function renderProblem(error: AppError, traceId: string): Problem {
+  return {
+    type: `${PROBLEM_BASE}${error.code}`,
+    title: titles[error.status] ?? "Error",
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    traceId,
+    ...(error.fields ? { errors: error.fields } : {}),
+  };
+}
+
+/** The app's error handler: log what was unexpected (without request bodies), answer with a problem. */
+export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const { appError, unexpected } = toAppError(error);
+  if (unexpected) request.log.error({ err: error }, "request failed");
+  if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
+  const problem = renderProblem(appError, request.id);
+  return reply.status(appError.status).type("application/problem+json").send(problem);
+}

@@ -1,0 +1,33 @@
+// Runs the app on a port: builds it from a Runtime, listens, and shuts down gracefully on SIGTERM/SIGINT
+// (stop accepting, finish in-flight requests, close the store).
+import type { Logger } from "pino";
+import type { Runtime } from "../runtime.js";
+import { buildApp } from "./app.js";
+import { createTokenVerifier } from "./auth.js";
+
+export async function startServer(runtime: Runtime, logger: Logger) {
+  const { config } = runtime;
+  const app = await buildApp({
+    services: runtime.services,
+    verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, runtime.clock),
+    store: runtime.store,
+    clock: runtime.clock,
+    bodyLimitBytes: config.bodyLimitBytes,
+    idempotencyTtlHours: config.idempotencyTtlHours,
+    logger,
+  });
+  await app.listen({ host: config.host, port: config.port });
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, "shutting down: finishing in-flight requests");
+    await app.close();
+    await runtime.close();
+    logger.info("stopped");
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+  return { app, shutdown };
+}

@@ -1,0 +1,43 @@
+// Native v1: the tenant's audit trail, oldest first, with cursor pagination.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import type { AuditService } from "../../services/audit.js";
+import { actorOf, errorResponses } from "./schemas.js";
+
+const AuditEvent = Type.Object({
+  id: Type.String(),
+  action: Type.String(),
+  outcome: Type.String(),
+  actor: Type.String(),
+  publicToken: Type.Union([Type.String(), Type.Null()]),
+  requestId: Type.Union([Type.String(), Type.Null()]),
+  details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+export function registerAuditRoutes(root: FastifyInstance, audit: AuditService): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  app.get(
+    "/v1/audit-events",
+    {
+      config: { scope: "audit:read" },
+      schema: {
+        tags: ["audit"],
+        querystring: Type.Object(
+          {
+            cursor: Type.Optional(Type.String({ maxLength: 64 })),
+            limit: Type.Optional(Type.String({ pattern: "^(100|[1-9][0-9]?)$", description: "1–100, default 50." })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ items: Type.Array(AuditEvent), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) =>
+      audit.list(actorOf(request), { cursor: request.query.cursor, limit: Number(request.query.limit ?? 50) }),
+  );
+}

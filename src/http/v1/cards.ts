@@ -1,0 +1,69 @@
+// Native v1: issue, read and change cards.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import type { CardService } from "../../services/cards.js";
+import { actorOf, CardStatusSchema, CardTypeSchema, CardView, errorResponses, PublicTokenParams } from "./schemas.js";
+
+const NewCardBody = Type.Object(
+  {
+    type: CardTypeSchema,
+    expiry: Type.Optional(Type.String({ pattern: "^[0-9]{4}$", description: "YYMM; defaults to three years out." })),
+    cardholderName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    customerReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("inactive")])),
+  },
+  { additionalProperties: false },
+);
+
+const CardPatchBody = Type.Object(
+  {
+    status: Type.Optional(CardStatusSchema),
+    cardholderName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    description: Type.Optional(Type.String({ maxLength: 800 })),
+    updatedBy: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export function registerCardRoutes(root: FastifyInstance, cards: CardService): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.post(
+    "/v1/cards",
+    {
+      config: { scope: "cards:write", idempotent: true },
+      schema: {
+        tags: ["cards"],
+        summary: "Issue a card: a PAN, a CVV and a random PIN are allocated.",
+        body: NewCardBody,
+        response: { 201: CardView, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.status(201).send(await cards.create(actorOf(request), request.body)),
+  );
+
+  app.get(
+    "/v1/cards/:publicToken",
+    {
+      config: { scope: "cards:read" },
+      schema: { tags: ["cards"], params: PublicTokenParams, response: { 200: CardView, ...errorResponses } },
+    },
+    async (request) => cards.get(actorOf(request), request.params.publicToken),
+  );
+
+  app.patch(
+    "/v1/cards/:publicToken",
+    {
+      config: { scope: "cards:write" },
+      schema: {
+        tags: ["cards"],
+        summary: "Change a card's status (active, inactive, suspended, closed) or cardholder name.",
+        params: PublicTokenParams,
+        body: CardPatchBody,
+        response: { 200: CardView, ...errorResponses },
+      },
+    },
+    async (request) => cards.update(actorOf(request), request.params.publicToken, request.body),
+  );
+}

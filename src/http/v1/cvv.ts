@@ -1,0 +1,75 @@
+// Native v1: read, verify, and unblock a card's CVV, and read its try counter.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import { CVV_PATTERN } from "../../domain/card.js";
+import type { CvvService } from "../../services/cvv.js";
+import { actorOf, errorResponses, PublicTokenParams, StatusChangeBody, TryStateView, VerifyView } from "./schemas.js";
+
+export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const tags = ["cvv"];
+
+  app.get(
+    "/v1/cards/:publicToken/cvv",
+    {
+      config: { scope: "cvv:read" },
+      schema: {
+        tags,
+        summary: "Read the card's current CVV (audited).",
+        params: PublicTokenParams,
+        response: { 200: Type.Object({ cvv: Type.String() }), ...errorResponses },
+      },
+    },
+    async (request) => cvv.get(actorOf(request), request.params.publicToken),
+  );
+
+  app.get(
+    "/v1/cards/:publicToken/cvv/status",
+    {
+      config: { scope: "cards:read" },
+      schema: { tags, params: PublicTokenParams, response: { 200: TryStateView, ...errorResponses } },
+    },
+    async (request) => cvv.status(actorOf(request), request.params.publicToken),
+  );
+
+  app.post(
+    "/v1/cards/:publicToken/cvv/verify",
+    {
+      config: { scope: "cvv:verify", idempotent: true },
+      schema: {
+        tags,
+        summary: "Verify a CVV: a wrong one uses up a try; at zero the CVV is Blocked until unblocked.",
+        params: PublicTokenParams,
+        body: Type.Object({ cvv: Type.String({ pattern: CVV_PATTERN }) }, { additionalProperties: false }),
+        response: { 200: VerifyView, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { status, remainingTries, result } = await cvv.verify(
+        actorOf(request),
+        request.params.publicToken,
+        request.body.cvv,
+      );
+      return { result, status, remainingTries };
+    },
+  );
+
+  app.post(
+    "/v1/cards/:publicToken/cvv/unblock",
+    {
+      config: { scope: "cvv:manage", idempotent: true },
+      schema: {
+        tags,
+        summary: "Unblock the CVV: the try counter goes back to its maximum.",
+        params: PublicTokenParams,
+        body: Type.Optional(StatusChangeBody),
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      await cvv.setStatus(actorOf(request), request.params.publicToken, "Unblocked", request.body ?? {});
+      return reply.status(204).send(null);
+    },
+  );
+}
