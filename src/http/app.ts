@@ -55,6 +55,13 @@ export async function buildApp(deps: AppDeps) {
     requestTimeout: 30_000,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // The scope a route needs is part of its contract: publish it in the OpenAPI document (3.1 allows role
+  // names in a bearer requirement).
+  app.addHook("onRoute", (route) => {
+    const scope = route.config?.scope;
+    if (scope) route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
+  });
+
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) =>
     handleError(new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`), request, reply),

@@ -1,0 +1,104 @@
+// A fresh cardvault per test file: its own data directory (SQLite database + keystore), two tenants, the
+// real app driven through inject(), and tokens minted with the configured secret.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { loadConfig } from "../../src/config.js";
+import { buildApp } from "../../src/http/app.js";
+import { createTokenVerifier, mintToken, scopes } from "../../src/http/auth.js";
+import { type Clock, systemClock } from "../../src/lib/clock.js";
+import { openRuntime } from "../../src/runtime.js";
+
+export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256!";
+export const TEST_MASTER_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+export const ALL_SCOPES = [...scopes];
+
+export interface HarnessOptions {
+  clock?: Clock;
+  logger?: Logger;
+  maxCvvTries?: number;
+  maxPinTries?: number;
+  env?: Record<string, string>;
+}
+
+export async function createHarness(options: HarnessOptions = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), "cardvault-test-"));
+  const clock = options.clock ?? systemClock;
+  const config = loadConfig(
+    { CARDVAULT_JWT_SECRET: TEST_JWT_SECRET, CARDVAULT_MASTER_KEY: TEST_MASTER_KEY, ...options.env },
+    { dataDir },
+  );
+  const runtime = await openRuntime(config, { clock, warn: () => {} });
+  for (const id of ["acme", "globex"]) {
+    await runtime.services.tenants.add({
+      id,
+      bin: id === "acme" ? "400000" : "510000",
+      maxCvvTries: options.maxCvvTries ?? 3,
+      maxPinTries: options.maxPinTries ?? 3,
+    });
+  }
+  const app = await buildApp({
+    services: runtime.services,
+    verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, clock),
+    store: runtime.store,
+    clock,
+    bodyLimitBytes: config.bodyLimitBytes,
+    idempotencyTtlHours: config.idempotencyTtlHours,
+    logger: options.logger ?? false,
+  });
+
+  const token = (tokenScopes: string[] = ALL_SCOPES, tenant = "acme", subject = "test-user") =>
+    mintToken({
+      secret: TEST_JWT_SECRET,
+      tenantId: tenant,
+      scopes: tokenScopes,
+      subject,
+      ttlSeconds: 3600,
+      tenantClaim: config.auth.tenantClaim,
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+      clock,
+    });
+
+  const defaultToken = await token();
+
+  /** One request as the default (all scopes, tenant acme) caller unless a token or headers are given. */
+  async function call(
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+    url: string,
+    body?: unknown,
+    init: { token?: string | null; headers?: Record<string, string> } = {},
+  ) {
+    const bearer = init.token === undefined ? defaultToken : init.token;
+    return app.inject({
+      method,
+      url,
+      headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...init.headers },
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+  }
+
+  async function createCard(body: Record<string, unknown> = { type: "virtual" }, bearer?: string) {
+    const response = await call("POST", "/v1/cards", body, { token: bearer });
+    if (response.statusCode !== 201) throw new Error(`create card failed: ${response.statusCode} ${response.body}`);
+    return response.json() as { publicToken: string; maskedPan: string; expiry: string; status: string };
+  }
+
+  return {
+    app,
+    runtime,
+    config,
+    dataDir,
+    token,
+    call,
+    createCard,
+    async close() {
+      await app.close();
+      await runtime.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type Harness = Awaited<ReturnType<typeof createHarness>>;
