@@ -1,0 +1,135 @@
+// The operator's commands, run as a user would run them: as a real process from the repository root.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "..");
+const dataDir = mkdtempSync(join(tmpdir(), "cardvault-cli-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+const baseEnv = { ...process.env, NODE_ENV: "development", CARDVAULT_MASTER_KEY: "", CARDVAULT_JWT_SECRET: "" };
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+    cwd: root,
+    env: { ...baseEnv, ...env },
+    encoding: "utf8",
+  });
+  return { code: result.status, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+describe("cardvault CLI", () => {
+  it("creates development keys on first use, with a warning, and lists them with check values only", () => {
+    const init = cli(["keys", "init", "--data-dir", dataDir]);
+    expect(init.code).toBe(0);
+    expect(init.stderr).toMatch(/DEVELOPMENT KEY/);
+    const list = cli(["keys", "list", "--data-dir", dataDir]);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.split("\n");
+    expect(lines.map((l) => l.split("\t")[0])).toEqual([
+      "cvk-v1",
+      "pvk-v1",
+      "pin-storage-v1",
+      "pan-data-v1",
+      "fingerprint-v1",
+      "pek-tdes-v1",
+      "pek-aes-v1",
+    ]);
+    for (const line of lines) expect(line).toMatch(/kcv=[0-9A-F]{6}\tactive/);
+    const keystore = readFileSync(join(dataDir, "keystore.json"), "utf8");
+    const master = readFileSync(join(dataDir, "dev-master.key"), "utf8").trim();
+    expect(keystore).not.toContain(master);
+  });
+
+  it("rotates data keys to a new version, keeping the old ones listed as retired", () => {
+    const rotate = cli(["keys", "rotate", "--data-dir", dataDir]);
+    expect(rotate.code).toBe(0);
+    expect(rotate.stdout).toContain("pan-data-v2");
+    const list = cli(["keys", "list", "--data-dir", dataDir]).stdout;
+    expect(list).toMatch(/pan-data-v1\t.*retired/);
+    expect(list).toMatch(/pan-data-v2\t.*active/);
+  });
+
+  it("refuses a wrong master key with a clear message", () => {
+    const wrong = cli(["keys", "list", "--data-dir", dataDir], { CARDVAULT_MASTER_KEY: "ab".repeat(32) });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/master key does not open the keystore/);
+  });
+
+  it("adds and lists tenants, refusing bad values", () => {
+    expect(cli(["tenants", "add", "acme", "--bin", "412345", "--max-cvv-tries", "5", "--data-dir", dataDir]).code).toBe(0);
+    const list = cli(["tenants", "list", "--data-dir", dataDir]);
+    expect(list.stdout).toContain("acme\tbin=412345\tpanLength=16\tmaxCvvTries=5\tmaxPinTries=3");
+    const bad = cli(["tenants", "add", "bad", "--bin", "12", "--data-dir", dataDir]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bin must be 6 to 11 digits/);
+    expect(cli(["tenants", "add", "acme", "--data-dir", dataDir]).stderr).toMatch(/already exists/);
+  });
+
+  it("stops in production without a master key", () => {
+    const result = cli(["serve", "--data-dir", dataDir, "--port", "0"], { NODE_ENV: "production" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/CARDVAULT_MASTER_KEY is required/);
+  });
+
+  it("serves the API with a token minted by `cardvault token`, and stops cleanly on SIGTERM", async () => {
+    const token = cli(["token", "--tenant", "acme", "--scope", "cards:write cvv:read", "--data-dir", dataDir]);
+    expect(token.code).toBe(0);
+    expect(token.stdout.split(".")).toHaveLength(3);
+
+    const port = await freePort();
+    const server = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", String(port), "--data-dir", dataDir], {
+      cwd: root,
+      env: baseEnv,
+    });
+    let output = "";
+    server.stdout.on("data", (d) => {
+      output += d;
+    });
+    server.stderr.on("data", (d) => {
+      output += d;
+    });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 100; i++) {
+        const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const headers = { authorization: `Bearer ${token.stdout}`, "content-type": "application/json" };
+      const created = await fetch(`${base}/v1/cards`, { method: "POST", headers, body: JSON.stringify({ type: "virtual" }) });
+      expect(created.status).toBe(201);
+      const card = (await created.json()) as { publicToken: string; maskedPan: string };
+      expect(card.maskedPan).toMatch(/^412345/);
+      const cvv = await fetch(`${base}/v1/cards/${card.publicToken}/cvv`, { headers });
+      expect((await cvv.json()) as object).toEqual({ cvv: expect.stringMatching(/^[0-9]{3}$/) });
+      const forbidden = await fetch(`${base}/v1/cards/${card.publicToken}/pin`, { headers });
+      expect(forbidden.status).toBe(403);
+    } finally {
+      server.kill("SIGTERM");
+      const code = await new Promise((resolve) => server.on("exit", resolve));
+      expect(code).toBe(0);
+    }
+    expect(output).toMatch(/DEVELOPMENT KEY/);
+    expect(output).toMatch(/shutting down/);
+  });
+
+  it("prints usage and exits non-zero on an unknown command", () => {
+    const result = cli(["frobnicate"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/unknown command/);
+  });
+});
