@@ -68,7 +68,7 @@ describe("CVV", () => {
 
     const events = await h.runtime.services.repos.outbox.list("acme");
     const types = events.filter((e) => e.payload.includes(t)).map((e) => e.type);
-    expect(types).toEqual(["card.created", "card.cvv.blocked", "card.cvv.unblocked"]);
+    expect(types).toEqual(["card.created", "cvv.blocked", "cvv.unblocked"]);
   });
 
   it("unblocks without a body and at any time", async () => {

@@ -7,12 +7,12 @@ import type { OutboxRepo } from "../store/outbox-repo.js";
 
 export type EventType =
   | "card.created"
-  | "card.updated"
-  | "card.cvv.blocked"
-  | "card.cvv.unblocked"
-  | "card.pin.blocked"
-  | "card.pin.unblocked"
-  | "card.pin.changed";
+  | "card.status.changed"
+  | "cvv.blocked"
+  | "cvv.unblocked"
+  | "pin.changed"
+  | "pin.blocked"
+  | "pin.unblocked";
 
 export type EventPublisher = (
   tx: Db,

@@ -187,7 +187,7 @@ export function createCardService(deps: CardServiceDeps) {
           await deps.publish(tx, {
             tenantId: actor.tenantId,
             cardId: card.id,
-            type: "card.updated",
+            type: "card.status.changed",
             data: { publicToken, status: changes.status, previousStatus: card.status },
           });
         }

@@ -65,7 +65,7 @@ export function createPinService(deps: PinServiceDeps) {
         await deps.publish(tx, {
           tenantId: actor.tenantId,
           cardId: card.id,
-          type: "card.pin.changed",
+          type: "pin.changed",
           data: { publicToken: card.public_token },
         });
       });

@@ -44,7 +44,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           await deps.publish(tx, {
             tenantId: actor.tenantId,
             cardId: card.id,
-            type: `card.${secret}.blocked`,
+            type: `${secret}.blocked`,
             data: { publicToken: card.public_token, reason: "too_many_wrong_tries" },
           });
         }
@@ -66,7 +66,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
         await deps.publish(tx, {
           tenantId: actor.tenantId,
           cardId: card.id,
-          type: status === "Unblocked" ? `card.${secret}.unblocked` : `card.${secret}.blocked`,
+          type: status === "Unblocked" ? `${secret}.unblocked` : `${secret}.blocked`,
           data: { publicToken: card.public_token, reason: status === "Unblocked" ? "unblocked" : "blocked_by_request" },
         });
         return tryState(value, maxOf(card));

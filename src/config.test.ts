@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseMasterKey } from "./config.js";
+
+describe("configuration", () => {
+  it("has development defaults: loopback, port 8080, ./data, HS256", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ host: "127.0.0.1", port: 8080, production: false, masterKey: undefined });
+    expect(config.dataDir).toMatch(/data$/);
+    expect(config.auth.algorithms).toEqual(["HS256"]);
+  });
+
+  it("takes flags over environment", () => {
+    const config = loadConfig({ CARDVAULT_PORT: "9000", CARDVAULT_HOST: "0.0.0.0" }, { port: "9100" });
+    expect(config.port).toBe(9100);
+    expect(config.host).toBe("0.0.0.0");
+  });
+
+  it("refuses production without a master key or JWT configuration, listing every problem", () => {
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(ConfigError);
+    try {
+      loadConfig({ NODE_ENV: "production" });
+    } catch (error) {
+      expect((error as Error).message).toMatch(/CARDVAULT_MASTER_KEY is required/);
+      expect((error as Error).message).toMatch(/CARDVAULT_JWT_SECRET/);
+    }
+  });
+
+  it("rejects short secrets, malformed master keys, bad ports and disallowed algorithms", () => {
+    expect(() => loadConfig({ CARDVAULT_JWT_SECRET: "short" })).toThrow(/at least 32 bytes/);
+    expect(() => loadConfig({ CARDVAULT_MASTER_KEY: "abcd" })).toThrow(/32 bytes/);
+    expect(() => loadConfig({ CARDVAULT_PORT: "70000" })).toThrow(/port/);
+    expect(() => loadConfig({ CARDVAULT_JWT_ALGORITHMS: "none" })).toThrow(/not allowed/);
+    expect(() => loadConfig({ CARDVAULT_JWKS_FILE: "x.json", CARDVAULT_JWT_ALGORITHMS: "HS256" })).toThrow(/not allowed/);
+  });
+
+  it("reads a master key as hex or base64", () => {
+    const hex = "ab".repeat(32);
+    expect(parseMasterKey(hex)?.toString("hex")).toBe(hex);
+    expect(parseMasterKey(Buffer.from(hex, "hex").toString("base64"))?.toString("hex")).toBe(hex);
+    expect(parseMasterKey("not a key")).toBeNull();
+  });
+});
