@@ -15,6 +15,7 @@ import { registerIdempotency } from "./idempotency.js";
 import { handleError } from "./problems.js";
 import { registerHealthRoutes } from "./health.js";
 import { registerV1Routes } from "./v1/index.js";
+import { registerDialects } from "./dialects/index.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -112,6 +113,7 @@ export async function buildApp(deps: AppDeps) {
 
   registerHealthRoutes(app, { store: deps.store });
   registerV1Routes(app, deps.services);
+  await registerDialects(app, deps.services);
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   return app;

@@ -1,0 +1,6 @@
+// Vendor-compatible dialects: each is an encapsulated Fastify plugin under the vendor's own base path, with
+// its own error shape, translating to the same services as the native API. No business rule lives here.
+import type { FastifyInstance } from "fastify";
+import type { Services } from "../../runtime.js";
+
+export async function registerDialects(_app: FastifyInstance, _services: Services): Promise<void> {}
