@@ -88,7 +88,10 @@ describe("idempotency keys", () => {
   });
 
   it("rejects a malformed key", async () => {
-    const response = await h.call("POST", "/v1/cards", { type: "virtual" }, { headers: { "idempotency-key": "x".repeat(300) } });
+    const response = await h.call("POST", "/v1/cards", { type: "virtual" }, {
+      headers: { "idempotency-key": "x".repeat(300) },
+      token: await h.token(),
+    });
     expect(response.statusCode).toBe(400);
   });
 });

@@ -91,8 +91,8 @@ describe("PIN", () => {
       { format: 4 as const, key: aes },
     ];
     for (const { format, key } of cases) {
-      const good = encipherPinBlock({ format, pin: "730142", pan, key });
-      const bad = encipherPinBlock({ format, pin: "730143", pan, key });
+      const good = encipherPinBlock({ format, pin: "730142", pan, key }).toString("hex");
+      const bad = encipherPinBlock({ format, pin: "730143", pan, key }).toString("hex");
       const ok = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: good, format });
       expect(ok.json(), `format ${format}`).toMatchObject({ result: "match", remainingTries: 3 });
       const wrong = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: bad, format, keyId: format === 4 ? "pek-aes-v1" : "pek-tdes-v1" });

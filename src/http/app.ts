@@ -64,6 +64,12 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.setErrorHandler(handleError);
+  // A JSON API: plain text is not a body we accept (415), and a missing body is an empty object, so
+  // validation names the missing fields instead of answering "body must be object".
+  app.removeContentTypeParser("text/plain");
+  app.addHook("preValidation", async (request) => {
+    if (request.body === undefined && request.method !== "GET" && request.method !== "DELETE") request.body = {};
+  });
   app.setNotFoundHandler((request, reply) =>
     handleError(new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`), request, reply),
   );

@@ -117,7 +117,7 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
       const storage = activeKey("pin-storage");
       const pvk = activeKey("pvk");
       const pvki = 1;
-      const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material });
+      const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material }).toString("hex").toUpperCase();
       return {
         pvkId: pvk.id,
         pvki,

@@ -63,12 +63,12 @@ export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void 
         tags,
         summary: "Unblock the CVV: the try counter goes back to its maximum.",
         params: PublicTokenParams,
-        body: Type.Optional(StatusChangeBody),
+        body: StatusChangeBody,
         response: { 204: Type.Null(), ...errorResponses },
       },
     },
     async (request, reply) => {
-      await cvv.setStatus(actorOf(request), request.params.publicToken, "Unblocked", request.body ?? {});
+      await cvv.setStatus(actorOf(request), request.params.publicToken, "Unblocked", request.body);
       return reply.status(204).send(null);
     },
   );

@@ -93,12 +93,12 @@ export function registerPinRoutes(root: FastifyInstance, pin: PinService): void 
         tags,
         summary: "Unblock the PIN: the try counter goes back to its maximum, at any time.",
         params: PublicTokenParams,
-        body: Type.Optional(StatusChangeBody),
+        body: StatusChangeBody,
         response: { 204: Type.Null(), ...errorResponses },
       },
     },
     async (request, reply) => {
-      await pin.setStatus(actorOf(request), request.params.publicToken, "Unblocked", request.body ?? {});
+      await pin.setStatus(actorOf(request), request.params.publicToken, "Unblocked", request.body);
       return reply.status(204).send(null);
     },
   );
