@@ -15,11 +15,13 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
     "pan-length": { type: "string" },
     "max-cvv-tries": { type: "string" },
     "max-pin-tries": { type: "string" },
+    sandbox: { type: "boolean" },
+    "rotation-interval-hours": { type: "string" },
   });
   const [action, id] = positionals;
   if (action !== "add" && action !== "list") {
     throw new UsageError(
-      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] | tenants list",
+      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] | tenants list",
     );
   }
   const store = await openStore(configFrom(values));
@@ -27,7 +29,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
   try {
     if (action === "list") {
       for (const t of await tenants.list()) {
-        io.stdout(`${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}`);
+        io.stdout(`${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${t.sandbox ? "\tsandbox" : ""}`);
       }
       return 0;
     }
@@ -39,6 +41,8 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
       panLength: integerOption(values["pan-length"], "pan-length"),
       maxCvvTries: integerOption(values["max-cvv-tries"], "max-cvv-tries"),
       maxPinTries: integerOption(values["max-pin-tries"], "max-pin-tries"),
+      sandbox: values.sandbox,
+      defaultRotationIntervalHours: integerOption(values["rotation-interval-hours"], "rotation-interval-hours"),
     });
     io.stdout(`added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`);
     return 0;

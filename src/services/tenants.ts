@@ -1,6 +1,7 @@
 // Tenants (card programs): registered by an operator with the CLI, each with its BIN, PAN length and the
 // number of wrong tries after which its cards' CVV and PIN block.
 import { AppError } from "../domain/errors.js";
+import { isValidInterval } from "../domain/rotation-schedule.js";
 import type { Clock } from "../lib/clock.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { TenantRow } from "../store/schema.js";
@@ -12,6 +13,10 @@ export interface NewTenant {
   panLength?: number;
   maxCvvTries?: number;
   maxPinTries?: number;
+  /** Sandbox tenants may use test clocks. */
+  sandbox?: boolean;
+  /** Rotation interval for new virtual cards that do not name one; none by default. */
+  defaultRotationIntervalHours?: number;
 }
 
 export const TENANT_DEFAULTS = { bin: "999999", panLength: 16, maxCvvTries: 3, maxPinTries: 3 } as const;
@@ -27,6 +32,8 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
         max_cvv_tries: input.maxCvvTries ?? TENANT_DEFAULTS.maxCvvTries,
         max_pin_tries: input.maxPinTries ?? TENANT_DEFAULTS.maxPinTries,
         created_at: deps.clock.now().toISOString(),
+        sandbox: input.sandbox ? 1 : 0,
+        default_rotation_interval_hours: input.defaultRotationIntervalHours ?? null,
       };
       const problems = [
         !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(row.id) && "id must be 1–63 lower-case letters, digits, - or _",
@@ -38,6 +45,9 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
           "max CVV tries must be 1 to 99",
         !(Number.isInteger(row.max_pin_tries) && row.max_pin_tries >= 1 && row.max_pin_tries <= 99) &&
           "max PIN tries must be 1 to 99",
+        row.default_rotation_interval_hours !== null &&
+          !isValidInterval(row.default_rotation_interval_hours) &&
+          "the default rotation interval must be a whole number of hours ≥ 1",
       ].filter(Boolean);
       if (problems.length > 0) throw new AppError("validation_failed", problems.join("; "));
       if (!(await deps.tenants.insert(row))) {

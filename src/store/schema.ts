@@ -10,6 +10,8 @@ export interface TenantsTable {
   max_cvv_tries: number;
   max_pin_tries: number;
   created_at: string;
+  sandbox: number;
+  default_rotation_interval_hours: number | null;
 }
 
 export interface CardsTable {
@@ -35,6 +37,24 @@ export interface CardsTable {
   pin_tries_remaining: number;
   created_at: string;
   updated_at: string;
+  rotation_interval_hours: number | null;
+  next_rotation_at: string | null;
+  last_scheduled_at: string | null;
+  last_rotated_at: string | null;
+  test_clock_id: string | null;
+}
+
+export interface TestClocksTable {
+  id: string;
+  tenant_id: string;
+  frozen_time: string;
+  created_at: string;
+}
+
+export interface JobLeasesTable {
+  name: string;
+  holder: string;
+  expires_at: string;
 }
 
 export interface AuditEventsTable {
@@ -76,9 +96,12 @@ export interface Database {
   audit_events: AuditEventsTable;
   outbox_events: OutboxEventsTable;
   idempotency_keys: IdempotencyKeysTable;
+  test_clocks: TestClocksTable;
+  job_leases: JobLeasesTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
+export type TestClockRow = Selectable<TestClocksTable>;
 export type CardRow = Selectable<CardsTable>;
 export type NewCardRow = Insertable<CardsTable>;
 export type AuditRow = Selectable<AuditEventsTable>;

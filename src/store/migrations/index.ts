@@ -2,9 +2,11 @@
 // Never edit a released migration: add the next file.
 import type { Migration, MigrationProvider } from "kysely";
 import * as m0001 from "./0001-initial.js";
+import * as m0002 from "./0002-cvv-rotation.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
+  "0002-cvv-rotation": m0002,
 };
 
 export const migrationProvider: MigrationProvider = {
