@@ -25,6 +25,9 @@ export interface Config {
   logLevel: string;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
+  /** Run the background jobs (rotation scheduler, webhook sender) inside `serve`. */
+  runJobs: boolean;
+  jobIntervalMs: number;
   auth: AuthConfig;
 }
 
@@ -49,6 +52,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 
   const idempotencyTtlHours = Number(env.CARDVAULT_IDEMPOTENCY_TTL_HOURS ?? 24);
   if (!(idempotencyTtlHours >= 1)) problems.push("CARDVAULT_IDEMPOTENCY_TTL_HOURS must be ≥ 1");
+
+  const jobs = env.CARDVAULT_JOBS ?? "on";
+  if (jobs !== "on" && jobs !== "off") problems.push("CARDVAULT_JOBS must be on or off");
+  const jobIntervalMs = Number(env.CARDVAULT_JOB_INTERVAL_MS ?? 1000);
+  if (!Number.isInteger(jobIntervalMs) || jobIntervalMs < 10) problems.push("CARDVAULT_JOB_INTERVAL_MS must be ≥ 10");
 
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
@@ -91,6 +99,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     logLevel: env.CARDVAULT_LOG_LEVEL ?? "info",
     bodyLimitBytes,
     idempotencyTtlHours,
+    runJobs: jobs === "on",
+    jobIntervalMs,
     auth: {
       hs256Secret,
       jwksFile,

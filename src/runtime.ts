@@ -1,25 +1,35 @@
 // The composition root: from a validated Config, open the store and the keys and wire every service with
 // exactly the dependencies it uses. serve, the CLI commands and the tests all build their world here.
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Config, parseMasterKey } from "./config.js";
 import { createEventPublisher } from "./events/outbox.js";
 import type { KeyProvider } from "./keys/key-provider.js";
 import { initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
+import type { Job } from "./jobs/runner.js";
+import { createRotationScheduler } from "./jobs/scheduler.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
 import { createAuditRecorder, createAuditService } from "./services/audit.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
 import { createPinService } from "./services/pin.js";
+import { createCardClock } from "./services/card-clock.js";
+import { createEventService } from "./services/events.js";
+import { createRotationService } from "./services/rotation.js";
 import { createTenantService } from "./services/tenants.js";
+import { createTestClockService } from "./services/test-clocks.js";
 import { createTryCounter } from "./services/try-counter.js";
 import { createAuditRepo } from "./store/audit-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
 import { migrateToLatest, openSqliteStore, type Store } from "./store/db.js";
 import { createIdempotencyRepo } from "./store/idempotency-repo.js";
 import { createOutboxRepo } from "./store/outbox-repo.js";
+import { createLeaseRepo } from "./store/lease-repo.js";
 import { createTenantRepo } from "./store/tenant-repo.js";
+import { createTestClockRepo } from "./store/test-clock-repo.js";
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -68,14 +78,36 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
     audit: createAuditRepo(store.db),
     outbox: createOutboxRepo(store.db),
     idempotency: createIdempotencyRepo(store.db),
+    testClocks: createTestClockRepo(store.db),
+    leases: createLeaseRepo(store.db),
   };
   const record = createAuditRecorder({ audit: repos.audit, clock });
   const publish = createEventPublisher({ outbox: repos.outbox, clock });
   const counterDeps = { store, cards: repos.cards, record, publish, clock };
+  const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
+  const rotation = createRotationService({ store, cards: repos.cards, keys, record, publish, cardClock });
   return {
     repos,
     tenants: createTenantService({ tenants: repos.tenants, clock }),
-    cards: createCardService({ store, tenants: repos.tenants, cards: repos.cards, keys, record, publish, clock }),
+    cards: createCardService({
+      store,
+      tenants: repos.tenants,
+      cards: repos.cards,
+      testClocks: repos.testClocks,
+      keys,
+      record,
+      publish,
+      clock,
+    }),
+    rotation,
+    testClocks: createTestClockService({
+      store,
+      tenants: repos.tenants,
+      testClocks: repos.testClocks,
+      rotation,
+      record,
+      clock,
+    }),
     cvv: createCvvService({
       store,
       cards: repos.cards,
@@ -93,6 +125,7 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
       counter: createTryCounter(counterDeps, "pin"),
     }),
     audit: createAuditService({ audit: repos.audit }),
+    events: createEventService({ outbox: repos.outbox }),
   };
 }
 
@@ -106,6 +139,18 @@ export interface Runtime {
   services: Services;
   jwtSecret: string | undefined;
   close(): Promise<void>;
+}
+
+/** The background jobs a process runs: `serve` (unless CARDVAULT_JOBS=off) and `cardvault worker`. */
+export function createJobs(runtime: Pick<Runtime, "services" | "clock">): Job[] {
+  return [
+    createRotationScheduler({
+      rotation: runtime.services.rotation,
+      leases: runtime.services.repos.leases,
+      clock: runtime.clock,
+      holder: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    }),
+  ];
 }
 
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {

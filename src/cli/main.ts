@@ -9,11 +9,13 @@ import { migrateCommand } from "./migrate.js";
 import { serveCommand } from "./serve.js";
 import { tenantsCommand } from "./tenants.js";
 import { tokenCommand } from "./token.js";
+import { workerCommand } from "./worker.js";
 
 const USAGE = `usage: cardvault <command> [options]
 
 commands:
   serve [--host H] [--port N] [--data-dir DIR]   run the HTTP API
+  worker [--data-dir DIR]                        run the background jobs without the API
   migrate [--data-dir DIR]                       apply database migrations
   keys init | list | rotate [--type T]           manage the keystore
   tenants add ID [...] | tenants list            manage tenants (card programs)
@@ -22,6 +24,7 @@ commands:
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   serve: (args) => serveCommand(args),
+  worker: (args) => workerCommand(args),
   migrate: migrateCommand,
   keys: keysCommand,
   tenants: tenantsCommand,

@@ -7,6 +7,7 @@ import type { OutboxRepo } from "../store/outbox-repo.js";
 
 export type EventType =
   | "card.created"
+  | "card.cvv.changed"
   | "card.status.changed"
   | "cvv.blocked"
   | "cvv.unblocked"

@@ -31,6 +31,7 @@ export const scopes = [
   "pin:verify",
   "pin:manage",
   "audit:read",
+  "events:read",
 ] as const;
 export type Scope = (typeof scopes)[number];
 

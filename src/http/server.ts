@@ -1,7 +1,9 @@
 // Runs the app on a port: builds it from a Runtime, listens, and shuts down gracefully on SIGTERM/SIGINT
-// (stop accepting, finish in-flight requests, close the store).
+// (stop accepting, finish in-flight requests, let the jobs finish their pass and release their leases, close
+// the store).
 import type { Logger } from "pino";
-import type { Runtime } from "../runtime.js";
+import { startJobs } from "../jobs/runner.js";
+import { createJobs, type Runtime } from "../runtime.js";
 import { buildApp } from "./app.js";
 import { createTokenVerifier } from "./auth.js";
 
@@ -17,6 +19,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     logger,
   });
   await app.listen({ host: config.host, port: config.port });
+  const jobs = config.runJobs ? startJobs(createJobs(runtime), logger, config.jobIntervalMs) : undefined;
 
   let closing = false;
   const shutdown = async (signal: string) => {
@@ -24,6 +27,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     closing = true;
     logger.info({ signal }, "shutting down: finishing in-flight requests");
     await app.close();
+    await jobs?.stop();
     await runtime.close();
     logger.info("stopped");
   };

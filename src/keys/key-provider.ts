@@ -1,7 +1,16 @@
 // The one interface through which everything touches key material (our "HSM"). Callers pass key ids and
 // card data; keys never leave the provider, and a clear PIN from an enciphered PIN block never does either.
 // A PKCS#11 or cloud HSM implements this same interface; the local keystore is the default.
-export const keyTypes = ["cvk", "pvk", "pin-storage", "pan-data", "fingerprint", "pek-tdes", "pek-aes"] as const;
+export const keyTypes = [
+  "cvk",
+  "pvk",
+  "pin-storage",
+  "pan-data",
+  "fingerprint",
+  "pek-tdes",
+  "pek-aes",
+  "webhook-secret",
+] as const;
 export type KeyType = (typeof keyTypes)[number];
 
 export interface KeyInfo {
@@ -35,11 +44,16 @@ export interface KeyProvider {
   listKeys(): KeyInfo[];
 
   deriveCvv(input: CvvInput): Promise<string>;
+  /** Many CVVs at once (the rotation scheduler's path); results in input order. */
+  deriveCvvBatch(inputs: readonly CvvInput[]): Promise<string[]>;
   /** Constant-time comparison of a presented CVV with the derived one. */
   verifyCvv(input: CvvInput, presented: string): Promise<boolean>;
 
   sealPan(pan: string, binding: { tenantId: string; cardId: string }): Promise<string>;
   openPan(sealed: string, binding: { tenantId: string; cardId: string }): Promise<string>;
+  /** Webhook signing secrets at rest: AES-256-GCM, bound to tenant + endpoint id like a sealed PAN. */
+  sealWebhookSecret(secret: string, binding: { tenantId: string; endpointId: string }): Promise<string>;
+  openWebhookSecret(sealed: string, binding: { tenantId: string; endpointId: string }): Promise<string>;
   /** Keyed fingerprint for uniqueness and look-ups; the clear PAN is never hashed without a key. */
   panFingerprint(pan: string): Promise<string>;
 

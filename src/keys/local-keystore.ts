@@ -2,7 +2,7 @@
 // generators are built once per key and reused, because CVV and PIN checks sit on the authorisation path.
 // Every ciphertext names the key that made it, so keys can rotate while old ciphertexts stay readable.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { createCvvGenerator } from "../crypto/cvv.js";
+import { computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
 import { decipherPinBlock, encipherPinBlock } from "../crypto/pin-block.js";
 import { createPvvGenerator } from "../crypto/pvv.js";
@@ -65,6 +65,36 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
     }
   }
 
+  /** AES-256-GCM envelope "v1:<key id>:<nonce>:<ciphertext‖tag>", the AAD binding it to its row. */
+  function sealText(type: KeyType, text: string, aad: Buffer): string {
+    const k = activeKey(type);
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", k.material, nonce);
+    cipher.setAAD(aad);
+    const ct = Buffer.concat([cipher.update(text, "utf8"), cipher.final(), cipher.getAuthTag()]);
+    return [ENVELOPE_VERSION, k.id, nonce.toString("base64url"), ct.toString("base64url")].join(":");
+  }
+
+  function openText(sealed: string, type: KeyType, aad: Buffer, what: string): string {
+    const [version, kid, nonce, ct] = sealed.split(":");
+    if (version !== ENVELOPE_VERSION || !kid || !nonce || !ct) {
+      throw new AppError("key_unavailable", `A sealed ${what} is damaged (unknown envelope).`);
+    }
+    const k = key(kid, type);
+    const raw = Buffer.from(ct, "base64url");
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", k.material, Buffer.from(nonce, "base64url"));
+      decipher.setAAD(aad);
+      decipher.setAuthTag(raw.subarray(raw.length - 16));
+      return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString("utf8");
+    } catch {
+      throw new AppError(
+        "key_unavailable",
+        `A sealed ${what} does not open under key ${kid}: the ciphertext is damaged or the key is wrong.`,
+      );
+    }
+  }
+
   /** A PIN matches when its PVV matches and it equals the stored PIN in full (a PVV covers 4 digits only). */
   function pinMatches(pan: string, stored: StoredPin, presented: string): boolean {
     const pvvOk = equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, presented), stored.pvv);
@@ -77,36 +107,33 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
     listKeys: (): KeyInfo[] => keys.map(({ material: _material, ...info }) => info),
 
     deriveCvv: async (input) => cvvOf(input),
+    async deriveCvvBatch(inputs) {
+      const results: string[] = new Array(inputs.length);
+      const byKey = new Map<string, number[]>();
+      inputs.forEach((input, i) => {
+        const group = byKey.get(input.cvkId);
+        if (group) group.push(i);
+        else byKey.set(input.cvkId, [i]);
+      });
+      for (const [cvkId, indexes] of byKey) {
+        const cvvs = computeCvvBatch(
+          key(cvkId, "cvk").material,
+          indexes.map((i) => inputs[i]!),
+        );
+        indexes.forEach((inputIndex, j) => {
+          results[inputIndex] = cvvs[j]!;
+        });
+      }
+      return results;
+    },
     verifyCvv: async (input, presented) => equalSecrets(cvvOf(input), presented),
 
-    async sealPan(pan, binding) {
-      const k = activeKey("pan-data");
-      const nonce = randomBytes(12);
-      const cipher = createCipheriv("aes-256-gcm", k.material, nonce);
-      cipher.setAAD(panAad(binding));
-      const ct = Buffer.concat([cipher.update(pan, "utf8"), cipher.final(), cipher.getAuthTag()]);
-      return [ENVELOPE_VERSION, k.id, nonce.toString("base64url"), ct.toString("base64url")].join(":");
-    },
+    sealPan: async (pan, binding) => sealText("pan-data", pan, panAad(binding)),
+    openPan: async (sealed, binding) => openText(sealed, "pan-data", panAad(binding), "PAN"),
 
-    async openPan(sealed, binding) {
-      const [version, kid, nonce, ct] = sealed.split(":");
-      if (version !== ENVELOPE_VERSION || !kid || !nonce || !ct) {
-        throw new AppError("key_unavailable", "A sealed PAN is damaged (unknown envelope).");
-      }
-      const k = key(kid, "pan-data");
-      const raw = Buffer.from(ct, "base64url");
-      try {
-        const decipher = createDecipheriv("aes-256-gcm", k.material, Buffer.from(nonce, "base64url"));
-        decipher.setAAD(panAad(binding));
-        decipher.setAuthTag(raw.subarray(raw.length - 16));
-        return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString("utf8");
-      } catch {
-        throw new AppError(
-          "key_unavailable",
-          `A sealed PAN does not open under key ${kid}: the ciphertext is damaged or the key is wrong.`,
-        );
-      }
-    },
+    sealWebhookSecret: async (secret, binding) => sealText("webhook-secret", secret, webhookSecretAad(binding)),
+    openWebhookSecret: async (sealed, binding) =>
+      openText(sealed, "webhook-secret", webhookSecretAad(binding), "webhook secret"),
 
     async panFingerprint(pan) {
       const k = activeKey("fingerprint");
@@ -154,6 +181,10 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
 
 function panAad(binding: { tenantId: string; cardId: string }): Buffer {
   return Buffer.from(`cardvault:pan:${binding.tenantId}:${binding.cardId}`);
+}
+
+function webhookSecretAad(binding: { tenantId: string; endpointId: string }): Buffer {
+  return Buffer.from(`cardvault:webhook-secret:${binding.tenantId}:${binding.endpointId}`);
 }
 
 /** Constant-time for equal lengths; lengths are not secret (a CVV is 3 digits, a PIN's length is public). */

@@ -6,7 +6,7 @@ import type { AuditRepo } from "../store/audit-repo.js";
 import type { AuditRow } from "../store/schema.js";
 import { uuidv7 } from "../lib/ids.js";
 import type { Clock } from "../lib/clock.js";
-import { validationFailed } from "../domain/errors.js";
+import { assertCursor, type Page, pageOf } from "./pagination.js";
 
 /** Who is calling: taken from the verified token, plus the request id for correlation. */
 export interface Actor {
@@ -60,19 +60,10 @@ export interface AuditEventView {
 
 export function createAuditService(deps: { audit: AuditRepo }) {
   return {
-    async list(
-      actor: Actor,
-      options: { cursor?: string; limit: number },
-    ): Promise<{ items: AuditEventView[]; nextCursor: string | null }> {
-      if (options.cursor !== undefined && !/^[0-9a-f-]{36}$/.test(options.cursor)) {
-        throw validationFailed("cursor", "cursor must be a value returned as nextCursor.");
-      }
+    async list(actor: Actor, options: { cursor?: string; limit: number }): Promise<Page<AuditEventView>> {
+      assertCursor(options.cursor);
       const rows = await deps.audit.list(actor.tenantId, { after: options.cursor, limit: options.limit + 1 });
-      const page = rows.slice(0, options.limit);
-      return {
-        items: page.map(toView),
-        nextCursor: rows.length > options.limit ? page.at(-1)!.id : null,
-      };
+      return pageOf(rows, options.limit, toView);
     },
   };
 }

@@ -1,6 +1,7 @@
 // Card life cycle: issue a card (PAN, CVV service code, random PIN, all sealed), read it, change its status.
 // A card's PAN is only ever written sealed and bound to its tenant and id; the view never shows more than
 // the first six and last four digits.
+import { CVV2_SERVICE_CODE } from "../crypto/cvv.js";
 import { generatePan } from "../crypto/pan.js";
 import {
   assertStatusTransition,
@@ -10,7 +11,8 @@ import {
   expiryToDate,
   parseExpiry,
 } from "../domain/card.js";
-import { AppError } from "../domain/errors.js";
+import { AppError, validationFailed } from "../domain/errors.js";
+import { isValidInterval, type RotationSchedule, setInterval } from "../domain/rotation-schedule.js";
 import type { EventPublisher } from "../events/outbox.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
@@ -18,12 +20,15 @@ import { newPublicToken, uuidv7 } from "../lib/ids.js";
 import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
+import type { TestClockRepo } from "../store/test-clock-repo.js";
+import type { TenantRow } from "../store/schema.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { findCard } from "./card-lookup.js";
 import { randomPin } from "./pin.js";
+import { scheduleColumns } from "./rotation.js";
 
-/** The service code for CVV2, the value printed on the card; rotation (a later feature) changes it. */
-export const CVV2_SERVICE_CODE = "000";
+const NO_SCHEDULE: RotationSchedule = { intervalHours: null, nextRotationAt: null, lastScheduledAt: null };
+
 
 export interface CardView {
   publicToken: string;
@@ -35,6 +40,9 @@ export interface CardView {
   expiryDate: string;
   cardholderName: string | null;
   customerReference: string | null;
+  cvvRotationIntervalHours: number | null;
+  cvvNextRotationAt: string | null;
+  testClockId: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -45,6 +53,10 @@ export interface NewCard {
   cardholderName?: string;
   customerReference?: string;
   status?: CardStatus;
+  /** Dynamic CVV: rotate automatically every so many hours (virtual cards; tenant default otherwise). */
+  cvvRotationIntervalHours?: number;
+  /** Sandbox only: the card follows this test clock instead of the system clock. */
+  testClockId?: string;
 }
 
 export interface CardChanges {
@@ -58,6 +70,7 @@ export interface CardServiceDeps {
   store: Pick<Store, "transaction">;
   tenants: TenantRepo;
   cards: CardRepo;
+  testClocks: TestClockRepo;
   keys: KeyProvider;
   record: AuditRecorder;
   publish: EventPublisher;
@@ -76,6 +89,9 @@ function viewOf(card: {
   expiry: string;
   cardholder_name: string | null;
   customer_reference: string | null;
+  rotation_interval_hours: number | null;
+  next_rotation_at: string | null;
+  test_clock_id: string | null;
   created_at: string;
   updated_at: string;
 }): CardView {
@@ -89,6 +105,9 @@ function viewOf(card: {
     expiryDate: expiryToDate(card.expiry),
     cardholderName: card.cardholder_name,
     customerReference: card.customer_reference,
+    cvvRotationIntervalHours: card.rotation_interval_hours,
+    cvvNextRotationAt: card.next_rotation_at,
+    testClockId: card.test_clock_id,
     createdAt: card.created_at,
     updatedAt: card.updated_at,
   };
@@ -104,11 +123,28 @@ export function createCardService(deps: CardServiceDeps) {
     throw new AppError("service_unavailable", `Could not allocate a unique ${what}; the range may be exhausted.`);
   }
 
+  /** Cards on a test clock are born at the clock's time; only sandbox tenants may use one. */
+  async function creationTime(tenant: TenantRow, testClockId: string | undefined): Promise<Date> {
+    if (testClockId === undefined) return deps.clock.now();
+    if (!tenant.sandbox) throw new AppError("sandbox_only", "Test clocks are for sandbox tenants only.");
+    const testClock = await deps.testClocks.find(tenant.id, testClockId);
+    if (!testClock) throw validationFailed("testClockId", "No test clock with this id.");
+    return new Date(testClock.frozen_time);
+  }
+
   return {
     async create(actor: Actor, input: NewCard): Promise<CardView> {
       const tenant = await deps.tenants.find(actor.tenantId);
       if (!tenant) throw new AppError("forbidden", "The token's tenant is not registered with this service.");
-      const now = deps.clock.now();
+      const now = await creationTime(tenant, input.testClockId);
+      const interval =
+        input.cvvRotationIntervalHours ?? (input.type === "virtual" ? tenant.default_rotation_interval_hours : null);
+      if (input.cvvRotationIntervalHours !== undefined && input.type !== "virtual") {
+        throw new AppError("card_not_virtual", "Only virtual cards have a dynamic CVV; drop cvvRotationIntervalHours.");
+      }
+      if (interval !== null && !isValidInterval(interval)) {
+        throw validationFailed("cvvRotationIntervalHours", "cvvRotationIntervalHours must be a whole number ≥ 1.");
+      }
       const expiry = input.expiry === undefined ? defaultExpiry(now) : parseExpiry(input.expiry, now);
 
       const pan = await draw(
@@ -143,6 +179,9 @@ export function createCardService(deps: CardServiceDeps) {
         pin_tries_remaining: tenant.max_pin_tries,
         created_at: stamp,
         updated_at: stamp,
+        ...scheduleColumns(interval === null ? NO_SCHEDULE : setInterval(now, interval)),
+        last_rotated_at: null,
+        test_clock_id: input.testClockId ?? null,
       };
       await deps.store.transaction(async (tx) => {
         await deps.cards.insert(row, tx);
@@ -168,6 +207,8 @@ export function createCardService(deps: CardServiceDeps) {
       const stamp = deps.clock.now().toISOString();
       const patch = {
         ...(changes.status ? { status: changes.status } : {}),
+        // A closed card is never rotated again.
+        ...(changes.status === "closed" ? { next_rotation_at: null } : {}),
         ...(changes.cardholderName !== undefined ? { cardholder_name: changes.cardholderName } : {}),
       };
       await deps.store.transaction(async (tx) => {

@@ -10,6 +10,9 @@ const counterColumn = { cvv: "cvv_tries_remaining", pin: "pin_tries_remaining" }
 /** A card with the limits of its tenant, as most operations need both. */
 export type CardWithLimits = CardRow & { max_cvv_tries: number; max_pin_tries: number };
 
+/** The schedule columns a rotation or an interval change writes. */
+export type ScheduleColumns = Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at">;
+
 export function createCardRepo(db: Db) {
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
@@ -47,7 +50,20 @@ export function createCardRepo(db: Db) {
 
     async update(
       cardId: string,
-      changes: Partial<Pick<CardRow, "status" | "cardholder_name" | "customer_reference" | "pin_sealed" | "pvv" | "pvk_id" | "pvki" | "pin_tries_remaining">>,
+      changes: Partial<
+        Pick<
+          CardRow,
+          | "status"
+          | "cardholder_name"
+          | "customer_reference"
+          | "pin_sealed"
+          | "pvv"
+          | "pvk_id"
+          | "pvki"
+          | "pin_tries_remaining"
+          | "next_rotation_at"
+        >
+      >,
       updatedAt: string,
       tx: Db = db,
     ): Promise<void> {
@@ -78,6 +94,47 @@ export function createCardRepo(db: Db) {
         .returning(column)
         .executeTakeFirst();
       return row === undefined ? null : Number((row as Record<string, unknown>)[column]);
+    },
+
+    /**
+     * Gives the card a new CVV service code, only if the code is still the one the caller derived from
+     * (optimistic concurrency: two rotations racing cannot both apply on top of the same CVV).
+     */
+    async rotate(
+      cardId: string,
+      expected: { serviceCode: string; dueAt?: string },
+      changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string },
+      tx: Db = db,
+    ): Promise<boolean> {
+      let query = tx
+        .updateTable("cards")
+        .set({ ...changes, updated_at: changes.last_rotated_at })
+        .where("id", "=", cardId)
+        .where("cvv_service_code", "=", expected.serviceCode);
+      // An automatic rotation serves one due time: if anything moved the schedule meanwhile, it does nothing.
+      if (expected.dueAt !== undefined) query = query.where("next_rotation_at", "=", expected.dueAt);
+      const result = await query.executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async setSchedule(cardId: string, schedule: ScheduleColumns, updatedAt: string, tx: Db = db): Promise<void> {
+      await tx
+        .updateTable("cards")
+        .set({ ...schedule, updated_at: updatedAt })
+        .where("id", "=", cardId)
+        .execute();
+    },
+
+    /** Open virtual cards whose automatic rotation is due, oldest due first, on one clock. */
+    dueForRotation(now: string, limit: number, testClockId: string | null, tx: Db = db): Promise<CardRow[]> {
+      let query = tx
+        .selectFrom("cards")
+        .selectAll()
+        .where("next_rotation_at", "<=", now)
+        .where("status", "!=", "closed")
+        .where("type", "=", "virtual");
+      query = testClockId === null ? query.where("test_clock_id", "is", null) : query.where("test_clock_id", "=", testClockId);
+      return query.orderBy("next_rotation_at").limit(limit).execute();
     },
 
     /** Sets a counter outright: the maximum to unblock, zero to block. */

@@ -1,5 +1,6 @@
 // The event outbox: events are written in the transaction of the change that caused them, and delivered
 // later by jobs/, so an event exists if and only if its change committed.
+import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
 import type { OutboxEventsTable } from "./schema.js";
 
@@ -7,6 +8,20 @@ export function createOutboxRepo(db: Db) {
   return {
     async insert(row: OutboxEventsTable, tx: Db = db): Promise<void> {
       await tx.insertInto("outbox_events").values(row).execute();
+    },
+    /** Many events with one statement per chunk (the rotation scheduler publishes thousands at once). */
+    async insertMany(rows: readonly OutboxEventsTable[], tx: Db = db): Promise<void> {
+      for (const chunk of chunksOf(rows)) await tx.insertInto("outbox_events").values(chunk).execute();
+    },
+    page(
+      tenantId: string,
+      options: { after?: string; type?: string; limit: number },
+      tx: Db = db,
+    ): Promise<OutboxEventsTable[]> {
+      let query = tx.selectFrom("outbox_events").selectAll().where("tenant_id", "=", tenantId);
+      if (options.after) query = query.where("id", ">", options.after);
+      if (options.type) query = query.where("type", "=", options.type);
+      return query.orderBy("id").limit(options.limit).execute();
     },
     list(tenantId: string, tx: Db = db): Promise<OutboxEventsTable[]> {
       return tx.selectFrom("outbox_events").selectAll().where("tenant_id", "=", tenantId).orderBy("id").execute();

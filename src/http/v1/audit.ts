@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { AuditService } from "../../services/audit.js";
-import { actorOf, errorResponses } from "./schemas.js";
+import { actorOf, errorResponses, ListQuery } from "./schemas.js";
 
 const AuditEvent = Type.Object({
   id: Type.String(),
@@ -24,13 +24,7 @@ export function registerAuditRoutes(root: FastifyInstance, audit: AuditService):
       config: { scope: "audit:read" },
       schema: {
         tags: ["audit"],
-        querystring: Type.Object(
-          {
-            cursor: Type.Optional(Type.String({ maxLength: 64 })),
-            limit: Type.Optional(Type.String({ pattern: "^(100|[1-9][0-9]?)$", description: "1–100, default 50." })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: ListQuery,
         response: {
           200: Type.Object({ items: Type.Array(AuditEvent), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
           ...errorResponses,

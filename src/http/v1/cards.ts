@@ -12,6 +12,10 @@ const NewCardBody = Type.Object(
     cardholderName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     customerReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("inactive")])),
+    cvvRotationIntervalHours: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 8784, description: "Dynamic CVV: rotate every N hours (virtual cards)." }),
+    ),
+    testClockId: Type.Optional(Type.String({ maxLength: 64, description: "Sandbox: follow this test clock." })),
   },
   { additionalProperties: false },
 );

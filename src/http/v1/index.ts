@@ -4,11 +4,17 @@ import type { Services } from "../../runtime.js";
 import { registerAuditRoutes } from "./audit.js";
 import { registerCardRoutes } from "./cards.js";
 import { registerCvvRoutes } from "./cvv.js";
+import { registerEventRoutes } from "./events.js";
 import { registerPinRoutes } from "./pin.js";
+import { registerRotationRoutes } from "./rotation.js";
+import { registerTestClockRoutes } from "./test-clocks.js";
 
 export function registerV1Routes(app: FastifyInstance, services: Services): void {
   registerCardRoutes(app, services.cards);
   registerCvvRoutes(app, services.cvv);
   registerPinRoutes(app, services.pin);
   registerAuditRoutes(app, services.audit);
+  registerRotationRoutes(app, services.rotation);
+  registerTestClockRoutes(app, services.testClocks);
+  registerEventRoutes(app, services.events);
 }

@@ -41,6 +41,9 @@ export const CardView = Type.Object({
   expiryDate: Type.String({ description: "Last valid day, YYYY-MM-DD." }),
   cardholderName: Type.Union([Type.String(), Type.Null()]),
   customerReference: Type.Union([Type.String(), Type.Null()]),
+  cvvRotationIntervalHours: Type.Union([Type.Integer(), Type.Null()]),
+  cvvNextRotationAt: Type.Union([Type.String(), Type.Null()]),
+  testClockId: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -63,6 +66,15 @@ export const StatusChangeBody = Type.Object(
   {
     description: Type.Optional(Type.String({ maxLength: 800 })),
     updatedBy: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+/** Cursor pagination parameters every list takes. */
+export const ListQuery = Type.Object(
+  {
+    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    limit: Type.Optional(Type.String({ pattern: "^(100|[1-9][0-9]?)$", description: "1–100, default 50." })),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,40 @@
+// Native v1: the tenant's events (what webhooks deliver), oldest first, with cursor pagination.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import type { EventService } from "../../services/events.js";
+import { actorOf, errorResponses, ListQuery } from "./schemas.js";
+
+const EventView = Type.Object({
+  id: Type.String(),
+  type: Type.String(),
+  occurredAt: Type.String(),
+  data: Type.Record(Type.String(), Type.Unknown()),
+});
+
+export function registerEventRoutes(root: FastifyInstance, events: EventService): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  app.get(
+    "/v1/events",
+    {
+      config: { scope: "events:read" },
+      schema: {
+        tags: ["events"],
+        querystring: Type.Object(
+          { ...ListQuery.properties, type: Type.Optional(Type.String({ pattern: "^[a-z.]{1,64}$" })) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ items: Type.Array(EventView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) =>
+      events.list(actorOf(request), {
+        cursor: request.query.cursor,
+        type: request.query.type,
+        limit: Number(request.query.limit ?? 50),
+      }),
+  );
+}
