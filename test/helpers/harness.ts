@@ -19,6 +19,8 @@ export interface HarnessOptions {
   logger?: Logger;
   maxCvvTries?: number;
   maxPinTries?: number;
+  /** Tenant acme is a sandbox tenant (may use test clocks); globex never is. */
+  sandbox?: boolean;
   env?: Record<string, string>;
 }
 
@@ -36,6 +38,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       bin: id === "acme" ? "400000" : "510000",
       maxCvvTries: options.maxCvvTries ?? 3,
       maxPinTries: options.maxPinTries ?? 3,
+      sandbox: id === "acme" && options.sandbox === true,
     });
   }
   const app = await buildApp({

@@ -1,0 +1,103 @@
+// Pismo-compatible CVV rotation at /pismo (a base-URL swap for Pismo clients): snake_case bodies, Pismo's
+// error object {error_code, message}, and the status codes Pismo documents. `cardId` is the card's public
+// token. Translation only: the rotation service holds every rule.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { AppError } from "../../../domain/errors.js";
+import { PUBLIC_TOKEN_PATTERN } from "../../../lib/ids.js";
+import type { RotationService } from "../../../services/rotation.js";
+import { toAppError } from "../../problems.js";
+import { actorOf } from "../../v1/schemas.js";
+
+const CardParams = Type.Object({ cardId: Type.String({ pattern: PUBLIC_TOKEN_PATTERN }) }, { additionalProperties: false });
+const PismoError = Type.Object({ error_code: Type.String(), message: Type.String() });
+const errors = { 400: PismoError, 401: PismoError, 403: PismoError, 404: PismoError, 409: PismoError };
+
+/** Pismo's error object; the code is ours, upper-cased as Pismo's codes are. */
+function handlePismoError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const { appError, unexpected } = toAppError(error);
+  if (unexpected) request.log.error({ err: error }, "request failed");
+  if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
+  const fields = appError.fields ? Object.entries(appError.fields).map(([f, m]) => `${f} ${m.join(", ")}`) : [];
+  return reply
+    .status(appError.status)
+    .header("x-request-id", request.id)
+    .send({
+      error_code: appError.code.toUpperCase(),
+      message: [appError.message, ...fields].join(" — "),
+    });
+}
+
+export async function registerPismoDialect(root: FastifyInstance, deps: { rotation: RotationService }): Promise<void> {
+  await root.register(
+    async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+      app.setErrorHandler(handlePismoError);
+      app.setNotFoundHandler((request, reply) =>
+        handlePismoError(new AppError("not_found", "The specified resource was not found."), request, reply),
+      );
+      const tags = ["pismo"];
+
+      app.post(
+        "/v2/cards/:cardId/reset-cvv",
+        {
+          config: { scope: "cvv:manage", idempotent: true },
+          schema: {
+            tags,
+            summary: "Pismo: force a virtual card's CVV rotation.",
+            params: CardParams,
+            body: Type.Object(
+              { service_code: Type.Optional(Type.String({ pattern: "^[0-9]{3}$" })) },
+              { additionalProperties: false },
+            ),
+            response: { 200: Type.Object({ success: Type.Boolean() }), ...errors },
+          },
+        },
+        async (request) => {
+          const { service_code } = request.body;
+          await deps.rotation.rotate(actorOf(request), request.params.cardId, { serviceCode: service_code });
+          return { success: true };
+        },
+      );
+
+      app.patch(
+        "/v2/cards/:cardId/cvv-rotation",
+        {
+          config: { scope: "cvv:manage" },
+          schema: {
+            tags,
+            summary: "Pismo: set or change the CVV rotation interval in hours.",
+            params: CardParams,
+            body: Type.Object(
+              { cvv_rotation_interval_hours: Type.Integer({ minimum: 1, maximum: 8784 }) },
+              { additionalProperties: false },
+            ),
+            response: {
+              200: Type.Object({ id: Type.String(), cvv_rotation_interval_hours: Type.Integer() }),
+              ...errors,
+            },
+          },
+        },
+        async (request) => {
+          const hours = request.body.cvv_rotation_interval_hours;
+          const view = await deps.rotation.setInterval(actorOf(request), request.params.cardId, hours);
+          return { id: request.params.cardId, cvv_rotation_interval_hours: view.intervalHours ?? hours };
+        },
+      );
+
+      app.delete(
+        "/v2/cards/:cardId/cvv-rotation",
+        {
+          config: { scope: "cvv:manage" },
+          schema: { tags, summary: "Pismo: delete the CVV rotation interval.", params: CardParams, response: { 204: Type.Null(), ...errors } },
+        },
+        async (request, reply) => {
+          await deps.rotation.deleteInterval(actorOf(request), request.params.cardId);
+          return reply.status(204).send(null);
+        },
+      );
+    },
+    { prefix: "/pismo" },
+  );
+}
