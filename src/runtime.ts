@@ -4,12 +4,13 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Config, parseMasterKey } from "./config.js";
-import { createEventPublisher } from "./events/outbox.js";
-import type { KeyProvider } from "./keys/key-provider.js";
+import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
+import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
 import { initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
+import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
 import { createAuditRecorder, createAuditService } from "./services/audit.js";
@@ -21,6 +22,7 @@ import { createEventService } from "./services/events.js";
 import { createRotationService } from "./services/rotation.js";
 import { createTenantService } from "./services/tenants.js";
 import { createTestClockService } from "./services/test-clocks.js";
+import { createWebhookService } from "./services/webhooks.js";
 import { createTryCounter } from "./services/try-counter.js";
 import { createAuditRepo } from "./store/audit-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
@@ -30,6 +32,7 @@ import { createOutboxRepo } from "./store/outbox-repo.js";
 import { createLeaseRepo } from "./store/lease-repo.js";
 import { createTenantRepo } from "./store/tenant-repo.js";
 import { createTestClockRepo } from "./store/test-clock-repo.js";
+import { createWebhookRepo } from "./store/webhook-repo.js";
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -61,7 +64,13 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
     }
     initKeystore(file, masterKey, clock);
   }
-  return createLocalKeyProvider(loadKeystore(file, masterKey));
+  let keys = loadKeystore(file, masterKey);
+  // A development keystore from an older build gains the key types added since (production: `keys init`).
+  if (!config.production && keyTypes.some((type) => !keys.some((k) => k.type === type))) {
+    initKeystore(file, masterKey, clock);
+    keys = loadKeystore(file, masterKey);
+  }
+  return createLocalKeyProvider(keys);
 }
 
 export async function openStore(config: Config): Promise<Store> {
@@ -80,9 +89,15 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
     idempotency: createIdempotencyRepo(store.db),
     testClocks: createTestClockRepo(store.db),
     leases: createLeaseRepo(store.db),
+    webhooks: createWebhookRepo(store.db),
   };
   const record = createAuditRecorder({ audit: repos.audit, clock });
-  const publish = createEventPublisher({ outbox: repos.outbox, clock });
+  const publisherDeps = { outbox: repos.outbox, webhooks: repos.webhooks, clock };
+  const publish = createEventPublisher(publisherDeps);
+  /** For batches (the rotation scheduler): many events and their webhook deliveries in few statements. */
+  const publishMany = createBatchPublisher(publisherDeps);
+  /** What `createWebhookSender` needs; add timeoutMs, batchSize or a logger when starting it. */
+  const webhookSenderDeps: WebhookSenderDeps = { deliveries: repos.webhooks, keys, clock };
   const counterDeps = { store, cards: repos.cards, record, publish, clock };
   const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
   const rotation = createRotationService({ store, cards: repos.cards, keys, record, publish, cardClock });
@@ -126,6 +141,9 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
     }),
     audit: createAuditService({ audit: repos.audit }),
     events: createEventService({ outbox: repos.outbox }),
+    webhooks: createWebhookService({ store, webhooks: repos.webhooks, tenants: repos.tenants, keys, record, clock }),
+    publishMany,
+    webhookSenderDeps,
   };
 }
 

@@ -17,11 +17,12 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
     "max-pin-tries": { type: "string" },
     sandbox: { type: "boolean" },
     "rotation-interval-hours": { type: "string" },
+    "allow-private-webhooks": { type: "boolean" },
   });
   const [action, id] = positionals;
   if (action !== "add" && action !== "list") {
     throw new UsageError(
-      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] | tenants list",
+      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] [--allow-private-webhooks] | tenants list",
     );
   }
   const store = await openStore(configFrom(values));
@@ -29,7 +30,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
   try {
     if (action === "list") {
       for (const t of await tenants.list()) {
-        io.stdout(`${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${t.sandbox ? "\tsandbox" : ""}`);
+        io.stdout(`${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}`);
       }
       return 0;
     }
@@ -43,6 +44,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
       maxPinTries: integerOption(values["max-pin-tries"], "max-pin-tries"),
       sandbox: values.sandbox,
       defaultRotationIntervalHours: integerOption(values["rotation-interval-hours"], "rotation-interval-hours"),
+      allowPrivateWebhooks: values["allow-private-webhooks"],
     });
     io.stdout(`added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`);
     return 0;

@@ -4,6 +4,8 @@
 import { isIP } from "node:net";
 import { validationFailed } from "./errors.js";
 
+export type DeliveryStatus = "pending" | "succeeded" | "failed" | "canceled";
+
 /**
  * Delays after each failed attempt: the first attempt is immediate, the last one 27 h 35 min after the event
  * (the schedule Standard Webhooks' authors use). 8 attempts in all; after the last failure the delivery fails.

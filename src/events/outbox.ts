@@ -1,9 +1,12 @@
 // Domain events, written to the outbox inside the transaction of the change they announce. Payloads name
-// the card by public token and last four digits at most; never a PAN, CVV or PIN.
+// the card by public token and last four digits at most; never a PAN, CVV or PIN. Each event also queues one
+// webhook delivery per live endpoint of its tenant that wants its type, in the same transaction.
+import { endpointWants } from "../domain/webhooks.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
 import type { Db } from "../store/db.js";
 import type { OutboxRepo } from "../store/outbox-repo.js";
+import type { WebhookRepo } from "../store/webhook-repo.js";
 
 export type EventType =
   | "card.created"
@@ -15,25 +18,85 @@ export type EventType =
   | "pin.blocked"
   | "pin.unblocked";
 
-export type EventPublisher = (
-  tx: Db,
-  event: { tenantId: string; cardId: string; type: EventType; data: Record<string, unknown> },
-) => Promise<void>;
+/** Every event type, checked against EventType by the compiler (webhook endpoints validate filters with it). */
+const eventTypeSet: Record<EventType, true> = {
+  "card.created": true,
+  "card.cvv.changed": true,
+  "card.status.changed": true,
+  "cvv.blocked": true,
+  "cvv.unblocked": true,
+  "pin.changed": true,
+  "pin.blocked": true,
+  "pin.unblocked": true,
+};
+export const EVENT_TYPES = Object.keys(eventTypeSet) as EventType[];
 
-export function createEventPublisher(deps: { outbox: OutboxRepo; clock: Clock }): EventPublisher {
-  return async (tx, event) => {
-    const id = uuidv7(deps.clock);
+export interface NewEvent {
+  tenantId: string;
+  cardId: string;
+  type: EventType;
+  data: Record<string, unknown>;
+}
+
+export type EventPublisher = (tx: Db, event: NewEvent) => Promise<void>;
+export type BatchEventPublisher = (tx: Db, events: readonly NewEvent[]) => Promise<void>;
+
+export interface PublisherDeps {
+  outbox: Pick<OutboxRepo, "insertMany">;
+  webhooks: Pick<WebhookRepo, "liveEndpointsOf" | "insertDeliveries">;
+  clock: Clock;
+}
+
+/**
+ * Publishes many events in the caller's transaction with a handful of statements: the events, one lookup of
+ * the endpoints of the tenants involved, and a pending delivery per (event, endpoint that wants it).
+ */
+export function createBatchPublisher(deps: PublisherDeps): BatchEventPublisher {
+  return async (tx, events) => {
+    if (events.length === 0) return;
     const occurredAt = deps.clock.now().toISOString();
-    await deps.outbox.insert(
-      {
+    const rows = events.map((event) => {
+      const id = uuidv7(deps.clock);
+      return {
         id,
         tenant_id: event.tenantId,
         card_id: event.cardId,
         type: event.type,
         payload: JSON.stringify({ id, type: event.type, occurredAt, data: event.data }),
         created_at: occurredAt,
-      },
-      tx,
+      };
+    });
+    await deps.outbox.insertMany(rows, tx);
+
+    const endpoints = await deps.webhooks.liveEndpointsOf([...new Set(rows.map((r) => r.tenant_id))], tx);
+    if (endpoints.length === 0) return;
+    const deliveries = rows.flatMap((event) =>
+      endpoints
+        .filter((e) => e.tenant_id === event.tenant_id && endpointWants(e.event_types, event.type))
+        .map((e) => ({
+          id: uuidv7(deps.clock),
+          tenant_id: event.tenant_id,
+          endpoint_id: e.id,
+          event_id: event.id,
+          event_type: event.type,
+          status: "pending",
+          attempts: 0,
+          next_attempt_at: occurredAt,
+          locked_until: null,
+          lock_token: null,
+          last_attempt_at: null,
+          last_status_code: null,
+          last_error: null,
+          created_at: occurredAt,
+          updated_at: occurredAt,
+        })),
     );
+    await deps.webhooks.insertDeliveries(deliveries, tx);
   };
+}
+
+/** One event at a time: the call every service makes inside its transaction. */
+export function createEventPublisher(deps: PublisherDeps): EventPublisher {
+  const publishMany = createBatchPublisher(deps);
+  return (tx, event) => publishMany(tx, [event]);
 }

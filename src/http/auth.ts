@@ -32,6 +32,7 @@ export const scopes = [
   "pin:manage",
   "audit:read",
   "events:read",
+  "webhooks:manage",
 ] as const;
 export type Scope = (typeof scopes)[number];
 

@@ -37,6 +37,7 @@ const algorithms: Record<KeyType, { algorithm: string; bytes: number }> = {
   "pin-storage": { algorithm: "aes-256", bytes: 32 },
   "pan-data": { algorithm: "aes-256", bytes: 32 },
   fingerprint: { algorithm: "hmac-sha256", bytes: 32 },
+  "webhook-secret": { algorithm: "aes-256", bytes: 32 },
 };
 
 export class KeystoreError extends Error {}

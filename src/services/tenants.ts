@@ -17,6 +17,8 @@ export interface NewTenant {
   sandbox?: boolean;
   /** Rotation interval for new virtual cards that do not name one; none by default. */
   defaultRotationIntervalHours?: number;
+  /** Lets webhooks reach loopback and private addresses (tests, receivers on the same network). */
+  allowPrivateWebhooks?: boolean;
 }
 
 export const TENANT_DEFAULTS = { bin: "999999", panLength: 16, maxCvvTries: 3, maxPinTries: 3 } as const;
@@ -34,6 +36,7 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
         created_at: deps.clock.now().toISOString(),
         sandbox: input.sandbox ? 1 : 0,
         default_rotation_interval_hours: input.defaultRotationIntervalHours ?? null,
+        webhooks_allow_private: input.allowPrivateWebhooks ? 1 : 0,
       };
       const problems = [
         !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(row.id) && "id must be 1–63 lower-case letters, digits, - or _",

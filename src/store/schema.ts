@@ -12,6 +12,8 @@ export interface TenantsTable {
   created_at: string;
   sandbox: number;
   default_rotation_interval_hours: number | null;
+  /** 1 lets this tenant's webhooks reach loopback and private addresses (tests, on-premises receivers). */
+  webhooks_allow_private: number;
 }
 
 export interface CardsTable {
@@ -79,6 +81,39 @@ export interface OutboxEventsTable {
   created_at: string;
 }
 
+export interface WebhookEndpointsTable {
+  id: string;
+  tenant_id: string;
+  url: string;
+  description: string | null;
+  /** JSON array of event types; null = every type. */
+  event_types: string | null;
+  /** The signing secret, sealed by keys/ (never clear). */
+  secret_sealed: string;
+  created_at: string;
+  deleted_at: string | null;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  /** pending | succeeded | failed | canceled */
+  status: string;
+  attempts: number;
+  next_attempt_at: string | null;
+  /** The lease of the sender that claimed the delivery; another sender may claim it once it is past. */
+  locked_until: string | null;
+  lock_token: string | null;
+  last_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface IdempotencyKeysTable {
   tenant_id: string;
   key: string;
@@ -98,6 +133,8 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   test_clocks: TestClocksTable;
   job_leases: JobLeasesTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -105,3 +142,5 @@ export type TestClockRow = Selectable<TestClocksTable>;
 export type CardRow = Selectable<CardsTable>;
 export type NewCardRow = Insertable<CardsTable>;
 export type AuditRow = Selectable<AuditEventsTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

@@ -22,6 +22,8 @@ export interface HarnessOptions {
   /** Tenant acme is a sandbox tenant (may use test clocks); globex never is. */
   sandbox?: boolean;
   env?: Record<string, string>;
+  /** Tenants (acme, globex) whose webhooks may reach loopback and private addresses. */
+  allowPrivateWebhooks?: readonly string[];
 }
 
 export async function createHarness(options: HarnessOptions = {}) {
@@ -39,6 +41,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       maxCvvTries: options.maxCvvTries ?? 3,
       maxPinTries: options.maxPinTries ?? 3,
       sandbox: id === "acme" && options.sandbox === true,
+      allowPrivateWebhooks: options.allowPrivateWebhooks?.includes(id),
     });
   }
   const app = await buildApp({

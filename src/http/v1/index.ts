@@ -8,6 +8,7 @@ import { registerEventRoutes } from "./events.js";
 import { registerPinRoutes } from "./pin.js";
 import { registerRotationRoutes } from "./rotation.js";
 import { registerTestClockRoutes } from "./test-clocks.js";
+import { registerWebhookRoutes } from "./webhooks.js";
 
 export function registerV1Routes(app: FastifyInstance, services: Services): void {
   registerCardRoutes(app, services.cards);
@@ -17,4 +18,5 @@ export function registerV1Routes(app: FastifyInstance, services: Services): void
   registerRotationRoutes(app, services.rotation);
   registerTestClockRoutes(app, services.testClocks);
   registerEventRoutes(app, services.events);
+  registerWebhookRoutes(app, services.webhooks);
 }
