@@ -20,6 +20,9 @@ export interface Config {
   port: number;
   dataDir: string;
   databaseFile: string;
+  /** postgres://… selects PostgreSQL; otherwise the embedded SQLite file under the data directory. */
+  databaseUrl?: string;
+  postgres: { poolSize: number; statementTimeoutMs: number; connectionTimeoutMs: number };
   /** 32-byte master key as hex or base64 (CARDVAULT_MASTER_KEY); undefined → development key file. */
   masterKey?: string;
   logLevel: string;
@@ -35,6 +38,7 @@ export interface ConfigOverrides {
   host?: string;
   port?: string;
   dataDir?: string;
+  databaseUrl?: string;
 }
 
 export class ConfigError extends Error {}
@@ -52,6 +56,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 
   const idempotencyTtlHours = Number(env.CARDVAULT_IDEMPOTENCY_TTL_HOURS ?? 24);
   if (!(idempotencyTtlHours >= 1)) problems.push("CARDVAULT_IDEMPOTENCY_TTL_HOURS must be ≥ 1");
+
+  const databaseUrl = overrides.databaseUrl ?? (env.CARDVAULT_DATABASE_URL || undefined);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push("CARDVAULT_DATABASE_URL must be a postgres:// URL");
+  }
+  const postgres = {
+    poolSize: Number(env.CARDVAULT_DB_POOL_SIZE ?? 10),
+    statementTimeoutMs: Number(env.CARDVAULT_DB_STATEMENT_TIMEOUT_MS ?? 5000),
+    connectionTimeoutMs: Number(env.CARDVAULT_DB_CONNECTION_TIMEOUT_MS ?? 3000),
+  };
+  for (const [name, value] of Object.entries(postgres)) {
+    if (!Number.isInteger(value) || value < 1) problems.push(`database setting ${name} must be a whole number ≥ 1`);
+  }
 
   const jobs = env.CARDVAULT_JOBS ?? "on";
   if (jobs !== "on" && jobs !== "off") problems.push("CARDVAULT_JOBS must be on or off");
@@ -95,6 +112,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     port,
     dataDir,
     databaseFile: resolve(dataDir, "cardvault.db"),
+    databaseUrl,
+    postgres,
     masterKey,
     logLevel: env.CARDVAULT_LOG_LEVEL ?? "info",
     bodyLimitBytes,

@@ -26,7 +26,7 @@ import { createWebhookService } from "./services/webhooks.js";
 import { createTryCounter } from "./services/try-counter.js";
 import { createAuditRepo } from "./store/audit-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
-import { migrateToLatest, openSqliteStore, type Store } from "./store/db.js";
+import { ensureSchema, openPostgresStore, openSqliteStore, type Store } from "./store/db.js";
 import { createIdempotencyRepo } from "./store/idempotency-repo.js";
 import { createOutboxRepo } from "./store/outbox-repo.js";
 import { createLeaseRepo } from "./store/lease-repo.js";
@@ -73,9 +73,20 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
   return createLocalKeyProvider(keys);
 }
 
-export async function openStore(config: Config): Promise<Store> {
-  const store = openSqliteStore(config.databaseFile);
-  await migrateToLatest(store.db);
+/** The configured database, as it is (see openStore for one whose schema was checked). */
+export function connectStore(config: Config): Store {
+  return config.databaseUrl ? openPostgresStore(config.databaseUrl, config.postgres) : openSqliteStore(config.databaseFile);
+}
+
+/** The embedded store migrates itself; PostgreSQL, shared by many processes, is migrated by `cardvault migrate`. */
+export async function openStore(config: Config, options: { migrate?: boolean } = {}): Promise<Store> {
+  const store = connectStore(config);
+  try {
+    await ensureSchema(store.db, { migrate: options.migrate ?? store.kind === "sqlite" });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   return store;
 }
 
@@ -83,7 +94,7 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
   const { store, keys, clock } = deps;
   const repos = {
     tenants: createTenantRepo(store.db),
-    cards: createCardRepo(store.db),
+    cards: createCardRepo(store.db, store.kind),
     audit: createAuditRepo(store.db),
     outbox: createOutboxRepo(store.db),
     idempotency: createIdempotencyRepo(store.db),
@@ -160,13 +171,14 @@ export interface Runtime {
 }
 
 /** The background jobs a process runs: `serve` (unless CARDVAULT_JOBS=off) and `cardvault worker`. */
-export function createJobs(runtime: Pick<Runtime, "services" | "clock">): Job[] {
+export function createJobs(runtime: Pick<Runtime, "services" | "clock" | "store">): Job[] {
   return [
     createRotationScheduler({
       rotation: runtime.services.rotation,
       leases: runtime.services.repos.leases,
       clock: runtime.clock,
       holder: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+      exclusive: runtime.store.kind === "sqlite",
     }),
   ];
 }

@@ -2,6 +2,7 @@
 // `cardvault <command>`: the one entry point for the server and the operator's tools.
 import { ConfigError } from "../config.js";
 import { KeystoreError } from "../keys/keystore-file.js";
+import { SchemaError } from "../store/db.js";
 import { cryptoCommand } from "./crypto.js";
 import { type CliIo, processIo, UsageError } from "./io.js";
 import { keysCommand } from "./keys.js";
@@ -46,7 +47,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   try {
     return await command(args, io);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof ConfigError || error instanceof KeystoreError) {
+    if (error instanceof UsageError ||
+      error instanceof ConfigError ||
+      error instanceof KeystoreError ||
+      error instanceof SchemaError) {
       io.stderr(`cardvault ${name}: ${error.message}`);
       return 2;
     }

@@ -1,14 +1,14 @@
-// `cardvault migrate`: apply the store's migrations.
-import { migrateToLatest, openSqliteStore } from "../store/db.js";
+// `cardvault migrate`: apply the store's migrations (required before serving on PostgreSQL).
+import { connectStore } from "../runtime.js";
+import { ensureSchema } from "../store/db.js";
 import type { CliIo } from "./io.js";
 import { configFrom, dataDirOption, parse } from "./options.js";
 
 export async function migrateCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, dataDirOption);
-  const config = configFrom(values);
-  const store = openSqliteStore(config.databaseFile);
+  const store = connectStore(configFrom(values));
   try {
-    const applied = await migrateToLatest(store.db);
+    const applied = await ensureSchema(store.db, { migrate: true });
     io.stdout(applied.length ? `applied: ${applied.join(", ")}` : "schema is up to date");
     return 0;
   } finally {

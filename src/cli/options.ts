@@ -5,7 +5,11 @@ import { UsageError } from "./io.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
-export const dataDirOption = { "data-dir": { type: "string" } } as const satisfies Options;
+/** Every command that reads the store or keys takes these. */
+export const dataDirOption = {
+  "data-dir": { type: "string" },
+  "database-url": { type: "string" },
+} as const satisfies Options;
 
 export function parse<O extends Options>(args: string[], options: O) {
   try {
@@ -15,9 +19,16 @@ export function parse<O extends Options>(args: string[], options: O) {
   }
 }
 
-export function configFrom(values: { "data-dir"?: string | boolean; host?: string | boolean; port?: string | boolean }): Config {
-  const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
-  return loadConfig(process.env, { dataDir: str(values["data-dir"]), host: str(values.host), port: str(values.port) });
+type Flag = string | boolean | undefined;
+
+export function configFrom(values: { "data-dir"?: Flag; "database-url"?: Flag; host?: Flag; port?: Flag }): Config {
+  const str = (v: Flag) => (typeof v === "string" ? v : undefined);
+  return loadConfig(process.env, {
+    dataDir: str(values["data-dir"]),
+    databaseUrl: str(values["database-url"]),
+    host: str(values.host),
+    port: str(values.port),
+  });
 }
 
 /** "90s", "15m", "1h", "7d" → seconds. */

@@ -213,19 +213,21 @@ export function createRotationService(deps: RotationServiceDeps) {
     },
 
     /**
-     * Rotates up to `limit` cards that are due at `now` on one clock (the system's, or a test clock's),
-     * each once for its due time. Returns how many rotated.
+     * Rotates up to `limit` due cards, each once for its due time and at the time of its own clock (the
+     * system's `now`, or its test clock's). `testClockId` restricts the pass to one test clock. One
+     * transaction: the claim, every rotation, its audit row and its event commit together.
      */
-    async runDue(now: Date, options: { limit: number; testClockId?: string | null }): Promise<number> {
-      const due = await deps.cards.dueForRotation(now.toISOString(), options.limit, options.testClockId ?? null);
-      if (due.length === 0) return 0;
-      const pans = await Promise.all(due.map(panOf));
-      const codes = await newServiceCodes(due, pans);
+    runDue(now: Date, options: { limit: number; testClockId?: string }): Promise<number> {
       return deps.store.transaction(async (tx) => {
+        const due = await deps.cards.claimDue(now.toISOString(), options.limit, options.testClockId, tx);
+        if (due.length === 0) return 0;
+        const pans = await Promise.all(due.map(panOf));
+        const codes = await newServiceCodes(due, pans);
         let rotated = 0;
         for (const [i, card] of due.entries()) {
           const actor = { tenantId: card.tenant_id, subject: SCHEDULER_SUBJECT };
-          if (await applyOne(tx, actor, card, codes[i]!, now, "AUTOMATIC")) rotated++;
+          const cardNow = card.clock_time ? new Date(card.clock_time) : now;
+          if (await applyOne(tx, actor, card, codes[i]!, cardNow, "AUTOMATIC")) rotated++;
         }
         return rotated;
       });

@@ -1,6 +1,6 @@
 // Cards and their try counters. Every counter change is one UPDATE … RETURNING guarded in SQL, never a
 // read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N.
-import type { Db } from "./db.js";
+import type { Db, StoreKind } from "./db.js";
 import type { CardRow, NewCardRow } from "./schema.js";
 
 export type Secret = "cvv" | "pin";
@@ -13,7 +13,7 @@ export type CardWithLimits = CardRow & { max_cvv_tries: number; max_pin_tries: n
 /** The schedule columns a rotation or an interval change writes. */
 export type ScheduleColumns = Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at">;
 
-export function createCardRepo(db: Db) {
+export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
       await tx.insertInto("cards").values(row).execute();
@@ -125,16 +125,31 @@ export function createCardRepo(db: Db) {
         .execute();
     },
 
-    /** Open virtual cards whose automatic rotation is due, oldest due first, on one clock. */
-    dueForRotation(now: string, limit: number, testClockId: string | null, tx: Db = db): Promise<CardRow[]> {
+    /**
+     * Open virtual cards whose automatic rotation is due, oldest due first, each with the time it lives in
+     * (`clock_time`: its test clock's time, or null for the system clock). With `testClockId` only that
+     * clock's cards. On PostgreSQL the rows are locked and rows other workers hold are skipped, so any number
+     * of workers share the work; call it inside the transaction that rotates them.
+     */
+    claimDue(now: string, limit: number, testClockId: string | undefined, tx: Db = db) {
       let query = tx
         .selectFrom("cards")
-        .selectAll()
-        .where("next_rotation_at", "<=", now)
-        .where("status", "!=", "closed")
-        .where("type", "=", "virtual");
-      query = testClockId === null ? query.where("test_clock_id", "is", null) : query.where("test_clock_id", "=", testClockId);
-      return query.orderBy("next_rotation_at").limit(limit).execute();
+        .leftJoin("test_clocks", "test_clocks.id", "cards.test_clock_id")
+        .selectAll("cards")
+        .select("test_clocks.frozen_time as clock_time")
+        .where("cards.status", "!=", "closed")
+        .where("cards.type", "=", "virtual");
+      query =
+        testClockId !== undefined
+          ? query.where("cards.test_clock_id", "=", testClockId).where("cards.next_rotation_at", "<=", now)
+          : query.where((eb) =>
+              eb.or([
+                eb.and([eb("cards.test_clock_id", "is", null), eb("cards.next_rotation_at", "<=", now)]),
+                eb("cards.next_rotation_at", "<=", eb.ref("test_clocks.frozen_time")),
+              ]),
+            );
+      query = query.orderBy("cards.next_rotation_at").limit(limit);
+      return (kind === "postgres" ? query.forUpdate("cards").skipLocked() : query).execute();
     },
 
     /** Sets a counter outright: the maximum to unblock, zero to block. */

@@ -1,15 +1,21 @@
-// Opens the store and keeps its schema current. SQLite (better-sqlite3, WAL) is the embedded default; the
-// dialect is chosen here and nowhere else, so repositories are the same code on every database.
+// Opens the store and keeps its schema current. SQLite (better-sqlite3, WAL) is the embedded default and
+// PostgreSQL (pg pool) serves several processes; the dialect is chosen here and nowhere else, so
+// repositories are the same code on every database. `kind` lets a repository pick a dialect-only clause
+// (FOR UPDATE SKIP LOCKED) in one place.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, Migrator, SqliteDialect, sql } from "kysely";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
 import type { Database } from "./schema.js";
 
 export type Db = Kysely<Database>;
 
+export type StoreKind = "sqlite" | "postgres";
+
 export interface Store {
+  kind: StoreKind;
   db: Db;
   /** Runs fn in one transaction: every change a service makes commits or rolls back together. */
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>;
@@ -26,6 +32,35 @@ export function openSqliteStore(file: string): Store {
   sqlite.pragma("foreign_keys = ON");
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   return {
+    kind: "sqlite",
+    db,
+    transaction: (fn) => db.transaction().execute(fn),
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+export interface PostgresOptions {
+  poolSize: number;
+  statementTimeoutMs: number;
+  connectionTimeoutMs: number;
+}
+
+export function openPostgresStore(url: string, options: PostgresOptions): Store {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize,
+    connectionTimeoutMillis: options.connectionTimeoutMs,
+    statement_timeout: options.statementTimeoutMs,
+  });
+  // An idle client that loses its connection emits on the pool; without a listener that would crash the
+  // process. The next query fails (503) and the pool reconnects on its own.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    kind: "postgres",
     db,
     transaction: (fn) => db.transaction().execute(fn),
     ping: async () => {
@@ -43,6 +78,26 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
 }
 
 export type SchemaState = "current" | "behind" | "ahead";
+
+/** The database's schema does not match this build; the message says what to do. */
+export class SchemaError extends Error {}
+
+/**
+ * Makes sure the schema is the one this build knows. `migrate: true` applies pending migrations (the
+ * embedded store, and `cardvault migrate`); otherwise a pending migration is refused. A schema newer than
+ * this build is always refused: an older build must not write to it.
+ */
+export async function ensureSchema(db: Db, options: { migrate: boolean }): Promise<string[]> {
+  const state = await schemaState(db);
+  if (state === "ahead") {
+    throw new SchemaError("The database schema is newer than this build of cardvault; upgrade cardvault before serving.");
+  }
+  if (state === "behind") {
+    if (!options.migrate) throw new SchemaError("The database schema is not up to date: run `cardvault migrate` first.");
+    return migrateToLatest(db);
+  }
+  return [];
+}
 
 /** Compares the applied migrations with the ones this build knows, so serve can refuse a mismatch. */
 export async function schemaState(db: Db): Promise<SchemaState> {

@@ -8,7 +8,9 @@ import { loadConfig } from "../../src/config.js";
 import { buildApp } from "../../src/http/app.js";
 import { createTokenVerifier, mintToken, scopes } from "../../src/http/auth.js";
 import { type Clock, systemClock } from "../../src/lib/clock.js";
-import { openRuntime } from "../../src/runtime.js";
+import { connectStore, openRuntime } from "../../src/runtime.js";
+import { ensureSchema } from "../../src/store/db.js";
+import { createTestDatabase } from "./test-database.js";
 
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256!";
 export const TEST_MASTER_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -29,10 +31,19 @@ export interface HarnessOptions {
 export async function createHarness(options: HarnessOptions = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "cardvault-test-"));
   const clock = options.clock ?? systemClock;
+  const database = await createTestDatabase();
   const config = loadConfig(
-    { CARDVAULT_JWT_SECRET: TEST_JWT_SECRET, CARDVAULT_MASTER_KEY: TEST_MASTER_KEY, ...options.env },
+    {
+      CARDVAULT_JWT_SECRET: TEST_JWT_SECRET,
+      CARDVAULT_MASTER_KEY: TEST_MASTER_KEY,
+      ...(database.url ? { CARDVAULT_DATABASE_URL: database.url } : {}),
+      ...options.env,
+    },
     { dataDir },
   );
+  const migrated = connectStore(config);
+  await ensureSchema(migrated.db, { migrate: true });
+  await migrated.close();
   const runtime = await openRuntime(config, { clock, warn: () => {} });
   for (const id of ["acme", "globex"]) {
     await runtime.services.tenants.add({
@@ -102,6 +113,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     async close() {
       await app.close();
       await runtime.close();
+      await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

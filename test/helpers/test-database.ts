@@ -1,0 +1,35 @@
+// Where a test file's data lives: SQLite in its temporary data directory by default, or — in the PostgreSQL
+// project (CARDVAULT_TEST_STORE=postgres) — a fresh database of its own on CARDVAULT_TEST_DATABASE_URL,
+// created before the file and dropped after it.
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+export const testStore = process.env.CARDVAULT_TEST_STORE === "postgres" ? "postgres" : "sqlite";
+
+export interface TestDatabase {
+  /** Set CARDVAULT_DATABASE_URL to this (undefined on SQLite). */
+  url: string | undefined;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  if (testStore === "sqlite") return { url: undefined, drop: async () => {} };
+  const base = process.env.CARDVAULT_TEST_DATABASE_URL;
+  if (!base) throw new Error("CARDVAULT_TEST_STORE=postgres needs CARDVAULT_TEST_DATABASE_URL");
+  const name = `cardvault_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: base });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
