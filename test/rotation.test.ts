@@ -35,8 +35,16 @@ const rotationOf = async (t: string) => (await h.call("GET", `/v1/cards/${t}/cvv
 const forceRotate = async (t: string, body: object = {}) => h.call("POST", `/v1/cards/${t}/cvv/rotate`, body);
 
 async function cvvEvents(t: string) {
-  const response = await h.call("GET", "/v1/events?type=card.cvv.changed&limit=100");
-  return (response.json().items as { data: Record<string, unknown> }[]).map((e) => e.data).filter((d) => d.publicToken === t);
+  const all: Record<string, unknown>[] = [];
+  let cursor: string | null = null;
+  const token = await h.token(); // the system clock may have moved past the default token's expiry
+  do {
+    const url = `/v1/events?type=card.cvv.changed&limit=100${cursor ? `&cursor=${cursor}` : ""}`;
+    const page = (await h.call("GET", url, undefined, { token })).json();
+    all.push(...(page.items as { data: Record<string, unknown> }[]).map((e) => e.data));
+    cursor = page.nextCursor;
+  } while (cursor);
+  return all.filter((d) => d.publicToken === t);
 }
 
 async function newCard(clockId: string, intervalHours = 24) {
@@ -183,14 +191,19 @@ describe("rotation scheduler on the system clock", () => {
     const cards = await Promise.all(
       Array.from({ length: 5 }, async () => (await h.call("POST", "/v1/cards", { type: "virtual", cvvRotationIntervalHours: 1 })).json()),
     );
-    const deps = { rotation: h.runtime.services.rotation, leases: h.runtime.services.repos.leases, clock: system };
+    const deps = {
+      rotation: h.runtime.services.rotation,
+      leases: h.runtime.services.repos.leases,
+      clock: system,
+      exclusive: true,
+    };
     const one = createRotationScheduler({ ...deps, holder: "one", batchSize: 2 });
     const two = createRotationScheduler({ ...deps, holder: "two", batchSize: 2 });
-    expect(await one.runOnce()).toBe(0);
+    expect(await one.runOnce()).toBe(0); // nothing due yet
     system.advance(H);
-    expect(await two.runOnce()).toBe(0); // "one" holds the lease
     expect(await one.runOnce()).toBe(5);
-    expect(await one.runOnce()).toBe(0);
+    expect(await two.runOnce()).toBe(0); // "one" holds the lease
+    expect(await one.runOnce()).toBe(0); // each once per due time
     await one.stop();
     system.advance(H);
     expect(await two.runOnce()).toBe(5);

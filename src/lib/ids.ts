@@ -3,12 +3,34 @@
 import { randomBytes, randomInt } from "node:crypto";
 import type { Clock } from "./clock.js";
 
+let last = { ms: -1, tail: 0n };
+const TAIL_BITS = 74n;
+const TAIL_MAX = (1n << TAIL_BITS) - 1n;
+
+/**
+ * UUIDv7, monotonic within the process (RFC 9562 §6.2 method 3): ids made in the same millisecond — or
+ * while a test clock stands still — keep increasing, so id order is creation order for every cursor.
+ */
 export function uuidv7(clock: Clock): string {
-  const ms = BigInt(clock.now().getTime());
-  const bytes = randomBytes(16);
-  for (let i = 0; i < 6; i++) bytes[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  let ms = clock.now().getTime();
+  let tail = BigInt(`0x${randomBytes(10).toString("hex")}`) & TAIL_MAX;
+  if (ms <= last.ms) {
+    ms = last.ms;
+    tail = last.tail + 1n + (tail & 0xffffn);
+    if (tail > TAIL_MAX) {
+      ms += 1;
+      tail &= 0xffffffffn;
+    }
+  }
+  last = { ms, tail };
+  const bytes = Buffer.alloc(16);
+  bytes.writeUIntBE(ms, 0, 6);
+  // 74 bits of tail around the version (4 bits) and variant (2 bits) fields.
+  const rand = tail;
+  bytes[6] = 0x70 | Number((rand >> 70n) & 0x0fn);
+  bytes[7] = Number((rand >> 62n) & 0xffn);
+  bytes[8] = 0x80 | Number((rand >> 56n) & 0x3fn);
+  for (let i = 9; i < 16; i++) bytes[i] = Number((rand >> BigInt(8 * (15 - i))) & 0xffn);
   const hex = bytes.toString("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
