@@ -7,7 +7,7 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-const CURSOR = /^[0-9a-z_-]{1,64}$/;
+const CURSOR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function assertCursor(cursor: string | undefined): void {
   if (cursor !== undefined && !CURSOR.test(cursor)) {
