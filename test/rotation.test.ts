@@ -39,9 +39,11 @@ async function cvvEvents(t: string) {
   let cursor: string | null = null;
   const token = await h.token(); // the system clock may have moved past the default token's expiry
   do {
-    const url = `/v1/events?type=card.cvv.changed&limit=100${cursor ? `&cursor=${cursor}` : ""}`;
-    const page = (await h.call("GET", url, undefined, { token })).json();
-    all.push(...(page.items as { data: Record<string, unknown> }[]).map((e) => e.data));
+    const url: string = `/v1/events?type=card.cvv.changed&limit=100${cursor ? `&cursor=${cursor}` : ""}`;
+    const page: { items: { data: Record<string, unknown> }[]; nextCursor: string | null } = (
+      await h.call("GET", url, undefined, { token })
+    ).json();
+    all.push(...page.items.map((e) => e.data));
     cursor = page.nextCursor;
   } while (cursor);
   return all.filter((d) => d.publicToken === t);

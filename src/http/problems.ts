@@ -62,6 +62,12 @@ export function toAppError(error: unknown): { appError: AppError; unexpected: bo
     case "FST_ERR_CTP_INVALID_JSON_BODY":
       return { appError: new AppError("invalid_json", "The body is not valid JSON."), unexpected: false };
   }
+  if (isStoreUnavailable(error)) {
+    return {
+      appError: new AppError("service_unavailable", "The database is unavailable; retry shortly. Nothing was changed."),
+      unexpected: true,
+    };
+  }
   const status = fastifyError.statusCode ?? 500;
   if (error instanceof SyntaxError && status === 400) {
     return { appError: new AppError("invalid_json", "The body is not valid JSON."), unexpected: false };
@@ -70,6 +76,43 @@ export function toAppError(error: unknown): { appError: AppError; unexpected: bo
     return { appError: new AppError(codeForStatus(status), titles[status] ?? "The request was refused."), unexpected: false };
   }
   return { appError: new AppError("internal_error", "Something went wrong on our side; it has been logged."), unexpected: true };
+}
+
+// Connection-level failures of PostgreSQL (class 08, admin shutdown 57P0x, pool/socket errors) and the
+// SQLite conditions an operator fixes without a code change (disk full, read-only, locked, I/O error).
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "57P01",
+  "57P02",
+  "57P03",
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "SQLITE_FULL",
+  "SQLITE_READONLY",
+  "SQLITE_BUSY",
+  "SQLITE_IOERR",
+  "SQLITE_CANTOPEN",
+]);
+
+/** A transaction that failed for one of these rolled back: the request changed nothing. */
+export function isStoreUnavailable(error: unknown): boolean {
+  const candidate = error as { code?: unknown; message?: unknown } | null;
+  if (!candidate || typeof candidate !== "object") return false;
+  if (typeof candidate.code === "string" && (UNAVAILABLE_CODES.has(candidate.code) || candidate.code.startsWith("SQLITE_IOERR"))) {
+    return true;
+  }
+  return (
+    typeof candidate.message === "string" &&
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      candidate.message,
+    )
+  );
 }
 
 function codeForStatus(status: number): ErrorCode {
