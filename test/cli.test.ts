@@ -47,6 +47,7 @@ describe("cardvault CLI", () => {
       "fingerprint-v1",
       "pek-tdes-v1",
       "pek-aes-v1",
+      "webhook-secret-v1",
     ]);
     for (const line of lines) expect(line).toMatch(/kcv=[0-9A-F]{6}\tactive/);
     const keystore = readFileSync(join(dataDir, "keystore.json"), "utf8");

@@ -30,7 +30,10 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
   try {
     if (action === "list") {
       for (const t of await tenants.list()) {
-        io.stdout(`${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}`);
+        const flags = `${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}`;
+        io.stdout(
+          `${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${flags}`,
+        );
       }
       return 0;
     }

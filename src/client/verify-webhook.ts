@@ -29,7 +29,10 @@ function secretBytes(secret: string): Buffer {
 }
 
 /** The webhook-signature header value for one message. */
-export function signWebhook(message: { id: string; timestamp: number; payload: string }, secret: string): string {
+export function signWebhook(
+  message: { id: string; timestamp: number; payload: string },
+  secret: string,
+): string {
   const mac = createHmac("sha256", secretBytes(secret))
     .update(`${message.id}.${message.timestamp}.${message.payload}`)
     .digest("base64");
@@ -59,12 +62,15 @@ export function verifyWebhook<T = unknown>(
   const id = header(headers, "webhook-id");
   const timestampText = header(headers, "webhook-timestamp");
   const signatures = header(headers, "webhook-signature");
-  if (!/^[0-9]{1,12}$/.test(timestampText)) throw new WebhookVerificationError("webhook-timestamp is not a number.");
+  if (!/^[0-9]{1,12}$/.test(timestampText))
+    throw new WebhookVerificationError("webhook-timestamp is not a number.");
   const timestamp = Number(timestampText);
   const now = Math.floor((options.now?.() ?? new Date()).getTime() / 1000);
   const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
   if (Math.abs(now - timestamp) > tolerance) {
-    throw new WebhookVerificationError("webhook-timestamp is outside the tolerance (a stale or replayed message).");
+    throw new WebhookVerificationError(
+      "webhook-timestamp is outside the tolerance (a stale or replayed message).",
+    );
   }
   const expected = Buffer.from(signWebhook({ id, timestamp, payload }, secret));
   // Several signatures may be sent (space-separated) while a secret is being rotated: one match suffices.

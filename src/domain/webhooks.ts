@@ -21,7 +21,11 @@ export const RETRY_DELAYS_MS: readonly number[] = [
 ];
 
 /** When the next attempt falls due after `attempts` failed ones, or null when none is left. */
-export function nextAttemptAt(attempts: number, now: Date, delays: readonly number[] = RETRY_DELAYS_MS): Date | null {
+export function nextAttemptAt(
+  attempts: number,
+  now: Date,
+  delays: readonly number[] = RETRY_DELAYS_MS,
+): Date | null {
   const delay = delays[attempts - 1];
   return delay === undefined ? null : new Date(now.getTime() + delay);
 }
@@ -41,12 +45,16 @@ export function parseWebhookUrl(value: string, allowPrivate: boolean): URL {
   } catch {
     throw validationFailed("url", "url must be an absolute http:// or https:// URL.");
   }
-  if (value.length > MAX_URL_LENGTH) throw validationFailed("url", `url must be at most ${MAX_URL_LENGTH} characters.`);
+  if (value.length > MAX_URL_LENGTH)
+    throw validationFailed("url", `url must be at most ${MAX_URL_LENGTH} characters.`);
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw validationFailed("url", "url must use https:// or http://.");
   }
   if (url.username || url.password) {
-    throw validationFailed("url", "url must not carry credentials; use the signature to authenticate deliveries.");
+    throw validationFailed(
+      "url",
+      "url must not carry credentials; use the signature to authenticate deliveries.",
+    );
   }
   if (url.hash) throw validationFailed("url", "url must not have a #fragment.");
   const host = hostOf(url);

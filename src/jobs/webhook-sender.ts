@@ -43,7 +43,8 @@ interface AttemptResult {
 
 const USER_AGENT = "cardvault-webhooks/1";
 
-const systemResolve = async (host: string): Promise<ResolvedAddress[]> => lookup(host, { all: true, verbatim: true });
+const systemResolve = async (host: string): Promise<ResolvedAddress[]> =>
+  lookup(host, { all: true, verbatim: true });
 
 export function createWebhookSender(deps: WebhookSenderDeps) {
   const timeoutMs = deps.timeoutMs ?? 10_000;
@@ -89,7 +90,10 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
       "user-agent": USER_AGENT,
       "webhook-id": delivery.event_id,
       "webhook-timestamp": String(timestamp),
-      "webhook-signature": signWebhook({ id: delivery.event_id, timestamp, payload: delivery.payload }, secret),
+      "webhook-signature": signWebhook(
+        { id: delivery.event_id, timestamp, payload: delivery.payload },
+        secret,
+      ),
     };
     return post(url, addresses[0]!, headers, delivery.payload, timeoutMs);
   }
@@ -206,7 +210,10 @@ function post(
         // The body is never read: it could echo what we sent, and we have no use for it.
         response.destroy();
         const ok = statusCode >= 200 && statusCode < 300;
-        resolve({ statusCode, error: ok ? null : `http_${statusCode} ${shortText(response.statusMessage)}`.trim() });
+        resolve({
+          statusCode,
+          error: ok ? null : `http_${statusCode} ${shortText(response.statusMessage)}`.trim(),
+        });
       },
     );
     const timer = setTimeout(() => {
@@ -215,7 +222,12 @@ function post(
     }, timeoutMs);
     request.on("error", (error) => {
       clearTimeout(timer);
-      resolve({ statusCode: null, error: timedOut ? `timeout: no response within ${timeoutMs} ms` : `network_error: ${errorCode(error)}` });
+      resolve({
+        statusCode: null,
+        error: timedOut
+          ? `timeout: no response within ${timeoutMs} ms`
+          : `network_error: ${errorCode(error)}`,
+      });
     });
     request.end(body);
   });

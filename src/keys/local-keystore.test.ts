@@ -22,7 +22,16 @@ describe("keystore file", () => {
   it("creates one active version of every key type, none of them in the clear on disk", () => {
     const file = freshKeystore();
     const keys = loadKeystore(file, master);
-    expect(keys.map((k) => k.id)).toEqual(["cvk-v1", "pvk-v1", "pin-storage-v1", "pan-data-v1", "fingerprint-v1", "pek-tdes-v1", "pek-aes-v1"]);
+    expect(keys.map((k) => k.id)).toEqual([
+      "cvk-v1",
+      "pvk-v1",
+      "pin-storage-v1",
+      "pan-data-v1",
+      "fingerprint-v1",
+      "pek-tdes-v1",
+      "pek-aes-v1",
+      "webhook-secret-v1",
+    ]);
     const text = readFileSync(file, "utf8");
     for (const k of keys) {
       expect(k.active).toBe(true);
@@ -65,6 +74,23 @@ describe("local key provider", () => {
     await expect(keys.openPan(sealed, { ...binding, tenantId: "globex" })).rejects.toMatchObject({ code: "key_unavailable" });
     const tampered = `${sealed.slice(0, -4)}${sealed.slice(-4) === "AAAA" ? "BBBB" : "AAAA"}`;
     await expect(keys.openPan(tampered, binding)).rejects.toMatchObject({ code: "key_unavailable" });
+  });
+
+  it("seals webhook secrets bound to tenant and endpoint, and refuses them anywhere else", async () => {
+    const keys = createLocalKeyProvider(loadKeystore(freshKeystore(), master));
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const where = { tenantId: "acme", endpointId: "ep-1" };
+    const sealed = await keys.sealWebhookSecret(secret, where);
+    expect(sealed).toMatch(/^v1:webhook-secret-v1:/);
+    expect(sealed).not.toContain("MfKQ9r8G");
+    expect(await keys.openWebhookSecret(sealed, where)).toBe(secret);
+    await expect(keys.openWebhookSecret(sealed, { ...where, endpointId: "ep-2" })).rejects.toThrow(/webhook secret/);
+    await expect(keys.openWebhookSecret(sealed, { ...where, tenantId: "globex" })).rejects.toMatchObject({
+      code: "key_unavailable",
+    });
+    // A sealed PAN is not a sealed webhook secret, even with matching ids: the key type differs.
+    const sealedPan = await keys.sealPan("4000001234567899", { tenantId: "acme", cardId: "ep-1" });
+    await expect(keys.openWebhookSecret(sealedPan, where)).rejects.toMatchObject({ code: "key_unavailable" });
   });
 
   it("keeps opening old ciphertexts after a rotation, and seals new ones under the new key", async () => {

@@ -18,7 +18,10 @@ import { assertCursor, type Page, pageOf } from "./pagination.js";
 
 export interface WebhookServiceDeps {
   store: Pick<Store, "transaction">;
-  webhooks: Pick<WebhookRepo, "insertEndpoint" | "findEndpoint" | "listEndpoints" | "deleteEndpoint" | "listDeliveries">;
+  webhooks: Pick<
+    WebhookRepo,
+    "insertEndpoint" | "findEndpoint" | "listEndpoints" | "deleteEndpoint" | "listDeliveries"
+  >;
   tenants: Pick<TenantRepo, "find">;
   keys: Pick<KeyProvider, "sealWebhookSecret">;
   record: AuditRecorder;
@@ -119,7 +122,10 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         url: url.href,
         description: input.description ?? null,
         event_types: eventTypes === null ? null : JSON.stringify(eventTypes),
-        secret_sealed: await deps.keys.sealWebhookSecret(secret, { tenantId: actor.tenantId, endpointId: id }),
+        secret_sealed: await deps.keys.sealWebhookSecret(secret, {
+          tenantId: actor.tenantId,
+          endpointId: id,
+        }),
         created_at: deps.clock.now().toISOString(),
         deleted_at: null,
       };
@@ -135,7 +141,10 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       return { ...endpointView(row), secret };
     },
 
-    async list(actor: Actor, options: { cursor?: string; limit: number }): Promise<Page<WebhookEndpointView>> {
+    async list(
+      actor: Actor,
+      options: { cursor?: string; limit: number },
+    ): Promise<Page<WebhookEndpointView>> {
       assertCursor(options.cursor);
       const rows = await deps.webhooks.listEndpoints(actor.tenantId, {
         after: options.cursor,

@@ -21,7 +21,13 @@ export interface ClaimedDelivery {
 
 export type AttemptOutcome = Pick<
   WebhookDeliveriesTable,
-  "status" | "attempts" | "next_attempt_at" | "last_attempt_at" | "last_status_code" | "last_error" | "updated_at"
+  | "status"
+  | "attempts"
+  | "next_attempt_at"
+  | "last_attempt_at"
+  | "last_status_code"
+  | "last_error"
+  | "updated_at"
 >;
 
 export function createWebhookRepo(db: Db) {

@@ -16,7 +16,11 @@ const EndpointParams = Type.Object(
 
 const NewEndpointBody = Type.Object(
   {
-    url: Type.String({ minLength: 1, maxLength: 2048, description: "https:// (or http://) URL that receives POSTs." }),
+    url: Type.String({
+      minLength: 1,
+      maxLength: 2048,
+      description: "https:// (or http://) URL that receives POSTs.",
+    }),
     eventTypes: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
         minItems: 1,
@@ -33,7 +37,9 @@ const EndpointView = Type.Object({
   id: Type.String(),
   url: Type.String(),
   description: Type.Union([Type.String(), Type.Null()]),
-  eventTypes: Type.Union([Type.Array(Type.String()), Type.Null()], { description: "null: every event type." }),
+  eventTypes: Type.Union([Type.Array(Type.String()), Type.Null()], {
+    description: "null: every event type.",
+  }),
   createdAt: Type.String(),
 });
 
@@ -85,9 +91,15 @@ export function registerWebhookRoutes(root: FastifyInstance, webhooks: WebhookSe
 
   app.get(
     "/v1/webhook-endpoints",
-    { config, schema: { tags, querystring: ListQuery, response: { 200: pageOf(EndpointView), ...errorResponses } } },
+    {
+      config,
+      schema: { tags, querystring: ListQuery, response: { 200: pageOf(EndpointView), ...errorResponses } },
+    },
     async (request) =>
-      webhooks.list(actorOf(request), { cursor: request.query.cursor, limit: Number(request.query.limit ?? 50) }),
+      webhooks.list(actorOf(request), {
+        cursor: request.query.cursor,
+        limit: Number(request.query.limit ?? 50),
+      }),
   );
 
   app.get(

@@ -19,7 +19,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("created_at", "text", (c) => c.notNull())
     .addColumn("deleted_at", "text")
     .execute();
-  await db.schema.createIndex("webhook_endpoints_tenant").on("webhook_endpoints").columns(["tenant_id", "id"]).execute();
+  await db.schema
+    .createIndex("webhook_endpoints_tenant")
+    .on("webhook_endpoints")
+    .columns(["tenant_id", "id"])
+    .execute();
 
   await db.schema
     .createTable("webhook_deliveries")
@@ -50,5 +54,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .on("webhook_deliveries")
     .columns(["endpoint_id", "id"])
     .execute();
-  await db.schema.createIndex("webhook_deliveries_lock").on("webhook_deliveries").column("lock_token").execute();
+  await db.schema
+    .createIndex("webhook_deliveries_lock")
+    .on("webhook_deliveries")
+    .column("lock_token")
+    .execute();
 }

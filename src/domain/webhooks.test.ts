@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import { AppError } from "./errors.js";
+import {
+  blockedAddressReason,
+  endpointWants,
+  expandIpv6,
+  nextAttemptAt,
+  parseWebhookUrl,
+  RETRY_DELAYS_MS,
+} from "./webhooks.js";
+
+describe("blockedAddressReason", () => {
+  it.each([
+    ["127.0.0.1", "loopback"],
+    ["127.255.1.2", "loopback"],
+    ["0.0.0.0", "unspecified"],
+    ["10.1.2.3", "private"],
+    ["172.16.0.1", "private"],
+    ["172.31.255.255", "private"],
+    ["192.168.1.1", "private"],
+    ["100.64.0.1", "carrier-grade NAT"],
+    ["100.127.255.255", "carrier-grade NAT"],
+    ["169.254.169.254", "link-local"],
+    ["224.0.0.1", "multicast"],
+    ["255.255.255.255", "reserved"],
+    ["::", "unspecified"],
+    ["::1", "loopback"],
+    ["fc00::1", "unique local"],
+    ["fd12:3456::1", "unique local"],
+    ["fe80::1%eth0", "link-local"],
+    ["ff02::1", "multicast"],
+    ["::ffff:127.0.0.1", "loopback"],
+    ["::ffff:7f00:1", "loopback"],
+    ["::ffff:10.0.0.1", "private"],
+    ["64:ff9b::a9fe:a9fe", "link-local"],
+    ["2002:c0a8:0101::1", "private"],
+    ["2001:db8::1", "documentation"],
+  ])("refuses %s (%s)", (address, reason) => {
+    expect(blockedAddressReason(address)).toBe(reason);
+  });
+
+  it.each([
+    "8.8.8.8",
+    "1.1.1.1",
+    "172.32.0.1",
+    "100.128.0.1",
+    "11.0.0.1",
+    "2606:4700::1111",
+    "::ffff:8.8.8.8",
+  ])("lets the public address %s through", (address) => {
+    expect(blockedAddressReason(address)).toBeNull();
+  });
+
+  it("expands IPv6 shorthand", () => {
+    expect(expandIpv6("2001:db8::1")).toEqual([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
+    expect(expandIpv6("::ffff:1.2.3.4")).toEqual([0, 0, 0, 0, 0, 0xffff, 0x102, 0x304]);
+  });
+});
+
+describe("parseWebhookUrl", () => {
+  const refused = (url: string, allowPrivate = false) => {
+    try {
+      parseWebhookUrl(url, allowPrivate);
+    } catch (error) {
+      expect(error).toBeInstanceOf(AppError);
+      expect((error as AppError).fields?.url).toBeDefined();
+      return (error as AppError).message;
+    }
+    throw new Error(`${url} was accepted`);
+  };
+
+  it("accepts https and http URLs with a public host", () => {
+    expect(parseWebhookUrl("https://hooks.example.com/cardvault?x=1", false).href).toBe(
+      "https://hooks.example.com/cardvault?x=1",
+    );
+    expect(parseWebhookUrl("http://93.184.216.34:8080/", false).port).toBe("8080");
+  });
+
+  it("refuses other schemes, credentials, fragments and non-URLs", () => {
+    expect(refused("ftp://example.com/")).toMatch(/https/);
+    expect(refused("file:///etc/passwd")).toMatch(/https/);
+    expect(refused("not a url")).toMatch(/absolute/);
+    expect(refused("https://user:pw@example.com/")).toMatch(/credentials/);
+    expect(refused("https://example.com/#frag")).toMatch(/fragment/);
+    expect(refused(`https://example.com/${"a".repeat(2100)}`)).toMatch(/2048/);
+  });
+
+  it("refuses internal literals and localhost names unless the tenant allows private addresses", () => {
+    for (const url of [
+      "http://127.0.0.1:9000/",
+      "http://[::1]/",
+      "http://[::ffff:127.0.0.1]/",
+      "http://0x7f.1/",
+      "http://2130706433/",
+      "http://localhost:8080/",
+      "http://api.localhost/",
+      "http://169.254.169.254/latest/meta-data",
+    ]) {
+      expect(refused(url)).toMatch(/internal address/);
+      expect(parseWebhookUrl(url, true)).toBeInstanceOf(URL);
+    }
+  });
+});
+
+describe("retry schedule", () => {
+  it("spans more than 24 hours over 8 attempts, then stops", () => {
+    const start = new Date("2026-01-01T00:00:00Z");
+    let at = start;
+    let attempts = 1;
+    for (;;) {
+      const next = nextAttemptAt(attempts, at);
+      if (!next) break;
+      at = next;
+      attempts++;
+    }
+    expect(attempts).toBe(RETRY_DELAYS_MS.length + 1);
+    expect(attempts).toBe(8);
+    expect(at.getTime() - start.getTime()).toBeGreaterThanOrEqual(24 * 3_600_000);
+    expect(RETRY_DELAYS_MS.every((d, i) => i === 0 || d >= RETRY_DELAYS_MS[i - 1]!)).toBe(true);
+  });
+});
+
+describe("endpointWants", () => {
+  it("matches every type when no filter is set, else only the listed ones", () => {
+    expect(endpointWants(null, "card.created")).toBe(true);
+    expect(endpointWants('["pin.changed"]', "pin.changed")).toBe(true);
+    expect(endpointWants('["pin.changed"]', "card.created")).toBe(false);
+  });
+});
