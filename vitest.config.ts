@@ -15,7 +15,14 @@ const shared = { pool: "forks" as const, testTimeout: 30_000, hookTimeout: 60_00
 export default defineConfig({
   test: {
     projects: [
-      { test: { ...shared, name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"] } },
+      {
+        test: {
+          ...shared,
+          name: "sqlite",
+          include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+          exclude: ["test/postgres/**"],
+        },
+      },
       ...(postgresUrl
         ? [
             {
