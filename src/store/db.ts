@@ -55,9 +55,11 @@ export function openPostgresStore(url: string, options: PostgresOptions): Store 
     connectionTimeoutMillis: options.connectionTimeoutMs,
     statement_timeout: options.statementTimeoutMs,
   });
-  // An idle client that loses its connection emits on the pool; without a listener that would crash the
-  // process. The next query fails (503) and the pool reconnects on its own.
+  // A client that loses its connection emits "error" (on the pool when idle, on the client otherwise);
+  // without listeners that would crash the process. The query in flight fails (503) and the pool
+  // reconnects on its own.
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kind: "postgres",

@@ -36,7 +36,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     {
       CARDVAULT_JWT_SECRET: TEST_JWT_SECRET,
       CARDVAULT_MASTER_KEY: TEST_MASTER_KEY,
-      ...(database.url ? { CARDVAULT_DATABASE_URL: database.url } : {}),
+      ...(database.url ? { CARDVAULT_DATABASE_URL: options.databaseUrlFor?.(database.url) ?? database.url } : {}),
       ...options.env,
     },
     { dataDir },
