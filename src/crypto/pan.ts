@@ -14,7 +14,11 @@ const defaultRandomDigit = (): number => randomInt(10);
  * A Luhn-valid PAN of `length` digits (12–19) starting with `bin` (6–11 digits); the digits between
  * the BIN and the check digit come from `randomDigit` (default: crypto.randomInt).
  */
-export function generatePan(bin: string, length: number, randomDigit: () => number = defaultRandomDigit): string {
+export function generatePan(
+  bin: string,
+  length: number,
+  randomDigit: () => number = defaultRandomDigit,
+): string {
   assertDigits(bin, "BIN", 6, 11);
   if (!Number.isInteger(length) || length < 12 || length > 19) {
     throw new CryptoInputError("PAN length must be an integer from 12 to 19");
