@@ -20,6 +20,7 @@ import { createPinService } from "./services/pin.js";
 import { createCardClock } from "./services/card-clock.js";
 import { createEventService } from "./services/events.js";
 import { createRotationService } from "./services/rotation.js";
+import { createSecureDataService } from "./services/secure-data.js";
 import { createTenantService } from "./services/tenants.js";
 import { createTestClockService } from "./services/test-clocks.js";
 import { createWebhookService } from "./services/webhooks.js";
@@ -30,6 +31,7 @@ import { ensureSchema, openPostgresStore, openSqliteStore, type Store } from "./
 import { createIdempotencyRepo } from "./store/idempotency-repo.js";
 import { createOutboxRepo } from "./store/outbox-repo.js";
 import { createLeaseRepo } from "./store/lease-repo.js";
+import { createSecureDataRepo } from "./store/secure-data-repo.js";
 import { createTenantRepo } from "./store/tenant-repo.js";
 import { createTestClockRepo } from "./store/test-clock-repo.js";
 import { createWebhookRepo } from "./store/webhook-repo.js";
@@ -101,6 +103,7 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
     testClocks: createTestClockRepo(store.db),
     leases: createLeaseRepo(store.db),
     webhooks: createWebhookRepo(store.db),
+    secureDataSessionKeys: createSecureDataRepo(store.db),
   };
   const record = createAuditRecorder({ audit: repos.audit, clock });
   const publisherDeps = { outbox: repos.outbox, webhooks: repos.webhooks, clock };
@@ -152,6 +155,15 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
     }),
     audit: createAuditService({ audit: repos.audit }),
     events: createEventService({ outbox: repos.outbox }),
+    secureData: createSecureDataService({
+      store,
+      cards: repos.cards,
+      tenants: repos.tenants,
+      sessionKeys: repos.secureDataSessionKeys,
+      keys,
+      record,
+      clock,
+    }),
     webhooks: createWebhookService({ store, webhooks: repos.webhooks, tenants: repos.tenants, keys, record, clock }),
     publishMany,
     webhookSenderDeps,

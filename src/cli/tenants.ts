@@ -18,11 +18,12 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
     sandbox: { type: "boolean" },
     "rotation-interval-hours": { type: "string" },
     "allow-private-webhooks": { type: "boolean" },
+    "secure-data-pin": { type: "boolean" },
   });
   const [action, id] = positionals;
   if (action !== "add" && action !== "list") {
     throw new UsageError(
-      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] [--allow-private-webhooks] | tenants list",
+      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] [--allow-private-webhooks] [--secure-data-pin] | tenants list",
     );
   }
   const store = await openStore(configFrom(values));
@@ -30,7 +31,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
   try {
     if (action === "list") {
       for (const t of await tenants.list()) {
-        const flags = `${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}`;
+        const flags = `${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}${t.secure_data_pin ? "\tsecureDataPin" : ""}`;
         io.stdout(
           `${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${flags}`,
         );
@@ -48,6 +49,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
       sandbox: values.sandbox,
       defaultRotationIntervalHours: integerOption(values["rotation-interval-hours"], "rotation-interval-hours"),
       allowPrivateWebhooks: values["allow-private-webhooks"],
+      secureDataPin: values["secure-data-pin"],
     });
     io.stdout(`added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`);
     return 0;

@@ -16,6 +16,12 @@ export const errorStatus = {
   invalid_state_transition: 409,
   idempotency_in_progress: 409,
   idempotency_key_reused: 422,
+  /** Get Card Data: the wrapped session key does not open (RSA-OAEP-SHA256) into a 256-bit AES key. */
+  session_key_invalid: 400,
+  /** Get Card Data: the device's ephemeral public key is not a usable P-256 key. */
+  device_key_invalid: 400,
+  /** Get Card Data: this session key (or device key) was already used; a key delivers secrets once. */
+  session_key_replayed: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -33,6 +33,7 @@ export const scopes = [
   "audit:read",
   "events:read",
   "webhooks:manage",
+  "cards:secure-data",
 ] as const;
 export type Scope = (typeof scopes)[number];
 

@@ -10,6 +10,8 @@ export const keyTypes = [
   "pek-tdes",
   "pek-aes",
   "webhook-secret",
+  "secure-data-wrap",
+  "secure-data-sign",
 ] as const;
 export type KeyType = (typeof keyTypes)[number];
 
@@ -22,6 +24,34 @@ export interface KeyInfo {
   kcv: string;
   createdAt: string;
   active: boolean;
+  /** Asymmetric keys only: the published public half must not be relied on after this instant. */
+  notAfter?: string;
+}
+
+/** The public half of a Get Card Data key, as published to devices. */
+export interface SecureDataPublicKey {
+  kid: string;
+  /** wrap: devices encrypt their AES session key to it; sign: devices verify answers with it. */
+  use: "wrap" | "sign";
+  /** JOSE name: RSA-OAEP-256 (wrap) or PS256 (sign, RSA-PSS SHA-256, MGF1-SHA-256, salt 32). */
+  alg: "RSA-OAEP-256" | "PS256";
+  active: boolean;
+  createdAt: string;
+  notAfter: string;
+  jwk: { kty: string; n: string; e: string; kid: string; use: "enc" | "sig"; alg: string };
+  pem: string;
+}
+
+/** What a device gets back for an RSA-wrapped session key: AES-256-CBC ciphertext, its IV and a signature. */
+export interface DeviceEnvelope {
+  iv: Buffer;
+  encryptedPayload: Buffer;
+  /** RSA-PSS (SHA-256, MGF1-SHA-256, salt 32) over encryptedPayload ‖ iv. */
+  signature: Buffer;
+  wrapKeyId: string;
+  signingKeyId: string;
+  /** A digest of the session key (not the key): the same key presented twice has the same replayId. */
+  replayId: string;
 }
 
 export interface CvvInput {
@@ -67,4 +97,26 @@ export interface KeyProvider {
     stored: StoredPin,
     block: { format: 0 | 1 | 3 | 4; pinBlock: string; keyId?: string },
   ): Promise<boolean>;
+
+  /** Get Card Data: the public halves of every wrap and sign key version. */
+  secureDataKeys(): SecureDataPublicKey[];
+  /**
+   * Unwraps a device's AES-256 session key (RSA-OAEP-SHA256 under the active wrap key, or a retired one not
+   * yet past its not-after, or only `keyId` when given), encrypts the payload under it with AES-256-CBC and
+   * signs the result. The session key never leaves the provider.
+   */
+  sealForDevice(request: {
+    wrappedKey: Buffer;
+    payload: Buffer;
+    now: Date;
+    keyId?: string;
+  }): Promise<DeviceEnvelope>;
+  /**
+   * The same payload for a device that sent an ephemeral P-256 public JWK: signed (JWS, PS256) and then
+   * encrypted to the device key (compact JWE, ECDH-ES + A256GCM). replayId is the device key's thumbprint.
+   */
+  sealForDeviceJwe(request: {
+    deviceKey: Record<string, unknown>;
+    payload: Buffer;
+  }): Promise<{ jwe: string; signingKeyId: string; replayId: string }>;
 }

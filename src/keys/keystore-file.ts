@@ -1,7 +1,16 @@
 // The local keystore file: every key, versioned, each sealed with AES-256-GCM under the master key (AAD = the
 // key id, so sealed keys cannot be swapped between entries). The file never holds a clear key; a check value
 // of the master key lets start-up say "wrong master key" instead of failing on the first card.
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+} from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { keyCheckValue } from "../crypto/kcv.js";
 import type { Clock } from "../lib/clock.js";
@@ -16,6 +25,8 @@ interface SealedKey {
   algorithm: string;
   kcv: string;
   createdAt: string;
+  /** Asymmetric keys: the instant after which the published public half must not be used. */
+  notAfter?: string;
   sealed: string;
 }
 
@@ -29,7 +40,8 @@ export interface ClearKey extends KeyInfo {
   material: Buffer;
 }
 
-const algorithms: Record<KeyType, { algorithm: string; bytes: number }> = {
+/** Symmetric keys are `bytes` random bytes; RSA keys (`rsaBits`) are PKCS#8 DER private keys. */
+const algorithms: Record<KeyType, { algorithm: string; bytes: number; rsaBits?: number }> = {
   cvk: { algorithm: "tdes-2key", bytes: 16 },
   pvk: { algorithm: "tdes-2key", bytes: 16 },
   "pek-tdes": { algorithm: "tdes-2key", bytes: 16 },
@@ -38,7 +50,28 @@ const algorithms: Record<KeyType, { algorithm: string; bytes: number }> = {
   "pan-data": { algorithm: "aes-256", bytes: 32 },
   fingerprint: { algorithm: "hmac-sha256", bytes: 32 },
   "webhook-secret": { algorithm: "aes-256", bytes: 32 },
+  // Get Card Data: the device wraps its AES session key to this key (RSA-OAEP-SHA256, 4096 bits as Thredd).
+  "secure-data-wrap": { algorithm: "rsa-4096-oaep-sha256", bytes: 0, rsaBits: 4096 },
+  // ...and verifies our answers with this one (RSA-PSS SHA-256; 3072 bits = 128-bit strength, like SHA-256).
+  "secure-data-sign": { algorithm: "rsa-3072-pss-sha256", bytes: 0, rsaBits: 3072 },
 };
+
+/** How long a published public key may be relied on; rotate (`keys rotate --type …`) before it runs out. */
+const PUBLIC_KEY_VALIDITY_DAYS = 730;
+
+/** Makes an RSA private key (PKCS#8 DER). Injectable so test suites can reuse one pair instead of ~1 s each. */
+export type RsaKeyGenerator = (bits: number) => Buffer;
+
+export interface KeystoreOptions {
+  generateRsaKey?: RsaKeyGenerator;
+}
+
+const generateRsaKey: RsaKeyGenerator = (bits) =>
+  generateKeyPairSync("rsa", {
+    modulusLength: bits,
+    publicKeyEncoding: { type: "spki", format: "der" },
+    privateKeyEncoding: { type: "pkcs8", format: "der" },
+  }).privateKey;
 
 export class KeystoreError extends Error {}
 
@@ -62,13 +95,19 @@ export function loadKeystore(file: string, masterKey: Buffer): ClearKey[] {
     algorithm: k.algorithm,
     kcv: k.kcv,
     createdAt: k.createdAt,
+    ...(k.notAfter ? { notAfter: k.notAfter } : {}),
     active: newest.get(k.type) === k.version,
     material: unseal(k, masterKey),
   }));
 }
 
 /** Creates the keystore, or adds version 1 of any key type it lacks. Returns the ids created. */
-export function initKeystore(file: string, masterKey: Buffer, clock: Clock): string[] {
+export function initKeystore(
+  file: string,
+  masterKey: Buffer,
+  clock: Clock,
+  options: KeystoreOptions = {},
+): string[] {
   const store: KeystoreFile = existsSync(file)
     ? readFile(file)
     : { format: FORMAT, masterKeyCheck: masterKeyCheck(masterKey), keys: [] };
@@ -78,7 +117,7 @@ export function initKeystore(file: string, masterKey: Buffer, clock: Clock): str
   const created: string[] = [];
   for (const type of keyTypes) {
     if (store.keys.some((k) => k.type === type)) continue;
-    const key = newKey(type, 1, masterKey, clock);
+    const key = newKey(type, 1, masterKey, clock, options);
     store.keys.push(key);
     created.push(key.id);
   }
@@ -87,14 +126,20 @@ export function initKeystore(file: string, masterKey: Buffer, clock: Clock): str
 }
 
 /** Adds a new version of each given type; new work uses it, existing ciphertexts keep naming their key. */
-export function rotateKeys(file: string, masterKey: Buffer, types: readonly KeyType[], clock: Clock): string[] {
+export function rotateKeys(
+  file: string,
+  masterKey: Buffer,
+  types: readonly KeyType[],
+  clock: Clock,
+  options: KeystoreOptions = {},
+): string[] {
   const store = readFile(file);
   if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
     throw new KeystoreError(`The master key does not open the keystore ${file}.`);
   }
   const newest = newestVersions(store.keys);
   const created = types.map((type) => {
-    const key = newKey(type, (newest.get(type) ?? 0) + 1, masterKey, clock);
+    const key = newKey(type, (newest.get(type) ?? 0) + 1, masterKey, clock, options);
     store.keys.push(key);
     return key.id;
   });
@@ -102,17 +147,31 @@ export function rotateKeys(file: string, masterKey: Buffer, types: readonly KeyT
   return created;
 }
 
-function newKey(type: KeyType, version: number, masterKey: Buffer, clock: Clock): SealedKey {
-  const { algorithm, bytes } = algorithms[type];
-  const material = algorithm.startsWith("tdes") ? withOddParity(randomBytes(bytes)) : randomBytes(bytes);
+function newKey(
+  type: KeyType,
+  version: number,
+  masterKey: Buffer,
+  clock: Clock,
+  options: KeystoreOptions,
+): SealedKey {
+  const { algorithm, bytes, rsaBits } = algorithms[type];
+  const material = rsaBits
+    ? (options.generateRsaKey ?? generateRsaKey)(rsaBits)
+    : algorithm.startsWith("tdes")
+      ? withOddParity(randomBytes(bytes))
+      : randomBytes(bytes);
   const id = `${type}-v${version}`;
+  const now = clock.now();
   return {
     id,
     type,
     version,
     algorithm,
     kcv: checkValue(algorithm, material),
-    createdAt: clock.now().toISOString(),
+    createdAt: now.toISOString(),
+    ...(rsaBits
+      ? { notAfter: new Date(now.getTime() + PUBLIC_KEY_VALIDITY_DAYS * 86_400_000).toISOString() }
+      : {}),
     sealed: seal(material, id, masterKey),
   };
 }
@@ -120,6 +179,12 @@ function newKey(type: KeyType, version: number, masterKey: Buffer, clock: Clock)
 function checkValue(algorithm: string, material: Buffer): string {
   if (algorithm.startsWith("tdes")) return keyCheckValue(material, "tdes", 3);
   if (algorithm.startsWith("aes")) return keyCheckValue(material, "aes", 3);
+  // RSA: the start of the SHA-256 of the public key (SPKI DER), which anyone holding the public key can check.
+  if (algorithm.startsWith("rsa")) {
+    const privateKey = createPrivateKey({ key: material, format: "der", type: "pkcs8" });
+    const spki = createPublicKey(privateKey).export({ type: "spki", format: "der" });
+    return createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
+  }
   return createHmac("sha256", material).update(Buffer.alloc(16)).digest("hex").slice(0, 6).toUpperCase();
 }
 
@@ -135,7 +200,10 @@ function withOddParity(key: Buffer): Buffer {
 }
 
 function masterKeyCheck(masterKey: Buffer): string {
-  return createHmac("sha256", masterKey).update("cardvault keystore master key check").digest("hex").slice(0, 16);
+  return createHmac("sha256", masterKey)
+    .update("cardvault keystore master key check")
+    .digest("hex")
+    .slice(0, 16);
 }
 
 function seal(material: Buffer, id: string, masterKey: Buffer): string {
@@ -154,7 +222,9 @@ function unseal(key: SealedKey, masterKey: Buffer): Buffer {
     decipher.setAuthTag(raw.subarray(raw.length - 16));
     return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]);
   } catch {
-    throw new KeystoreError(`Key ${key.id} in the keystore is damaged: it does not open under the master key.`);
+    throw new KeystoreError(
+      `Key ${key.id} in the keystore is damaged: it does not open under the master key.`,
+    );
   }
 }
 

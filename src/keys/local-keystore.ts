@@ -1,13 +1,34 @@
 // The local KeyProvider: keys from the keystore file, held in memory, used through node:crypto. Ciphers and
 // generators are built once per key and reused, because CVV and PIN checks sit on the authorisation path.
 // Every ciphertext names the key that made it, so keys can rotate while old ciphertexts stay readable.
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  privateDecrypt,
+  randomBytes,
+  sign,
+  timingSafeEqual,
+} from "node:crypto";
+import { CompactEncrypt, CompactSign, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import { computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
 import { decipherPinBlock, encipherPinBlock } from "../crypto/pin-block.js";
 import { createPvvGenerator } from "../crypto/pvv.js";
 import { AppError } from "../domain/errors.js";
-import type { CvvInput, KeyInfo, KeyProvider, KeyType, StoredPin } from "./key-provider.js";
+import type {
+  CvvInput,
+  KeyInfo,
+  KeyProvider,
+  KeyType,
+  SecureDataPublicKey,
+  StoredPin,
+} from "./key-provider.js";
 import type { ClearKey } from "./keystore-file.js";
 
 const ENVELOPE_VERSION = "v1";
@@ -19,6 +40,90 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
 
   const cvvGenerators = new Map<string, ReturnType<typeof createCvvGenerator>>();
   const pvvGenerators = new Map<string, ReturnType<typeof createPvvGenerator>>();
+  // RSA keys are parsed once: a 4096-bit PKCS#8 parse costs more than the CVV it protects.
+  const privateKeys = new Map<string, KeyObject>();
+
+  function privateKeyOf(k: ClearKey): KeyObject {
+    let parsed = privateKeys.get(k.id);
+    if (!parsed) {
+      parsed = createPrivateKey({ key: k.material, format: "der", type: "pkcs8" });
+      privateKeys.set(k.id, parsed);
+    }
+    return parsed;
+  }
+
+  const secureDataKeys: SecureDataPublicKey[] = keys
+    .filter((k) => k.type === "secure-data-wrap" || k.type === "secure-data-sign")
+    .map((k) => {
+      const publicKey = createPublicKey(privateKeyOf(k));
+      const { n, e, kty } = publicKey.export({ format: "jwk" });
+      const wrap = k.type === "secure-data-wrap";
+      return {
+        kid: k.id,
+        use: wrap ? "wrap" : "sign",
+        alg: wrap ? "RSA-OAEP-256" : "PS256",
+        active: k.active,
+        createdAt: k.createdAt,
+        notAfter: k.notAfter ?? k.createdAt,
+        jwk: {
+          kty: kty!,
+          n: n!,
+          e: e!,
+          kid: k.id,
+          use: wrap ? "enc" : "sig",
+          alg: wrap ? "RSA-OAEP-256" : "PS256",
+        },
+        pem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+      };
+    });
+
+  /** The wrap keys a session key may be wrapped under: the active one first, then retired ones still valid. */
+  function wrapKeysFor(now: Date, keyId: string | undefined): ClearKey[] {
+    const valid = (k: ClearKey) =>
+      k.type === "secure-data-wrap" && (k.active || (k.notAfter ?? "") > now.toISOString());
+    if (keyId !== undefined) {
+      const k = byId.get(keyId);
+      if (!k || !valid(k)) {
+        throw new AppError(
+          "validation_failed",
+          "keyId does not name a current wrap key; see GET /v1/secure-data/keys.",
+          {
+            fields: { keyId: ["must name a current secure-data-wrap key"] },
+          },
+        );
+      }
+      return [k];
+    }
+    return keys.filter(valid).sort((a, b) => Number(b.active) - Number(a.active) || b.version - a.version);
+  }
+
+  /** RSA-OAEP-SHA256 under the first wrap key that opens it; anything but a 32-byte key is refused alike. */
+  function unwrapSessionKey(wrappedKey: Buffer, candidates: ClearKey[]): { key: Buffer; wrapKeyId: string } {
+    for (const k of candidates) {
+      const privateKey = privateKeyOf(k);
+      if (wrappedKey.length !== (privateKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8) continue;
+      let opened: Buffer;
+      try {
+        opened = privateDecrypt(
+          { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+          wrappedKey,
+        );
+      } catch {
+        continue;
+      }
+      if (opened.length === 32) return { key: opened, wrapKeyId: k.id };
+      opened.fill(0);
+    }
+    throw new AppError(
+      "session_key_invalid",
+      "The key does not unwrap into a 256-bit AES key: wrap a fresh 32-byte key with RSA-OAEP (SHA-256) under the published wrap key.",
+      {
+        fields: {
+          key: ["does not unwrap under the published wrap key (RSA-OAEP-SHA256, 4096 bits) into 32 bytes"],
+        },
+      },
+    );
+  }
 
   function key(id: string, type: KeyType): ClearKey {
     const k = byId.get(id);
@@ -86,7 +191,9 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
       const decipher = createDecipheriv("aes-256-gcm", k.material, Buffer.from(nonce, "base64url"));
       decipher.setAAD(aad);
       decipher.setAuthTag(raw.subarray(raw.length - 16));
-      return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString("utf8");
+      return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString(
+        "utf8",
+      );
     } catch {
       throw new AppError(
         "key_unavailable",
@@ -131,7 +238,8 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
     sealPan: async (pan, binding) => sealText("pan-data", pan, panAad(binding)),
     openPan: async (sealed, binding) => openText(sealed, "pan-data", panAad(binding), "PAN"),
 
-    sealWebhookSecret: async (secret, binding) => sealText("webhook-secret", secret, webhookSecretAad(binding)),
+    sealWebhookSecret: async (secret, binding) =>
+      sealText("webhook-secret", secret, webhookSecretAad(binding)),
     openWebhookSecret: async (sealed, binding) =>
       openText(sealed, "webhook-secret", webhookSecretAad(binding), "webhook secret"),
 
@@ -144,7 +252,9 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
       const storage = activeKey("pin-storage");
       const pvk = activeKey("pvk");
       const pvki = 1;
-      const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material }).toString("hex").toUpperCase();
+      const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material })
+        .toString("hex")
+        .toUpperCase();
       return {
         pvkId: pvk.id,
         pvki,
@@ -161,20 +271,79 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
       const pek = keyId ? byId.get(keyId) : activeKey(format === 4 ? "pek-aes" : "pek-tdes");
       const expectedType: KeyType = format === 4 ? "pek-aes" : "pek-tdes";
       if (!pek || pek.type !== expectedType) {
-        throw new AppError("validation_failed", `keyId does not name a ${expectedType} key in the keystore.`, {
-          fields: { keyId: [`must name a ${expectedType} key for format ${format}`] },
-        });
+        throw new AppError(
+          "validation_failed",
+          `keyId does not name a ${expectedType} key in the keystore.`,
+          {
+            fields: { keyId: [`must name a ${expectedType} key for format ${format}`] },
+          },
+        );
       }
       let presented: string;
       try {
         presented = decipherPinBlock({ format, block: pinBlock, pan, key: pek.material });
       } catch (error) {
         if (!(error instanceof CryptoInputError)) throw error;
-        throw new AppError("validation_failed", `The PIN block does not decode as format ${format} under key ${pek.id}.`, {
-          fields: { pinBlock: ["does not decode under the given key and format"] },
-        });
+        throw new AppError(
+          "validation_failed",
+          `The PIN block does not decode as format ${format} under key ${pek.id}.`,
+          {
+            fields: { pinBlock: ["does not decode under the given key and format"] },
+          },
+        );
       }
       return pinMatches(pan, stored, presented);
+    },
+
+    secureDataKeys: () => secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } })),
+
+    async sealForDevice({ wrappedKey, payload, now, keyId }) {
+      const signer = activeKey("secure-data-sign");
+      const { key: sessionKey, wrapKeyId } = unwrapSessionKey(wrappedKey, wrapKeysFor(now, keyId));
+      try {
+        const iv = randomBytes(16);
+        const cipher = createCipheriv("aes-256-cbc", sessionKey, iv);
+        const encryptedPayload = Buffer.concat([cipher.update(payload), cipher.final()]);
+        const signature = sign("sha256", Buffer.concat([encryptedPayload, iv]), {
+          key: privateKeyOf(signer),
+          padding: constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: 32,
+        });
+        const replayId = createHash("sha256")
+          .update("cardvault:secure-data:session-key:")
+          .update(sessionKey)
+          .digest("base64url");
+        return { iv, encryptedPayload, signature, wrapKeyId, signingKeyId: signer.id, replayId };
+      } finally {
+        sessionKey.fill(0);
+      }
+    },
+
+    async sealForDeviceJwe({ deviceKey, payload }) {
+      const signer = activeKey("secure-data-sign");
+      const jwk = deviceKey as JWK;
+      let publicKey: Awaited<ReturnType<typeof importJWK>>;
+      let replayId: string;
+      try {
+        if (jwk.kty !== "EC" || jwk.crv !== "P-256" || "d" in jwk) throw new Error("not a P-256 public key");
+        publicKey = await importJWK({ kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }, "ECDH-ES");
+        replayId = await calculateJwkThumbprint({ kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }, "sha256");
+      } catch {
+        throw new AppError(
+          "device_key_invalid",
+          "deviceKey is not a public P-256 key (JWK with kty EC, crv P-256, x, y).",
+          {
+            fields: { deviceKey: ["must be a public EC P-256 JWK with a point on the curve"] },
+          },
+        );
+      }
+      const jws = await new CompactSign(payload)
+        .setProtectedHeader({ alg: "PS256", kid: signer.id })
+        .sign(privateKeyOf(signer));
+      const jwe = await new CompactEncrypt(Buffer.from(jws))
+        .setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", cty: "JOSE" })
+        .encrypt(publicKey);
+      return { jwe, signingKeyId: signer.id, replayId };
     },
   };
 }

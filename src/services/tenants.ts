@@ -19,6 +19,8 @@ export interface NewTenant {
   defaultRotationIntervalHours?: number;
   /** Lets webhooks reach loopback and private addresses (tests, receivers on the same network). */
   allowPrivateWebhooks?: boolean;
+  /** Adds the PIN to Get Card Data payloads (PAN, CVV and expiry otherwise). */
+  secureDataPin?: boolean;
 }
 
 export const TENANT_DEFAULTS = { bin: "999999", panLength: 16, maxCvvTries: 3, maxPinTries: 3 } as const;
@@ -37,6 +39,7 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
         sandbox: input.sandbox ? 1 : 0,
         default_rotation_interval_hours: input.defaultRotationIntervalHours ?? null,
         webhooks_allow_private: input.allowPrivateWebhooks ? 1 : 0,
+        secure_data_pin: input.secureDataPin ? 1 : 0,
       };
       const problems = [
         !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(row.id) && "id must be 1–63 lower-case letters, digits, - or _",

@@ -14,6 +14,8 @@ export interface TenantsTable {
   default_rotation_interval_hours: number | null;
   /** 1 lets this tenant's webhooks reach loopback and private addresses (tests, on-premises receivers). */
   webhooks_allow_private: number;
+  /** 1 adds the PIN to this tenant's Get Card Data payloads. */
+  secure_data_pin: number;
 }
 
 export interface CardsTable {
@@ -114,6 +116,14 @@ export interface WebhookDeliveriesTable {
   updated_at: string;
 }
 
+/** Get Card Data session keys already used: a digest of the key, never the key. */
+export interface SecureDataSessionKeysTable {
+  replay_id: string;
+  tenant_id: string;
+  card_id: string;
+  used_at: string;
+}
+
 export interface IdempotencyKeysTable {
   tenant_id: string;
   key: string;
@@ -135,6 +145,7 @@ export interface Database {
   job_leases: JobLeasesTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  secure_data_session_keys: SecureDataSessionKeysTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -142,5 +153,6 @@ export type TestClockRow = Selectable<TestClocksTable>;
 export type CardRow = Selectable<CardsTable>;
 export type NewCardRow = Insertable<CardsTable>;
 export type AuditRow = Selectable<AuditEventsTable>;
+export type SecureDataSessionKeyRow = Selectable<SecureDataSessionKeysTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
