@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import type { Logger } from "pino";
 import { type Config, parseMasterKey } from "./config.js";
 import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
 import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
@@ -10,6 +11,7 @@ import { initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
+import { createWebhookSender } from "./jobs/webhook-sender.js";
 import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
@@ -183,8 +185,9 @@ export interface Runtime {
 }
 
 /** The background jobs a process runs: `serve` (unless CARDVAULT_JOBS=off) and `cardvault worker`. */
-export function createJobs(runtime: Pick<Runtime, "services" | "clock" | "store">): Job[] {
+export function createJobs(runtime: Pick<Runtime, "services" | "clock" | "store">, logger?: Logger): Job[] {
   return [
+    createWebhookSender({ ...runtime.services.webhookSenderDeps, logger }),
     createRotationScheduler({
       rotation: runtime.services.rotation,
       leases: runtime.services.repos.leases,

@@ -10,7 +10,7 @@ export async function workerCommand(args: string[]): Promise<number> {
   const config = configFrom(values);
   const logger = createLogger(config.logLevel);
   const runtime = await openRuntime(config, { warn: (message) => logger.warn(`!!! ${message} !!!`) });
-  const jobs = startJobs(createJobs(runtime), logger, config.jobIntervalMs);
+  const jobs = startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs);
   logger.info({ dataDir: config.dataDir }, "cardvault worker running");
   const shutdown = async (signal: string) => {
     logger.info({ signal }, "worker stopping: finishing the batch in hand");

@@ -26,6 +26,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** Tenants (acme, globex) whose webhooks may reach loopback and private addresses. */
   allowPrivateWebhooks?: readonly string[];
+  /** Rewrites the test database URL the service uses (e.g. to go through a proxy the test controls). */
+  databaseUrlFor?: (url: string) => string;
 }
 
 export async function createHarness(options: HarnessOptions = {}) {
