@@ -2,6 +2,7 @@
 // wrong → 401, every missing scope → 403, another tenant's card → 404 exactly like an unknown card.
 import { SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scopes } from "../src/http/auth.js";
 import { createHarness, type Harness, TEST_JWT_SECRET } from "./helpers/harness.js";
 
 let h: Harness;
@@ -21,7 +22,7 @@ const secret = new TextEncoder().encode(TEST_JWT_SECRET);
 const now = () => Math.floor(Date.now() / 1000);
 
 function claims(overrides: Record<string, unknown> = {}) {
-  return { tenant: "acme", scope: "cards:read cards:write cvv:read cvv:verify cvv:manage pin:read pin:write pin:verify pin:manage audit:read", ...overrides };
+  return { tenant: "acme", scope: scopes.join(" "), ...overrides };
 }
 
 async function sign(payload: Record<string, unknown>, options: { exp?: number; nbf?: number; iss?: string; aud?: string; sub?: string | null; key?: Uint8Array } = {}) {
