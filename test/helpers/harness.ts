@@ -7,10 +7,12 @@ import type { Logger } from "pino";
 import { loadConfig } from "../../src/config.js";
 import { buildApp } from "../../src/http/app.js";
 import { createTokenVerifier, mintToken, scopes } from "../../src/http/auth.js";
+import { initKeystore } from "../../src/keys/keystore-file.js";
 import { type Clock, systemClock } from "../../src/lib/clock.js";
-import { connectStore, openRuntime } from "../../src/runtime.js";
+import { connectStore, keystorePath, openRuntime, resolveMasterKey } from "../../src/runtime.js";
 import { ensureSchema } from "../../src/store/db.js";
 import { createTestDatabase } from "./test-database.js";
+import { testRsaKeyGenerator } from "./test-rsa-keys.js";
 
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256!";
 export const TEST_MASTER_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -28,6 +30,8 @@ export interface HarnessOptions {
   allowPrivateWebhooks?: readonly string[];
   /** Rewrites the test database URL the service uses (e.g. to go through a proxy the test controls). */
   databaseUrlFor?: (url: string) => string;
+  /** Tenants (acme, globex) whose Get Card Data payloads include the PIN. */
+  secureDataPin?: readonly string[];
 }
 
 export async function createHarness(options: HarnessOptions = {}) {
@@ -46,6 +50,9 @@ export async function createHarness(options: HarnessOptions = {}) {
   const migrated = connectStore(config);
   await ensureSchema(migrated.db, { migrate: true });
   await migrated.close();
+  // The keystore openRuntime would create, made here with cached RSA pairs (RSA-4096 keygen is slow).
+  const masterKey = resolveMasterKey(config, () => {});
+  initKeystore(keystorePath(config), masterKey, clock, { generateRsaKey: testRsaKeyGenerator });
   const runtime = await openRuntime(config, { clock, warn: () => {} });
   for (const id of ["acme", "globex"]) {
     await runtime.services.tenants.add({
@@ -55,6 +62,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       maxPinTries: options.maxPinTries ?? 3,
       sandbox: id === "acme" && options.sandbox === true,
       allowPrivateWebhooks: options.allowPrivateWebhooks?.includes(id),
+      secureDataPin: options.secureDataPin?.includes(id),
     });
   }
   const app = await buildApp({

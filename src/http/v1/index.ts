@@ -7,6 +7,7 @@ import { registerCvvRoutes } from "./cvv.js";
 import { registerEventRoutes } from "./events.js";
 import { registerPinRoutes } from "./pin.js";
 import { registerRotationRoutes } from "./rotation.js";
+import { registerSecureDataRoutes } from "./secure-data.js";
 import { registerTestClockRoutes } from "./test-clocks.js";
 import { registerWebhookRoutes } from "./webhooks.js";
 
@@ -19,4 +20,5 @@ export function registerV1Routes(app: FastifyInstance, services: Services): void
   registerTestClockRoutes(app, services.testClocks);
   registerEventRoutes(app, services.events);
   registerWebhookRoutes(app, services.webhooks);
+  registerSecureDataRoutes(app, services.secureData);
 }
