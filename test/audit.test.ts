@@ -10,11 +10,23 @@ afterAll(() => h.close());
 describe("audit events", () => {
   it("records actor, action, outcome, card and request id for reads and changes, paged by cursor", async () => {
     const card = await h.createCard();
-    await h.call("GET", `/v1/cards/${card.publicToken}/cvv`, undefined, { headers: { "x-request-id": "req-cvv-read-1" } });
+    await h.call("GET", `/v1/cards/${card.publicToken}/cvv`, undefined, {
+      headers: { "x-request-id": "req-cvv-read-1" },
+    });
     await h.call("GET", `/v1/cards/${card.publicToken}/pin`);
-    await h.call("POST", `/v1/cards/${card.publicToken}/pin/unblock`, { updatedBy: "Jane Ops", description: "called in" });
+    await h.call("POST", `/v1/cards/${card.publicToken}/pin/unblock`, {
+      updatedBy: "Jane Ops",
+      description: "called in",
+    });
 
-    const seen: { action: string; outcome: string; actor: string; publicToken: string | null; requestId: string | null; details: Record<string, unknown> | null }[] = [];
+    const seen: {
+      action: string;
+      outcome: string;
+      actor: string;
+      publicToken: string | null;
+      requestId: string | null;
+      details: Record<string, unknown> | null;
+    }[] = [];
     let cursor: string | null = null;
     let pages = 0;
     do {
@@ -28,12 +40,19 @@ describe("audit events", () => {
     } while (cursor);
     expect(pages).toBe(2);
     expect(seen.map((e) => e.action)).toEqual(["card.create", "cvv.read", "pin.read", "pin.unblock"]);
-    expect(seen[1]).toMatchObject({ actor: "test-user", outcome: "success", publicToken: card.publicToken, requestId: "req-cvv-read-1" });
+    expect(seen[1]).toMatchObject({
+      actor: "test-user",
+      outcome: "success",
+      publicToken: card.publicToken,
+      requestId: "req-cvv-read-1",
+    });
     expect(seen[3]?.details).toMatchObject({ updatedBy: "Jane Ops", description: "called in" });
   });
 
   it("shows a tenant only its own events", async () => {
-    const response = await h.call("GET", "/v1/audit-events", undefined, { token: await h.token(undefined, "globex") });
+    const response = await h.call("GET", "/v1/audit-events", undefined, {
+      token: await h.token(undefined, "globex"),
+    });
     expect(response.json()).toEqual({ items: [], nextCursor: null });
   });
 

@@ -11,7 +11,11 @@ afterAll(() => h.close());
 
 describe("cards", () => {
   it("issues a card with a 9-digit public token, a Luhn-valid PAN from the tenant's BIN, and a masked view", async () => {
-    const response = await h.call("POST", "/v1/cards", { type: "virtual", cardholderName: "Ada Lovelace", expiry: "2912" });
+    const response = await h.call("POST", "/v1/cards", {
+      type: "virtual",
+      cardholderName: "Ada Lovelace",
+      expiry: "2912",
+    });
     expect(response.statusCode).toBe(201);
     const card = response.json();
     expect(card).toMatchObject({
@@ -37,15 +41,26 @@ describe("cards", () => {
 
   it("defaults the expiry to three years out and the status to active; physical cards too", async () => {
     const card = await h.createCard({ type: "physical" });
-    expect(card).toMatchObject({ type: "physical", status: "active", expiry: expect.stringMatching(/^[0-9]{4}$/) });
+    expect(card).toMatchObject({
+      type: "physical",
+      status: "active",
+      expiry: expect.stringMatching(/^[0-9]{4}$/),
+    });
   });
 
   it("reads a card back, and changes its status through its life cycle", async () => {
     const card = await h.createCard();
     const url = `/v1/cards/${card.publicToken}`;
-    expect((await h.call("GET", url)).json()).toMatchObject({ publicToken: card.publicToken, status: "active" });
-    expect((await h.call("PATCH", url, { status: "suspended" })).json()).toMatchObject({ status: "suspended" });
-    expect((await h.call("PATCH", url, { status: "active", cardholderName: "New Name" })).json()).toMatchObject({
+    expect((await h.call("GET", url)).json()).toMatchObject({
+      publicToken: card.publicToken,
+      status: "active",
+    });
+    expect((await h.call("PATCH", url, { status: "suspended" })).json()).toMatchObject({
+      status: "suspended",
+    });
+    expect(
+      (await h.call("PATCH", url, { status: "active", cardholderName: "New Name" })).json(),
+    ).toMatchObject({
       status: "active",
       cardholderName: "New Name",
     });
@@ -74,7 +89,10 @@ describe("cards", () => {
   });
 
   it("rejects bad input with a 400 problem naming the field, and creates nothing", async () => {
-    const before = await h.runtime.store.db.selectFrom("cards").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
+    const before = await h.runtime.store.db
+      .selectFrom("cards")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .executeTakeFirstOrThrow();
     const cases: [unknown, string][] = [
       [{ type: "gold" }, "type"],
       [{}, "type"],
@@ -90,7 +108,10 @@ describe("cards", () => {
       expect(response.statusCode, JSON.stringify(body)).toBe(400);
       expect(response.json().errors, JSON.stringify(body)).toHaveProperty([field]);
     }
-    const after = await h.runtime.store.db.selectFrom("cards").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
+    const after = await h.runtime.store.db
+      .selectFrom("cards")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
   });
 

@@ -10,7 +10,12 @@ const root = join(import.meta.dirname, "..");
 const dataDir = mkdtempSync(join(tmpdir(), "cardvault-cli-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-const baseEnv = { ...process.env, NODE_ENV: "development", CARDVAULT_MASTER_KEY: "", CARDVAULT_JWT_SECRET: "" };
+const baseEnv = {
+  ...process.env,
+  NODE_ENV: "development",
+  CARDVAULT_MASTER_KEY: "",
+  CARDVAULT_JWT_SECRET: "",
+};
 
 function cli(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
@@ -71,7 +76,9 @@ describe("cardvault CLI", () => {
   });
 
   it("adds and lists tenants, refusing bad values", () => {
-    expect(cli(["tenants", "add", "acme", "--bin", "412345", "--max-cvv-tries", "5", "--data-dir", dataDir]).code).toBe(0);
+    expect(
+      cli(["tenants", "add", "acme", "--bin", "412345", "--max-cvv-tries", "5", "--data-dir", dataDir]).code,
+    ).toBe(0);
     const list = cli(["tenants", "list", "--data-dir", dataDir]);
     expect(list.stdout).toContain("acme\tbin=412345\tpanLength=16\tmaxCvvTries=5\tmaxPinTries=3");
     const bad = cli(["tenants", "add", "bad", "--bin", "12", "--data-dir", dataDir]);
@@ -87,15 +94,27 @@ describe("cardvault CLI", () => {
   });
 
   it("serves the API with a token minted by `cardvault token`, and stops cleanly on SIGTERM", async () => {
-    const token = cli(["token", "--tenant", "acme", "--scope", "cards:write cvv:read", "--data-dir", dataDir]);
+    const token = cli([
+      "token",
+      "--tenant",
+      "acme",
+      "--scope",
+      "cards:write cvv:read",
+      "--data-dir",
+      dataDir,
+    ]);
     expect(token.code).toBe(0);
     expect(token.stdout.split(".")).toHaveLength(3);
 
     const port = await freePort();
-    const server = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", String(port), "--data-dir", dataDir], {
-      cwd: root,
-      env: baseEnv,
-    });
+    const server = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "serve", "--port", String(port), "--data-dir", dataDir],
+      {
+        cwd: root,
+        env: baseEnv,
+      },
+    );
     let output = "";
     server.stdout.on("data", (d) => {
       output += d;
@@ -106,12 +125,19 @@ describe("cardvault CLI", () => {
     try {
       const base = `http://127.0.0.1:${port}`;
       for (let i = 0; i < 100; i++) {
-        const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+        const ok = await fetch(`${base}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (ok) break;
         await new Promise((r) => setTimeout(r, 100));
       }
       const headers = { authorization: `Bearer ${token.stdout}`, "content-type": "application/json" };
-      const created = await fetch(`${base}/v1/cards`, { method: "POST", headers, body: JSON.stringify({ type: "virtual" }) });
+      const created = await fetch(`${base}/v1/cards`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ type: "virtual" }),
+      });
       expect(created.status).toBe(201);
       const card = (await created.json()) as { publicToken: string; maskedPan: string };
       expect(card.maskedPan).toMatch(/^412345/);

@@ -22,7 +22,10 @@ async function burst(path: string, body: unknown, n: number) {
         method: "POST",
         headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         body: JSON.stringify(body),
-      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { result: string; remainingTries: number } })),
+      }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as { result: string; remainingTries: number },
+      })),
     ),
   );
   return responses;
@@ -31,12 +34,21 @@ async function burst(path: string, body: unknown, n: number) {
 describe("concurrent wrong tries", () => {
   it("CVV: 50 at once against max 3 → exactly 3 mismatches, 47 blocked, status Blocked with 0 left", async () => {
     const { publicToken } = await h.createCard();
-    const responses = await burst(`/v1/cards/${publicToken}/cvv/verify`, { cvv: await wrongCvv(h, publicToken) }, 50);
+    const responses = await burst(
+      `/v1/cards/${publicToken}/cvv/verify`,
+      { cvv: await wrongCvv(h, publicToken) },
+      50,
+    );
     expect(responses.every((r) => r.status === 200)).toBe(true);
     const results = responses.map((r) => r.body.result);
     expect(results.filter((r) => r === "mismatch")).toHaveLength(3);
     expect(results.filter((r) => r === "blocked")).toHaveLength(47);
-    expect(responses.filter((r) => r.body.result === "mismatch").map((r) => r.body.remainingTries).sort()).toEqual([0, 1, 2]);
+    expect(
+      responses
+        .filter((r) => r.body.result === "mismatch")
+        .map((r) => r.body.remainingTries)
+        .sort(),
+    ).toEqual([0, 1, 2]);
     expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/status`)).json()).toEqual({
       status: "Blocked",
       remainingTries: 0,

@@ -42,10 +42,16 @@ describe("CVV", () => {
       maxTries: 3,
     });
 
-    const unblock = await h.call("POST", `/v1/cards/${t}/cvv/unblock`, { description: "cardholder called", updatedBy: "agent 7" });
+    const unblock = await h.call("POST", `/v1/cards/${t}/cvv/unblock`, {
+      description: "cardholder called",
+      updatedBy: "agent 7",
+    });
     expect(unblock.statusCode).toBe(204);
     expect(unblock.body).toBe("");
-    expect((await h.call("GET", `/v1/cards/${t}/cvv/status`)).json()).toMatchObject({ status: "Unblocked", remainingTries: 3 });
+    expect((await h.call("GET", `/v1/cards/${t}/cvv/status`)).json()).toMatchObject({
+      status: "Unblocked",
+      remainingTries: 3,
+    });
     expect(await verify(right)).toEqual({ result: "match", status: "Unblocked", remainingTries: 3 });
 
     const actions = await auditActions(h, t);
@@ -64,7 +70,10 @@ describe("CVV", () => {
       .where("action", "=", "cvv.unblock")
       .where("public_token", "=", t)
       .executeTakeFirstOrThrow();
-    expect(JSON.parse(unblockRow.details!)).toMatchObject({ description: "cardholder called", updatedBy: "agent 7" });
+    expect(JSON.parse(unblockRow.details!)).toMatchObject({
+      description: "cardholder called",
+      updatedBy: "agent 7",
+    });
 
     const events = await h.runtime.services.repos.outbox.list("acme");
     const types = events.filter((e) => e.payload.includes(t)).map((e) => e.type);
@@ -83,9 +92,15 @@ describe("CVV", () => {
       const response = await h.call("POST", `/v1/cards/${card.publicToken}/cvv/verify`, { cvv });
       expect(response.statusCode, String(cvv)).toBe(400);
       expect(response.headers["content-type"]).toMatch(/application\/problem\+json/);
-      expect(response.json()).toMatchObject({ status: 400, code: "validation_failed", errors: { cvv: expect.any(Array) } });
+      expect(response.json()).toMatchObject({
+        status: 400,
+        code: "validation_failed",
+        errors: { cvv: expect.any(Array) },
+      });
     }
-    expect((await h.call("GET", `/v1/cards/${card.publicToken}/cvv/status`)).json()).toMatchObject({ remainingTries: 3 });
+    expect((await h.call("GET", `/v1/cards/${card.publicToken}/cvv/status`)).json()).toMatchObject({
+      remainingTries: 3,
+    });
   });
 
   it("answers 409 for every CVV operation on a closed card", async () => {

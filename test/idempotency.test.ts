@@ -10,7 +10,14 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 const countCards = async () =>
-  Number((await h.runtime.store.db.selectFrom("cards").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n);
+  Number(
+    (
+      await h.runtime.store.db
+        .selectFrom("cards")
+        .select((eb) => eb.fn.countAll().as("n"))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 describe("idempotency keys", () => {
   it("replays the first response to a retry with the same key and request, creating one card", async () => {
@@ -47,7 +54,12 @@ describe("idempotency keys", () => {
   it("keys are per tenant", async () => {
     const headers = { "idempotency-key": "shared-key" };
     const a = await h.call("POST", "/v1/cards", { type: "virtual" }, { headers });
-    const b = await h.call("POST", "/v1/cards", { type: "virtual" }, { headers, token: await h.token(undefined, "globex") });
+    const b = await h.call(
+      "POST",
+      "/v1/cards",
+      { type: "virtual" },
+      { headers, token: await h.token(undefined, "globex") },
+    );
     expect(a.statusCode).toBe(201);
     expect(b.statusCode).toBe(201);
     expect(b.json().publicToken).not.toBe(a.json().publicToken);
@@ -88,10 +100,15 @@ describe("idempotency keys", () => {
   });
 
   it("rejects a malformed key", async () => {
-    const response = await h.call("POST", "/v1/cards", { type: "virtual" }, {
-      headers: { "idempotency-key": "x".repeat(300) },
-      token: await h.token(),
-    });
+    const response = await h.call(
+      "POST",
+      "/v1/cards",
+      { type: "virtual" },
+      {
+        headers: { "idempotency-key": "x".repeat(300) },
+        token: await h.token(),
+      },
+    );
     expect(response.statusCode).toBe(400);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { computePvv } from "../src/crypto/pvv.js";
 import { encipherPinBlock } from "../src/crypto/pin-block.js";
+import { computePvv } from "../src/crypto/pvv.js";
 import { auditActions, cardRow, keyMaterial, panOf } from "./helpers/card-secrets.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 
@@ -23,7 +23,12 @@ describe("PIN", () => {
     const row = await cardRow(h, card.publicToken);
     expect(row.pin_sealed).not.toContain(pin);
     expect(row.pvv).toBe(
-      computePvv({ pvk: keyMaterial(h, row.pvk_id), pvki: row.pvki, pan: await panOf(h, card.publicToken), pin }),
+      computePvv({
+        pvk: keyMaterial(h, row.pvk_id),
+        pvki: row.pvki,
+        pan: await panOf(h, card.publicToken),
+        pin,
+      }),
     );
     expect(await auditActions(h, card.publicToken)).toContain("pin.read:success");
   });
@@ -52,15 +57,39 @@ describe("PIN", () => {
     const verify = async (body: unknown) => (await h.call("POST", pinUrl(t, "/verify"), body)).json();
 
     // Same first four digits, so the same PVV: the full comparison must still refuse them.
-    expect(await verify({ pin: "482900" })).toEqual({ result: "mismatch", status: "Unblocked", remainingTries: 2 });
-    expect(await verify({ pin: "4829" })).toEqual({ result: "mismatch", status: "Unblocked", remainingTries: 1 });
-    expect(await verify({ pin: "482913" })).toEqual({ result: "match", status: "Unblocked", remainingTries: 3 });
+    expect(await verify({ pin: "482900" })).toEqual({
+      result: "mismatch",
+      status: "Unblocked",
+      remainingTries: 2,
+    });
+    expect(await verify({ pin: "4829" })).toEqual({
+      result: "mismatch",
+      status: "Unblocked",
+      remainingTries: 1,
+    });
+    expect(await verify({ pin: "482913" })).toEqual({
+      result: "match",
+      status: "Unblocked",
+      remainingTries: 3,
+    });
     for (let i = 0; i < 3; i++) await verify({ pin: "111111" });
-    expect(await verify({ pin: "482913" })).toEqual({ result: "blocked", status: "Blocked", remainingTries: 0 });
-    expect((await h.call("GET", pinUrl(t, "/status"))).json()).toEqual({ status: "Blocked", remainingTries: 0, maxTries: 3 });
+    expect(await verify({ pin: "482913" })).toEqual({
+      result: "blocked",
+      status: "Blocked",
+      remainingTries: 0,
+    });
+    expect((await h.call("GET", pinUrl(t, "/status"))).json()).toEqual({
+      status: "Blocked",
+      remainingTries: 0,
+      maxTries: 3,
+    });
 
     expect((await h.call("POST", pinUrl(t, "/unblock"), {})).statusCode).toBe(204);
-    expect((await h.call("GET", pinUrl(t, "/status"))).json()).toEqual({ status: "Unblocked", remainingTries: 3, maxTries: 3 });
+    expect((await h.call("GET", pinUrl(t, "/status"))).json()).toEqual({
+      status: "Unblocked",
+      remainingTries: 3,
+      maxTries: 3,
+    });
     expect(await verify({ pin: "482913" })).toMatchObject({ result: "match" });
   });
 
@@ -95,7 +124,11 @@ describe("PIN", () => {
       const bad = encipherPinBlock({ format, pin: "730143", pan, key }).toString("hex");
       const ok = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: good, format });
       expect(ok.json(), `format ${format}`).toMatchObject({ result: "match", remainingTries: 3 });
-      const wrong = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: bad, format, keyId: format === 4 ? "pek-aes-v1" : "pek-tdes-v1" });
+      const wrong = await h.call("POST", pinUrl(t, "/verify"), {
+        pinBlock: bad,
+        format,
+        keyId: format === 4 ? "pek-aes-v1" : "pek-tdes-v1",
+      });
       expect(wrong.json(), `format ${format}`).toMatchObject({ result: "mismatch", remainingTries: 2 });
       await h.call("POST", pinUrl(t, "/unblock"));
     }
@@ -106,8 +139,15 @@ describe("PIN", () => {
     const t = card.publicToken;
     const garbage = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: "FFFFFFFFFFFFFFFF", format: 0 });
     expect(garbage.statusCode).toBe(400);
-    expect(garbage.json()).toMatchObject({ code: "validation_failed", errors: { pinBlock: expect.any(Array) } });
-    const wrongKind = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: "0".repeat(16), format: 0, keyId: "cvk-v1" });
+    expect(garbage.json()).toMatchObject({
+      code: "validation_failed",
+      errors: { pinBlock: expect.any(Array) },
+    });
+    const wrongKind = await h.call("POST", pinUrl(t, "/verify"), {
+      pinBlock: "0".repeat(16),
+      format: 0,
+      keyId: "cvk-v1",
+    });
     expect(wrongKind.statusCode).toBe(400);
     expect(wrongKind.json().errors).toHaveProperty("keyId");
     const mixed = await h.call("POST", pinUrl(t, "/verify"), { pin: "1234", format: 0 });

@@ -1,7 +1,8 @@
 // No PAN, CVV, PIN, PIN block, key or token in any log line, error body, audit record or event: run every
 // flow with debug logging captured, then search everything for every secret used.
-import { Writable } from "node:stream";
+
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encipherPinBlock } from "../src/crypto/pin-block.js";
 import { loadKeystore } from "../src/keys/keystore-file.js";
@@ -43,7 +44,14 @@ describe("secrets never leak", () => {
     };
 
     for (let i = 0; i < 3; i++) {
-      const card = (await call("POST", "/v1/cards", { type: "virtual", cardholderName: "Pat Doe" }, { headers: { "idempotency-key": `k${i}` } })).json();
+      const card = (
+        await call(
+          "POST",
+          "/v1/cards",
+          { type: "virtual", cardholderName: "Pat Doe" },
+          { headers: { "idempotency-key": `k${i}` } },
+        )
+      ).json();
       const t = card.publicToken as string;
       const pan = await panOf(h, t);
       const cvv = await expectedCvv(h, t);
@@ -56,7 +64,9 @@ describe("secrets never leak", () => {
       const cvvRead = await h.call("GET", `/v1/cards/${t}/cvv`); // intended to return the CVV: not searched
       expect(cvvRead.json().cvv).toBe(cvv);
       await call("POST", `/v1/cards/${t}/cvv/verify`, { cvv });
-      await call("POST", `/v1/cards/${t}/cvv/verify`, { cvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
+      await call("POST", `/v1/cards/${t}/cvv/verify`, {
+        cvv: String((Number(cvv) + 1) % 1000).padStart(3, "0"),
+      });
       await call("POST", `/v1/cards/${t}/cvv/verify`, { cvv: `${cvv}9` }); // invalid: must not be echoed
       await call("POST", `/v1/cards/${t}/cvv/unblock`, { description: "reset", updatedBy: "ops" });
       await call("PUT", `/v1/cards/${t}/pin`, { pin });
@@ -65,8 +75,13 @@ describe("secrets never leak", () => {
       expect(pinRead.json().pin).toBe(pin);
       await call("POST", `/v1/cards/${t}/pin/verify`, { pin });
       await call("POST", `/v1/cards/${t}/pin/verify`, { pin: "00000000" });
-      for (const [format, type] of [[0, "pek-tdes"], [4, "pek-aes"]] as const) {
-        const pinBlock = encipherPinBlock({ format, pin, pan, key: keyMaterial(h, type, true) }).toString("hex").toUpperCase();
+      for (const [format, type] of [
+        [0, "pek-tdes"],
+        [4, "pek-aes"],
+      ] as const) {
+        const pinBlock = encipherPinBlock({ format, pin, pan, key: keyMaterial(h, type, true) })
+          .toString("hex")
+          .toUpperCase();
         secrets.add(pinBlock);
         await call("POST", `/v1/cards/${t}/pin/verify`, { pinBlock, format });
       }
@@ -96,7 +111,9 @@ describe("secrets never leak", () => {
     for (const [where, text] of Object.entries(haystacks)) {
       for (const secret of secrets) {
         // Short secrets (CVVs) only count as whole tokens, not as digits inside ids or timestamps.
-        const pattern = new RegExp(`(?<![0-9A-Za-z.:_-])${secret.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}(?![0-9A-Za-z_-])`);
+        const pattern = new RegExp(
+          `(?<![0-9A-Za-z.:_-])${secret.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}(?![0-9A-Za-z_-])`,
+        );
         if (pattern.test(text)) hits.push(`${where}: ${secret.length}-char secret`);
       }
     }

@@ -1,8 +1,8 @@
 // Dynamic CVVs through the API, on test clocks: the seed's scenarios end to end, with the events they emit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { computeCvv } from "../src/crypto/cvv.js";
-import { fixedClock } from "../src/lib/clock.js";
 import { createRotationScheduler } from "../src/jobs/scheduler.js";
+import { fixedClock } from "../src/lib/clock.js";
 import { cardRow, keyMaterial, panOf } from "./helpers/card-secrets.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 
@@ -50,7 +50,11 @@ async function cvvEvents(t: string) {
 }
 
 async function newCard(clockId: string, intervalHours = 24) {
-  const response = await h.call("POST", "/v1/cards", { type: "virtual", cvvRotationIntervalHours: intervalHours, testClockId: clockId });
+  const response = await h.call("POST", "/v1/cards", {
+    type: "virtual",
+    cvvRotationIntervalHours: intervalHours,
+    testClockId: clockId,
+  });
   expect(response.statusCode, response.body).toBe(201);
   return response.json() as { publicToken: string; cvvNextRotationAt: string; last4: string };
 }
@@ -85,7 +89,12 @@ describe("CVV rotation on a test clock", () => {
     // The API's CVV is the Visa CVV of the card's new service code.
     const row = await cardRow(h, card.publicToken);
     expect(after).toBe(
-      computeCvv({ cvk: keyMaterial(h, row.cvk_id), pan: await panOf(h, card.publicToken), expiry: row.expiry, serviceCode: row.cvv_service_code }),
+      computeCvv({
+        cvk: keyMaterial(h, row.cvk_id),
+        pan: await panOf(h, card.publicToken),
+        expiry: row.expiry,
+        serviceCode: row.cvv_service_code,
+      }),
     );
   });
 
@@ -98,7 +107,11 @@ describe("CVV rotation on a test clock", () => {
     await advance(clock.id, plus(START, 24 * H + 1 * M));
     const forced = await forceRotate(card.publicToken);
     expect(forced.statusCode).toBe(200);
-    expect(forced.json()).toEqual({ rotatedAt: plus(START, 24 * H + M), rotationType: "MANUAL", nextRotationAt: plus(START, 48 * H) });
+    expect(forced.json()).toEqual({
+      rotatedAt: plus(START, 24 * H + M),
+      rotationType: "MANUAL",
+      nextRotationAt: plus(START, 48 * H),
+    });
     expect(await cvvOf(card.publicToken)).not.toBe(cvv1);
 
     await advance(clock.id, plus(START, 30 * H));
@@ -122,7 +135,9 @@ describe("CVV rotation on a test clock", () => {
     for (let i = 1; i < cvvs.length; i++) expect(cvvs[i]).not.toBe(cvvs[i - 1]);
     expect(nexts).toEqual([plus(START, 29 * H), plus(START, 29 * H), plus(START, 29 * H)]);
     const events = await cvvEvents(card.publicToken);
-    expect(events.filter((e) => e.operationType === "ROTATE_CVV" && e.rotationType === "MANUAL")).toHaveLength(3);
+    expect(
+      events.filter((e) => e.operationType === "ROTATE_CVV" && e.rotationType === "MANUAL"),
+    ).toHaveLength(3);
   });
 
   it("advancing 3 days at once rotates once and keeps the cadence", async () => {
@@ -152,13 +167,19 @@ describe("CVV rotation on a test clock", () => {
     const put = await h.call("PUT", `/v1/cards/${card.publicToken}/cvv/rotation`, { intervalHours: 6 });
     expect(put.json()).toEqual({ intervalHours: 6, nextRotationAt: plus(START, 8 * H), lastRotatedAt: null });
     expect((await h.call("DELETE", `/v1/cards/${card.publicToken}/cvv/rotation`)).statusCode).toBe(204);
-    expect(await rotationOf(card.publicToken)).toEqual({ intervalHours: null, nextRotationAt: null, lastRotatedAt: null });
+    expect(await rotationOf(card.publicToken)).toEqual({
+      intervalHours: null,
+      nextRotationAt: null,
+      lastRotatedAt: null,
+    });
     expect((await advance(clock.id, plus(START, 100 * H))).rotations).toBe(0);
     expect((await forceRotate(card.publicToken)).json().nextRotationAt).toBeNull();
     const ops = (await cvvEvents(card.publicToken)).map((e) => e.operationType);
     expect(ops).toEqual(["CHANGE_CVV_ROTATION", "DELETE_CVV_ROTATION", "ROTATE_CVV"]);
     for (const intervalHours of [0, 1.5, "6", -3]) {
-      expect((await h.call("PUT", `/v1/cards/${card.publicToken}/cvv/rotation`, { intervalHours })).statusCode).toBe(400);
+      expect(
+        (await h.call("PUT", `/v1/cards/${card.publicToken}/cvv/rotation`, { intervalHours })).statusCode,
+      ).toBe(400);
     }
   });
 
@@ -168,7 +189,9 @@ describe("CVV rotation on a test clock", () => {
     const refused = await forceRotate(physical.publicToken);
     expect(refused.statusCode).toBe(409);
     expect(refused.json()).toMatchObject({ code: "card_not_virtual" });
-    expect((await h.call("POST", "/v1/cards", { type: "physical", cvvRotationIntervalHours: 24 })).statusCode).toBe(409);
+    expect(
+      (await h.call("POST", "/v1/cards", { type: "physical", cvvRotationIntervalHours: 24 })).statusCode,
+    ).toBe(409);
 
     const card = await newCard(clock.id, 1);
     await h.call("PATCH", `/v1/cards/${card.publicToken}`, { status: "closed" });
@@ -182,8 +205,13 @@ describe("CVV rotation on a test clock", () => {
     expect(response.statusCode).toBe(403);
     expect(response.json()).toMatchObject({ code: "sandbox_only" });
     const clock = await testClock();
-    expect((await h.call("GET", `/v1/test-clocks/${clock.id}`, undefined, { token: globex })).statusCode).toBe(404);
-    expect((await h.call("POST", `/v1/test-clocks/${clock.id}/advance`, { to: "2020-01-01T00:00:00Z" })).statusCode).toBe(400);
+    expect(
+      (await h.call("GET", `/v1/test-clocks/${clock.id}`, undefined, { token: globex })).statusCode,
+    ).toBe(404);
+    expect(
+      (await h.call("POST", `/v1/test-clocks/${clock.id}/advance`, { to: "2020-01-01T00:00:00Z" }))
+        .statusCode,
+    ).toBe(400);
     expect((await h.call("POST", "/v1/test-clocks", { frozenTime: "yesterday" })).statusCode).toBe(400);
   });
 });
@@ -191,7 +219,9 @@ describe("CVV rotation on a test clock", () => {
 describe("rotation scheduler on the system clock", () => {
   it("rotates each due card exactly once; a second process without the lease does nothing", async () => {
     const cards = await Promise.all(
-      Array.from({ length: 5 }, async () => (await h.call("POST", "/v1/cards", { type: "virtual", cvvRotationIntervalHours: 1 })).json()),
+      Array.from({ length: 5 }, async () =>
+        (await h.call("POST", "/v1/cards", { type: "virtual", cvvRotationIntervalHours: 1 })).json(),
+      ),
     );
     const deps = {
       rotation: h.runtime.services.rotation,

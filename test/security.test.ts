@@ -25,7 +25,17 @@ function claims(overrides: Record<string, unknown> = {}) {
   return { tenant: "acme", scope: scopes.join(" "), ...overrides };
 }
 
-async function sign(payload: Record<string, unknown>, options: { exp?: number; nbf?: number; iss?: string; aud?: string; sub?: string | null; key?: Uint8Array } = {}) {
+async function sign(
+  payload: Record<string, unknown>,
+  options: {
+    exp?: number;
+    nbf?: number;
+    iss?: string;
+    aud?: string;
+    sub?: string | null;
+    key?: Uint8Array;
+  } = {},
+) {
   let jwt = new SignJWT(payload)
     .setProtectedHeader({ alg: "HS256" })
     .setIssuedAt()
@@ -41,8 +51,14 @@ const badTokens: Record<string, () => Promise<string | null>> = {
   "no token": async () => null,
   "not a JWT": async () => "not-a-jwt",
   "alg none": async () =>
-    new UnsecuredJWT(claims()).setSubject("tester").setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime(now() + 600).encode(),
-  "wrong secret": async () => sign(claims(), { key: new TextEncoder().encode("another-secret-that-is-long-enough-too!!") }),
+    new UnsecuredJWT(claims())
+      .setSubject("tester")
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime(now() + 600)
+      .encode(),
+  "wrong secret": async () =>
+    sign(claims(), { key: new TextEncoder().encode("another-secret-that-is-long-enough-too!!") }),
   expired: async () => sign(claims(), { exp: now() - 60 }),
   "nbf in the future": async () => sign(claims(), { nbf: now() + 600 }),
   "wrong issuer": async () => sign(claims(), { iss: "https://evil.example.test" }),
@@ -50,13 +66,27 @@ const badTokens: Record<string, () => Promise<string | null>> = {
   "tampered payload": async () => {
     const token = await sign(claims());
     const [header, , signature] = token.split(".");
-    const forged = Buffer.from(JSON.stringify({ ...claims({ tenant: "globex" }), sub: "tester", iss: ISSUER, aud: AUDIENCE, exp: now() + 600 })).toString("base64url");
+    const forged = Buffer.from(
+      JSON.stringify({
+        ...claims({ tenant: "globex" }),
+        sub: "tester",
+        iss: ISSUER,
+        aud: AUDIENCE,
+        exp: now() + 600,
+      }),
+    ).toString("base64url");
     return `${header}.${forged}.${signature}`;
   },
   "missing tenant claim": async () => sign({ scope: claims().scope }),
   "missing subject": async () => sign(claims(), { sub: null }),
   "HS512 not on the allow-list": async () =>
-    new SignJWT(claims()).setProtectedHeader({ alg: "HS512" }).setSubject("tester").setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime(now() + 600).sign(secret),
+    new SignJWT(claims())
+      .setProtectedHeader({ alg: "HS512" })
+      .setSubject("tester")
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime(now() + 600)
+      .sign(secret),
 };
 
 beforeAll(async () => {
@@ -78,7 +108,8 @@ afterAll(() => h.close());
 
 const urlFor = (route: RouteCase, publicToken: string) =>
   route.path.replace("{publicToken}", publicToken).replace("{cardId}", publicToken);
-const isCardRoute = (route: RouteCase) => route.path.includes("{publicToken}") || route.path.includes("{cardId}");
+const isCardRoute = (route: RouteCase) =>
+  route.path.includes("{publicToken}") || route.path.includes("{cardId}");
 
 /** The machine code of an error body, in the native shape (code) or a dialect's (error_code, title…). */
 function errorCode(body: Record<string, unknown>): string {
@@ -110,7 +141,9 @@ describe("security matrix", () => {
     let cases = 0;
     for (const route of routes) {
       for (const [name, make] of Object.entries(badTokens)) {
-        const response = await h.call(route.method, urlFor(route, card), validBody(route), { token: await make() });
+        const response = await h.call(route.method, urlFor(route, card), validBody(route), {
+          token: await make(),
+        });
         expect(response.statusCode, `${name}: ${route.method} ${route.path}`).toBe(401);
         expect(errorCode(response.json()), `${route.method} ${route.path}`).toBe("unauthorized");
         expect(response.headers["www-authenticate"]).toMatch(/^Bearer/);
@@ -122,7 +155,10 @@ describe("security matrix", () => {
 
   it("answers 403 on every route to a valid token that lacks the route's scope", async () => {
     for (const route of routes) {
-      const allBut = claims().scope.split(" ").filter((s) => s !== route.scope).join(" ");
+      const allBut = claims()
+        .scope.split(" ")
+        .filter((s) => s !== route.scope)
+        .join(" ");
       const response = await h.call(route.method, urlFor(route, card), validBody(route), {
         token: await sign(claims({ scope: allBut })),
       });
@@ -144,7 +180,9 @@ describe("security matrix", () => {
       expect(foreignBody).toEqual(unknownBody);
     }
     // ...and nothing happened to the other tenant's card.
-    const status = await h.call("GET", `/v1/cards/${otherTenantCard}/cvv/status`, undefined, { token: await h.token(undefined, "globex") });
+    const status = await h.call("GET", `/v1/cards/${otherTenantCard}/cvv/status`, undefined, {
+      token: await h.token(undefined, "globex"),
+    });
     expect(status.json()).toMatchObject({ remainingTries: 3 });
   });
 

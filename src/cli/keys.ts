@@ -17,22 +17,29 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
   switch (positionals[0]) {
     case "init": {
       const created = initKeystore(file, masterKey, systemClock);
-      io.stdout(created.length ? `created ${created.join(", ")} in ${file}` : `${file} already has every key type`);
+      io.stdout(
+        created.length ? `created ${created.join(", ")} in ${file}` : `${file} already has every key type`,
+      );
       return 0;
     }
     case "list": {
       if (!keystoreExists(file)) throw new UsageError(`No keystore at ${file}; run \`cardvault keys init\`.`);
       for (const k of loadKeystore(file, masterKey)) {
-        io.stdout(`${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${k.active ? "active" : "retired"}\t${k.createdAt}`);
+        io.stdout(
+          `${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${k.active ? "active" : "retired"}\t${k.createdAt}`,
+        );
       }
       return 0;
     }
     case "rotate": {
       const types = (values.type ?? DEFAULT_ROTATION) as string[];
       const unknown = types.filter((t) => !(keyTypes as readonly string[]).includes(t));
-      if (unknown.length) throw new UsageError(`Unknown key type ${unknown.join(", ")}; one of ${keyTypes.join(", ")}.`);
+      if (unknown.length)
+        throw new UsageError(`Unknown key type ${unknown.join(", ")}; one of ${keyTypes.join(", ")}.`);
       const created = rotateKeys(file, masterKey, types as KeyType[], systemClock);
-      io.stdout(`created ${created.join(", ")}; restart serve to use them (existing ciphertexts keep their key)`);
+      io.stdout(
+        `created ${created.join(", ")}; restart serve to use them (existing ciphertexts keep their key)`,
+      );
       return 0;
     }
     default:

@@ -47,10 +47,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   try {
     return await command(args, io);
   } catch (error) {
-    if (error instanceof UsageError ||
+    if (
+      error instanceof UsageError ||
       error instanceof ConfigError ||
       error instanceof KeystoreError ||
-      error instanceof SchemaError) {
+      error instanceof SchemaError
+    ) {
       io.stderr(`cardvault ${name}: ${error.message}`);
       return 2;
     }

@@ -1,5 +1,5 @@
 // Shared command-line parsing: strict flags, --data-dir everywhere, and config built from env + flags.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { type Config, loadConfig } from "../config.js";
 import { UsageError } from "./io.js";
 
@@ -21,7 +21,12 @@ export function parse<O extends Options>(args: string[], options: O) {
 
 type Flag = string | boolean | undefined;
 
-export function configFrom(values: { "data-dir"?: Flag; "database-url"?: Flag; host?: Flag; port?: Flag }): Config {
+export function configFrom(values: {
+  "data-dir"?: Flag;
+  "database-url"?: Flag;
+  host?: Flag;
+  port?: Flag;
+}): Config {
   const str = (v: Flag) => (typeof v === "string" ? v : undefined);
   return loadConfig(process.env, {
     dataDir: str(values["data-dir"]),

@@ -1,8 +1,8 @@
 // `cardvault tenants add | list`: register card programs.
 import { AppError } from "../domain/errors.js";
-import { createTenantService } from "../services/tenants.js";
 import { systemClock } from "../lib/clock.js";
 import { openStore } from "../runtime.js";
+import { createTenantService } from "../services/tenants.js";
 import { createTenantRepo } from "../store/tenant-repo.js";
 import { type CliIo, UsageError } from "./io.js";
 import { configFrom, dataDirOption, integerOption, parse } from "./options.js";
@@ -47,11 +47,16 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
       maxCvvTries: integerOption(values["max-cvv-tries"], "max-cvv-tries"),
       maxPinTries: integerOption(values["max-pin-tries"], "max-pin-tries"),
       sandbox: values.sandbox,
-      defaultRotationIntervalHours: integerOption(values["rotation-interval-hours"], "rotation-interval-hours"),
+      defaultRotationIntervalHours: integerOption(
+        values["rotation-interval-hours"],
+        "rotation-interval-hours",
+      ),
       allowPrivateWebhooks: values["allow-private-webhooks"],
       secureDataPin: values["secure-data-pin"],
     });
-    io.stdout(`added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`);
+    io.stdout(
+      `added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`,
+    );
     return 0;
   } catch (error) {
     if (error instanceof AppError) throw new UsageError(error.message);

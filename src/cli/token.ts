@@ -15,11 +15,14 @@ export async function tokenCommand(args: string[], io: CliIo): Promise<number> {
     subject: { type: "string", default: "cli" },
   });
   if (!values.tenant || values.scope === undefined) {
-    throw new UsageError(`usage: cardvault token --tenant ID --scope "${scopes.join(" ")}" [--ttl 1h] [--subject NAME]`);
+    throw new UsageError(
+      `usage: cardvault token --tenant ID --scope "${scopes.join(" ")}" [--ttl 1h] [--subject NAME]`,
+    );
   }
   const config = configFrom(values);
   const secret = resolveJwtSecret(config, (message) => io.stderr(`warning: ${message}`));
-  if (!secret) throw new UsageError("The server verifies tokens with a JWKS; mint them with your identity provider.");
+  if (!secret)
+    throw new UsageError("The server verifies tokens with a JWKS; mint them with your identity provider.");
   const requested = values.scope.split(/\s+/).filter(Boolean);
   const unknown = requested.filter((s) => !(scopes as readonly string[]).includes(s));
   if (unknown.length) throw new UsageError(`Unknown scope ${unknown.join(", ")}; known: ${scopes.join(" ")}`);

@@ -38,7 +38,9 @@ describe("card rules", () => {
     expect(() => assertStatusTransition("suspended", "active")).not.toThrow();
     expect(() => assertStatusTransition("active", "closed")).not.toThrow();
     expect(() => assertStatusTransition("closed", "active")).toThrow(/closed/);
-    expect(() => assertCardOpen("closed")).toThrow(expect.objectContaining({ code: "card_closed", status: 409 }));
+    expect(() => assertCardOpen("closed")).toThrow(
+      expect.objectContaining({ code: "card_closed", status: 409 }),
+    );
     expect(() => assertCardOpen("suspended")).not.toThrow();
   });
 });

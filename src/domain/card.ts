@@ -17,7 +17,10 @@ export function assertStatusTransition(from: CardStatus, to: CardStatus): void {
 /** CVV and PIN operations are refused on a closed card: its secrets are dead. */
 export function assertCardOpen(status: CardStatus): void {
   if (status === "closed") {
-    throw new AppError("card_closed", "The card is closed; its CVV and PIN can no longer be used or changed.");
+    throw new AppError(
+      "card_closed",
+      "The card is closed; its CVV and PIN can no longer be used or changed.",
+    );
   }
 }
 

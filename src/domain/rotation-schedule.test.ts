@@ -41,7 +41,11 @@ describe("rotation schedule", () => {
     // The forced rotation at 14:59:30 rescheduled; the automatic one for 15:00 (already claimed) still runs.
     const forced = applyRotation(daily(at("15:00:00")), at("14:59:30"), "MANUAL");
     expect(forced.rescheduled).toBe(true);
-    const auto = applyRotation({ ...forced.schedule, nextRotationAt: at("15:00:00") }, at("15:00:00"), "AUTOMATIC");
+    const auto = applyRotation(
+      { ...forced.schedule, nextRotationAt: at("15:00:00") },
+      at("15:00:00"),
+      "AUTOMATIC",
+    );
     expect(auto.rescheduled).toBe(false);
     expect(auto.schedule.lastScheduledAt).toEqual(at("14:59:30"));
     // It must not fall due again for the time it just served.
@@ -61,15 +65,27 @@ describe("rotation schedule", () => {
 
   it("exactly 2:00 after a scheduling is outside the window", () => {
     const first = applyRotation(daily(day(2, "09:00:00")), at("15:00:00"), "MANUAL");
-    const edge = applyRotation(first.schedule, new Date(at("15:00:00").getTime() + SCHEDULING_WINDOW_MS), "MANUAL");
+    const edge = applyRotation(
+      first.schedule,
+      new Date(at("15:00:00").getTime() + SCHEDULING_WINDOW_MS),
+      "MANUAL",
+    );
     expect(edge.rescheduled).toBe(true);
-    const inside = applyRotation(first.schedule, new Date(at("15:00:00").getTime() + SCHEDULING_WINDOW_MS - 1), "MANUAL");
+    const inside = applyRotation(
+      first.schedule,
+      new Date(at("15:00:00").getTime() + SCHEDULING_WINDOW_MS - 1),
+      "MANUAL",
+    );
     expect(inside.rescheduled).toBe(false);
   });
 
   it("setting an interval is a scheduling: next at now + interval, and a forced rotation right after does not reschedule", () => {
     const set = setInterval(at("10:00:00"), 6);
-    expect(set).toEqual({ intervalHours: 6, nextRotationAt: at("16:00:00"), lastScheduledAt: at("10:00:00") });
+    expect(set).toEqual({
+      intervalHours: 6,
+      nextRotationAt: at("16:00:00"),
+      lastScheduledAt: at("10:00:00"),
+    });
     const forced = applyRotation(set, at("10:01:00"), "MANUAL");
     expect(forced.rescheduled).toBe(false);
     expect(forced.schedule.nextRotationAt).toEqual(at("16:00:00"));

@@ -58,7 +58,10 @@ export function applyRotation(schedule: RotationSchedule, now: Date, type: Rotat
   if (scheduledRecently(schedule, now)) {
     // No new scheduling. An automatic rotation must still not fall due again for the time it just served.
     if (type === "AUTOMATIC" && isDue(schedule, now)) {
-      return { schedule: { ...schedule, nextRotationAt: nextOnCadence(schedule.nextRotationAt!, interval, now) }, rescheduled: false };
+      return {
+        schedule: { ...schedule, nextRotationAt: nextOnCadence(schedule.nextRotationAt!, interval, now) },
+        rescheduled: false,
+      };
     }
     return { schedule, rescheduled: false };
   }

@@ -19,13 +19,33 @@ describe("try counter rules", () => {
   });
 
   it("answers blocked whenever the step found the counter at zero, even for the right value", () => {
-    expect(verifyOutcome(true, null, 3)).toEqual({ result: "blocked", status: "Blocked", remainingTries: 0, maxTries: 3 });
+    expect(verifyOutcome(true, null, 3)).toEqual({
+      result: "blocked",
+      status: "Blocked",
+      remainingTries: 0,
+      maxTries: 3,
+    });
     expect(verifyOutcome(false, null, 3).result).toBe("blocked");
   });
 
   it("the wrong try that uses up the last one is a mismatch that leaves the secret Blocked", () => {
-    expect(verifyOutcome(false, 0, 3)).toEqual({ result: "mismatch", status: "Blocked", remainingTries: 0, maxTries: 3 });
-    expect(verifyOutcome(false, 2, 3)).toEqual({ result: "mismatch", status: "Unblocked", remainingTries: 2, maxTries: 3 });
-    expect(verifyOutcome(true, 3, 3)).toEqual({ result: "match", status: "Unblocked", remainingTries: 3, maxTries: 3 });
+    expect(verifyOutcome(false, 0, 3)).toEqual({
+      result: "mismatch",
+      status: "Blocked",
+      remainingTries: 0,
+      maxTries: 3,
+    });
+    expect(verifyOutcome(false, 2, 3)).toEqual({
+      result: "mismatch",
+      status: "Unblocked",
+      remainingTries: 2,
+      maxTries: 3,
+    });
+    expect(verifyOutcome(true, 3, 3)).toEqual({
+      result: "match",
+      status: "Unblocked",
+      remainingTries: 3,
+      maxTries: 3,
+    });
   });
 });

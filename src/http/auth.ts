@@ -91,7 +91,12 @@ function verificationKey(auth: AuthConfig): JWTVerifyGetKey {
 
 function toPrincipal(payload: JWTPayload, tenantClaim: string): Principal {
   const tenantId = payload[tenantClaim];
-  if (typeof tenantId !== "string" || tenantId === "" || typeof payload.sub !== "string" || payload.sub === "") {
+  if (
+    typeof tenantId !== "string" ||
+    tenantId === "" ||
+    typeof payload.sub !== "string" ||
+    payload.sub === ""
+  ) {
     throw new AppError("unauthorized", `The bearer token lacks the "sub" or "${tenantClaim}" claim.`);
   }
   const scope = typeof payload.scope === "string" ? payload.scope : "";

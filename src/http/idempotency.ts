@@ -98,7 +98,12 @@ export function registerIdempotency(
     }
     const stored: StoredResponse = {
       contentType: (reply.getHeader("content-type") as string | undefined) ?? null,
-      body: typeof payload === "string" ? payload : payload === null || payload === undefined ? "" : String(payload),
+      body:
+        typeof payload === "string"
+          ? payload
+          : payload === null || payload === undefined
+            ? ""
+            : String(payload),
     };
     const expiresAt = new Date(clock.now().getTime() + deps.ttlHours * 3_600_000).toISOString();
     await repo.complete(claim.tenantId, claim.key, {

@@ -41,17 +41,25 @@ interface AjvIssue {
 /** Maps anything thrown while handling a request to the AppError a client is shown. */
 export function toAppError(error: unknown): { appError: AppError; unexpected: boolean } {
   if (error instanceof AppError) return { appError: error, unexpected: error.status >= 500 };
-  const fastifyError = error as Partial<FastifyError> & { validation?: AjvIssue[]; validationContext?: string };
+  const fastifyError = error as Partial<FastifyError> & {
+    validation?: AjvIssue[];
+    validationContext?: string;
+  };
   if (fastifyError.validation) {
     const fields = fieldErrors(fastifyError.validation, fastifyError.validationContext ?? "body");
     return {
-      appError: new AppError("validation_failed", "The request is not valid; see errors for each field.", { fields }),
+      appError: new AppError("validation_failed", "The request is not valid; see errors for each field.", {
+        fields,
+      }),
       unexpected: false,
     };
   }
   switch (fastifyError.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return { appError: new AppError("payload_too_large", "The request body is too large."), unexpected: false };
+      return {
+        appError: new AppError("payload_too_large", "The request body is too large."),
+        unexpected: false,
+      };
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return {
         appError: new AppError("unsupported_media_type", "Send the body as application/json."),
@@ -64,7 +72,10 @@ export function toAppError(error: unknown): { appError: AppError; unexpected: bo
   }
   if (isStoreUnavailable(error)) {
     return {
-      appError: new AppError("service_unavailable", "The database is unavailable; retry shortly. Nothing was changed."),
+      appError: new AppError(
+        "service_unavailable",
+        "The database is unavailable; retry shortly. Nothing was changed.",
+      ),
       unexpected: true,
     };
   }
@@ -73,9 +84,15 @@ export function toAppError(error: unknown): { appError: AppError; unexpected: bo
     return { appError: new AppError("invalid_json", "The body is not valid JSON."), unexpected: false };
   }
   if (status >= 400 && status < 500) {
-    return { appError: new AppError(codeForStatus(status), titles[status] ?? "The request was refused."), unexpected: false };
+    return {
+      appError: new AppError(codeForStatus(status), titles[status] ?? "The request was refused."),
+      unexpected: false,
+    };
   }
-  return { appError: new AppError("internal_error", "Something went wrong on our side; it has been logged."), unexpected: true };
+  return {
+    appError: new AppError("internal_error", "Something went wrong on our side; it has been logged."),
+    unexpected: true,
+  };
 }
 
 // Connection-level failures of PostgreSQL (class 08, admin shutdown 57P0x, pool/socket errors) and the
@@ -104,7 +121,10 @@ const UNAVAILABLE_CODES = new Set([
 export function isStoreUnavailable(error: unknown): boolean {
   const candidate = error as { code?: unknown; message?: unknown } | null;
   if (!candidate || typeof candidate !== "object") return false;
-  if (typeof candidate.code === "string" && (UNAVAILABLE_CODES.has(candidate.code) || candidate.code.startsWith("SQLITE_IOERR"))) {
+  if (
+    typeof candidate.code === "string" &&
+    (UNAVAILABLE_CODES.has(candidate.code) || candidate.code.startsWith("SQLITE_IOERR"))
+  ) {
     return true;
   }
   return (

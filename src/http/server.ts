@@ -19,7 +19,9 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     logger,
   });
   await app.listen({ host: config.host, port: config.port });
-  const jobs = config.runJobs ? startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs) : undefined;
+  const jobs = config.runJobs
+    ? startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs)
+    : undefined;
 
   let closing = false;
   const shutdown = async (signal: string) => {

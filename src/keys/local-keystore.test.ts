@@ -42,7 +42,8 @@ describe("keystore file", () => {
 
   it("gives 3DES keys odd parity", () => {
     for (const k of loadKeystore(freshKeystore(), master).filter((k) => k.algorithm.startsWith("tdes"))) {
-      for (const byte of k.material) expect(byte.toString(2).split("1").length - 1).toSatisfy((n: number) => n % 2 === 1);
+      for (const byte of k.material)
+        expect(byte.toString(2).split("1").length - 1).toSatisfy((n: number) => n % 2 === 1);
     }
   });
 
@@ -59,7 +60,10 @@ describe("keystore file", () => {
     const file = freshKeystore();
     expect(rotateKeys(file, master, ["pan-data"], clock)).toEqual(["pan-data-v2"]);
     const keys = loadKeystore(file, master).filter((k) => k.type === "pan-data");
-    expect(keys.map((k) => [k.id, k.active])).toEqual([["pan-data-v1", false], ["pan-data-v2", true]]);
+    expect(keys.map((k) => [k.id, k.active])).toEqual([
+      ["pan-data-v1", false],
+      ["pan-data-v2", true],
+    ]);
   });
 });
 
@@ -71,7 +75,9 @@ describe("local key provider", () => {
     expect(sealed).not.toContain(pan);
     expect(await keys.openPan(sealed, binding)).toBe(pan);
     await expect(keys.openPan(sealed, { ...binding, cardId: "card-2" })).rejects.toThrow(/pan-data-v1/);
-    await expect(keys.openPan(sealed, { ...binding, tenantId: "globex" })).rejects.toMatchObject({ code: "key_unavailable" });
+    await expect(keys.openPan(sealed, { ...binding, tenantId: "globex" })).rejects.toMatchObject({
+      code: "key_unavailable",
+    });
     const tampered = `${sealed.slice(0, -4)}${sealed.slice(-4) === "AAAA" ? "BBBB" : "AAAA"}`;
     await expect(keys.openPan(tampered, binding)).rejects.toMatchObject({ code: "key_unavailable" });
   });
@@ -84,7 +90,9 @@ describe("local key provider", () => {
     expect(sealed).toMatch(/^v1:webhook-secret-v1:/);
     expect(sealed).not.toContain("MfKQ9r8G");
     expect(await keys.openWebhookSecret(sealed, where)).toBe(secret);
-    await expect(keys.openWebhookSecret(sealed, { ...where, endpointId: "ep-2" })).rejects.toThrow(/webhook secret/);
+    await expect(keys.openWebhookSecret(sealed, { ...where, endpointId: "ep-2" })).rejects.toThrow(
+      /webhook secret/,
+    );
     await expect(keys.openWebhookSecret(sealed, { ...where, tenantId: "globex" })).rejects.toMatchObject({
       code: "key_unavailable",
     });
@@ -110,7 +118,12 @@ describe("local key provider", () => {
     const clear = loadKeystore(freshKeystore(), master);
     const keys = createLocalKeyProvider(clear);
     const input = { cvkId: "cvk-v1", pan, expiry: "2912", serviceCode: "000" };
-    const expected = computeCvv({ cvk: clear.find((k) => k.id === "cvk-v1")!.material, pan, expiry: "2912", serviceCode: "000" });
+    const expected = computeCvv({
+      cvk: clear.find((k) => k.id === "cvk-v1")!.material,
+      pan,
+      expiry: "2912",
+      serviceCode: "000",
+    });
     expect(await keys.deriveCvv(input)).toBe(expected);
     expect(await keys.verifyCvv(input, expected)).toBe(true);
     expect(await keys.verifyCvv(input, "99")).toBe(false);

@@ -4,7 +4,12 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-export function devSecret(dataDir: string, name: string, bytes: number, warn: (message: string) => void): string {
+export function devSecret(
+  dataDir: string,
+  name: string,
+  bytes: number,
+  warn: (message: string) => void,
+): string {
   const file = join(dataDir, name);
   if (!existsSync(file)) {
     mkdirSync(dataDir, { recursive: true });

@@ -1,11 +1,12 @@
 // The audit trail: who did what to which card, with what outcome. record() runs inside the caller's
 // transaction, so an audit row exists exactly when its change does. Details carry reasons and states, never
 // a PAN, CVV, PIN, PIN block or key.
-import type { Db } from "../store/db.js";
-import type { AuditRepo } from "../store/audit-repo.js";
-import type { AuditRow } from "../store/schema.js";
-import { uuidv7 } from "../lib/ids.js";
+
 import type { Clock } from "../lib/clock.js";
+import { uuidv7 } from "../lib/ids.js";
+import type { AuditRepo } from "../store/audit-repo.js";
+import type { Db } from "../store/db.js";
+import type { AuditRow } from "../store/schema.js";
 import { assertCursor, type Page, pageOf } from "./pagination.js";
 
 /** Who is calling: taken from the verified token, plus the request id for correlation. */

@@ -6,14 +6,23 @@ import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
 import type { Db } from "../store/db.js";
 import type { Actor } from "./audit.js";
 
-export async function findCard(cards: CardRepo, actor: Actor, publicToken: string, tx?: Db): Promise<CardWithLimits> {
+export async function findCard(
+  cards: CardRepo,
+  actor: Actor,
+  publicToken: string,
+  tx?: Db,
+): Promise<CardWithLimits> {
   const card = await cards.findByToken(actor.tenantId, publicToken, tx);
   if (!card) throw cardNotFound();
   return card;
 }
 
 /** For CVV and PIN operations: the card must exist for this tenant and must not be closed. */
-export async function findOpenCard(cards: CardRepo, actor: Actor, publicToken: string): Promise<CardWithLimits> {
+export async function findOpenCard(
+  cards: CardRepo,
+  actor: Actor,
+  publicToken: string,
+): Promise<CardWithLimits> {
   const card = await findCard(cards, actor, publicToken);
   assertCardOpen(card.status as CardStatus);
   return card;

@@ -19,16 +19,15 @@ import type { Clock } from "../lib/clock.js";
 import { newPublicToken, uuidv7 } from "../lib/ids.js";
 import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
+import type { TenantRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { TestClockRepo } from "../store/test-clock-repo.js";
-import type { TenantRow } from "../store/schema.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { findCard } from "./card-lookup.js";
 import { randomPin } from "./pin.js";
 import { scheduleColumns } from "./rotation.js";
 
 const NO_SCHEDULE: RotationSchedule = { intervalHours: null, nextRotationAt: null, lastScheduledAt: null };
-
 
 export interface CardView {
   publicToken: string;
@@ -79,7 +78,6 @@ export interface CardServiceDeps {
 
 const MAX_DRAWS = 10;
 
-
 function viewOf(card: {
   public_token: string;
   type: string;
@@ -120,7 +118,10 @@ export function createCardService(deps: CardServiceDeps) {
       const value = await make();
       if (!(await taken(value))) return value;
     }
-    throw new AppError("service_unavailable", `Could not allocate a unique ${what}; the range may be exhausted.`);
+    throw new AppError(
+      "service_unavailable",
+      `Could not allocate a unique ${what}; the range may be exhausted.`,
+    );
   }
 
   /** Cards on a test clock are born at the clock's time; only sandbox tenants may use one. */
@@ -138,12 +139,19 @@ export function createCardService(deps: CardServiceDeps) {
       if (!tenant) throw new AppError("forbidden", "The token's tenant is not registered with this service.");
       const now = await creationTime(tenant, input.testClockId);
       const interval =
-        input.cvvRotationIntervalHours ?? (input.type === "virtual" ? tenant.default_rotation_interval_hours : null);
+        input.cvvRotationIntervalHours ??
+        (input.type === "virtual" ? tenant.default_rotation_interval_hours : null);
       if (input.cvvRotationIntervalHours !== undefined && input.type !== "virtual") {
-        throw new AppError("card_not_virtual", "Only virtual cards have a dynamic CVV; drop cvvRotationIntervalHours.");
+        throw new AppError(
+          "card_not_virtual",
+          "Only virtual cards have a dynamic CVV; drop cvvRotationIntervalHours.",
+        );
       }
       if (interval !== null && !isValidInterval(interval)) {
-        throw validationFailed("cvvRotationIntervalHours", "cvvRotationIntervalHours must be a whole number ≥ 1.");
+        throw validationFailed(
+          "cvvRotationIntervalHours",
+          "cvvRotationIntervalHours must be a whole number ≥ 1.",
+        );
       }
       const expiry = input.expiry === undefined ? defaultExpiry(now) : parseExpiry(input.expiry, now);
 
@@ -186,7 +194,12 @@ export function createCardService(deps: CardServiceDeps) {
       await deps.store.transaction(async (tx) => {
         await deps.cards.insert(row, tx);
         const card = { id, public_token: publicToken };
-        await deps.record(tx, actor, { action: "card.create", outcome: "success", card, details: { type: input.type } });
+        await deps.record(tx, actor, {
+          action: "card.create",
+          outcome: "success",
+          card,
+          details: { type: input.type },
+        });
         await deps.publish(tx, {
           tenantId: tenant.id,
           cardId: id,

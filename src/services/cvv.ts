@@ -25,7 +25,9 @@ export function createCvvService(deps: CvvServiceDeps) {
     async get(actor: Actor, publicToken: string): Promise<{ cvv: string }> {
       const card = await findOpenCard(deps.cards, actor, publicToken);
       const cvv = await deps.keys.deriveCvv(await cvvInput(actor, card));
-      await deps.store.transaction((tx) => deps.record(tx, actor, { action: "cvv.read", outcome: "success", card }));
+      await deps.store.transaction((tx) =>
+        deps.record(tx, actor, { action: "cvv.read", outcome: "success", card }),
+      );
       return { cvv };
     },
 
@@ -39,7 +41,12 @@ export function createCvvService(deps: CvvServiceDeps) {
       return deps.counter.recordAttempt(actor, card, matched);
     },
 
-    async setStatus(actor: Actor, publicToken: string, status: "Blocked" | "Unblocked", change: StatusChange) {
+    async setStatus(
+      actor: Actor,
+      publicToken: string,
+      status: "Blocked" | "Unblocked",
+      change: StatusChange,
+    ) {
       const card = await findOpenCard(deps.cards, actor, publicToken);
       return deps.counter.setStatus(actor, card, status, change);
     },

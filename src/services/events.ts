@@ -12,7 +12,10 @@ export interface EventView {
 
 export function createEventService(deps: { outbox: OutboxRepo }) {
   return {
-    async list(actor: Actor, options: { cursor?: string; type?: string; limit: number }): Promise<Page<EventView>> {
+    async list(
+      actor: Actor,
+      options: { cursor?: string; type?: string; limit: number },
+    ): Promise<Page<EventView>> {
       assertCursor(options.cursor);
       const rows = await deps.outbox.page(actor.tenantId, {
         after: options.cursor,

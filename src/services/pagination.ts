@@ -16,7 +16,11 @@ export function assertCursor(cursor: string | undefined): void {
 }
 
 /** `rows` were fetched with limit + 1. */
-export function pageOf<R extends { id: string }, T>(rows: R[], limit: number, toView: (row: R) => T): Page<T> {
+export function pageOf<R extends { id: string }, T>(
+  rows: R[],
+  limit: number,
+  toView: (row: R) => T,
+): Page<T> {
   const page = rows.slice(0, limit);
   return { items: page.map(toView), nextCursor: rows.length > limit ? page.at(-1)!.id : null };
 }

@@ -2,11 +2,11 @@
 // for an explicit, audited read, and an enciphered PIN block presented for verification is opened inside the
 // key provider, never here.
 import { randomInt } from "node:crypto";
+import type { EventPublisher } from "../events/outbox.js";
 import type { KeyProvider, StoredPin } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
-import type { EventPublisher } from "../events/outbox.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { findOpenCard } from "./card-lookup.js";
 import type { StatusChange, TryCounter } from "./try-counter.js";
@@ -74,7 +74,9 @@ export function createPinService(deps: PinServiceDeps) {
     async get(actor: Actor, publicToken: string): Promise<{ pin: string }> {
       const card = await findOpenCard(deps.cards, actor, publicToken);
       const pin = await deps.keys.openPin(await openPan(actor, card), storedPin(card));
-      await deps.store.transaction((tx) => deps.record(tx, actor, { action: "pin.read", outcome: "success", card }));
+      await deps.store.transaction((tx) =>
+        deps.record(tx, actor, { action: "pin.read", outcome: "success", card }),
+      );
       return { pin };
     },
 
@@ -89,10 +91,20 @@ export function createPinService(deps: PinServiceDeps) {
         "pin" in attempt
           ? await deps.keys.verifyPin(pan, storedPin(card), attempt.pin)
           : await deps.keys.verifyPinBlock(pan, storedPin(card), attempt);
-      return deps.counter.recordAttempt(actor, card, matched, "pin" in attempt ? "pin" : `pin_block_format_${attempt.format}`);
+      return deps.counter.recordAttempt(
+        actor,
+        card,
+        matched,
+        "pin" in attempt ? "pin" : `pin_block_format_${attempt.format}`,
+      );
     },
 
-    async setStatus(actor: Actor, publicToken: string, status: "Blocked" | "Unblocked", change: StatusChange) {
+    async setStatus(
+      actor: Actor,
+      publicToken: string,
+      status: "Blocked" | "Unblocked",
+      change: StatusChange,
+    ) {
       const card = await findOpenCard(deps.cards, actor, publicToken);
       return deps.counter.setStatus(actor, card, status, change);
     },

@@ -3,7 +3,7 @@
 // different CVV, applies the pure scheduling rules of domain/rotation-schedule.ts, and announces itself with
 // a card.cvv.changed event — never carrying the CVV — in the same transaction.
 import { randomInt } from "node:crypto";
-import { type CardStatus, assertCardOpen } from "../domain/card.js";
+import { assertCardOpen, type CardStatus } from "../domain/card.js";
 import { AppError, validationFailed } from "../domain/errors.js";
 import {
   applyRotation,
@@ -50,7 +50,9 @@ export const SCHEDULER_SUBJECT = "system:rotation-scheduler";
 const MAX_DRAWS = 50;
 const MAX_RACES = 5;
 
-export function scheduleOf(card: Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at">): RotationSchedule {
+export function scheduleOf(
+  card: Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at">,
+): RotationSchedule {
   return {
     intervalHours: card.rotation_interval_hours,
     nextRotationAt: card.next_rotation_at ? new Date(card.next_rotation_at) : null,
@@ -80,7 +82,8 @@ function assertRotatable(card: CardRow): void {
 }
 
 export function createRotationService(deps: RotationServiceDeps) {
-  const panOf = (card: CardRow) => deps.keys.openPan(card.pan_sealed, { tenantId: card.tenant_id, cardId: card.id });
+  const panOf = (card: CardRow) =>
+    deps.keys.openPan(card.pan_sealed, { tenantId: card.tenant_id, cardId: card.id });
   const cvvInput = (card: CardRow, pan: string, serviceCode: string) => ({
     cvkId: card.cvk_id,
     pan,
@@ -90,12 +93,17 @@ export function createRotationService(deps: RotationServiceDeps) {
 
   /** New service codes for the cards, each yielding a CVV different from the card's current one. */
   async function newServiceCodes(cards: CardRow[], pans: string[]): Promise<string[]> {
-    const current = await deps.keys.deriveCvvBatch(cards.map((c, i) => cvvInput(c, pans[i]!, c.cvv_service_code)));
+    const current = await deps.keys.deriveCvvBatch(
+      cards.map((c, i) => cvvInput(c, pans[i]!, c.cvv_service_code)),
+    );
     const codes = cards.map((c) => drawServiceCode(c.cvv_service_code));
     let pending = cards.map((_, i) => i);
     for (let draw = 0; pending.length > 0; draw++) {
-      if (draw === MAX_DRAWS) throw new AppError("internal_error", "Could not draw a service code giving a new CVV.");
-      const cvvs = await deps.keys.deriveCvvBatch(pending.map((i) => cvvInput(cards[i]!, pans[i]!, codes[i]!)));
+      if (draw === MAX_DRAWS)
+        throw new AppError("internal_error", "Could not draw a service code giving a new CVV.");
+      const cvvs = await deps.keys.deriveCvvBatch(
+        pending.map((i) => cvvInput(cards[i]!, pans[i]!, codes[i]!)),
+      );
       pending = pending.filter((i, j) => cvvs[j] === current[i]);
       for (const i of pending) codes[i] = drawServiceCode(cards[i]!.cvv_service_code);
     }
@@ -106,7 +114,12 @@ export function createRotationService(deps: RotationServiceDeps) {
     tx: Db,
     actor: Actor,
     card: CardRow,
-    change: { operationType: OperationType; rotationType: RotationType; nextRotationAt: string | null; intervalHours: number | null },
+    change: {
+      operationType: OperationType;
+      rotationType: RotationType;
+      nextRotationAt: string | null;
+      intervalHours: number | null;
+    },
   ) {
     await deps.record(tx, actor, {
       action: change.operationType === "ROTATE_CVV" ? "cvv.rotate" : "cvv.rotation.update",
@@ -130,12 +143,22 @@ export function createRotationService(deps: RotationServiceDeps) {
   }
 
   /** Writes one rotation; false when a concurrent change got there first (the caller re-reads). */
-  async function applyOne(tx: Db, actor: Actor, card: CardRow, serviceCode: string, now: Date, type: RotationType) {
+  async function applyOne(
+    tx: Db,
+    actor: Actor,
+    card: CardRow,
+    serviceCode: string,
+    now: Date,
+    type: RotationType,
+  ) {
     const { schedule } = applyRotation(scheduleOf(card), now, type);
     const columns = scheduleColumns(schedule);
     const applied = await deps.cards.rotate(
       card.id,
-      { serviceCode: card.cvv_service_code, ...(type === "AUTOMATIC" ? { dueAt: card.next_rotation_at! } : {}) },
+      {
+        serviceCode: card.cvv_service_code,
+        ...(type === "AUTOMATIC" ? { dueAt: card.next_rotation_at! } : {}),
+      },
       { ...columns, cvv_service_code: serviceCode, last_rotated_at: now.toISOString() },
       tx,
     );
@@ -147,7 +170,9 @@ export function createRotationService(deps: RotationServiceDeps) {
         intervalHours: schedule.intervalHours,
       });
     }
-    return applied ? { rotatedAt: now.toISOString(), rotationType: type, nextRotationAt: columns.next_rotation_at } : null;
+    return applied
+      ? { rotatedAt: now.toISOString(), rotationType: type, nextRotationAt: columns.next_rotation_at }
+      : null;
   }
 
   async function findRotatable(actor: Actor, publicToken: string): Promise<CardRow> {
@@ -156,7 +181,9 @@ export function createRotationService(deps: RotationServiceDeps) {
     return card;
   }
 
-  function view(card: Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_rotated_at">): RotationView {
+  function view(
+    card: Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_rotated_at">,
+  ): RotationView {
     return {
       intervalHours: card.rotation_interval_hours,
       nextRotationAt: card.next_rotation_at,
@@ -164,7 +191,11 @@ export function createRotationService(deps: RotationServiceDeps) {
     };
   }
 
-  async function changeSchedule(actor: Actor, publicToken: string, hours: number | null): Promise<RotationView> {
+  async function changeSchedule(
+    actor: Actor,
+    publicToken: string,
+    hours: number | null,
+  ): Promise<RotationView> {
     const card = await findRotatable(actor, publicToken);
     const now = await deps.cardClock(card);
     const schedule = hours === null ? clearInterval(scheduleOf(card)) : setInterval(now, hours);
@@ -183,7 +214,11 @@ export function createRotationService(deps: RotationServiceDeps) {
 
   return {
     /** A forced rotation: always rotates; reschedules only outside the two-minute window. */
-    async rotate(actor: Actor, publicToken: string, options: { serviceCode?: string } = {}): Promise<RotationResult> {
+    async rotate(
+      actor: Actor,
+      publicToken: string,
+      options: { serviceCode?: string } = {},
+    ): Promise<RotationResult> {
       if (options.serviceCode !== undefined && !/^[0-9]{3}$/.test(options.serviceCode)) {
         throw validationFailed("serviceCode", "serviceCode must be exactly 3 digits.");
       }

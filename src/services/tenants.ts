@@ -3,8 +3,8 @@
 import { AppError } from "../domain/errors.js";
 import { isValidInterval } from "../domain/rotation-schedule.js";
 import type { Clock } from "../lib/clock.js";
-import type { TenantRepo } from "../store/tenant-repo.js";
 import type { TenantRow } from "../store/schema.js";
+import type { TenantRepo } from "../store/tenant-repo.js";
 
 export interface NewTenant {
   id: string;
@@ -46,7 +46,8 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
         !/^[0-9]{6,11}$/.test(row.bin) && "bin must be 6 to 11 digits",
         !(Number.isInteger(row.pan_length) && row.pan_length >= 12 && row.pan_length <= 19) &&
           "pan length must be 12 to 19",
-        row.pan_length - row.bin.length < 7 && "the BIN leaves fewer than 6 account digits plus a check digit",
+        row.pan_length - row.bin.length < 7 &&
+          "the BIN leaves fewer than 6 account digits plus a check digit",
         !(Number.isInteger(row.max_cvv_tries) && row.max_cvv_tries >= 1 && row.max_cvv_tries <= 99) &&
           "max CVV tries must be 1 to 99",
         !(Number.isInteger(row.max_pin_tries) && row.max_pin_tries >= 1 && row.max_pin_tries <= 99) &&

@@ -58,7 +58,11 @@ export function createTestClockService(deps: TestClockServiceDeps) {
       };
       await deps.store.transaction(async (tx) => {
         await deps.testClocks.insert(row, tx);
-        await deps.record(tx, actor, { action: "test_clock.create", outcome: "success", details: { testClockId: row.id } });
+        await deps.record(tx, actor, {
+          action: "test_clock.create",
+          outcome: "success",
+          details: { testClockId: row.id },
+        });
       });
       return view(row);
     },
@@ -66,7 +70,11 @@ export function createTestClockService(deps: TestClockServiceDeps) {
     get: async (actor: Actor, id: string) => view(await find(actor, id)),
 
     /** Moves the clock to `to` and rotates every card of it that is due there. */
-    async advance(actor: Actor, id: string, input: { to: string }): Promise<TestClockView & { rotations: number }> {
+    async advance(
+      actor: Actor,
+      id: string,
+      input: { to: string },
+    ): Promise<TestClockView & { rotations: number }> {
       const row = await find(actor, id);
       const to = parseTime(input.to, "to");
       if (to.getTime() < new Date(row.frozen_time).getTime()) {

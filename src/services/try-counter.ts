@@ -1,7 +1,13 @@
 // The try counter both the CVV and the PIN use: verify (one atomic step, audited, a "blocked" event when a
 // wrong try uses up the last one), status, and block/unblock. One implementation, so the two secrets can never
 // drift apart in their rules.
-import { type TryState, tryState, type VerifyOutcome, counterStepFor, verifyOutcome } from "../domain/tries.js";
+import {
+  counterStepFor,
+  type TryState,
+  tryState,
+  type VerifyOutcome,
+  verifyOutcome,
+} from "../domain/tries.js";
 import type { EventPublisher } from "../events/outbox.js";
 import type { Clock } from "../lib/clock.js";
 import type { CardRepo, CardWithLimits, Secret } from "../store/card-repo.js";
@@ -23,13 +29,19 @@ export interface StatusChange {
 
 export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
   const maxOf = (card: CardWithLimits) => (secret === "cvv" ? card.max_cvv_tries : card.max_pin_tries);
-  const remainingOf = (card: CardWithLimits) => (secret === "cvv" ? card.cvv_tries_remaining : card.pin_tries_remaining);
+  const remainingOf = (card: CardWithLimits) =>
+    secret === "cvv" ? card.cvv_tries_remaining : card.pin_tries_remaining;
 
   return {
     status: (card: CardWithLimits): TryState => tryState(remainingOf(card), maxOf(card)),
 
     /** Records the result of a comparison: one atomic counter step and its audit row, in one transaction. */
-    recordAttempt(actor: Actor, card: CardWithLimits, matched: boolean, method?: string): Promise<VerifyOutcome> {
+    recordAttempt(
+      actor: Actor,
+      card: CardWithLimits,
+      matched: boolean,
+      method?: string,
+    ): Promise<VerifyOutcome> {
       const max = maxOf(card);
       return deps.store.transaction(async (tx) => {
         const after = await deps.cards.stepCounter(card.id, secret, counterStepFor(matched), max, tx);
@@ -53,7 +65,12 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
     },
 
     /** Unblocked restores the full count (at any time, as Thredd does); Blocked sets it to zero. */
-    setStatus(actor: Actor, card: CardWithLimits, status: TryState["status"], change: StatusChange): Promise<TryState> {
+    setStatus(
+      actor: Actor,
+      card: CardWithLimits,
+      status: TryState["status"],
+      change: StatusChange,
+    ): Promise<TryState> {
       const value = status === "Unblocked" ? maxOf(card) : 0;
       return deps.store.transaction(async (tx) => {
         await deps.cards.setCounter(card.id, secret, value, deps.clock.now().toISOString(), tx);
@@ -61,13 +78,20 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           action: status === "Unblocked" ? `${secret}.unblock` : `${secret}.block`,
           outcome: "success",
           card,
-          details: { previousRemainingTries: remainingOf(card), description: change.description, updatedBy: change.updatedBy },
+          details: {
+            previousRemainingTries: remainingOf(card),
+            description: change.description,
+            updatedBy: change.updatedBy,
+          },
         });
         await deps.publish(tx, {
           tenantId: actor.tenantId,
           cardId: card.id,
           type: status === "Unblocked" ? `${secret}.unblocked` : `${secret}.blocked`,
-          data: { publicToken: card.public_token, reason: status === "Unblocked" ? "unblocked" : "blocked_by_request" },
+          data: {
+            publicToken: card.public_token,
+            reason: status === "Unblocked" ? "unblocked" : "blocked_by_request",
+          },
         });
         return tryState(value, maxOf(card));
       });

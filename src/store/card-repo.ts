@@ -11,7 +11,10 @@ const counterColumn = { cvv: "cvv_tries_remaining", pin: "pin_tries_remaining" }
 export type CardWithLimits = CardRow & { max_cvv_tries: number; max_pin_tries: number };
 
 /** The schedule columns a rotation or an interval change writes. */
-export type ScheduleColumns = Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at">;
+export type ScheduleColumns = Pick<
+  CardRow,
+  "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at"
+>;
 
 export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
   return {
@@ -117,7 +120,12 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async setSchedule(cardId: string, schedule: ScheduleColumns, updatedAt: string, tx: Db = db): Promise<void> {
+    async setSchedule(
+      cardId: string,
+      schedule: ScheduleColumns,
+      updatedAt: string,
+      tx: Db = db,
+    ): Promise<void> {
       await tx
         .updateTable("cards")
         .set({ ...schedule, updated_at: updatedAt })
@@ -153,7 +161,13 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     },
 
     /** Sets a counter outright: the maximum to unblock, zero to block. */
-    async setCounter(cardId: string, secret: Secret, value: number, updatedAt: string, tx: Db = db): Promise<void> {
+    async setCounter(
+      cardId: string,
+      secret: Secret,
+      value: number,
+      updatedAt: string,
+      tx: Db = db,
+    ): Promise<void> {
       await tx
         .updateTable("cards")
         .set({ [counterColumn[secret]]: value, updated_at: updatedAt })

@@ -92,10 +92,13 @@ export class SchemaError extends Error {}
 export async function ensureSchema(db: Db, options: { migrate: boolean }): Promise<string[]> {
   const state = await schemaState(db);
   if (state === "ahead") {
-    throw new SchemaError("The database schema is newer than this build of cardvault; upgrade cardvault before serving.");
+    throw new SchemaError(
+      "The database schema is newer than this build of cardvault; upgrade cardvault before serving.",
+    );
   }
   if (state === "behind") {
-    if (!options.migrate) throw new SchemaError("The database schema is not up to date: run `cardvault migrate` first.");
+    if (!options.migrate)
+      throw new SchemaError("The database schema is not up to date: run `cardvault migrate` first.");
     return migrateToLatest(db);
   }
   return [];

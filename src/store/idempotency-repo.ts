@@ -32,13 +32,22 @@ export function createIdempotencyRepo(db: Db) {
     ): Promise<void> {
       await tx
         .updateTable("idempotency_keys")
-        .set({ state: "done", response_status: response.status, response_body: response.body, expires_at: response.expiresAt })
+        .set({
+          state: "done",
+          response_status: response.status,
+          response_body: response.body,
+          expires_at: response.expiresAt,
+        })
         .where("tenant_id", "=", tenantId)
         .where("key", "=", key)
         .execute();
     },
     async release(tenantId: string, key: string, tx: Db = db): Promise<void> {
-      await tx.deleteFrom("idempotency_keys").where("tenant_id", "=", tenantId).where("key", "=", key).execute();
+      await tx
+        .deleteFrom("idempotency_keys")
+        .where("tenant_id", "=", tenantId)
+        .where("key", "=", key)
+        .execute();
     },
     /** Deletes the row only if it is still the expired one we saw, so two processes cannot both re-claim it. */
     async deleteExpired(tenantId: string, key: string, now: string, tx: Db = db): Promise<void> {

@@ -5,7 +5,13 @@ import type { Db } from "./db.js";
 export function createLeaseRepo(db: Db) {
   return {
     /** Takes or renews the lease; true when `holder` owns it until `expiresAt`. */
-    async acquire(name: string, holder: string, now: string, expiresAt: string, tx: Db = db): Promise<boolean> {
+    async acquire(
+      name: string,
+      holder: string,
+      now: string,
+      expiresAt: string,
+      tx: Db = db,
+    ): Promise<boolean> {
       await tx
         .insertInto("job_leases")
         .values({ name, holder, expires_at: expiresAt })

@@ -24,7 +24,12 @@ export function createOutboxRepo(db: Db) {
       return query.orderBy("id").limit(options.limit).execute();
     },
     list(tenantId: string, tx: Db = db): Promise<OutboxEventsTable[]> {
-      return tx.selectFrom("outbox_events").selectAll().where("tenant_id", "=", tenantId).orderBy("id").execute();
+      return tx
+        .selectFrom("outbox_events")
+        .selectAll()
+        .where("tenant_id", "=", tenantId)
+        .orderBy("id")
+        .execute();
     },
   };
 }

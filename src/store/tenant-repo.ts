@@ -5,7 +5,11 @@ import type { TenantRow } from "./schema.js";
 export function createTenantRepo(db: Db) {
   return {
     async insert(row: TenantRow, tx: Db = db): Promise<boolean> {
-      const result = await tx.insertInto("tenants").values(row).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+      const result = await tx
+        .insertInto("tenants")
+        .values(row)
+        .onConflict((oc) => oc.doNothing())
+        .executeTakeFirst();
       return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
     },
     find(id: string, tx: Db = db): Promise<TenantRow | undefined> {

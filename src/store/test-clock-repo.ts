@@ -17,7 +17,12 @@ export function createTestClockRepo(db: Db) {
     },
     /** Moves the clock forward only: a concurrent advance to an earlier time changes nothing. */
     async advance(id: string, to: string, tx: Db = db): Promise<void> {
-      await tx.updateTable("test_clocks").set({ frozen_time: to }).where("id", "=", id).where("frozen_time", "<", to).execute();
+      await tx
+        .updateTable("test_clocks")
+        .set({ frozen_time: to })
+        .where("id", "=", id)
+        .where("frozen_time", "<", to)
+        .execute();
     },
   };
 }

@@ -27,16 +27,23 @@ describe("Pismo dialect", () => {
 
   it("PATCH and DELETE /cvv-rotation manage the interval", async () => {
     const { publicToken } = await h.createCard({ type: "virtual" });
-    const patch = await h.call("PATCH", `/pismo/v2/cards/${publicToken}/cvv-rotation`, { cvv_rotation_interval_hours: 12 });
+    const patch = await h.call("PATCH", `/pismo/v2/cards/${publicToken}/cvv-rotation`, {
+      cvv_rotation_interval_hours: 12,
+    });
     expect(patch.statusCode).toBe(200);
     expect(patch.json()).toEqual({ id: publicToken, cvv_rotation_interval_hours: 12 });
-    expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/rotation`)).json()).toMatchObject({ intervalHours: 12 });
+    expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/rotation`)).json()).toMatchObject({
+      intervalHours: 12,
+    });
     const del = await h.call("DELETE", `/pismo/v2/cards/${publicToken}/cvv-rotation`);
     expect(del.statusCode).toBe(204);
-    expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/rotation`)).json()).toMatchObject({ intervalHours: null, nextRotationAt: null });
-    const events = (await h.call("GET", "/v1/events?type=card.cvv.changed")).json().items.filter(
-      (e: { data: { publicToken: string } }) => e.data.publicToken === publicToken,
-    );
+    expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/rotation`)).json()).toMatchObject({
+      intervalHours: null,
+      nextRotationAt: null,
+    });
+    const events = (await h.call("GET", "/v1/events?type=card.cvv.changed"))
+      .json()
+      .items.filter((e: { data: { publicToken: string } }) => e.data.publicToken === publicToken);
     expect(events.map((e: { data: { operationType: string } }) => e.data.operationType)).toEqual([
       "CHANGE_CVV_ROTATION",
       "DELETE_CVV_ROTATION",
@@ -47,8 +54,13 @@ describe("Pismo dialect", () => {
     const { publicToken } = await h.createCard({ type: "virtual" });
     const bad = await h.call("POST", `/pismo/v2/cards/${publicToken}/reset-cvv`, { service_code: "12" });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json()).toEqual({ error_code: "VALIDATION_FAILED", message: expect.stringContaining("service_code") });
-    const badInterval = await h.call("PATCH", `/pismo/v2/cards/${publicToken}/cvv-rotation`, { cvv_rotation_interval_hours: 0 });
+    expect(bad.json()).toEqual({
+      error_code: "VALIDATION_FAILED",
+      message: expect.stringContaining("service_code"),
+    });
+    const badInterval = await h.call("PATCH", `/pismo/v2/cards/${publicToken}/cvv-rotation`, {
+      cvv_rotation_interval_hours: 0,
+    });
     expect(badInterval.statusCode).toBe(400);
 
     const noToken = await h.call("POST", `/pismo/v2/cards/${publicToken}/reset-cvv`, {}, { token: null });
@@ -56,14 +68,24 @@ describe("Pismo dialect", () => {
     expect(noToken.json()).toMatchObject({ error_code: "UNAUTHORIZED" });
 
     const readOnly = await h.token(["cards:read"]);
-    const forbidden = await h.call("POST", `/pismo/v2/cards/${publicToken}/reset-cvv`, {}, { token: readOnly });
+    const forbidden = await h.call(
+      "POST",
+      `/pismo/v2/cards/${publicToken}/reset-cvv`,
+      {},
+      { token: readOnly },
+    );
     expect(forbidden.statusCode).toBe(403);
     expect(forbidden.json()).toMatchObject({ error_code: "FORBIDDEN" });
 
     const missing = await h.call("POST", "/pismo/v2/cards/999999999/reset-cvv", {});
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toMatchObject({ error_code: "CARD_NOT_FOUND" });
-    const otherTenant = await h.call("POST", `/pismo/v2/cards/${publicToken}/reset-cvv`, {}, { token: await h.token(undefined, "globex") });
+    const otherTenant = await h.call(
+      "POST",
+      `/pismo/v2/cards/${publicToken}/reset-cvv`,
+      {},
+      { token: await h.token(undefined, "globex") },
+    );
     expect(otherTenant.json()).toEqual(missing.json());
 
     const physical = await h.createCard({ type: "physical" });

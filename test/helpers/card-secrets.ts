@@ -2,13 +2,17 @@
 // from the database row, the CVV re-derived with the crypto module under the keystore's CVK.
 import { join } from "node:path";
 import { computeCvv } from "../../src/crypto/cvv.js";
-import { loadKeystore } from "../../src/keys/keystore-file.js";
 import type { KeyType } from "../../src/keys/key-provider.js";
+import { loadKeystore } from "../../src/keys/keystore-file.js";
 import type { Harness } from "./harness.js";
 import { TEST_MASTER_KEY } from "./harness.js";
 
 export async function cardRow(h: Harness, publicToken: string) {
-  return h.runtime.store.db.selectFrom("cards").selectAll().where("public_token", "=", publicToken).executeTakeFirstOrThrow();
+  return h.runtime.store.db
+    .selectFrom("cards")
+    .selectAll()
+    .where("public_token", "=", publicToken)
+    .executeTakeFirstOrThrow();
 }
 
 export async function panOf(h: Harness, publicToken: string): Promise<string> {
@@ -20,7 +24,9 @@ export function keyMaterial(h: Harness, id: string): Buffer;
 export function keyMaterial(h: Harness, type: KeyType, active: true): Buffer;
 export function keyMaterial(h: Harness, idOrType: string, active?: true): Buffer {
   const keys = loadKeystore(join(h.dataDir, "keystore.json"), Buffer.from(TEST_MASTER_KEY, "hex"));
-  const key = active ? keys.find((k) => k.type === idOrType && k.active) : keys.find((k) => k.id === idOrType);
+  const key = active
+    ? keys.find((k) => k.type === idOrType && k.active)
+    : keys.find((k) => k.id === idOrType);
   if (!key) throw new Error(`no key ${idOrType}`);
   return key.material;
 }

@@ -42,7 +42,9 @@ export async function createHarness(options: HarnessOptions = {}) {
     {
       CARDVAULT_JWT_SECRET: TEST_JWT_SECRET,
       CARDVAULT_MASTER_KEY: TEST_MASTER_KEY,
-      ...(database.url ? { CARDVAULT_DATABASE_URL: options.databaseUrlFor?.(database.url) ?? database.url } : {}),
+      ...(database.url
+        ? { CARDVAULT_DATABASE_URL: options.databaseUrlFor?.(database.url) ?? database.url }
+        : {}),
       ...options.env,
     },
     { dataDir },
@@ -108,7 +110,8 @@ export async function createHarness(options: HarnessOptions = {}) {
 
   async function createCard(body: Record<string, unknown> = { type: "virtual" }, bearer?: string) {
     const response = await call("POST", "/v1/cards", body, { token: bearer });
-    if (response.statusCode !== 201) throw new Error(`create card failed: ${response.statusCode} ${response.body}`);
+    if (response.statusCode !== 201)
+      throw new Error(`create card failed: ${response.statusCode} ${response.body}`);
     return response.json() as { publicToken: string; maskedPan: string; expiry: string; status: string };
   }
 

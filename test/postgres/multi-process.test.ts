@@ -1,9 +1,10 @@
 // Several cardvault processes on one PostgreSQL database: try counters, rotations and idempotency keys hold
 // across processes, also when one of them is killed mid-work.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { mintToken, scopes } from "../../src/http/auth.js";
 import { systemClock } from "../../src/lib/clock.js";
@@ -65,8 +66,15 @@ afterAll(async () => {
 const headers = () => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
 
 async function post(base: string, path: string, body: unknown, extra: Record<string, string> = {}) {
-  const response = await fetch(`${base}${path}`, { method: "POST", headers: { ...headers(), ...extra }, body: JSON.stringify(body) });
-  return { status: response.status, body: (await response.json().catch(() => null)) as Record<string, unknown> };
+  const response = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { ...headers(), ...extra },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    body: (await response.json().catch(() => null)) as Record<string, unknown>,
+  };
 }
 
 async function createCard(body: object = { type: "virtual" }) {
@@ -78,36 +86,66 @@ async function createCard(body: object = { type: "virtual" }) {
 describe("three serve processes on one PostgreSQL database", () => {
   it("60 concurrent wrong CVV verifications across them count exactly 3", async () => {
     const t = await createCard();
-    const cvv = ((await (await fetch(`${servers[1]!.base}/v1/cards/${t}/cvv`, { headers: headers() })).json()) as { cvv: string }).cvv;
+    const cvv = (
+      (await (await fetch(`${servers[1]!.base}/v1/cards/${t}/cvv`, { headers: headers() })).json()) as {
+        cvv: string;
+      }
+    ).cvv;
     const wrong = String((Number(cvv) + 1) % 1000).padStart(3, "0");
     const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => post(servers[i % 3]!.base, `/v1/cards/${t}/cvv/verify`, { cvv: wrong })),
+      Array.from({ length: 60 }, (_, i) =>
+        post(servers[i % 3]!.base, `/v1/cards/${t}/cvv/verify`, { cvv: wrong }),
+      ),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(results.filter((r) => r.body.result === "mismatch")).toHaveLength(3);
     expect(results.filter((r) => r.body.result === "blocked")).toHaveLength(57);
-    const status = await (await fetch(`${servers[2]!.base}/v1/cards/${t}/cvv/status`, { headers: headers() })).json();
+    const status = await (
+      await fetch(`${servers[2]!.base}/v1/cards/${t}/cvv/status`, { headers: headers() })
+    ).json();
     expect(status).toEqual({ status: "Blocked", remainingTries: 0, maxTries: 3 });
   });
 
   it("the same for the PIN", async () => {
     const t = await createCard();
-    await fetch(`${servers[0]!.base}/v1/cards/${t}/pin`, { method: "PUT", headers: headers(), body: JSON.stringify({ pin: "2468" }) });
+    await fetch(`${servers[0]!.base}/v1/cards/${t}/pin`, {
+      method: "PUT",
+      headers: headers(),
+      body: JSON.stringify({ pin: "2468" }),
+    });
     const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => post(servers[i % 3]!.base, `/v1/cards/${t}/pin/verify`, { pin: "1357" })),
+      Array.from({ length: 60 }, (_, i) =>
+        post(servers[i % 3]!.base, `/v1/cards/${t}/pin/verify`, { pin: "1357" }),
+      ),
     );
     expect(results.filter((r) => r.body.result === "mismatch")).toHaveLength(3);
     expect(results.filter((r) => r.body.result === "blocked")).toHaveLength(57);
   });
 
   it("the same Idempotency-Key sent to all three at once creates one card", async () => {
-    const before = Number((await runtime.store.db.selectFrom("cards").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n);
+    const before = Number(
+      (
+        await runtime.store.db
+          .selectFrom("cards")
+          .select((eb) => eb.fn.countAll().as("n"))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
     const key = { "idempotency-key": `mp-${Date.now()}` };
-    const results = await Promise.all(servers.map((s) => post(s.base, "/v1/cards", { type: "virtual" }, key)));
+    const results = await Promise.all(
+      servers.map((s) => post(s.base, "/v1/cards", { type: "virtual" }, key)),
+    );
     const created = results.filter((r) => r.status === 201);
     expect(new Set(created.map((r) => r.body.publicToken)).size).toBe(1);
     expect(results.every((r) => r.status === 201 || r.status === 409)).toBe(true);
-    const after = Number((await runtime.store.db.selectFrom("cards").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow()).n);
+    const after = Number(
+      (
+        await runtime.store.db
+          .selectFrom("cards")
+          .select((eb) => eb.fn.countAll().as("n"))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
     expect(after).toBe(before + 1);
   });
 });
@@ -121,7 +159,11 @@ describe("three workers on one test clock", () => {
     for (let i = 0; i < 2000; i += 50) {
       const batch = await Promise.all(
         Array.from({ length: 50 }, () =>
-          runtime.services.cards.create(actor, { type: "virtual", cvvRotationIntervalHours: 24, testClockId: clockId }),
+          runtime.services.cards.create(actor, {
+            type: "virtual",
+            cvvRotationIntervalHours: 24,
+            testClockId: clockId,
+          }),
         ),
       );
       tokens.push(...batch.map((c) => c.publicToken));
@@ -162,7 +204,8 @@ describe("three workers on one test clock", () => {
     const perCard = new Map<string, number>();
     for (const e of events) {
       const data = JSON.parse(e.payload).data as { publicToken: string; rotationType: string };
-      if (data.rotationType === "AUTOMATIC") perCard.set(data.publicToken, (perCard.get(data.publicToken) ?? 0) + 1);
+      if (data.rotationType === "AUTOMATIC")
+        perCard.set(data.publicToken, (perCard.get(data.publicToken) ?? 0) + 1);
     }
     expect(tokens.filter((t) => perCard.get(t) !== 1)).toEqual([]);
     expect(perCard.size).toBe(2000);

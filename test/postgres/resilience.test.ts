@@ -1,7 +1,7 @@
 // Losing the database: requests answer 503 problems (nothing changes), /readyz fails, and both recover by
 // themselves when the database comes back — no restart. The database link runs through a TCP proxy the
 // test cuts and restores.
-import { createServer, type Server, type Socket, connect } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHarness, type Harness } from "../helpers/harness.js";
 import { freePort } from "../helpers/processes.js";
@@ -73,6 +73,8 @@ describe("database outage", () => {
     expect(recovered).toBe(200);
     expect((await h.call("POST", "/v1/cards", { type: "virtual" })).statusCode).toBe(201);
     // The verification that failed during the outage used no try.
-    expect((await h.call("GET", `/v1/cards/${before.publicToken}/cvv/status`)).json()).toMatchObject({ remainingTries: 3 });
+    expect((await h.call("GET", `/v1/cards/${before.publicToken}/cvv/status`)).json()).toMatchObject({
+      remainingTries: 3,
+    });
   });
 });

@@ -26,12 +26,18 @@ export function registerAuditRoutes(root: FastifyInstance, audit: AuditService):
         tags: ["audit"],
         querystring: ListQuery,
         response: {
-          200: Type.Object({ items: Type.Array(AuditEvent), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Type.Object({
+            items: Type.Array(AuditEvent),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
           ...errorResponses,
         },
       },
     },
     async (request) =>
-      audit.list(actorOf(request), { cursor: request.query.cursor, limit: Number(request.query.limit ?? 50) }),
+      audit.list(actorOf(request), {
+        cursor: request.query.cursor,
+        limit: Number(request.query.limit ?? 50),
+      }),
   );
 }

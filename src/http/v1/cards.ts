@@ -3,19 +3,34 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { CardService } from "../../services/cards.js";
-import { actorOf, CardStatusSchema, CardTypeSchema, CardView, errorResponses, PublicTokenParams } from "./schemas.js";
+import {
+  actorOf,
+  CardStatusSchema,
+  CardTypeSchema,
+  CardView,
+  errorResponses,
+  PublicTokenParams,
+} from "./schemas.js";
 
 const NewCardBody = Type.Object(
   {
     type: CardTypeSchema,
-    expiry: Type.Optional(Type.String({ pattern: "^[0-9]{4}$", description: "YYMM; defaults to three years out." })),
+    expiry: Type.Optional(
+      Type.String({ pattern: "^[0-9]{4}$", description: "YYMM; defaults to three years out." }),
+    ),
     cardholderName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     customerReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("inactive")])),
     cvvRotationIntervalHours: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 8784, description: "Dynamic CVV: rotate every N hours (virtual cards)." }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 8784,
+        description: "Dynamic CVV: rotate every N hours (virtual cards).",
+      }),
     ),
-    testClockId: Type.Optional(Type.String({ maxLength: 64, description: "Sandbox: follow this test clock." })),
+    testClockId: Type.Optional(
+      Type.String({ maxLength: 64, description: "Sandbox: follow this test clock." }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -4,7 +4,14 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { CVV_PATTERN } from "../../domain/card.js";
 import type { CvvService } from "../../services/cvv.js";
-import { actorOf, errorResponses, PublicTokenParams, StatusChangeBody, TryStateView, VerifyView } from "./schemas.js";
+import {
+  actorOf,
+  errorResponses,
+  PublicTokenParams,
+  StatusChangeBody,
+  TryStateView,
+  VerifyView,
+} from "./schemas.js";
 
 export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();

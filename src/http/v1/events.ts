@@ -25,7 +25,10 @@ export function registerEventRoutes(root: FastifyInstance, events: EventService)
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ items: Type.Array(EventView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Type.Object({
+            items: Type.Array(EventView),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
           ...errorResponses,
         },
       },

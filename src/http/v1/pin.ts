@@ -4,15 +4,27 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { PIN_PATTERN } from "../../domain/card.js";
 import type { PinService } from "../../services/pin.js";
-import { actorOf, errorResponses, PublicTokenParams, StatusChangeBody, TryStateView, VerifyView } from "./schemas.js";
+import {
+  actorOf,
+  errorResponses,
+  PublicTokenParams,
+  StatusChangeBody,
+  TryStateView,
+  VerifyView,
+} from "./schemas.js";
 
 const PinAttemptBody = Type.Union([
   Type.Object({ pin: Type.String({ pattern: PIN_PATTERN }) }, { additionalProperties: false }),
   Type.Object(
     {
-      pinBlock: Type.String({ pattern: "^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$", description: "Enciphered PIN block, hex." }),
+      pinBlock: Type.String({
+        pattern: "^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$",
+        description: "Enciphered PIN block, hex.",
+      }),
       format: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(3), Type.Literal(4)]),
-      keyId: Type.Optional(Type.String({ pattern: "^[a-z0-9-]{1,64}$", description: "PIN encryption key id." })),
+      keyId: Type.Optional(
+        Type.String({ pattern: "^[a-z0-9-]{1,64}$", description: "PIN encryption key id." }),
+      ),
     },
     { additionalProperties: false },
   ),

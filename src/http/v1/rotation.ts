@@ -22,10 +22,15 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
       config: { scope: "cvv:manage", idempotent: true },
       schema: {
         tags,
-        summary: "Force a CVV rotation (virtual cards). Reschedules unless a scheduling happened in the last 2 minutes.",
+        summary:
+          "Force a CVV rotation (virtual cards). Reschedules unless a scheduling happened in the last 2 minutes.",
         params: PublicTokenParams,
         body: Type.Object(
-          { serviceCode: Type.Optional(Type.String({ pattern: "^[0-9]{3}$", description: "Used as is when given." })) },
+          {
+            serviceCode: Type.Optional(
+              Type.String({ pattern: "^[0-9]{3}$", description: "Used as is when given." }),
+            ),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -68,7 +73,8 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
         response: { 200: RotationView, ...errorResponses },
       },
     },
-    async (request) => rotation.setInterval(actorOf(request), request.params.publicToken, request.body.intervalHours),
+    async (request) =>
+      rotation.setInterval(actorOf(request), request.params.publicToken, request.body.intervalHours),
   );
 
   app.delete(

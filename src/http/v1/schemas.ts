@@ -6,7 +6,12 @@ import { PUBLIC_TOKEN_PATTERN } from "../../lib/ids.js";
 import type { Actor } from "../../services/audit.js";
 
 export const PublicTokenParams = Type.Object(
-  { publicToken: Type.String({ pattern: PUBLIC_TOKEN_PATTERN, description: "The card's 9-digit public token." }) },
+  {
+    publicToken: Type.String({
+      pattern: PUBLIC_TOKEN_PATTERN,
+      description: "The card's 9-digit public token.",
+    }),
+  },
   { additionalProperties: false },
 );
 

@@ -6,7 +6,10 @@ import type { TestClockService } from "../../services/test-clocks.js";
 import { actorOf, errorResponses } from "./schemas.js";
 
 const TestClockView = Type.Object({ id: Type.String(), frozenTime: Type.String(), createdAt: Type.String() });
-const IdParams = Type.Object({ id: Type.String({ pattern: "^clock_[0-9a-f-]{36}$" }) }, { additionalProperties: false });
+const IdParams = Type.Object(
+  { id: Type.String({ pattern: "^clock_[0-9a-f-]{36}$" }) },
+  { additionalProperties: false },
+);
 const DateTime = Type.String({ maxLength: 40, description: "RFC 3339 date-time" });
 
 export function registerTestClockRoutes(root: FastifyInstance, testClocks: TestClockService): void {
@@ -45,7 +48,10 @@ export function registerTestClockRoutes(root: FastifyInstance, testClocks: TestC
         summary: "Move the clock forward and run every rotation that falls due for its cards.",
         params: IdParams,
         body: Type.Object({ to: DateTime }, { additionalProperties: false }),
-        response: { 200: Type.Object({ ...TestClockView.properties, rotations: Type.Integer() }), ...errorResponses },
+        response: {
+          200: Type.Object({ ...TestClockView.properties, rotations: Type.Integer() }),
+          ...errorResponses,
+        },
       },
     },
     async (request) => testClocks.advance(actorOf(request), request.params.id, request.body),

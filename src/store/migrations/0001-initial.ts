@@ -54,7 +54,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("details", "text")
     .addColumn("created_at", "text", (c) => c.notNull())
     .execute();
-  await db.schema.createIndex("audit_events_tenant_id").on("audit_events").columns(["tenant_id", "id"]).execute();
+  await db.schema
+    .createIndex("audit_events_tenant_id")
+    .on("audit_events")
+    .columns(["tenant_id", "id"])
+    .execute();
 
   await db.schema
     .createTable("outbox_events")
@@ -78,5 +82,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("expires_at", "text", (c) => c.notNull())
     .addPrimaryKeyConstraint("idempotency_keys_pk", ["tenant_id", "key"])
     .execute();
-  await db.schema.createIndex("idempotency_keys_expiry").on("idempotency_keys").column("expires_at").execute();
+  await db.schema
+    .createIndex("idempotency_keys_expiry")
+    .on("idempotency_keys")
+    .column("expires_at")
+    .execute();
 }

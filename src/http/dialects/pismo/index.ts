@@ -10,7 +10,10 @@ import type { RotationService } from "../../../services/rotation.js";
 import { toAppError } from "../../problems.js";
 import { actorOf } from "../../v1/schemas.js";
 
-const CardParams = Type.Object({ cardId: Type.String({ pattern: PUBLIC_TOKEN_PATTERN }) }, { additionalProperties: false });
+const CardParams = Type.Object(
+  { cardId: Type.String({ pattern: PUBLIC_TOKEN_PATTERN }) },
+  { additionalProperties: false },
+);
 const PismoError = Type.Object({ error_code: Type.String(), message: Type.String() });
 const errors = { 400: PismoError, 401: PismoError, 403: PismoError, 404: PismoError, 409: PismoError };
 
@@ -19,7 +22,9 @@ function handlePismoError(error: unknown, request: FastifyRequest, reply: Fastif
   const { appError, unexpected } = toAppError(error);
   if (unexpected) request.log.error({ err: error }, "request failed");
   if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
-  const fields = appError.fields ? Object.entries(appError.fields).map(([f, m]) => `${f} ${m.join(", ")}`) : [];
+  const fields = appError.fields
+    ? Object.entries(appError.fields).map(([f, m]) => `${f} ${m.join(", ")}`)
+    : [];
   return reply
     .status(appError.status)
     .header("x-request-id", request.id)
@@ -29,7 +34,10 @@ function handlePismoError(error: unknown, request: FastifyRequest, reply: Fastif
     });
 }
 
-export async function registerPismoDialect(root: FastifyInstance, deps: { rotation: RotationService }): Promise<void> {
+export async function registerPismoDialect(
+  root: FastifyInstance,
+  deps: { rotation: RotationService },
+): Promise<void> {
   await root.register(
     async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
@@ -90,7 +98,12 @@ export async function registerPismoDialect(root: FastifyInstance, deps: { rotati
         "/v2/cards/:cardId/cvv-rotation",
         {
           config: { scope: "cvv:manage" },
-          schema: { tags, summary: "Pismo: delete the CVV rotation interval.", params: CardParams, response: { 204: Type.Null(), ...errors } },
+          schema: {
+            tags,
+            summary: "Pismo: delete the CVV rotation interval.",
+            params: CardParams,
+            response: { 204: Type.Null(), ...errors },
+          },
         },
         async (request, reply) => {
           await deps.rotation.deleteInterval(actorOf(request), request.params.cardId);
