@@ -17,7 +17,7 @@ import type { EventPublisher } from "../events/outbox.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import { newPublicToken, uuidv7 } from "../lib/ids.js";
-import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
+import type { CardRepo } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { TenantRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
