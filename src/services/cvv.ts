@@ -5,7 +5,7 @@ import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { findOpenCard } from "./card-lookup.js";
-import type { StatusChange, TryCounter } from "./try-counter.js";
+import { counterOperations, type TryCounter } from "./try-counter.js";
 
 export interface CvvServiceDeps {
   store: Pick<Store, "transaction">;
@@ -22,6 +22,8 @@ export function createCvvService(deps: CvvServiceDeps) {
   }
 
   return {
+    ...counterOperations(deps.cards, deps.counter),
+
     async get(actor: Actor, publicToken: string): Promise<{ cvv: string }> {
       const card = await findOpenCard(deps.cards, actor, publicToken);
       const cvv = await deps.keys.deriveCvv(await cvvInput(actor, card));
@@ -31,24 +33,10 @@ export function createCvvService(deps: CvvServiceDeps) {
       return { cvv };
     },
 
-    async status(actor: Actor, publicToken: string) {
-      return deps.counter.status(await findOpenCard(deps.cards, actor, publicToken));
-    },
-
     async verify(actor: Actor, publicToken: string, cvv: string) {
       const card = await findOpenCard(deps.cards, actor, publicToken);
       const matched = await deps.keys.verifyCvv(await cvvInput(actor, card), cvv);
       return deps.counter.recordAttempt(actor, card, matched);
-    },
-
-    async setStatus(
-      actor: Actor,
-      publicToken: string,
-      status: "Blocked" | "Unblocked",
-      change: StatusChange,
-    ) {
-      const card = await findOpenCard(deps.cards, actor, publicToken);
-      return deps.counter.setStatus(actor, card, status, change);
     },
   };
 }

@@ -9,7 +9,7 @@ import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { findOpenCard } from "./card-lookup.js";
-import type { StatusChange, TryCounter } from "./try-counter.js";
+import { counterOperations, type StatusChange, type TryCounter } from "./try-counter.js";
 
 export interface PinServiceDeps {
   store: Pick<Store, "transaction">;
@@ -39,6 +39,7 @@ export function createPinService(deps: PinServiceDeps) {
     deps.keys.openPan(card.pan_sealed, { tenantId: actor.tenantId, cardId: card.id });
 
   return {
+    ...counterOperations(deps.cards, deps.counter),
     /** Sets or changes the PIN; a new PIN starts with a full try counter. */
     async set(actor: Actor, publicToken: string, pin: string, change: StatusChange = {}): Promise<void> {
       const card = await findOpenCard(deps.cards, actor, publicToken);
@@ -80,10 +81,6 @@ export function createPinService(deps: PinServiceDeps) {
       return { pin };
     },
 
-    async status(actor: Actor, publicToken: string) {
-      return deps.counter.status(await findOpenCard(deps.cards, actor, publicToken));
-    },
-
     async verify(actor: Actor, publicToken: string, attempt: PinAttempt) {
       const card = await findOpenCard(deps.cards, actor, publicToken);
       const pan = await openPan(actor, card);
@@ -97,16 +94,6 @@ export function createPinService(deps: PinServiceDeps) {
         matched,
         "pin" in attempt ? "pin" : `pin_block_format_${attempt.format}`,
       );
-    },
-
-    async setStatus(
-      actor: Actor,
-      publicToken: string,
-      status: "Blocked" | "Unblocked",
-      change: StatusChange,
-    ) {
-      const card = await findOpenCard(deps.cards, actor, publicToken);
-      return deps.counter.setStatus(actor, card, status, change);
     },
   };
 }

@@ -13,6 +13,7 @@ import type { Clock } from "../lib/clock.js";
 import type { CardRepo, CardWithLimits, Secret } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { Actor, AuditRecorder } from "./audit.js";
+import { findOpenCard } from "./card-lookup.js";
 
 export interface TryCounterDeps {
   store: Pick<Store, "transaction">;
@@ -100,3 +101,15 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
 }
 
 export type TryCounter = ReturnType<typeof createTryCounter>;
+
+/** The card-level counter operations the CVV and PIN services both offer, by public token. */
+export function counterOperations(cards: CardRepo, counter: TryCounter) {
+  return {
+    async status(actor: Actor, publicToken: string): Promise<TryState> {
+      return counter.status(await findOpenCard(cards, actor, publicToken));
+    },
+    async setStatus(actor: Actor, publicToken: string, status: TryState["status"], change: StatusChange) {
+      return counter.setStatus(actor, await findOpenCard(cards, actor, publicToken), status, change);
+    },
+  };
+}

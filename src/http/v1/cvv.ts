@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { CVV_PATTERN } from "../../domain/card.js";
 import type { CvvService } from "../../services/cvv.js";
+import { registerCounterRoutes } from "./counter-routes.js";
 import {
   actorOf,
   errorResponses,
@@ -31,15 +32,6 @@ export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void 
     async (request) => cvv.get(actorOf(request), request.params.publicToken),
   );
 
-  app.get(
-    "/v1/cards/:publicToken/cvv/status",
-    {
-      config: { scope: "cards:read" },
-      schema: { tags, params: PublicTokenParams, response: { 200: TryStateView, ...errorResponses } },
-    },
-    async (request) => cvv.status(actorOf(request), request.params.publicToken),
-  );
-
   app.post(
     "/v1/cards/:publicToken/cvv/verify",
     {
@@ -62,21 +54,5 @@ export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void 
     },
   );
 
-  app.post(
-    "/v1/cards/:publicToken/cvv/unblock",
-    {
-      config: { scope: "cvv:manage", idempotent: true },
-      schema: {
-        tags,
-        summary: "Unblock the CVV: the try counter goes back to its maximum.",
-        params: PublicTokenParams,
-        body: StatusChangeBody,
-        response: { 204: Type.Null(), ...errorResponses },
-      },
-    },
-    async (request, reply) => {
-      await cvv.setStatus(actorOf(request), request.params.publicToken, "Unblocked", request.body);
-      return reply.status(204).send(null);
-    },
-  );
+  registerCounterRoutes(root, "cvv", cvv);
 }

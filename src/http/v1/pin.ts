@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { PIN_PATTERN } from "../../domain/card.js";
 import type { PinService } from "../../services/pin.js";
+import { registerCounterRoutes } from "./counter-routes.js";
 import {
   actorOf,
   errorResponses,
@@ -66,15 +67,6 @@ export function registerPinRoutes(root: FastifyInstance, pin: PinService): void 
     async (request) => pin.get(actorOf(request), request.params.publicToken),
   );
 
-  app.get(
-    "/v1/cards/:publicToken/pin/status",
-    {
-      config: { scope: "cards:read" },
-      schema: { tags, params: PublicTokenParams, response: { 200: TryStateView, ...errorResponses } },
-    },
-    async (request) => pin.status(actorOf(request), request.params.publicToken),
-  );
-
   app.post(
     "/v1/cards/:publicToken/pin/verify",
     {
@@ -97,21 +89,5 @@ export function registerPinRoutes(root: FastifyInstance, pin: PinService): void 
     },
   );
 
-  app.post(
-    "/v1/cards/:publicToken/pin/unblock",
-    {
-      config: { scope: "pin:manage", idempotent: true },
-      schema: {
-        tags,
-        summary: "Unblock the PIN: the try counter goes back to its maximum, at any time.",
-        params: PublicTokenParams,
-        body: StatusChangeBody,
-        response: { 204: Type.Null(), ...errorResponses },
-      },
-    },
-    async (request, reply) => {
-      await pin.setStatus(actorOf(request), request.params.publicToken, "Unblocked", request.body);
-      return reply.status(204).send(null);
-    },
-  );
+  registerCounterRoutes(root, "pin", pin);
 }
