@@ -5,14 +5,7 @@ import { Type } from "typebox";
 import { CVV_PATTERN } from "../../domain/card.js";
 import type { CvvService } from "../../services/cvv.js";
 import { registerCounterRoutes } from "./counter-routes.js";
-import {
-  actorOf,
-  errorResponses,
-  PublicTokenParams,
-  StatusChangeBody,
-  TryStateView,
-  VerifyView,
-} from "./schemas.js";
+import { actorOf, errorResponses, PublicTokenParams, VerifyView } from "./schemas.js";
 
 export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();

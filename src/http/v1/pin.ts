@@ -5,14 +5,7 @@ import { Type } from "typebox";
 import { PIN_PATTERN } from "../../domain/card.js";
 import type { PinService } from "../../services/pin.js";
 import { registerCounterRoutes } from "./counter-routes.js";
-import {
-  actorOf,
-  errorResponses,
-  PublicTokenParams,
-  StatusChangeBody,
-  TryStateView,
-  VerifyView,
-} from "./schemas.js";
+import { actorOf, errorResponses, PublicTokenParams, VerifyView } from "./schemas.js";
 
 const PinAttemptBody = Type.Union([
   Type.Object({ pin: Type.String({ pattern: PIN_PATTERN }) }, { additionalProperties: false }),
