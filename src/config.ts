@@ -2,6 +2,7 @@
 // Secrets have no defaults: in production a missing master key or JWT configuration stops start-up; in
 // development they are created under the data directory by dev-secrets.ts, with a loud warning.
 import { resolve } from "node:path";
+import type { RateLimits } from "./domain/rate-limit.js";
 
 export interface AuthConfig {
   /** HS256 shared secret (from CARDVAULT_JWT_SECRET); undefined → JWKS or the development secret. */
@@ -32,6 +33,8 @@ export interface Config {
   runJobs: boolean;
   jobIntervalMs: number;
   auth: AuthConfig;
+  /** Brute-force limits on the verify, reveal and secure-data routes (fixed windows, held in the database). */
+  rateLimits: RateLimits;
 }
 
 export interface ConfigOverrides {
@@ -49,10 +52,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const dataDir = resolve(overrides.dataDir ?? env.CARDVAULT_DATA_DIR ?? "data");
 
   const port = Number(overrides.port ?? env.CARDVAULT_PORT ?? "8080");
-  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push("port must be an integer from 0 to 65535");
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    problems.push("port must be an integer from 0 to 65535");
 
   const bodyLimitBytes = Number(env.CARDVAULT_BODY_LIMIT_BYTES ?? 65536);
-  if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1024) problems.push("CARDVAULT_BODY_LIMIT_BYTES must be ≥ 1024");
+  if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes < 1024)
+    problems.push("CARDVAULT_BODY_LIMIT_BYTES must be ≥ 1024");
 
   const idempotencyTtlHours = Number(env.CARDVAULT_IDEMPOTENCY_TTL_HOURS ?? 24);
   if (!(idempotencyTtlHours >= 1)) problems.push("CARDVAULT_IDEMPOTENCY_TTL_HOURS must be ≥ 1");
@@ -67,13 +72,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     connectionTimeoutMs: Number(env.CARDVAULT_DB_CONNECTION_TIMEOUT_MS ?? 3000),
   };
   for (const [name, value] of Object.entries(postgres)) {
-    if (!Number.isInteger(value) || value < 1) problems.push(`database setting ${name} must be a whole number ≥ 1`);
+    if (!Number.isInteger(value) || value < 1)
+      problems.push(`database setting ${name} must be a whole number ≥ 1`);
   }
 
   const jobs = env.CARDVAULT_JOBS ?? "on";
   if (jobs !== "on" && jobs !== "off") problems.push("CARDVAULT_JOBS must be on or off");
   const jobIntervalMs = Number(env.CARDVAULT_JOB_INTERVAL_MS ?? 1000);
-  if (!Number.isInteger(jobIntervalMs) || jobIntervalMs < 10) problems.push("CARDVAULT_JOB_INTERVAL_MS must be ≥ 10");
+  if (!Number.isInteger(jobIntervalMs) || jobIntervalMs < 10)
+    problems.push("CARDVAULT_JOB_INTERVAL_MS must be ≥ 10");
+
+  // Defaults sized for an authorisation host: a card sees a handful of attempts a minute, a tenant many.
+  const rateLimits: RateLimits = {
+    perCard: Number(env.CARDVAULT_RATE_LIMIT_PER_CARD ?? 120),
+    perTenant: Number(env.CARDVAULT_RATE_LIMIT_PER_TENANT ?? 30_000),
+    windowSeconds: Number(env.CARDVAULT_RATE_LIMIT_WINDOW_SECONDS ?? 60),
+  };
+  for (const [name, value] of Object.entries(rateLimits)) {
+    if (!Number.isInteger(value) || value < 1) problems.push(`rate limit ${name} must be a whole number ≥ 1`);
+  }
 
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
@@ -91,16 +108,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (jwksFile && jwksUrl) problems.push("set CARDVAULT_JWKS_FILE or CARDVAULT_JWKS_URL, not both");
   if (production && !hs256Secret && !jwksFile && !jwksUrl) {
-    problems.push("NODE_ENV=production needs CARDVAULT_JWT_SECRET, CARDVAULT_JWKS_FILE or CARDVAULT_JWKS_URL");
+    problems.push(
+      "NODE_ENV=production needs CARDVAULT_JWT_SECRET, CARDVAULT_JWKS_FILE or CARDVAULT_JWKS_URL",
+    );
   }
   const usesJwks = Boolean(jwksFile || jwksUrl);
   const algorithms = (env.CARDVAULT_JWT_ALGORITHMS ?? (usesJwks ? "RS256,ES256" : "HS256"))
     .split(",")
     .map((a) => a.trim())
     .filter(Boolean);
-  const allowed = usesJwks ? ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"] : ["HS256", "HS384", "HS512"];
+  const allowed = usesJwks
+    ? ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+    : ["HS256", "HS384", "HS512"];
   for (const alg of algorithms) {
-    if (!allowed.includes(alg)) problems.push(`JWT algorithm ${alg} is not allowed here (allowed: ${allowed.join(", ")})`);
+    if (!allowed.includes(alg))
+      problems.push(`JWT algorithm ${alg} is not allowed here (allowed: ${allowed.join(", ")})`);
   }
   if (algorithms.length === 0) problems.push("CARDVAULT_JWT_ALGORITHMS is empty");
 
@@ -120,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     idempotencyTtlHours,
     runJobs: jobs === "on",
     jobIntervalMs,
+    rateLimits,
     auth: {
       hs256Secret,
       jwksFile,

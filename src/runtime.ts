@@ -5,34 +5,37 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { type Config, parseMasterKey } from "./config.js";
+import type { RateLimits } from "./domain/rate-limit.js";
 import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
+import type { Job } from "./jobs/runner.js";
+import { createRotationScheduler } from "./jobs/scheduler.js";
+import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
+import { createWebhookSender } from "./jobs/webhook-sender.js";
 import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
 import { initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
-import type { Job } from "./jobs/runner.js";
-import { createRotationScheduler } from "./jobs/scheduler.js";
-import { createWebhookSender } from "./jobs/webhook-sender.js";
-import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
 import { createAuditRecorder, createAuditService } from "./services/audit.js";
+import { createCardClock } from "./services/card-clock.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
-import { createPinService } from "./services/pin.js";
-import { createCardClock } from "./services/card-clock.js";
 import { createEventService } from "./services/events.js";
+import { createPinService } from "./services/pin.js";
+import { createRateLimitService } from "./services/rate-limits.js";
 import { createRotationService } from "./services/rotation.js";
 import { createSecureDataService } from "./services/secure-data.js";
 import { createTenantService } from "./services/tenants.js";
 import { createTestClockService } from "./services/test-clocks.js";
-import { createWebhookService } from "./services/webhooks.js";
 import { createTryCounter } from "./services/try-counter.js";
+import { createWebhookService } from "./services/webhooks.js";
 import { createAuditRepo } from "./store/audit-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
 import { ensureSchema, openPostgresStore, openSqliteStore, type Store } from "./store/db.js";
 import { createIdempotencyRepo } from "./store/idempotency-repo.js";
-import { createOutboxRepo } from "./store/outbox-repo.js";
 import { createLeaseRepo } from "./store/lease-repo.js";
+import { createOutboxRepo } from "./store/outbox-repo.js";
+import { createRateLimitRepo } from "./store/rate-limit-repo.js";
 import { createSecureDataRepo } from "./store/secure-data-repo.js";
 import { createTenantRepo } from "./store/tenant-repo.js";
 import { createTestClockRepo } from "./store/test-clock-repo.js";
@@ -64,7 +67,9 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
   const masterKey = resolveMasterKey(config, warn);
   if (!keystoreExists(file)) {
     if (config.production) {
-      throw new Error(`No keystore at ${file}: run \`cardvault keys init\` once with the production master key.`);
+      throw new Error(
+        `No keystore at ${file}: run \`cardvault keys init\` once with the production master key.`,
+      );
     }
     initKeystore(file, masterKey, clock);
   }
@@ -79,7 +84,9 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
 
 /** The configured database, as it is (see openStore for one whose schema was checked). */
 export function connectStore(config: Config): Store {
-  return config.databaseUrl ? openPostgresStore(config.databaseUrl, config.postgres) : openSqliteStore(config.databaseFile);
+  return config.databaseUrl
+    ? openPostgresStore(config.databaseUrl, config.postgres)
+    : openSqliteStore(config.databaseFile);
 }
 
 /** The embedded store migrates itself; PostgreSQL, shared by many processes, is migrated by `cardvault migrate`. */
@@ -94,7 +101,12 @@ export async function openStore(config: Config, options: { migrate?: boolean } =
   return store;
 }
 
-export function createServices(deps: { store: Store; keys: KeyProvider; clock: Clock }) {
+export function createServices(deps: {
+  store: Store;
+  keys: KeyProvider;
+  clock: Clock;
+  rateLimits: RateLimits;
+}) {
   const { store, keys, clock } = deps;
   const repos = {
     tenants: createTenantRepo(store.db),
@@ -106,6 +118,7 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
     leases: createLeaseRepo(store.db),
     webhooks: createWebhookRepo(store.db),
     secureDataSessionKeys: createSecureDataRepo(store.db),
+    rateLimits: createRateLimitRepo(store.db),
   };
   const record = createAuditRecorder({ audit: repos.audit, clock });
   const publisherDeps = { outbox: repos.outbox, webhooks: repos.webhooks, clock };
@@ -166,7 +179,21 @@ export function createServices(deps: { store: Store; keys: KeyProvider; clock: C
       record,
       clock,
     }),
-    webhooks: createWebhookService({ store, webhooks: repos.webhooks, tenants: repos.tenants, keys, record, clock }),
+    webhooks: createWebhookService({
+      store,
+      webhooks: repos.webhooks,
+      tenants: repos.tenants,
+      keys,
+      record,
+      clock,
+    }),
+    rateLimits: createRateLimitService({
+      store,
+      rateLimits: repos.rateLimits,
+      record,
+      clock,
+      limits: deps.rateLimits,
+    }),
     publishMany,
     webhookSenderDeps,
   };
@@ -209,7 +236,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     clock,
     store,
     keys,
-    services: createServices({ store, keys, clock }),
+    services: createServices({ store, keys, clock, rateLimits: config.rateLimits }),
     jwtSecret,
     close: () => store.close(),
   };

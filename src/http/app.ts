@@ -5,22 +5,27 @@ import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyServerOptions } from "fastify";
 import { AppError } from "../domain/errors.js";
+import type { RateLimitClass } from "../domain/rate-limit.js";
 import type { Clock } from "../lib/clock.js";
 import type { Services } from "../runtime.js";
+import { RateLimitedError } from "../services/rate-limits.js";
 import type { Store } from "../store/db.js";
 import { type Principal, requireScope, type Scope, type TokenVerifier } from "./auth.js";
+import { registerDialects } from "./dialects/index.js";
+import { registerHealthRoutes } from "./health.js";
 import { registerIdempotency } from "./idempotency.js";
 import { handleError } from "./problems.js";
-import { registerHealthRoutes } from "./health.js";
 import { registerV1Routes } from "./v1/index.js";
-import { registerDialects } from "./dialects/index.js";
+import { actorOf } from "./v1/schemas.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
     /** The scope a route needs; routes without one are public (health, docs). */
     scope?: Scope;
+    /** Brute-force limits (per tenant and per card) apply; set from the scope unless a route says otherwise. */
+    rateLimit?: RateLimitClass | false;
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -40,6 +45,14 @@ export interface AppDeps {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const BEARER = /^Bearer ([A-Za-z0-9_.+/=-]+)$/;
 
+/** Routes that verify or hand out a card secret are limited, in every dialect, by the scope they need. */
+const RATE_LIMITED_SCOPES: Partial<Record<Scope, RateLimitClass>> = {
+  "cvv:verify": "verify",
+  "pin:verify": "verify",
+  "cvv:read": "reveal",
+  "pin:read": "reveal",
+  "cards:secure-data": "secure-data",
+};
 
 export async function buildApp(deps: AppDeps) {
   const app = Fastify({
@@ -50,7 +63,9 @@ export async function buildApp(deps: AppDeps) {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false },
+    },
     return503OnClosing: true,
     connectionTimeout: 30_000,
     requestTimeout: 30_000,
@@ -61,6 +76,9 @@ export async function buildApp(deps: AppDeps) {
   app.addHook("onRoute", (route) => {
     const scope = route.config?.scope;
     if (scope) route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
+    if (scope && route.config?.rateLimit === undefined && RATE_LIMITED_SCOPES[scope]) {
+      route.config = { ...route.config, rateLimit: RATE_LIMITED_SCOPES[scope] };
+    }
   });
 
   app.setErrorHandler(handleError);
@@ -68,10 +86,15 @@ export async function buildApp(deps: AppDeps) {
   // validation names the missing fields instead of answering "body must be object".
   app.removeContentTypeParser("text/plain");
   app.addHook("preValidation", async (request) => {
-    if (request.body === undefined && request.method !== "GET" && request.method !== "DELETE") request.body = {};
+    if (request.body === undefined && request.method !== "GET" && request.method !== "DELETE")
+      request.body = {};
   });
   app.setNotFoundHandler((request, reply) =>
-    handleError(new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`), request, reply),
+    handleError(
+      new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`),
+      request,
+      reply,
+    ),
   );
 
   app.addHook("onRequest", async (request, reply) => {
@@ -95,6 +118,25 @@ export async function buildApp(deps: AppDeps) {
       reply.header("x-frame-options", "DENY");
     }
     return payload;
+  });
+
+  // After validation (malformed input is refused without being counted), before idempotency and the handler:
+  // an attempt over a limit is audited and answered 429 with Retry-After, and never reaches a service.
+  app.addHook("preHandler", async (request, reply) => {
+    const kind = request.routeOptions.config.rateLimit;
+    if (!kind || !request.principal) return;
+    const params = (request.params ?? {}) as Record<string, unknown>;
+    const card = params.publicToken ?? params.cardId;
+    try {
+      await deps.services.rateLimits.attempt(actorOf(request), {
+        kind,
+        route: `${request.method} ${request.routeOptions.url}`,
+        publicToken: typeof card === "string" ? card : undefined,
+      });
+    } catch (error) {
+      if (error instanceof RateLimitedError) reply.header("retry-after", String(error.retryAfterSeconds));
+      throw error;
+    }
   });
 
   registerIdempotency(app, {

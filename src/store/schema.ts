@@ -135,6 +135,13 @@ export interface IdempotencyKeysTable {
   expires_at: string;
 }
 
+/** Brute-force limiter: attempts counted per bucket (tenant or card) in one fixed window. */
+export interface RateLimitsTable {
+  bucket: string;
+  window_start: string;
+  count: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   cards: CardsTable;
@@ -146,6 +153,7 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   secure_data_session_keys: SecureDataSessionKeysTable;
+  rate_limits: RateLimitsTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

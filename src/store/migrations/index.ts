@@ -5,12 +5,14 @@ import * as m0001 from "./0001-initial.js";
 import * as m0002 from "./0002-cvv-rotation.js";
 import * as m0003 from "./0003-secure-data.js";
 import * as m0004 from "./0004-webhooks.js";
+import * as m0005 from "./0005-rate-limits.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
   "0002-cvv-rotation": m0002,
   "0003-secure-data": m0003,
   "0004-webhooks": m0004,
+  "0005-rate-limits": m0005,
 };
 
 export const migrationProvider: MigrationProvider = {

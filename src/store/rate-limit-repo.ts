@@ -1,0 +1,34 @@
+// Rate-limit counters. Each attempt is counted by one INSERT … ON CONFLICT DO UPDATE … RETURNING (SQLite ≥ 3.35
+// and PostgreSQL alike): the increment and the read are one atomic statement, so concurrent attempts on any
+// number of processes are all counted and none is lost.
+import type { Db } from "./db.js";
+
+export function createRateLimitRepo(db: Db) {
+  return {
+    /** Adds one to each bucket's count in this window and returns the counts after the increment. */
+    async increment(
+      buckets: readonly string[],
+      windowStart: string,
+      tx: Db = db,
+    ): Promise<Map<string, number>> {
+      const rows = await tx
+        .insertInto("rate_limits")
+        .values(buckets.map((bucket) => ({ bucket, window_start: windowStart, count: 1 })))
+        .onConflict((oc) =>
+          oc
+            .columns(["bucket", "window_start"])
+            .doUpdateSet((eb) => ({ count: eb("rate_limits.count", "+", 1) })),
+        )
+        .returning(["bucket", "count"])
+        .execute();
+      return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
+    },
+
+    /** Drops windows that ended before `before`; they can no longer block anything. */
+    async prune(before: string, tx: Db = db): Promise<void> {
+      await tx.deleteFrom("rate_limits").where("window_start", "<", before).execute();
+    },
+  };
+}
+
+export type RateLimitRepo = ReturnType<typeof createRateLimitRepo>;

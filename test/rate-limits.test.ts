@@ -1,0 +1,117 @@
+// Brute-force defence beyond the try counters: per-card and per-tenant limits on the verify, reveal and
+// secure-data routes of every dialect → 429 problem with Retry-After, an audit record for every refused
+// attempt, and a refused attempt never reaches the try counter.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wrongCvv } from "./helpers/card-secrets.js";
+import { createHarness, type Harness } from "./helpers/harness.js";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await createHarness({
+    maxCvvTries: 99,
+    env: {
+      CARDVAULT_RATE_LIMIT_PER_CARD: "5",
+      CARDVAULT_RATE_LIMIT_PER_TENANT: "40",
+      CARDVAULT_RATE_LIMIT_WINDOW_SECONDS: "3600",
+    },
+  });
+});
+afterAll(() => h.close());
+
+async function blockedAudits(): Promise<Record<string, unknown>[]> {
+  const rows = await h.runtime.store.db
+    .selectFrom("audit_events")
+    .select(["details", "outcome", "tenant_id"])
+    .where("action", "=", "rate_limit.blocked")
+    .execute();
+  return rows.map((r) => ({ ...JSON.parse(r.details ?? "{}"), outcome: r.outcome, tenant: r.tenant_id }));
+}
+
+describe("rate limits", () => {
+  it("per card: the 6th CVV verification in a window is refused with 429 + Retry-After, audited, uncounted", async () => {
+    const { publicToken } = await h.createCard();
+    const cvv = await wrongCvv(h, publicToken);
+    const answers = [];
+    for (let i = 0; i < 8; i++)
+      answers.push(await h.call("POST", `/v1/cards/${publicToken}/cvv/verify`, { cvv }));
+    expect(answers.map((a) => a.statusCode)).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    const refused = answers[5]!;
+    expect(refused.headers["content-type"]).toContain("application/problem+json");
+    expect(refused.json()).toMatchObject({ status: 429, code: "rate_limited" });
+    const retryAfter = Number(refused.headers["retry-after"]);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    // Five counted mismatches, not eight: a refused attempt never reaches the counter.
+    expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/status`)).json()).toMatchObject({
+      remainingTries: 94,
+    });
+    const audits = (await blockedAudits()).filter((a) => a.publicToken === publicToken);
+    expect(audits).toHaveLength(3);
+    expect(audits[0]).toMatchObject({ kind: "verify", limitedBy: "card", outcome: "blocked" });
+  });
+
+  it("the card budget is shared by PIN verification, CVV and PIN reads of the same card; other cards are free", async () => {
+    const { publicToken } = await h.createCard();
+    const other = (await h.createCard()).publicToken;
+    const statuses = [];
+    for (const [method, path, body] of [
+      ["GET", "cvv", undefined],
+      ["GET", "pin", undefined],
+      ["POST", "pin/verify", { pin: "0000" }],
+      ["GET", "cvv", undefined],
+      ["GET", "pin", undefined],
+      ["POST", "pin/verify", { pin: "0000" }],
+    ] as const) {
+      statuses.push((await h.call(method, `/v1/cards/${publicToken}/${path}`, body)).statusCode);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+    expect((await h.call("GET", `/v1/cards/${other}/cvv`)).statusCode).toBe(200);
+    // Routes that reveal nothing are not limited.
+    expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/status`)).statusCode).toBe(200);
+  });
+
+  it("dialect routes are limited like their native twins (per card, the dialect's error shape)", async () => {
+    const doc = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json() as {
+      paths: Record<string, Record<string, { security?: { bearer: string[] }[] }>>;
+    };
+    const dialectReveal = Object.entries(doc.paths).find(
+      ([path, ops]) => !path.startsWith("/v1/") && ops.get?.security?.[0]?.bearer[0] === "cvv:read",
+    );
+    if (!dialectReveal) return; // no dialect exposes a CVV read in this build
+    const { publicToken } = await h.createCard();
+    const url = dialectReveal[0].replace(/\{[^}]+\}/, publicToken);
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await h.call("GET", url)).statusCode);
+    expect(statuses.at(-1)).toBe(429);
+  });
+
+  it("per tenant: once the tenant's window is used up every card is refused; other tenants are not", async () => {
+    const cards = await Promise.all(Array.from({ length: 12 }, () => h.createCard()));
+    let refused = 0;
+    for (const { publicToken } of cards) {
+      for (let i = 0; i < 4; i++) {
+        const r = await h.call("GET", `/v1/cards/${publicToken}/cvv`);
+        if (r.statusCode === 429) refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+    expect((await blockedAudits()).some((a) => a.limitedBy === "tenant" && a.tenant === "acme")).toBe(true);
+    const globex = await h.token(undefined, "globex");
+    const theirs = await h.createCard({ type: "virtual" }, globex);
+    expect(
+      (await h.call("GET", `/v1/cards/${theirs.publicToken}/cvv`, undefined, { token: globex })).statusCode,
+    ).toBe(200);
+  });
+
+  it("malformed attempts are refused by validation before they are counted", async () => {
+    const before = await h.runtime.store.db.selectFrom("rate_limits").selectAll().execute();
+    const r = await h.call(
+      "POST",
+      "/v1/cards/123456789/cvv/verify",
+      { cvv: "12x" },
+      { token: await h.token(undefined, "globex") },
+    );
+    expect(r.statusCode).toBe(400);
+    expect(await h.runtime.store.db.selectFrom("rate_limits").selectAll().execute()).toEqual(before);
+  });
+});
