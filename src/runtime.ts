@@ -1,6 +1,7 @@
 // The composition root: from a validated Config, open the store and the keys and wire every service with
 // exactly the dependencies it uses. serve, the CLI commands and the tests all build their world here.
 import { randomUUID } from "node:crypto";
+import { statSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -12,7 +13,7 @@ import { createRotationScheduler } from "./jobs/scheduler.js";
 import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { createWebhookSender } from "./jobs/webhook-sender.js";
 import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
-import { initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
+import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
@@ -21,6 +22,7 @@ import { createCardClock } from "./services/card-clock.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
 import { createEventService } from "./services/events.js";
+import { createKeyRotationService } from "./services/key-rotation.js";
 import { createPinService } from "./services/pin.js";
 import { createRateLimitService } from "./services/rate-limits.js";
 import { createRotationService } from "./services/rotation.js";
@@ -79,7 +81,30 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
     initKeystore(file, masterKey, clock);
     keys = loadKeystore(file, masterKey);
   }
-  return createLocalKeyProvider(keys);
+  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey));
+}
+
+/**
+ * `keys rotate` in another process rewrites the keystore (write-then-rename): a running provider adopts the
+ * new file when its identity (inode, size, mtime) changes. A file that fails to load keeps the keys in use.
+ */
+function keystoreReloader(file: string, masterKey: Buffer): () => ClearKey[] | undefined {
+  const identity = () => {
+    const s = statSync(file, { throwIfNoEntry: false });
+    return s ? `${s.ino}:${s.size}:${s.mtimeMs}` : "";
+  };
+  let seen = identity();
+  return () => {
+    const now = identity();
+    if (now === seen || now === "") return undefined;
+    try {
+      const keys = loadKeystore(file, masterKey);
+      seen = now;
+      return keys;
+    } catch {
+      return undefined;
+    }
+  };
 }
 
 /** The configured database, as it is (see openStore for one whose schema was checked). */
@@ -187,6 +212,7 @@ export function createServices(deps: {
       record,
       clock,
     }),
+    keyRotation: createKeyRotationService({ store, cards: repos.cards, keys, record }),
     rateLimits: createRateLimitService({
       store,
       rateLimits: repos.rateLimits,

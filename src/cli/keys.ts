@@ -1,19 +1,32 @@
 // `cardvault keys init | list | rotate`: manage the local keystore. Prints ids and check values, never keys.
+// rotate adds new key versions and, for the keys that seal data, re-encrypts every card online and then
+// retires the old versions; running servers adopt the new keystore by themselves (see local-keystore.ts).
+import { setTimeout as sleep } from "node:timers/promises";
 import { type KeyType, keyTypes } from "../keys/key-provider.js";
-import { initKeystore, keystoreExists, loadKeystore, rotateKeys } from "../keys/keystore-file.js";
+import { initKeystore, keystoreExists, loadKeystore, retireKeys, rotateKeys } from "../keys/keystore-file.js";
 import { systemClock } from "../lib/clock.js";
-import { keystorePath, resolveMasterKey } from "../runtime.js";
+import { keystorePath, openRuntime, resolveMasterKey } from "../runtime.js";
 import { type CliIo, UsageError } from "./io.js";
 import { configFrom, dataDirOption, parse } from "./options.js";
 
 /** Rotated by default: the keys that seal data. CVK/PVK rotate only on request (cards keep their own). */
 const DEFAULT_ROTATION: KeyType[] = ["pan-data", "pin-storage"];
+/** The types whose ciphertexts `rotate` re-encrypts, after which their old versions are retired. */
+const REENCRYPTED: readonly KeyType[] = ["pan-data", "pin-storage"];
+/** Longer than a running provider's keystore check (1 s): what a server sealed under the old key is caught. */
+const DEFAULT_GRACE_MS = 2000;
 
 export async function keysCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, { ...dataDirOption, type: { type: "string", multiple: true } });
+  const { values, positionals } = parse(args, {
+    ...dataDirOption,
+    type: { type: "string", multiple: true },
+    "batch-size": { type: "string" },
+    "grace-ms": { type: "string" },
+  });
   const config = configFrom(values);
   const file = keystorePath(config);
-  const masterKey = resolveMasterKey(config, (message) => io.stderr(`warning: ${message}`));
+  const warn = (message: string) => io.stderr(`warning: ${message}`);
+  const masterKey = resolveMasterKey(config, warn);
   switch (positionals[0]) {
     case "init": {
       const created = initKeystore(file, masterKey, systemClock);
@@ -25,9 +38,8 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     case "list": {
       if (!keystoreExists(file)) throw new UsageError(`No keystore at ${file}; run \`cardvault keys init\`.`);
       for (const k of loadKeystore(file, masterKey)) {
-        io.stdout(
-          `${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${k.active ? "active" : "retired"}\t${k.createdAt}`,
-        );
+        const state = k.active ? "active" : k.retired ? "retired" : "previous (still opens data)";
+        io.stdout(`${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${state}\t${k.createdAt}`);
       }
       return 0;
     }
@@ -36,13 +48,46 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
       const unknown = types.filter((t) => !(keyTypes as readonly string[]).includes(t));
       if (unknown.length)
         throw new UsageError(`Unknown key type ${unknown.join(", ")}; one of ${keyTypes.join(", ")}.`);
+      const batchSize = Number(values["batch-size"] ?? 200);
+      const graceMs = Number(values["grace-ms"] ?? DEFAULT_GRACE_MS);
+      if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(graceMs) || graceMs < 0) {
+        throw new UsageError("--batch-size must be a whole number ≥ 1 and --grace-ms ≥ 0");
+      }
       const created = rotateKeys(file, masterKey, types as KeyType[], systemClock);
-      io.stdout(
-        `created ${created.join(", ")}; restart serve to use them (existing ciphertexts keep their key)`,
-      );
+      io.stdout(`created ${created.join(", ")}; running servers adopt them within a second`);
+      const sealing = types.filter((t): t is KeyType => REENCRYPTED.includes(t as KeyType));
+      if (sealing.length === 0) return 0; // CVK, PVK…: new cards use the new version, existing cards keep theirs.
+
+      const runtime = await openRuntime(config, { warn });
+      try {
+        const rotation = runtime.services.keyRotation;
+        let total = 0;
+        const pass = async () => {
+          for (;;) {
+            const { found, reencrypted } = await rotation.reencryptBatch(batchSize);
+            total += reencrypted;
+            if (found === 0) return;
+            if (reencrypted < found) await sleep(20); // cards changed under us: they come back next batch
+          }
+        };
+        await pass();
+        // A server that had not yet adopted the new keystore may have sealed a card under the old version.
+        await sleep(graceMs);
+        await pass();
+        const old = runtime.keys
+          .listKeys()
+          .filter((k) => sealing.includes(k.type) && !k.active && !k.retired)
+          .map((k) => k.id);
+        const retired = retireKeys(file, masterKey, old, systemClock);
+        io.stdout(`re-encrypted ${total} cards; retired ${retired.length ? retired.join(", ") : "nothing"}`);
+      } finally {
+        await runtime.close();
+      }
       return 0;
     }
     default:
-      throw new UsageError("usage: cardvault keys init | list | rotate [--type TYPE ...] [--data-dir DIR]");
+      throw new UsageError(
+        "usage: cardvault keys init | list | rotate [--type TYPE ...] [--batch-size N] [--grace-ms MS] [--data-dir DIR]",
+      );
   }
 }

@@ -26,6 +26,9 @@ export interface KeyInfo {
   active: boolean;
   /** Asymmetric keys only: the published public half must not be relied on after this instant. */
   notAfter?: string;
+  /** No stored ciphertext names this key any more (re-encrypted under a newer version); it never seals. */
+  retired?: boolean;
+  retiredAt?: string;
 }
 
 /** The public half of a Get Card Data key, as published to devices. */
@@ -81,6 +84,10 @@ export interface KeyProvider {
 
   sealPan(pan: string, binding: { tenantId: string; cardId: string }): Promise<string>;
   openPan(sealed: string, binding: { tenantId: string; cardId: string }): Promise<string>;
+  /** Key rotation: the same PAN sealed again under the active pan-data key (unchanged if already under it). */
+  resealPan(sealed: string, binding: { tenantId: string; cardId: string }): Promise<string>;
+  /** Key rotation: the stored PIN block enciphered again under the active pin-storage key; PVV untouched. */
+  resealPin(pan: string, pinSealed: string): Promise<string>;
   /** Webhook signing secrets at rest: AES-256-GCM, bound to tenant + endpoint id like a sealed PAN. */
   sealWebhookSecret(secret: string, binding: { tenantId: string; endpointId: string }): Promise<string>;
   openWebhookSecret(sealed: string, binding: { tenantId: string; endpointId: string }): Promise<string>;

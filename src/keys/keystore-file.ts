@@ -27,6 +27,8 @@ interface SealedKey {
   createdAt: string;
   /** Asymmetric keys: the instant after which the published public half must not be used. */
   notAfter?: string;
+  /** Set once no stored ciphertext names this key any more (after re-encryption); it never seals again. */
+  retiredAt?: string;
   sealed: string;
 }
 
@@ -96,7 +98,9 @@ export function loadKeystore(file: string, masterKey: Buffer): ClearKey[] {
     kcv: k.kcv,
     createdAt: k.createdAt,
     ...(k.notAfter ? { notAfter: k.notAfter } : {}),
-    active: newest.get(k.type) === k.version,
+    ...(k.retiredAt ? { retiredAt: k.retiredAt } : {}),
+    active: newest.get(k.type) === k.version && !k.retiredAt,
+    retired: Boolean(k.retiredAt),
     material: unseal(k, masterKey),
   }));
 }
@@ -145,6 +149,28 @@ export function rotateKeys(
   });
   writeFile(file, store);
   return created;
+}
+
+/**
+ * Marks key versions retired: the caller has re-encrypted every ciphertext they sealed. The active version of a
+ * type cannot be retired. Retired keys still open old backups but are listed as retired. Returns the ids changed.
+ */
+export function retireKeys(file: string, masterKey: Buffer, ids: readonly string[], clock: Clock): string[] {
+  const store = readFile(file);
+  if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+    throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+  }
+  const newest = newestVersions(store.keys);
+  const retired: string[] = [];
+  for (const k of store.keys) {
+    if (!ids.includes(k.id) || k.retiredAt) continue;
+    if (newest.get(k.type) === k.version)
+      throw new KeystoreError(`Key ${k.id} is the active ${k.type} key; rotate first.`);
+    k.retiredAt = clock.now().toISOString();
+    retired.push(k.id);
+  }
+  if (retired.length > 0) writeFile(file, store);
+  return retired;
 }
 
 function newKey(

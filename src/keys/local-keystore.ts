@@ -33,10 +33,21 @@ import type { ClearKey } from "./keystore-file.js";
 
 const ENVELOPE_VERSION = "v1";
 
-export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
-  const byId = new Map(keys.map((k) => [k.id, k]));
+/**
+ * Where a running provider learns of new key versions (`keys rotate` in another process): returns the keys
+ * when the keystore changed since the last successful load, undefined otherwise. Must be cheap (a stat).
+ */
+export type KeystoreReload = () => ClearKey[] | undefined;
+
+/** How often sealing checks the keystore for a new active version; an unknown key id checks at once. */
+const RELOAD_CHECK_MS = 1000;
+
+export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreReload): KeyProvider {
+  let keys = initial;
+  let byId = new Map(keys.map((k) => [k.id, k]));
   const active = new Map<KeyType, ClearKey>();
   for (const k of keys) if (k.active) active.set(k.type, k);
+  let lastCheck = performance.now();
 
   const cvvGenerators = new Map<string, ReturnType<typeof createCvvGenerator>>();
   const pvvGenerators = new Map<string, ReturnType<typeof createPvvGenerator>>();
@@ -52,30 +63,47 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
     return parsed;
   }
 
-  const secureDataKeys: SecureDataPublicKey[] = keys
-    .filter((k) => k.type === "secure-data-wrap" || k.type === "secure-data-sign")
-    .map((k) => {
-      const publicKey = createPublicKey(privateKeyOf(k));
-      const { n, e, kty } = publicKey.export({ format: "jwk" });
-      const wrap = k.type === "secure-data-wrap";
-      return {
-        kid: k.id,
-        use: wrap ? "wrap" : "sign",
-        alg: wrap ? "RSA-OAEP-256" : "PS256",
-        active: k.active,
-        createdAt: k.createdAt,
-        notAfter: k.notAfter ?? k.createdAt,
-        jwk: {
-          kty: kty!,
-          n: n!,
-          e: e!,
+  const publicKeysOf = (keys: ClearKey[]): SecureDataPublicKey[] =>
+    keys
+      .filter((k) => k.type === "secure-data-wrap" || k.type === "secure-data-sign")
+      .map((k) => {
+        const publicKey = createPublicKey(privateKeyOf(k));
+        const { n, e, kty } = publicKey.export({ format: "jwk" });
+        const wrap = k.type === "secure-data-wrap";
+        return {
           kid: k.id,
-          use: wrap ? "enc" : "sig",
+          use: wrap ? "wrap" : "sign",
           alg: wrap ? "RSA-OAEP-256" : "PS256",
-        },
-        pem: publicKey.export({ type: "spki", format: "pem" }).toString(),
-      };
-    });
+          active: k.active,
+          createdAt: k.createdAt,
+          notAfter: k.notAfter ?? k.createdAt,
+          jwk: {
+            kty: kty!,
+            n: n!,
+            e: e!,
+            kid: k.id,
+            use: wrap ? "enc" : "sig",
+            alg: wrap ? "RSA-OAEP-256" : "PS256",
+          },
+          pem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+        };
+      });
+  let secureDataKeys = publicKeysOf(keys);
+
+  /** Adopts a newer keystore: new versions become usable, the newest becomes active. Caches stay (ids are immutable). */
+  function refresh(now: boolean): void {
+    if (!reload) return;
+    const t = performance.now();
+    if (!now && t - lastCheck < RELOAD_CHECK_MS) return;
+    lastCheck = t;
+    const next = reload();
+    if (!next) return;
+    keys = next;
+    byId = new Map(keys.map((k) => [k.id, k]));
+    active.clear();
+    for (const k of keys) if (k.active) active.set(k.type, k);
+    secureDataKeys = publicKeysOf(keys);
+  }
 
   /** The wrap keys a session key may be wrapped under: the active one first, then retired ones still valid. */
   function wrapKeysFor(now: Date, keyId: string | undefined): ClearKey[] {
@@ -126,6 +154,7 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
   }
 
   function key(id: string, type: KeyType): ClearKey {
+    if (!byId.has(id)) refresh(true);
     const k = byId.get(id);
     if (!k || k.type !== type) {
       throw new AppError("key_unavailable", `Key ${id} (${type}) is not in the keystore.`);
@@ -134,6 +163,7 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
   }
 
   function activeKey(type: KeyType): ClearKey {
+    refresh(false);
     const k = active.get(type);
     if (!k) throw new AppError("key_unavailable", `The keystore has no active ${type} key.`);
     return k;
@@ -237,6 +267,19 @@ export function createLocalKeyProvider(keys: ClearKey[]): KeyProvider {
 
     sealPan: async (pan, binding) => sealText("pan-data", pan, panAad(binding)),
     openPan: async (sealed, binding) => openText(sealed, "pan-data", panAad(binding), "PAN"),
+    async resealPan(sealed, binding) {
+      if (sealed.startsWith(`${ENVELOPE_VERSION}:${activeKey("pan-data").id}:`)) return sealed;
+      return sealText("pan-data", openText(sealed, "pan-data", panAad(binding), "PAN"), panAad(binding));
+    },
+    async resealPin(pan, pinSealed) {
+      const storage = activeKey("pin-storage");
+      if (pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`)) return pinSealed;
+      const pin = openStoredPin(pan, pinSealed);
+      const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material })
+        .toString("hex")
+        .toUpperCase();
+      return [ENVELOPE_VERSION, storage.id, block].join(":");
+    },
 
     sealWebhookSecret: async (secret, binding) =>
       sealText("webhook-secret", secret, webhookSecretAad(binding)),

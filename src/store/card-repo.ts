@@ -1,5 +1,6 @@
 // Cards and their try counters. Every counter change is one UPDATE … RETURNING guarded in SQL, never a
 // read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N.
+import { sql } from "kysely";
 import type { Db, StoreKind } from "./db.js";
 import type { CardRow, NewCardRow } from "./schema.js";
 
@@ -158,6 +159,45 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
             );
       query = query.orderBy("cards.next_rotation_at").limit(limit);
       return (kind === "postgres" ? query.forUpdate("cards").skipLocked() : query).execute();
+    },
+
+    /**
+     * Key rotation: cards whose sealed PAN or PIN block does not start with the given envelope prefixes
+     * ("v1:<active key id>:"), i.e. still sealed under an older key version. Portable substr() comparison.
+     */
+    listSealedUnder(panPrefix: string, pinPrefix: string, limit: number, tx: Db = db) {
+      return tx
+        .selectFrom("cards")
+        .select(["id", "tenant_id", "public_token", "pan_sealed", "pin_sealed"])
+        .where((eb) =>
+          eb.or([
+            eb(sql`substr(pan_sealed, 1, ${panPrefix.length})`, "!=", panPrefix),
+            eb(sql`substr(pin_sealed, 1, ${pinPrefix.length})`, "!=", pinPrefix),
+          ]),
+        )
+        .orderBy("id")
+        .limit(limit)
+        .execute();
+    },
+
+    /**
+     * Replaces a card's envelopes only if they are still the ones re-encrypted (optimistic: a PIN set meanwhile
+     * wins, and the next pass picks the card up again). updated_at is untouched: the card did not change.
+     */
+    async replaceSealed(
+      cardId: string,
+      expected: { pan_sealed: string; pin_sealed: string },
+      next: { pan_sealed: string; pin_sealed: string },
+      tx: Db = db,
+    ): Promise<boolean> {
+      const result = await tx
+        .updateTable("cards")
+        .set(next)
+        .where("id", "=", cardId)
+        .where("pan_sealed", "=", expected.pan_sealed)
+        .where("pin_sealed", "=", expected.pin_sealed)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
     },
 
     /** Sets a counter outright: the maximum to unblock, zero to block. */

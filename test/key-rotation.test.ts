@@ -1,0 +1,134 @@
+// Online key rotation: `cardvault keys rotate` adds pan-data/pin-storage versions and re-encrypts every card in
+// batches while a running `serve` answers reads and verifies under load — no failed request, every card sealed
+// under the new key ids afterwards, the old versions retired. CVK rotation: new cards only.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadKeystore } from "../src/keys/keystore-file.js";
+import { spawnCardvault } from "./helpers/processes.js";
+import { createServedWorld, request, SERVED_MASTER_KEY, type ServedWorld } from "./helpers/served.js";
+
+let world: ServedWorld;
+let base: string;
+let token: string;
+const CARDS = 300;
+const cards: { token: string; cvv: string; pin: string }[] = [];
+
+beforeAll(async () => {
+  world = await createServedWorld({
+    env: { CARDVAULT_RATE_LIMIT_PER_CARD: "100000", CARDVAULT_RATE_LIMIT_PER_TENANT: "1000000" },
+    tenants: [{ id: "acme", maxCvvTries: 9, maxPinTries: 9 }],
+  });
+  ({ base } = await world.serve());
+  token = await world.token();
+  for (let i = 0; i < CARDS; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: 50 }, async (_, j) => {
+        const created = await request(base, token, "POST", "/v1/cards", { type: "virtual" });
+        const t = created.body.publicToken as string;
+        const pin = String(1000 + i + j);
+        expect((await request(base, token, "PUT", `/v1/cards/${t}/pin`, { pin })).status).toBe(204);
+        const cvv = (await request(base, token, "GET", `/v1/cards/${t}/cvv`)).body.cvv as string;
+        return { token: t, cvv, pin };
+      }),
+    );
+    cards.push(...batch);
+  }
+}, 120_000);
+afterAll(() => world?.close());
+
+const keyIdOf = (sealed: string) => sealed.split(":")[1];
+
+describe("keys rotate, online", () => {
+  it("re-encrypts every PAN and PIN block under load with no failed request, then retires the old keys", async () => {
+    let stop = false;
+    const failures: string[] = [];
+    let requests = 0;
+    const created: string[] = [];
+    const worker = async (n: number) => {
+      for (let i = n; !stop; i += 7) {
+        const c = cards[i % cards.length]!;
+        const answers = await Promise.all([
+          request(base, token, "POST", `/v1/cards/${c.token}/cvv/verify`, { cvv: c.cvv }),
+          request(base, token, "POST", `/v1/cards/${c.token}/pin/verify`, { pin: c.pin }),
+          request(base, token, "GET", `/v1/cards/${c.token}/pin`),
+        ]);
+        requests += answers.length;
+        const [cvv, pin, read] = answers;
+        if (cvv!.status !== 200 || cvv!.body.result !== "match") failures.push(`cvv ${cvv!.status}`);
+        if (pin!.status !== 200 || pin!.body.result !== "match") failures.push(`pin ${pin!.status}`);
+        if (read!.status !== 200 || read!.body.pin !== c.pin) failures.push(`pin read ${read!.status}`);
+        if (i % 5 === 0) {
+          const card = await request(base, token, "POST", "/v1/cards", { type: "virtual" });
+          requests++;
+          if (card.status !== 201) failures.push(`create ${card.status}`);
+          else created.push(card.body.publicToken as string);
+        }
+      }
+    };
+    const load = Promise.all(Array.from({ length: 6 }, (_, n) => worker(n)));
+    const rotate = spawnCardvault(["keys", "rotate", "--batch-size", "25", "--grace-ms", "1500"], world.env);
+    const code = await rotate.exited;
+    stop = true;
+    await load;
+    expect(code, rotate.output()).toBe(0);
+    expect(rotate.output()).toMatch(
+      /re-encrypted \d+ cards; retired (pan-data-v1, pin-storage-v1|pin-storage-v1, pan-data-v1)/,
+    );
+    expect(created.length).toBeGreaterThan(0); // cards created while the rotation ran are covered too
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(100);
+
+    const rows = await world.runtime.store.db
+      .selectFrom("cards")
+      .select(["pan_sealed", "pin_sealed"])
+      .execute();
+    expect(rows.length).toBe(CARDS + created.length);
+    expect(rows.filter((r) => keyIdOf(r.pan_sealed) !== "pan-data-v2")).toEqual([]);
+    expect(rows.filter((r) => keyIdOf(r.pin_sealed) !== "pin-storage-v2")).toEqual([]);
+    const keys = loadKeystore(`${world.dataDir}/keystore.json`, Buffer.from(SERVED_MASTER_KEY, "hex"));
+    expect(
+      keys
+        .filter((k) => k.retired)
+        .map((k) => k.id)
+        .sort(),
+    ).toEqual(["pan-data-v1", "pin-storage-v1"]);
+    expect(keys.find((k) => k.id === "pan-data-v2")?.active).toBe(true);
+
+    // Every card still answers with its own CVV and PIN, through the server that never restarted.
+    for (const c of cards) {
+      const [cvv, pin] = await Promise.all([
+        request(base, token, "GET", `/v1/cards/${c.token}/cvv`),
+        request(base, token, "GET", `/v1/cards/${c.token}/pin`),
+      ]);
+      expect([cvv.body.cvv, pin.body.pin]).toEqual([c.cvv, c.pin]);
+    }
+    const audit = await world.runtime.store.db
+      .selectFrom("audit_events")
+      .select("details")
+      .where("action", "=", "keys.reencrypt")
+      .execute();
+    expect(audit.reduce((n, a) => n + (JSON.parse(a.details!).cards as number), 0)).toBeGreaterThanOrEqual(
+      CARDS,
+    );
+  }, 120_000);
+
+  it("rotates the CVK for new cards only: existing cards keep their CVK and CVV", async () => {
+    const before = cards[0]!;
+    const rotate = spawnCardvault(["keys", "rotate", "--type", "cvk"], world.env);
+    expect(await rotate.exited, rotate.output()).toBe(0);
+    await new Promise((r) => setTimeout(r, 1200)); // the server checks the keystore at most once a second
+    const fresh = await request(base, token, "POST", "/v1/cards", { type: "virtual" });
+    const rows = await world.runtime.store.db
+      .selectFrom("cards")
+      .select(["public_token", "cvk_id"])
+      .where("public_token", "in", [before.token, fresh.body.publicToken as string])
+      .execute();
+    const cvkOf = new Map(rows.map((r) => [r.public_token, r.cvk_id]));
+    expect(cvkOf.get(before.token)).toBe("cvk-v1");
+    expect(cvkOf.get(fresh.body.publicToken as string)).toBe("cvk-v2");
+    expect((await request(base, token, "GET", `/v1/cards/${before.token}/cvv`)).body.cvv).toBe(before.cvv);
+    const verify = await request(base, token, "POST", `/v1/cards/${before.token}/cvv/verify`, {
+      cvv: before.cvv,
+    });
+    expect(verify.body.result).toBe("match");
+  }, 60_000);
+});
