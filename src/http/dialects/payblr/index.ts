@@ -1,0 +1,29 @@
+// The Payblr PSP API at /thr/thredd: Payblr wraps Thredd, so these are the Thredd operations under Payblr's
+// own paths (card-cvv/…, card-pin/…) with Payblr's differences: Create Card answers 201, CVV status also
+// reports the remaining tries, and the CVV-status PUT defaults to Unblocked (the seed's "Unblock CVV").
+import type { FastifyInstance } from "fastify";
+import { type ThreddDeps, threddOperations } from "../thredd-operations.js";
+import { prepareThreddScope } from "../thredd-shapes.js";
+
+export const PAYBLR_PREFIX = "/thr/thredd";
+
+export async function registerPayblrDialect(root: FastifyInstance, deps: ThreddDeps): Promise<void> {
+  await root.register(
+    async (scope) => {
+      prepareThreddScope(scope);
+      const op = threddOperations(scope, deps, "payblr");
+      op.createCard("/cards", 201);
+      op.getCard("/cards/:publicToken");
+      op.getCardStatus("/cards/:publicToken/status");
+      op.updateCardStatus("/cards/:publicToken/status");
+      op.getCvvStatus("/card-cvv/:publicToken/cvv/status", { withTries: true });
+      op.updateCvvStatus("/card-cvv/:publicToken/cvv/status", { statusRequired: false });
+      op.getPin("/card-pin/:publicToken/pin");
+      op.setPin("/card-pin/:publicToken/pin");
+      op.getPinStatus("/card-pin/:publicToken/pin/status");
+      op.unblockPin("/card-pin/:publicToken/pin/unblock");
+      op.getCardData("/cards/:publicToken/encrypted");
+    },
+    { prefix: PAYBLR_PREFIX },
+  );
+}
