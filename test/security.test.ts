@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scopes } from "../src/http/auth.js";
+
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
+
 import { createHarness, type Harness, TEST_JWT_SECRET } from "./helpers/harness.js";
 
 /** Every request the matrix makes and checks, printed at the end (docs/security.md quotes it). */
@@ -249,13 +252,13 @@ describe("security matrix under a JWKS (RS256) configuration", () => {
   let j: Harness;
   let jwksCard: string;
   let publicPem: string;
-  let privateKey: CryptoKey;
-  let otherKey: CryptoKey;
+  let privateKey: SigningKey;
+  let otherKey: SigningKey;
   const KID = "signing-1";
 
   const rs = (
     payload: Record<string, unknown>,
-    o: { kid?: string; key?: CryptoKey; exp?: number; nbf?: number } = {},
+    o: { kid?: string; key?: SigningKey; exp?: number; nbf?: number } = {},
   ) => {
     let jwt = new SignJWT(payload)
       .setProtectedHeader({ alg: "RS256", kid: o.kid ?? KID })
@@ -306,8 +309,8 @@ describe("security matrix under a JWKS (RS256) configuration", () => {
 
   beforeAll(async () => {
     const pair = await generateKeyPair("RS256", { extractable: true });
-    privateKey = pair.privateKey as CryptoKey;
-    otherKey = (await generateKeyPair("RS256")).privateKey as CryptoKey;
+    privateKey = pair.privateKey as SigningKey;
+    otherKey = (await generateKeyPair("RS256")).privateKey as SigningKey;
     publicPem = await exportSPKI(pair.publicKey);
     const jwk = { ...(await exportJWK(pair.publicKey)), kid: KID, alg: "RS256", use: "sig" };
     const file = join(h.dataDir, "jwks.json");
