@@ -1,0 +1,120 @@
+// The key provider's Get Card Data keys without HTTP: what is published, that its answers interoperate with
+// plain node:crypto (Thredd's documented algorithms, not only our own client), key ids, rotation and not-after.
+import {
+  constants,
+  createDecipheriv,
+  createHash,
+  createPublicKey,
+  privateDecrypt,
+  publicEncrypt,
+  randomBytes,
+  verify,
+} from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { testRsaKeyGenerator } from "../../test/helpers/test-rsa-keys.js";
+import { fixedClock } from "../lib/clock.js";
+import { initKeystore, loadKeystore, rotateKeys } from "./keystore-file.js";
+import { createLocalKeyProvider } from "./local-keystore.js";
+
+const master = Buffer.alloc(32, 9);
+const clock = fixedClock("2026-11-28T10:00:00Z");
+const options = { generateRsaKey: testRsaKeyGenerator };
+
+function keystore() {
+  const file = join(mkdtempSync(join(tmpdir(), "cardvault-sd-keys-")), "keystore.json");
+  initKeystore(file, master, clock, options);
+  return file;
+}
+
+const wrapUnder = (pem: string, sessionKey: Buffer) =>
+  publicEncrypt({ key: pem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, sessionKey);
+
+describe("secure-data keys in the local key provider", () => {
+  it("creates an RSA-4096 wrap key and an RSA-3072 signing key with not-after, check values of the public key", () => {
+    const keys = loadKeystore(keystore(), master).filter((k) => k.type.startsWith("secure-data"));
+    expect(keys.map((k) => [k.id, k.algorithm, k.notAfter])).toEqual([
+      ["secure-data-wrap-v1", "rsa-4096-oaep-sha256", "2028-11-27T10:00:00.000Z"],
+      ["secure-data-sign-v1", "rsa-3072-pss-sha256", "2028-11-27T10:00:00.000Z"],
+    ]);
+    const provider = createLocalKeyProvider(loadKeystore(keystore(), master));
+    for (const k of provider.secureDataKeys()) {
+      const spki = createPublicKey(k.pem).export({ type: "spki", format: "der" });
+      const kcv = createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
+      expect(provider.listKeys().find((info) => info.id === k.kid)?.kcv).toBe(kcv);
+    }
+  });
+
+  it("answers in Thredd's documented algorithms: AES-256-CBC under the session key, RSA-PSS SHA-256 salt 32", async () => {
+    const provider = createLocalKeyProvider(loadKeystore(keystore(), master));
+    const sign = provider.secureDataKeys().find((k) => k.use === "sign");
+    const wrap = provider.secureDataKeys().find((k) => k.use === "wrap");
+    const sessionKey = randomBytes(32);
+    const payload = Buffer.from('{"PAN":"4000001234567899","CVV":"123","expiryDate":"2029-11-30"}');
+    const sealed = await provider.sealForDevice({
+      wrappedKey: wrapUnder(wrap!.pem, sessionKey),
+      payload: Buffer.from(payload),
+      now: clock.now(),
+    });
+    const signedBytes = Buffer.concat([sealed.encryptedPayload, sealed.iv]);
+    const pss = { key: sign!.pem, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
+    expect(verify("sha256", signedBytes, pss, sealed.signature)).toBe(true);
+    expect(verify("sha256", Buffer.concat([sealed.iv, sealed.encryptedPayload]), pss, sealed.signature)).toBe(
+      false,
+    );
+    const decipher = createDecipheriv("aes-256-cbc", sessionKey, sealed.iv);
+    expect(Buffer.concat([decipher.update(sealed.encryptedPayload), decipher.final()])).toEqual(payload);
+    expect(sealed.replayId).not.toContain(sessionKey.toString("base64url"));
+  });
+
+  it("keeps accepting a retired wrap key until its not-after, and names the key it used", async () => {
+    const file = keystore();
+    const before = createLocalKeyProvider(loadKeystore(file, master))
+      .secureDataKeys()
+      .find((k) => k.use === "wrap")!;
+    // A distinct pair for v2 at no keygen cost: the cached 3072-bit one (the size does not matter here).
+    rotateKeys(file, master, ["secure-data-wrap"], clock, {
+      generateRsaKey: () => testRsaKeyGenerator(3072),
+    });
+    const provider = createLocalKeyProvider(loadKeystore(file, master));
+    const wraps = provider.secureDataKeys().filter((k) => k.use === "wrap");
+    expect(wraps.map((k) => [k.kid, k.active])).toEqual([
+      ["secure-data-wrap-v1", false],
+      ["secure-data-wrap-v2", true],
+    ]);
+    const oldWrapped = wrapUnder(before.pem, randomBytes(32));
+    const payload = Buffer.from("{}");
+    const now = clock.now();
+    expect((await provider.sealForDevice({ wrappedKey: oldWrapped, payload, now })).wrapKeyId).toBe(
+      "secure-data-wrap-v1",
+    );
+    const newWrapped = wrapUnder(wraps[1]!.pem, randomBytes(32));
+    expect((await provider.sealForDevice({ wrappedKey: newWrapped, payload, now })).wrapKeyId).toBe(
+      "secure-data-wrap-v2",
+    );
+    await expect(
+      provider.sealForDevice({ wrappedKey: newWrapped, payload, now, keyId: "secure-data-wrap-v1" }),
+    ).rejects.toMatchObject({ code: "session_key_invalid" });
+
+    const later = new Date("2029-01-01T00:00:00Z");
+    await expect(
+      provider.sealForDevice({ wrappedKey: oldWrapped, payload, now: later }),
+    ).rejects.toMatchObject({
+      code: "session_key_invalid",
+    });
+    await expect(
+      provider.sealForDevice({ wrappedKey: oldWrapped, payload, now: later, keyId: "secure-data-wrap-v1" }),
+    ).rejects.toMatchObject({ code: "validation_failed" });
+  });
+
+  it("never hands out a private half", () => {
+    const provider = createLocalKeyProvider(loadKeystore(keystore(), master));
+    for (const k of provider.secureDataKeys()) {
+      expect(k.jwk).not.toHaveProperty("d");
+      expect(k.pem).not.toContain("PRIVATE");
+      expect(() => privateDecrypt(k.pem, Buffer.alloc(512))).toThrow();
+    }
+  });
+});
