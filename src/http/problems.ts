@@ -147,7 +147,8 @@ function codeForStatus(status: number): ErrorCode {
 }
 
 function fieldErrors(issues: AjvIssue[], context: string): FieldErrors {
-  const fields: FieldErrors = {};
+  // Field names come from the client ("constructor", "__proto__"…): a prototype-less map keeps them plain keys.
+  const fields: FieldErrors = Object.create(null);
   for (const issue of issues) {
     const path = issue.instancePath.replace(/^\//, "").replaceAll("/", ".");
     const name =
