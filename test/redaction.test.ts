@@ -1,16 +1,25 @@
-// No PAN, CVV, PIN, PIN block, key or token in any log line, error body, audit record or event: run every
-// flow with debug logging captured, then search everything for every secret used.
-
+// No PAN, CVV, PIN, PIN block, key or token in any log line, error body, audit record, event or webhook
+// payload: run every flow (create, CVV/PIN reads and verifies, secure data, CVV and key rotation, refused and
+// rate-limited attempts, webhooks delivered to a local receiver) with trace logging captured, then search
+// everything for every secret used. Every response also carries the security headers.
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { importWrapKey } from "../src/client/secure-data.js";
 import { encipherPinBlock } from "../src/crypto/pin-block.js";
-import { loadKeystore } from "../src/keys/keystore-file.js";
+import { createWebhookSender } from "../src/jobs/webhook-sender.js";
+import { loadKeystore, rotateKeys } from "../src/keys/keystore-file.js";
+import { systemClock } from "../src/lib/clock.js";
 import { createLogger } from "../src/lib/logger.js";
 import { expectedCvv, keyMaterial, panOf } from "./helpers/card-secrets.js";
 import { createHarness, type Harness, TEST_JWT_SECRET, TEST_MASTER_KEY } from "./helpers/harness.js";
 
 let h: Harness;
+let receiver: Server;
+const delivered: string[] = [];
 const logLines: string[] = [];
 const sink = new Writable({
   write(chunk, _encoding, done) {
@@ -20,28 +29,74 @@ const sink = new Writable({
 });
 
 beforeAll(async () => {
-  h = await createHarness({ logger: createLogger("trace", sink) });
+  h = await createHarness({
+    logger: createLogger("trace", sink),
+    allowPrivateWebhooks: ["acme"],
+    env: { CARDVAULT_RATE_LIMIT_PER_CARD: "40" },
+  });
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      delivered.push(JSON.stringify(req.headers), Buffer.concat(chunks).toString("utf8"));
+      res.statusCode = 204;
+      res.end();
+    });
+  });
+  receiver.listen(0, "127.0.0.1");
+  await once(receiver, "listening");
 });
-afterAll(() => h.close());
+afterAll(async () => {
+  receiver?.close();
+  await h?.close();
+});
+
+function addKeys(secrets: Set<string>) {
+  for (const k of loadKeystore(join(h.dataDir, "keystore.json"), Buffer.from(TEST_MASTER_KEY, "hex"))) {
+    secrets.add(k.material.toString("hex"));
+    secrets.add(k.material.toString("hex").toUpperCase());
+    secrets.add(k.material.toString("base64"));
+  }
+}
 
 describe("secrets never leak", () => {
-  it("appear in no log line, error body, audit record or event across every flow", async () => {
+  it("appear in no log line, error body, audit record, event or webhook payload across every flow", async () => {
     const bodies: string[] = [];
+    const headers: { url: string; headers: Record<string, unknown> }[] = [];
     const secrets = new Set<string>();
     const token = await h.token();
     secrets.add(token);
     secrets.add(TEST_JWT_SECRET);
     secrets.add(TEST_MASTER_KEY);
-    for (const k of loadKeystore(join(h.dataDir, "keystore.json"), Buffer.from(TEST_MASTER_KEY, "hex"))) {
-      secrets.add(k.material.toString("hex"));
-      secrets.add(k.material.toString("hex").toUpperCase());
-      secrets.add(k.material.toString("base64"));
-    }
+    addKeys(secrets);
+    /** A response that is searched (everything except the answers whose purpose is to return a secret). */
     const call = async (...args: Parameters<Harness["call"]>) => {
       const response = await h.call(...args);
       bodies.push(response.body, JSON.stringify(response.headers));
+      headers.push({ url: `${args[0]} ${args[1]}`, headers: response.headers });
       return response;
     };
+    /** A response meant to carry a secret (CVV read, PIN read, webhook secret): headers checked, body not searched. */
+    const reveal = async (...args: Parameters<Harness["call"]>) => {
+      const response = await h.call(...args);
+      headers.push({ url: `${args[0]} ${args[1]}`, headers: response.headers });
+      return response;
+    };
+
+    const endpoint = (
+      await reveal("POST", "/v1/webhook-endpoints", {
+        url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`,
+      })
+    ).json();
+    expect(endpoint.secret).toMatch(/^whsec_/);
+    secrets.add(endpoint.secret);
+    secrets.add(endpoint.secret.replace(/^whsec_/, ""));
+
+    const wrapJwk = (await call("GET", "/v1/secure-data/keys"))
+      .json()
+      .keys.find((k: { use: string }) => k.use === "wrap").jwk;
+    const wrapKey = await importWrapKey(wrapJwk);
+    const tokens: string[] = [];
 
     for (let i = 0; i < 3; i++) {
       const card = (
@@ -53,6 +108,7 @@ describe("secrets never leak", () => {
         )
       ).json();
       const t = card.publicToken as string;
+      tokens.push(t);
       const pan = await panOf(h, t);
       const cvv = await expectedCvv(h, t);
       const pin = String(10_000_000 + i * 7_654_321 + 13_579);
@@ -61,8 +117,7 @@ describe("secrets never leak", () => {
       secrets.add(cvv);
       secrets.add(pin);
 
-      const cvvRead = await h.call("GET", `/v1/cards/${t}/cvv`); // intended to return the CVV: not searched
-      expect(cvvRead.json().cvv).toBe(cvv);
+      expect((await reveal("GET", `/v1/cards/${t}/cvv`)).json().cvv).toBe(cvv);
       await call("POST", `/v1/cards/${t}/cvv/verify`, { cvv });
       await call("POST", `/v1/cards/${t}/cvv/verify`, {
         cvv: String((Number(cvv) + 1) % 1000).padStart(3, "0"),
@@ -71,8 +126,7 @@ describe("secrets never leak", () => {
       await call("POST", `/v1/cards/${t}/cvv/unblock`, { description: "reset", updatedBy: "ops" });
       await call("PUT", `/v1/cards/${t}/pin`, { pin });
       await call("PUT", `/v1/cards/${t}/pin`, { pin: `${pin}x` }); // invalid
-      const pinRead = await h.call("GET", `/v1/cards/${t}/pin`); // intended to return the PIN: not searched
-      expect(pinRead.json().pin).toBe(pin);
+      expect((await reveal("GET", `/v1/cards/${t}/pin`)).json().pin).toBe(pin);
       await call("POST", `/v1/cards/${t}/pin/verify`, { pin });
       await call("POST", `/v1/cards/${t}/pin/verify`, { pin: "00000000" });
       for (const [format, type] of [
@@ -88,17 +142,70 @@ describe("secrets never leak", () => {
       await call("POST", `/v1/cards/${t}/pin/verify`, { pinBlock: "FFFFFFFFFFFFFFFF", format: 0 });
       await call("POST", `/v1/cards/${t}/pin/unblock`, {});
       await call("GET", `/v1/cards/${t}/cvv/status`);
+
+      // Secure data: the answer is encrypted for the device; the session key must appear nowhere.
+      const raw = crypto.getRandomValues(new Uint8Array(32));
+      secrets.add(Buffer.from(raw).toString("hex"));
+      secrets.add(Buffer.from(raw).toString("base64"));
+      const wrapped = Buffer.from(await crypto.subtle.encrypt({ name: "RSA-OAEP" }, wrapKey, raw)).toString(
+        "base64",
+      );
+      expect((await call("POST", `/v1/cards/${t}/secure-data`, { key: wrapped })).statusCode).toBe(200);
+      await call("POST", `/v1/cards/${t}/secure-data`, { key: wrapped }); // replayed: refused
+      await call("POST", `/v1/cards/${t}/secure-data`, { key: Buffer.alloc(512, 7).toString("base64") }); // does not unwrap
+
+      // CVV rotation: the new CVV is a secret too.
+      expect((await call("POST", `/v1/cards/${t}/cvv/rotate`, {})).statusCode).toBeLessThan(300);
+      secrets.add(await expectedCvv(h, t));
+    }
+
+    // Brute force: refused attempts (429) are audited; neither the answer nor the audit names the CVV tried.
+    const target = tokens[0]!;
+    let limited = 0;
+    for (let i = 0; i < 45; i++) {
+      const r = await call("POST", `/v1/cards/${target}/cvv/verify`, { cvv: "000" });
+      if (r.statusCode === 429) limited++;
+    }
+    expect(limited).toBeGreaterThan(0);
+
+    // Key rotation: new data-key versions, every card re-encrypted, under trace logging.
+    rotateKeys(
+      join(h.dataDir, "keystore.json"),
+      Buffer.from(TEST_MASTER_KEY, "hex"),
+      ["pan-data", "pin-storage"],
+      systemClock,
+    );
+    addKeys(secrets);
+    await new Promise((r) => setTimeout(r, 1100)); // the running provider checks the keystore once a second
+    while ((await h.runtime.services.keyRotation.reencryptBatch(2)).found > 0) {}
+    expect(await h.runtime.services.keyRotation.remaining()).toBe(0);
+
+    for (const t of tokens) {
       await call("PATCH", `/v1/cards/${t}`, { status: "closed" });
       await call("GET", `/v1/cards/${t}/cvv`);
       await call("GET", `/v1/cards/${t}/pin`);
     }
     await call("GET", "/v1/audit-events?limit=100");
+    await call("GET", "/v1/events?limit=100");
     await call("GET", "/v1/cards/123456789/cvv", undefined, { token: `${token}x` });
+    await call("GET", "/nope");
+
+    // Webhooks: deliver everything queued to the local receiver.
+    const sender = createWebhookSender({
+      ...h.runtime.services.webhookSenderDeps,
+      logger: createLogger("trace", sink),
+    });
+    while ((await sender.runOnce()) > 0) {}
+    const deliveries = await h.runtime.store.db.selectFrom("webhook_deliveries").selectAll().execute();
 
     const audit = await h.runtime.store.db.selectFrom("audit_events").selectAll().execute();
     const events = await h.runtime.store.db.selectFrom("outbox_events").selectAll().execute();
     expect(audit.length).toBeGreaterThan(30);
+    expect(audit.some((a) => a.action === "rate_limit.blocked")).toBe(true);
+    expect(audit.some((a) => a.action === "keys.reencrypt")).toBe(true);
+    expect(audit.some((a) => a.action === "secure_data.read")).toBe(true);
     expect(events.length).toBeGreaterThan(5);
+    expect(delivered.length / 2).toBeGreaterThanOrEqual(events.length);
     expect(logLines.length).toBeGreaterThan(50);
 
     const haystacks = {
@@ -106,6 +213,8 @@ describe("secrets never leak", () => {
       responses: bodies.join("\n"),
       audit: JSON.stringify(audit),
       events: JSON.stringify(events),
+      webhooks: delivered.join("\n"),
+      deliveries: JSON.stringify(deliveries),
     };
     const hits: string[] = [];
     for (const [where, text] of Object.entries(haystacks)) {
@@ -118,5 +227,18 @@ describe("secrets never leak", () => {
       }
     }
     expect(hits).toEqual([]);
+    console.info(
+      `[redaction] ${secrets.size} secrets searched in ${logLines.length} log lines, ${bodies.length / 2} responses, ${audit.length} audit rows, ${events.length} events, ${delivered.length / 2} webhook deliveries: ${hits.length} leaks`,
+    );
+
+    // Security headers on every response, errors and refusals included.
+    for (const { url, headers: hd } of headers) {
+      expect(hd["x-content-type-options"], url).toBe("nosniff");
+      expect(hd["cache-control"], url).toBe("no-store");
+      expect(hd["content-security-policy"], url).toContain("default-src 'none'");
+      expect(hd["strict-transport-security"], url).toMatch(/max-age=\d+/);
+      expect(hd["referrer-policy"], url).toBe("no-referrer");
+      expect(hd["x-request-id"], url).toBeTruthy();
+    }
   });
 });
