@@ -53,6 +53,8 @@ describe("cardvault CLI", () => {
       "pek-tdes-v1",
       "pek-aes-v1",
       "webhook-secret-v1",
+      "secure-data-wrap-v1",
+      "secure-data-sign-v1",
     ]);
     for (const line of lines) expect(line).toMatch(/kcv=[0-9A-F]{6}\tactive/);
     const keystore = readFileSync(join(dataDir, "keystore.json"), "utf8");

@@ -31,6 +31,8 @@ describe("keystore file", () => {
       "pek-tdes-v1",
       "pek-aes-v1",
       "webhook-secret-v1",
+      "secure-data-wrap-v1",
+      "secure-data-sign-v1",
     ]);
     const text = readFileSync(file, "utf8");
     for (const k of keys) {
