@@ -1,0 +1,29 @@
+// The part of autocannon's API the bench uses (the package ships no types). Invariant: declarations only.
+declare module "autocannon" {
+  namespace autocannon {
+    interface Request {
+      method?: string;
+      path?: string;
+      body?: string;
+      headers?: Record<string, string>;
+      setupRequest?: (request: Request, context: Record<string, unknown>) => Request;
+    }
+    interface Options {
+      url: string;
+      connections?: number;
+      duration?: number;
+      pipelining?: number;
+      headers?: Record<string, string>;
+      requests?: Request[];
+    }
+    interface Result {
+      requests: { average: number; total: number };
+      latency: { p99: number; average: number };
+      non2xx: number;
+      errors: number;
+      timeouts: number;
+    }
+  }
+  function autocannon(options: autocannon.Options): Promise<autocannon.Result>;
+  export = autocannon;
+}

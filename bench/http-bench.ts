@@ -1,0 +1,264 @@
+// HTTP scenarios: a real `cardvault serve` process on a temporary data directory (SQLite), loaded by autocannon
+// from this process over loopback, each scenario interleaved round by round with the bare Fastify baseline.
+// Invariant: load and server never share a process, and every number is a median next to its same-run baseline.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import autocannon from "autocannon";
+import { loadConfig } from "../src/config.js";
+import { mintToken, scopes } from "../src/http/auth.js";
+import { systemClock } from "../src/lib/clock.js";
+import { openRuntime } from "../src/runtime.js";
+import {
+  type Child,
+  freePort,
+  nodeArgs,
+  peakRssMb,
+  type RunMode,
+  start,
+  stop,
+  waitForHttp,
+} from "./processes.js";
+import { finish, median, type ScenarioResult } from "./stats.js";
+
+export interface HttpBenchOptions {
+  rounds: number;
+  durationSeconds: number;
+  connections: number;
+  mode: RunMode;
+  /** Extra node flags for serve (e.g. --cpu-prof). */
+  nodeFlags?: string[];
+  /** Run only these scenario ids. */
+  only?: string[];
+  /** Extra environment for serve (e.g. CARDVAULT_LOG_LEVEL). */
+  env?: Record<string, string>;
+}
+
+const SECRET = "bench-secret-that-is-long-enough-for-hs256!";
+const MASTER = "42".repeat(32);
+const CARDS = 200;
+
+interface Load {
+  requests: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function load(
+  url: string,
+  connections: number,
+  duration: number,
+  requests: autocannon.Request[],
+  headers: Record<string, string>,
+): Promise<Load> {
+  const result = await autocannon({ url, connections, duration, requests, headers, pipelining: 1 });
+  return {
+    requests: result.requests.average,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+/** Cards, PINs and wrong CVVs made through the services before serve starts (setup, not measured). */
+async function seed(dataDir: string) {
+  const env = { CARDVAULT_JWT_SECRET: SECRET, CARDVAULT_MASTER_KEY: MASTER };
+  const runtime = await openRuntime(loadConfig(env, { dataDir }), { warn: () => {} });
+  try {
+    await runtime.services.tenants.add({ id: "bench", maxCvvTries: 3, maxPinTries: 3 });
+    const actor = { tenantId: "bench", subject: "bench" };
+    const cards: { token: string; wrongCvv: string }[] = [];
+    for (let i = 0; i < CARDS; i++) {
+      const card = await runtime.services.cards.create(actor, { type: "virtual" });
+      await runtime.services.pin.set(actor, card.publicToken, "1234");
+      const { cvv } = await runtime.services.cvv.get(actor, card.publicToken);
+      cards.push({ token: card.publicToken, wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
+    }
+    const token = await mintToken({
+      secret: SECRET,
+      tenantId: "bench",
+      scopes: [...scopes],
+      subject: "bench",
+      ttlSeconds: 6 * 3600,
+      tenantClaim: runtime.config.auth.tenantClaim,
+      clock: systemClock,
+    });
+    return { cards, token, env };
+  } finally {
+    await runtime.close();
+  }
+}
+
+export async function runHttpBench(
+  options: HttpBenchOptions,
+): Promise<{ results: ScenarioResult[]; peakRssMb: number }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-"));
+  const children: Child[] = [];
+  try {
+    const { cards, token, env } = await seed(dataDir);
+    const helloPort = await freePort();
+    const servePort = await freePort();
+    // The baseline is a few lines of TypeScript: tsx transforms it once at start, then it is plain JavaScript.
+    const baseline = start(["--import", "tsx", "bench/hello-server.ts", String(helloPort)]);
+    children.push(baseline);
+    const serveEntry = { ts: "src/cli/main.ts", js: "dist/cli/main.js" };
+    const serve = start(
+      nodeArgs(options.mode, serveEntry, options.nodeFlags ?? []).concat([
+        "serve",
+        "--port",
+        String(servePort),
+        "--data-dir",
+        dataDir,
+      ]),
+      {
+        ...env,
+        CARDVAULT_JOBS: "off",
+        NODE_ENV: "development",
+        // The brute-force limiter still counts every attempt (same writes); it just never refuses one here.
+        CARDVAULT_RATE_LIMIT_PER_CARD: "1000000000",
+        CARDVAULT_RATE_LIMIT_PER_TENANT: "1000000000",
+        ...options.env,
+      },
+    );
+    children.push(serve);
+    const helloUrl = `http://127.0.0.1:${helloPort}`;
+    const serveUrl = `http://127.0.0.1:${servePort}`;
+    await Promise.all([
+      waitForHttp(`${helloUrl}/hello`, baseline),
+      waitForHttp(`${serveUrl}/healthz`, serve),
+    ]);
+
+    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    let next = 0;
+    const pick = () => cards[next++ % cards.length]!;
+    const scenarios: {
+      id: string;
+      title: string;
+      target: number;
+      p99TargetMs?: number;
+      requests: autocannon.Request[];
+    }[] = [
+      {
+        id: "http-cvv-status",
+        title: "GET /v1/cards/{t}/cvv/status",
+        target: 0.5,
+        p99TargetMs: 25,
+        requests: [
+          {
+            method: "GET",
+            setupRequest: (req) => ({ ...req, path: `/v1/cards/${pick().token}/cvv/status` }),
+          },
+        ],
+      },
+      {
+        id: "http-cvv-verify",
+        title: "POST …/cvv/verify (wrong CVV, unblock every 3rd)",
+        target: 0.35,
+        p99TargetMs: 25,
+        requests: [
+          {
+            method: "POST",
+            setupRequest: (req, context) => {
+              const card = pick();
+              context.card = card;
+              return {
+                ...req,
+                path: `/v1/cards/${card.token}/cvv/verify`,
+                body: `{"cvv":"${card.wrongCvv}"}`,
+              };
+            },
+          },
+          {
+            method: "POST",
+            setupRequest: (req, context) => {
+              const card = context.card as (typeof cards)[number];
+              return {
+                ...req,
+                path: `/v1/cards/${card.token}/cvv/verify`,
+                body: `{"cvv":"${card.wrongCvv}"}`,
+              };
+            },
+          },
+          {
+            method: "POST",
+            setupRequest: (req, context) => {
+              const card = context.card as (typeof cards)[number];
+              return { ...req, path: `/v1/cards/${card.token}/cvv/unblock`, body: "{}" };
+            },
+          },
+        ],
+      },
+      {
+        id: "http-pin-verify",
+        title: "POST …/pin/verify",
+        target: 0.35,
+        requests: [
+          {
+            method: "POST",
+            setupRequest: (req) => ({
+              ...req,
+              path: `/v1/cards/${pick().token}/pin/verify`,
+              body: '{"pin":"1234"}',
+            }),
+          },
+        ],
+      },
+      {
+        id: "http-card-create",
+        title: "POST /v1/cards",
+        target: 0.1,
+        requests: [{ method: "POST", path: "/v1/cards", body: '{"type":"virtual"}' }],
+      },
+    ];
+
+    // Warm both servers (JIT, SQLite page cache, token cache) before anything is measured.
+    await load(helloUrl, options.connections, 2, [{ method: "GET", path: "/hello" }], {});
+    for (const s of scenarios) {
+      if (!options.only || options.only.includes(s.id))
+        await load(serveUrl, options.connections, 1, s.requests, auth);
+    }
+
+    const results: ScenarioResult[] = [];
+    for (const s of scenarios) {
+      if (options.only && !options.only.includes(s.id)) continue;
+      const subject: Load[] = [];
+      const base: Load[] = [];
+      for (let r = 0; r < options.rounds; r++) {
+        base.push(
+          await load(
+            helloUrl,
+            options.connections,
+            options.durationSeconds,
+            [{ method: "GET", path: "/hello" }],
+            {},
+          ),
+        );
+        subject.push(await load(serveUrl, options.connections, options.durationSeconds, s.requests, auth));
+      }
+      const notes: string[] = [];
+      const failures = subject.reduce((n, l) => n + l.non2xx + l.errors, 0);
+      if (failures > 0) notes.push(`${failures} non-2xx/errors`);
+      results.push(
+        finish({
+          id: s.id,
+          title: `${s.title}, ${options.connections} connections`,
+          unit: "req/s",
+          value: median(subject.map((l) => l.requests)),
+          baseline: median(base.map((l) => l.requests)),
+          baselineLabel: 'bare Fastify "hello" req/s',
+          rounds: { value: subject.map((l) => l.requests), baseline: base.map((l) => l.requests) },
+          target: s.target,
+          p99Ms: median(subject.map((l) => l.p99)),
+          ...(s.p99TargetMs ? { p99TargetMs: s.p99TargetMs } : {}),
+          notes,
+        }),
+      );
+    }
+    const rss = peakRssMb(serve.child.pid);
+    return { results, peakRssMb: rss };
+  } finally {
+    for (const c of children) await stop(c);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,110 @@
+// `npm run bench [-- --quick] [-- --compiled] [-- --only id,id]`: runs every scenario next to its baseline,
+// prints the table, and writes bench/results/<date>.json and bench/results/latest.md. Invariant: ratios of
+// same-run medians are the headline numbers; absolute figures are printed beside them only for context.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { runCryptoBench } from "./crypto-bench.js";
+import { runHttpBench } from "./http-bench.js";
+import { root } from "./processes.js";
+import { runRotationBench } from "./rotation-bench.js";
+import { fmt, type ScenarioResult } from "./stats.js";
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    compiled: { type: "boolean", default: false },
+    only: { type: "string" },
+    "no-postgres": { type: "boolean", default: false },
+  },
+});
+const quick = values.quick;
+const only = values.only?.split(",");
+const wants = (prefix: string) => !only || only.some((o) => o.startsWith(prefix) || prefix.startsWith(o));
+const postgresUrl = values["no-postgres"]
+  ? undefined
+  : (process.env.CARDVAULT_BENCH_DATABASE_URL ??
+    process.env.CARDVAULT_TEST_DATABASE_URL ??
+    "postgres://postgres@127.0.0.1:5432/postgres");
+if (postgresUrl && !/^postgres(ql)?:\/\/[^/]*@?(127\.0\.0\.1|localhost)(:\d+)?\//.test(postgresUrl)) {
+  throw new Error(
+    "The bench only talks to 127.0.0.1: point CARDVAULT_BENCH_DATABASE_URL at a local PostgreSQL.",
+  );
+}
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const started = Date.now();
+
+const machine = {
+  cores: cpus().length,
+  cpu: cpus()[0]?.model ?? "unknown",
+  memoryGb: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`,
+};
+const mode = values.compiled ? "compiled" : "tsx";
+if (mode === "compiled") {
+  log("building (npm run build) for a compiled run…");
+  execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" });
+}
+
+const results: ScenarioResult[] = [];
+let peakRssMb = Number.NaN;
+
+if (wants("cvv") || wants("pvv") || wants("pin")) {
+  log("crypto scenarios…");
+  results.push(...runCryptoBench({ rounds: quick ? 3 : 7, ms: quick ? 250 : 1000 }));
+}
+if (wants("http")) {
+  log("HTTP scenarios (serve + Fastify baseline, autocannon over loopback)…");
+  const http = await runHttpBench({
+    rounds: quick ? 2 : 5,
+    durationSeconds: quick ? 3 : 10,
+    connections: 50,
+    mode,
+    only: only?.filter((o) => o.startsWith("http-")).length ? only : undefined,
+  });
+  results.push(...http.results);
+  peakRssMb = http.peakRssMb;
+}
+if (wants("rotation")) {
+  log("rotation scenarios…");
+  results.push(
+    ...(await runRotationBench({ cards: quick ? 20_000 : 100_000, rounds: quick ? 1 : 3, postgresUrl }, log)),
+  );
+}
+
+const ratioText = (r: ScenarioResult) => `${r.ratio.toFixed(2)}×`;
+const targetText = (r: ScenarioResult) =>
+  [r.target !== undefined ? `≥ ${r.target}×` : "report", r.p99TargetMs ? `p99 ≤ ${r.p99TargetMs} ms` : ""]
+    .filter(Boolean)
+    .join(", ");
+const metText = (r: ScenarioResult) => (r.met === undefined ? "—" : r.met ? "met" : "NOT met");
+const header = "| scenario | value (median) | baseline (median) | ratio | p99 | target | |";
+const rows = results.map(
+  (r) =>
+    `| ${r.title} | ${fmt(r.value)} ${r.unit} | ${fmt(r.baseline)} (${r.baselineLabel}) | ${ratioText(r)} | ${r.p99Ms !== undefined ? `${fmt(r.p99Ms, 1)} ms` : "—"} | ${targetText(r)}${r.notes?.length ? `; ${r.notes.join("; ")}` : ""} | ${metText(r)} |`,
+);
+if (!Number.isNaN(peakRssMb))
+  rows.push(
+    `| peak RSS of serve under the HTTP scenarios | ${fmt(peakRssMb, 1)} MB | — | — | — | ≤ 200 MB | ${peakRssMb <= 200 ? "met" : "NOT met"} |`,
+  );
+const date = new Date().toISOString();
+const md = [
+  `Run ${date} (${quick ? "--quick" : "full"}, serve run with ${mode === "compiled" ? "compiled dist/" : "tsx from src/"}) in ${Math.round((Date.now() - started) / 1000)} s`,
+  `Machine: ${machine.cores} cores, ${machine.cpu}, ${machine.memoryGb} GB, Node ${machine.node}, ${machine.platform}`,
+  "",
+  header,
+  "|---|---|---|---|---|---|---|",
+  ...rows,
+  "",
+].join("\n");
+console.log(md);
+const dir = join(root, "bench", "results");
+mkdirSync(dir, { recursive: true });
+writeFileSync(
+  join(dir, `${date.slice(0, 19).replace(/:/g, "-")}.json`),
+  `${JSON.stringify({ date, quick, mode, machine, peakRssMb, results }, null, 2)}\n`,
+);
+writeFileSync(join(dir, "latest.md"), `${md}`);

@@ -1,0 +1,79 @@
+// One rotation worker for the bench, in its own process: waits for "go", then drains every due card either
+// with the real scheduler path (`rotation.runDue`, batches of 1,000) or with the baseline — the same rows'
+// writes (claim, update, outbox insert, audit insert) in the same batch size, with no cryptography or domain
+// code. Invariant: both paths claim through the same repository query, so their only difference is the work.
+
+import { loadConfig } from "../src/config.js";
+import { uuidv7 } from "../src/lib/ids.js";
+import { openRuntime } from "../src/runtime.js";
+import { chunksOf } from "../src/store/chunks.js";
+
+const BATCH = 1000;
+const mode = process.argv[2] === "baseline" ? "baseline" : "real";
+const runtime = await openRuntime(loadConfig(process.env), { warn: () => {} });
+const { services, store, clock } = runtime;
+
+async function baselineBatch(now: Date): Promise<number> {
+  return store.transaction(async (tx) => {
+    const due = await services.repos.cards.claimDue(now.toISOString(), BATCH, undefined, tx);
+    const stamp = now.toISOString();
+    const next = new Date(now.getTime() + 24 * 3600_000).toISOString();
+    for (const card of due) {
+      await tx
+        .updateTable("cards")
+        .set({
+          cvv_service_code: "123",
+          next_rotation_at: next,
+          last_scheduled_at: stamp,
+          last_rotated_at: stamp,
+          updated_at: stamp,
+        })
+        .where("id", "=", card.id)
+        .execute();
+    }
+    const events = due.map((card) => ({
+      id: uuidv7(clock),
+      tenant_id: card.tenant_id,
+      card_id: card.id,
+      type: "card.cvv.changed",
+      payload: JSON.stringify({
+        publicToken: card.public_token,
+        last4: card.pan_last4,
+        nextRotationAt: next,
+      }),
+      created_at: stamp,
+    }));
+    for (const chunk of chunksOf(events)) await tx.insertInto("outbox_events").values(chunk).execute();
+    const audits = due.map((card) => ({
+      id: uuidv7(clock),
+      tenant_id: card.tenant_id,
+      card_id: card.id,
+      public_token: card.public_token,
+      actor: "bench",
+      action: "cvv.rotate",
+      outcome: "success",
+      request_id: null,
+      details: JSON.stringify({ rotationType: "AUTOMATIC", nextRotationAt: next }),
+      created_at: stamp,
+    }));
+    for (const chunk of chunksOf(audits)) await tx.insertInto("audit_events").values(chunk).execute();
+    return due.length;
+  });
+}
+
+process.on("message", async (message: { go?: boolean }) => {
+  if (!message.go) return;
+  const started = performance.now();
+  let total = 0;
+  const now = clock.now();
+  for (;;) {
+    const done =
+      mode === "real" ? await services.rotation.runDue(now, { limit: BATCH }) : await baselineBatch(now);
+    total += done;
+    if (done === 0) break;
+  }
+  process.send?.({ done: total, ms: performance.now() - started });
+  await runtime.close();
+  process.disconnect?.();
+});
+process.send?.({ ready: true });
