@@ -30,15 +30,53 @@ export function openSqliteStore(file: string): Store {
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
     kind: "sqlite",
     db,
-    transaction: (fn) => db.transaction().execute(fn),
+    // SQLite ends a transaction by itself on some errors (SQLITE_FULL, SQLITE_IOERR…); a ROLLBACK after that
+    // fails with "no transaction is active" and would hide the cause (a 500 instead of a 503). So roll back
+    // only what is still open, and the caller always sees the error that ended the transaction.
+    transaction: (fn) =>
+      db.connection().execute(async (conn) => {
+        await sql`begin`.execute(conn);
+        try {
+          const result = await fn(conn);
+          await sql`commit`.execute(conn);
+          return result;
+        } catch (error) {
+          if (sqlite.inTransaction) await sql`rollback`.execute(conn);
+          throw error;
+        }
+      }),
     ping: async () => {
       await sql`select 1`.execute(db);
     },
     close: () => db.destroy(),
+  };
+}
+
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely's SQLite driver prepares every query anew; preparing costs more than running the short queries of
+ * the authorisation path, so statements are kept by their SQL text. Safe because Kysely runs one query at a
+ * time on the single connection; bounded because multi-row inserts make one SQL text per row count.
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database) {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (!statement) {
+        statement = sqlite.prepare(text);
+        if (statements.size >= STATEMENT_CACHE_SIZE)
+          statements.delete(statements.keys().next().value as string);
+        statements.set(text, statement);
+      }
+      return statement;
+    },
   };
 }
 
