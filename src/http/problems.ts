@@ -110,6 +110,10 @@ const UNAVAILABLE_CODES = new Set([
   "08003",
   "08004",
   "08006",
+  // PostgreSQL: read-only transaction (a replica, or default_transaction_read_only), disk full, too many clients.
+  "25006",
+  "53100",
+  "53300",
   "SQLITE_FULL",
   "SQLITE_READONLY",
   "SQLITE_BUSY",

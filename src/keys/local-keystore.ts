@@ -306,7 +306,18 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       };
     },
 
-    openPin: async (pan, stored) => openStoredPin(pan, stored.pinSealed),
+    async openPin(pan, stored) {
+      // The PIN block is not authenticated: a damaged block could decode to another PIN. Its PVV decides.
+      const pin = openStoredPin(pan, stored.pinSealed);
+      if (!equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, pin), stored.pvv)) {
+        const kid = stored.pinSealed.split(":")[1];
+        throw new AppError(
+          "key_unavailable",
+          `A stored PIN block does not open under key ${kid}: it does not match its PVV.`,
+        );
+      }
+      return pin;
+    },
 
     verifyPin: async (pan, stored, presented) => pinMatches(pan, stored, presented),
 

@@ -29,6 +29,8 @@ export interface ServedWorld {
   runtime: Runtime;
   token: (tenant?: string) => Promise<string>;
   serve(extraEnv?: Record<string, string>): Promise<{ process: CardvaultProcess; base: string }>;
+  /** Starts `serve` without waiting for it to be ready (its jobs may start before /readyz answers). */
+  spawnServe(extraEnv?: Record<string, string>): Promise<{ process: CardvaultProcess; base: string }>;
   close(): Promise<void>;
 }
 
@@ -77,6 +79,12 @@ export async function createServedWorld(
     });
   }
   const processes: CardvaultProcess[] = [];
+  const spawnServe = async (extraEnv: Record<string, string> = {}) => {
+    const port = await freePort();
+    const process = spawnCardvault(["serve", "--port", String(port)], { ...env, ...extraEnv });
+    processes.push(process);
+    return { process, base: `http://127.0.0.1:${port}` };
+  };
   return {
     dataDir,
     env,
@@ -91,13 +99,11 @@ export async function createServedWorld(
         tenantClaim: "tenant",
         clock: systemClock,
       }),
+    spawnServe,
     async serve(extraEnv = {}) {
-      const port = await freePort();
-      const process = spawnCardvault(["serve", "--port", String(port)], { ...env, ...extraEnv });
-      processes.push(process);
-      const base = `http://127.0.0.1:${port}`;
-      await waitForHttp(`${base}/readyz`, 30_000);
-      return { process, base };
+      const started = await spawnServe(extraEnv);
+      await waitForHttp(`${started.base}/readyz`, 30_000);
+      return started;
     },
     async close() {
       for (const p of processes)
