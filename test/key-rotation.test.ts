@@ -76,6 +76,9 @@ describe("keys rotate, online", () => {
     expect(created.length).toBeGreaterThan(0); // cards created while the rotation ran are covered too
     expect(failures).toEqual([]);
     expect(requests).toBeGreaterThan(100);
+    console.info(
+      `[key rotation] ${requests} requests during the rotation, ${failures.length} failed; ${created.length} cards created meanwhile`,
+    );
 
     const rows = await world.runtime.store.db
       .selectFrom("cards")
