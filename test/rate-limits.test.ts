@@ -2,8 +2,12 @@
 // secure-data routes of every dialect → 429 problem with Retry-After, an audit record for every refused
 // attempt, and a refused attempt never reaches the try counter.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/http/app.js";
+import { createTokenVerifier } from "../src/http/auth.js";
+import { systemClock } from "../src/lib/clock.js";
+import { openRuntime } from "../src/runtime.js";
 import { wrongCvv } from "./helpers/card-secrets.js";
-import { createHarness, type Harness } from "./helpers/harness.js";
+import { createHarness, type Harness, TEST_JWT_SECRET } from "./helpers/harness.js";
 
 let h: Harness;
 beforeAll(async () => {
@@ -101,6 +105,38 @@ describe("rate limits", () => {
     expect(
       (await h.call("GET", `/v1/cards/${theirs.publicToken}/cvv`, undefined, { token: globex })).statusCode,
     ).toBe(200);
+  });
+
+  it("holds across processes: two apps on one database share every window", async () => {
+    // A second runtime and app on the same database and data directory: its own connections, as a second
+    // `serve` process has (real processes on PostgreSQL: test/postgres/multi-process.test.ts counters).
+    const other = await openRuntime(h.config, { warn: () => {} });
+    const second = await buildApp({
+      services: other.services,
+      verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: TEST_JWT_SECRET }, systemClock),
+      store: other.store,
+      clock: systemClock,
+      bodyLimitBytes: h.config.bodyLimitBytes,
+      idempotencyTtlHours: h.config.idempotencyTtlHours,
+    });
+    try {
+      const token = await h.token(undefined, "globex");
+      const { publicToken } = await h.createCard({ type: "virtual" }, token);
+      const statuses = [];
+      for (let i = 0; i < 7; i++) {
+        const app = i % 2 === 0 ? h.app : second;
+        const r = await app.inject({
+          method: "GET",
+          url: `/v1/cards/${publicToken}/pin`,
+          headers: { authorization: `Bearer ${token}` },
+        });
+        statuses.push(r.statusCode);
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    } finally {
+      await second.close();
+      await other.close();
+    }
   });
 
   it("malformed attempts are refused by validation before they are counted", async () => {

@@ -30,7 +30,7 @@ export function createKeyRotationService(deps: KeyRotationServiceDeps) {
     /** Re-encrypts up to `limit` cards still sealed under an older key version. */
     async reencryptBatch(limit: number): Promise<BatchResult> {
       const { pan, pin } = prefixes();
-      const rows = await deps.cards.listSealedUnder(pan, pin, limit);
+      const rows = await deps.cards.listNotSealedUnder(pan, pin, limit);
       if (rows.length === 0) return { found: 0, reencrypted: 0 };
       // Crypto outside the transaction, so the write lock is held only for the conditional updates.
       const next = await Promise.all(
@@ -69,7 +69,7 @@ export function createKeyRotationService(deps: KeyRotationServiceDeps) {
     /** Cards still sealed under an older key version (0 when the rotation is complete). */
     async remaining(): Promise<number> {
       const { pan, pin } = prefixes();
-      return (await deps.cards.listSealedUnder(pan, pin, 1_000_000)).length;
+      return deps.cards.countNotSealedUnder(pan, pin);
     },
   };
 }

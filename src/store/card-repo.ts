@@ -165,19 +165,19 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
      * Key rotation: cards whose sealed PAN or PIN block does not start with the given envelope prefixes
      * ("v1:<active key id>:"), i.e. still sealed under an older key version. Portable substr() comparison.
      */
-    listSealedUnder(panPrefix: string, pinPrefix: string, limit: number, tx: Db = db) {
-      return tx
-        .selectFrom("cards")
+    listNotSealedUnder(panPrefix: string, pinPrefix: string, limit: number, tx: Db = db) {
+      return notSealedUnder(tx, panPrefix, pinPrefix)
         .select(["id", "tenant_id", "public_token", "pan_sealed", "pin_sealed"])
-        .where((eb) =>
-          eb.or([
-            eb(sql`substr(pan_sealed, 1, ${panPrefix.length})`, "!=", panPrefix),
-            eb(sql`substr(pin_sealed, 1, ${pinPrefix.length})`, "!=", pinPrefix),
-          ]),
-        )
         .orderBy("id")
         .limit(limit)
         .execute();
+    },
+
+    async countNotSealedUnder(panPrefix: string, pinPrefix: string, tx: Db = db): Promise<number> {
+      const row = await notSealedUnder(tx, panPrefix, pinPrefix)
+        .select((eb) => eb.fn.countAll().as("n"))
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
     },
 
     /**
@@ -215,6 +215,18 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
         .execute();
     },
   };
+}
+
+/** Cards with a sealed PAN or PIN block not under the given envelope prefixes (portable substr()). */
+function notSealedUnder(tx: Db, panPrefix: string, pinPrefix: string) {
+  return tx
+    .selectFrom("cards")
+    .where((eb) =>
+      eb.or([
+        eb(sql`substr(pan_sealed, 1, ${panPrefix.length})`, "!=", panPrefix),
+        eb(sql`substr(pin_sealed, 1, ${pinPrefix.length})`, "!=", pinPrefix),
+      ]),
+    );
 }
 
 export type CardRepo = ReturnType<typeof createCardRepo>;

@@ -51,15 +51,21 @@ afterAll(async () => {
 describe("SIGKILL during 5,000 due rotations", () => {
   it("rotates every card exactly once, records each event once and delivers every webhook after a restart", async () => {
     const db = world.runtime.store.db;
-    const due = async () =>
-      Number(
-        (
-          await db
-            .selectFrom("cards")
-            .select((eb) => eb.fn.countAll().as("n"))
-            .where("next_rotation_at", "<=", "2026-03-02T15:00:00.000Z")
-            .executeTakeFirstOrThrow()
-        ).n,
+    const count = async (rows: { executeTakeFirstOrThrow(): Promise<{ n: unknown }> }) =>
+      Number((await rows.executeTakeFirstOrThrow()).n);
+    const due = () =>
+      count(
+        db
+          .selectFrom("cards")
+          .select((eb) => eb.fn.countAll().as("n"))
+          .where("next_rotation_at", "<=", "2026-03-02T15:00:00.000Z"),
+      );
+    const pending = () =>
+      count(
+        db
+          .selectFrom("webhook_deliveries")
+          .select((eb) => eb.fn.countAll().as("n"))
+          .where("status", "!=", "succeeded"),
       );
     expect(await due()).toBe(CARDS);
     const jobs = { CARDVAULT_JOBS: "on", CARDVAULT_JOB_INTERVAL_MS: "20" };
@@ -86,16 +92,6 @@ describe("SIGKILL during 5,000 due rotations", () => {
       .execute();
     const second = await world.serve(jobs);
 
-    const pending = async () =>
-      Number(
-        (
-          await db
-            .selectFrom("webhook_deliveries")
-            .select((eb) => eb.fn.countAll().as("n"))
-            .where("status", "!=", "succeeded")
-            .executeTakeFirstOrThrow()
-        ).n,
-      );
     const deadline = Date.now() + 90_000;
     while (((await due()) > 0 || (await pending()) > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
