@@ -135,3 +135,30 @@ describe("keys rotate, online", () => {
     expect(verify.body.result).toBe("match");
   }, 60_000);
 });
+
+describe("keys rotate --no-reencrypt, then keys reencrypt (one keystore copy per host)", () => {
+  it("adds versions without touching data; reencrypt then moves every card and retires the previous versions", async () => {
+    const rotate = spawnCardvault(["keys", "rotate", "--no-reencrypt"], world.env);
+    expect(await rotate.exited, rotate.output()).toBe(0);
+    expect(rotate.output()).not.toContain("re-encrypted");
+    const sealedWith = async () =>
+      new Set(
+        (await world.runtime.store.db.selectFrom("cards").select("pan_sealed").execute()).map((r) =>
+          keyIdOf(r.pan_sealed),
+        ),
+      );
+    expect(await sealedWith()).toEqual(new Set(["pan-data-v2"]));
+    const reencrypt = spawnCardvault(["keys", "reencrypt", "--grace-ms", "0"], world.env);
+    expect(await reencrypt.exited, reencrypt.output()).toBe(0);
+    expect(await sealedWith()).toEqual(new Set(["pan-data-v3"]));
+    const keys = loadKeystore(`${world.dataDir}/keystore.json`, Buffer.from(SERVED_MASTER_KEY, "hex"));
+    expect(keys.filter((k) => k.type === "pan-data").map((k) => [k.id, k.active, k.retired])).toEqual([
+      ["pan-data-v1", false, true],
+      ["pan-data-v2", false, true],
+      ["pan-data-v3", true, false],
+    ]);
+    expect((await request(base, token, "GET", `/v1/cards/${cards[1]!.token}/pin`)).body.pin).toBe(
+      cards[1]!.pin,
+    );
+  }, 60_000);
+});

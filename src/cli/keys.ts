@@ -22,11 +22,47 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     type: { type: "string", multiple: true },
     "batch-size": { type: "string" },
     "grace-ms": { type: "string" },
+    "no-reencrypt": { type: "boolean" },
   });
   const config = configFrom(values);
   const file = keystorePath(config);
   const warn = (message: string) => io.stderr(`warning: ${message}`);
   const masterKey = resolveMasterKey(config, warn);
+  const batchSize = Number(values["batch-size"] ?? 200);
+  const graceMs = Number(values["grace-ms"] ?? DEFAULT_GRACE_MS);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(graceMs) || graceMs < 0) {
+    throw new UsageError("--batch-size must be a whole number ≥ 1 and --grace-ms ≥ 0");
+  }
+
+  /** Re-encrypts every card under the active versions of `types`, then retires their older versions. */
+  async function reencrypt(types: readonly KeyType[]): Promise<void> {
+    const runtime = await openRuntime(config, { warn });
+    try {
+      const rotation = runtime.services.keyRotation;
+      let total = 0;
+      const pass = async () => {
+        for (;;) {
+          const { found, reencrypted } = await rotation.reencryptBatch(batchSize);
+          total += reencrypted;
+          if (found === 0) return;
+          if (reencrypted < found) await sleep(20); // cards changed under us: they come back next batch
+        }
+      };
+      await pass();
+      // A server that had not yet adopted the new keystore may have sealed a card under the old version.
+      await sleep(graceMs);
+      await pass();
+      const old = runtime.keys
+        .listKeys()
+        .filter((k) => types.includes(k.type) && !k.active && !k.retired)
+        .map((k) => k.id);
+      const retired = retireKeys(file, masterKey, old, systemClock);
+      io.stdout(`re-encrypted ${total} cards; retired ${retired.length ? retired.join(", ") : "nothing"}`);
+    } finally {
+      await runtime.close();
+    }
+  }
+
   switch (positionals[0]) {
     case "init": {
       const created = initKeystore(file, masterKey, systemClock);
@@ -48,46 +84,22 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
       const unknown = types.filter((t) => !(keyTypes as readonly string[]).includes(t));
       if (unknown.length)
         throw new UsageError(`Unknown key type ${unknown.join(", ")}; one of ${keyTypes.join(", ")}.`);
-      const batchSize = Number(values["batch-size"] ?? 200);
-      const graceMs = Number(values["grace-ms"] ?? DEFAULT_GRACE_MS);
-      if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(graceMs) || graceMs < 0) {
-        throw new UsageError("--batch-size must be a whole number ≥ 1 and --grace-ms ≥ 0");
-      }
       const created = rotateKeys(file, masterKey, types as KeyType[], systemClock);
       io.stdout(`created ${created.join(", ")}; running servers adopt them within a second`);
       const sealing = types.filter((t): t is KeyType => REENCRYPTED.includes(t as KeyType));
-      if (sealing.length === 0) return 0; // CVK, PVK…: new cards use the new version, existing cards keep theirs.
-
-      const runtime = await openRuntime(config, { warn });
-      try {
-        const rotation = runtime.services.keyRotation;
-        let total = 0;
-        const pass = async () => {
-          for (;;) {
-            const { found, reencrypted } = await rotation.reencryptBatch(batchSize);
-            total += reencrypted;
-            if (found === 0) return;
-            if (reencrypted < found) await sleep(20); // cards changed under us: they come back next batch
-          }
-        };
-        await pass();
-        // A server that had not yet adopted the new keystore may have sealed a card under the old version.
-        await sleep(graceMs);
-        await pass();
-        const old = runtime.keys
-          .listKeys()
-          .filter((k) => sealing.includes(k.type) && !k.active && !k.retired)
-          .map((k) => k.id);
-        const retired = retireKeys(file, masterKey, old, systemClock);
-        io.stdout(`re-encrypted ${total} cards; retired ${retired.length ? retired.join(", ") : "nothing"}`);
-      } finally {
-        await runtime.close();
-      }
+      // CVK, PVK…: new cards use the new version, existing cards keep theirs. --no-reencrypt: copy the
+      // keystore to every host first, then run `keys reencrypt`.
+      if (sealing.length === 0 || values["no-reencrypt"]) return 0;
+      await reencrypt(sealing);
+      return 0;
+    }
+    case "reencrypt": {
+      await reencrypt(REENCRYPTED);
       return 0;
     }
     default:
       throw new UsageError(
-        "usage: cardvault keys init | list | rotate [--type TYPE ...] [--batch-size N] [--grace-ms MS] [--data-dir DIR]",
+        "usage: cardvault keys init | list | rotate [--type TYPE ...] [--no-reencrypt] | reencrypt [--batch-size N] [--grace-ms MS] [--data-dir DIR]",
       );
   }
 }
