@@ -1,7 +1,7 @@
-// Bad input, generated: fast-check drives every route of the OpenAPI document (native and every dialect) with
-// malformed path tokens, non-object and wrongly typed bodies, pattern-breaking unicode, huge numbers, deep
-// nesting, 1 MB bodies, out-of-range headers and query values. Every answer must be a 4xx error body (never
-// a 2xx, never a 5xx) and the database must be byte-for-byte what it was (digest of every table).
+// Bad input, generated: fast-check drives every route of the OpenAPI document (native and dialects) with bad
+// path tokens, non-object and mistyped bodies, unicode, huge numbers, deep nesting, 1 MB bodies, bad headers
+// and query values. Every answer must be a 4xx error body with the security headers (never 2xx or 5xx), and
+// a digest of every table must be unchanged.
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -72,6 +72,10 @@ async function send(
   statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1);
   const where = `${method} ${url.slice(0, 120)} → ${response.statusCode} ${response.body.slice(0, 200)}`;
   expect(response.statusCode >= 400 && response.statusCode < 500, where).toBe(true);
+  // Security headers on every answer, refusals included.
+  expect(response.headers["x-content-type-options"], where).toBe("nosniff");
+  expect(response.headers["cache-control"], where).toBe("no-store");
+  expect(response.headers["content-security-policy"], where).toContain("default-src 'none'");
   const body = JSON.parse(response.body) as Record<string, unknown>;
   expect(body.code ?? body.error_code, where).toBeTruthy();
 }
