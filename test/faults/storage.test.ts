@@ -1,8 +1,7 @@
-// The store refuses writes: a read-only database (SQLite PRAGMA query_only, as a read-only data directory
-// gives; PostgreSQL default_transaction_read_only) and a full disk (SQLite max_page_count pinned to the
-// current size, which fails exactly as ENOSPC does with SQLITE_FULL). Every write answers a clear 503 problem,
-// nothing is half-written (digest of every table), and service resumes without a restart.
-// Why not chmod or a tiny tmpfs: the suite runs as root (permissions are not enforced) and cannot mount.
+// The store refuses writes: read-only (SQLite query_only, PostgreSQL default_transaction_read_only) and disk
+// full (SQLite max_page_count pinned: SQLITE_FULL, as ENOSPC gives) → a clear 503 problem, nothing half-
+// written (digest of the tables), service resumes without a restart. Not chmod or a tiny tmpfs: the suite
+// runs as root (permissions are not enforced) and cannot mount.
 import { createHash } from "node:crypto";
 import { sql } from "kysely";
 import pg from "pg";
