@@ -72,7 +72,9 @@ describe("secrets never leak", () => {
     /** A response that is searched (everything except the answers whose purpose is to return a secret). */
     const call = async (...args: Parameters<Harness["call"]>) => {
       const response = await h.call(...args);
-      bodies.push(response.body, JSON.stringify(response.headers));
+      // Lengths and delays are numbers that can equal a 3-digit CVV by chance: not searched.
+      const { "content-length": _length, "retry-after": _retry, ...searched } = response.headers;
+      bodies.push(response.body, JSON.stringify(searched));
       headers.push({ url: `${args[0]} ${args[1]}`, headers: response.headers });
       return response;
     };

@@ -86,8 +86,8 @@ export interface KeyProvider {
   openPan(sealed: string, binding: { tenantId: string; cardId: string }): Promise<string>;
   /** Key rotation: the same PAN sealed again under the active pan-data key (unchanged if already under it). */
   resealPan(sealed: string, binding: { tenantId: string; cardId: string }): Promise<string>;
-  /** Key rotation: the stored PIN block enciphered again under the active pin-storage key; PVV untouched. */
-  resealPin(pan: string, pinSealed: string): Promise<string>;
+  /** Key rotation: the stored PIN block enciphered again under the active pin-storage key (checked against its PVV first; PVV untouched). */
+  resealPin(pan: string, stored: StoredPin): Promise<string>;
   /** Webhook signing secrets at rest: AES-256-GCM, bound to tenant + endpoint id like a sealed PAN. */
   sealWebhookSecret(secret: string, binding: { tenantId: string; endpointId: string }): Promise<string>;
   openWebhookSecret(sealed: string, binding: { tenantId: string; endpointId: string }): Promise<string>;

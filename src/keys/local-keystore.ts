@@ -232,6 +232,19 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
     }
   }
 
+  /** The PIN block is not authenticated: a damaged block could decode to another PIN. Its PVV decides. */
+  function openCheckedPin(pan: string, stored: StoredPin): string {
+    const pin = openStoredPin(pan, stored.pinSealed);
+    if (!equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, pin), stored.pvv)) {
+      const kid = stored.pinSealed.split(":")[1];
+      throw new AppError(
+        "key_unavailable",
+        `A stored PIN block does not open under key ${kid}: it does not match its PVV.`,
+      );
+    }
+    return pin;
+  }
+
   /** A PIN matches when its PVV matches and it equals the stored PIN in full (a PVV covers 4 digits only). */
   function pinMatches(pan: string, stored: StoredPin, presented: string): boolean {
     const pvvOk = equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, presented), stored.pvv);
@@ -271,10 +284,10 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       if (sealed.startsWith(`${ENVELOPE_VERSION}:${activeKey("pan-data").id}:`)) return sealed;
       return sealText("pan-data", openText(sealed, "pan-data", panAad(binding), "PAN"), panAad(binding));
     },
-    async resealPin(pan, pinSealed) {
+    async resealPin(pan, stored) {
       const storage = activeKey("pin-storage");
-      if (pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`)) return pinSealed;
-      const pin = openStoredPin(pan, pinSealed);
+      if (stored.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`)) return stored.pinSealed;
+      const pin = openCheckedPin(pan, stored);
       const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material })
         .toString("hex")
         .toUpperCase();
@@ -306,18 +319,7 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       };
     },
 
-    async openPin(pan, stored) {
-      // The PIN block is not authenticated: a damaged block could decode to another PIN. Its PVV decides.
-      const pin = openStoredPin(pan, stored.pinSealed);
-      if (!equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, pin), stored.pvv)) {
-        const kid = stored.pinSealed.split(":")[1];
-        throw new AppError(
-          "key_unavailable",
-          `A stored PIN block does not open under key ${kid}: it does not match its PVV.`,
-        );
-      }
-      return pin;
-    },
+    openPin: async (pan, stored) => openCheckedPin(pan, stored),
 
     verifyPin: async (pan, stored, presented) => pinMatches(pan, stored, presented),
 

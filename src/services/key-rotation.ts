@@ -39,7 +39,12 @@ export function createKeyRotationService(deps: KeyRotationServiceDeps) {
           const clearPan = await deps.keys.openPan(row.pan_sealed, binding);
           return {
             pan_sealed: await deps.keys.resealPan(row.pan_sealed, binding),
-            pin_sealed: await deps.keys.resealPin(clearPan, row.pin_sealed),
+            pin_sealed: await deps.keys.resealPin(clearPan, {
+              pvkId: row.pvk_id,
+              pvki: row.pvki,
+              pvv: row.pvv,
+              pinSealed: row.pin_sealed,
+            }),
           };
         }),
       );

@@ -167,7 +167,7 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
      */
     listNotSealedUnder(panPrefix: string, pinPrefix: string, limit: number, tx: Db = db) {
       return notSealedUnder(tx, panPrefix, pinPrefix)
-        .select(["id", "tenant_id", "public_token", "pan_sealed", "pin_sealed"])
+        .select(["id", "tenant_id", "public_token", "pan_sealed", "pin_sealed", "pvv", "pvk_id", "pvki"])
         .orderBy("id")
         .limit(limit)
         .execute();

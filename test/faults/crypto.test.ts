@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { KeystoreError, loadKeystore } from "../../src/keys/keystore-file.js";
+import { KeystoreError, loadKeystore, rotateKeys } from "../../src/keys/keystore-file.js";
+import { systemClock } from "../../src/lib/clock.js";
 import { openRuntime } from "../../src/runtime.js";
 import { cardRow } from "../helpers/card-secrets.js";
 import { createHarness, type Harness, TEST_MASTER_KEY } from "../helpers/harness.js";
@@ -112,6 +113,22 @@ describe("damaged keys", () => {
     );
     await expect(openRuntime(wrong, { warn: () => {} })).rejects.toThrow(
       /master key does not open the keystore/,
+    );
+  });
+});
+
+describe("re-encryption meets damaged data", () => {
+  it("stops with the key id named instead of sealing garbage under the new key", async () => {
+    rotateKeys(
+      join(h.dataDir, "keystore.json"),
+      Buffer.from(TEST_MASTER_KEY, "hex"),
+      ["pan-data", "pin-storage"],
+      systemClock,
+    );
+    await new Promise((r) => setTimeout(r, 1100)); // the running provider checks the keystore once a second
+    // The cards damaged above are still in the table: the batch refuses them, naming the key.
+    await expect(h.runtime.services.keyRotation.reencryptBatch(1000)).rejects.toThrow(
+      /under key (pan-data|pin-storage)-v\d/,
     );
   });
 });
