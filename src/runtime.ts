@@ -25,6 +25,7 @@ import { createEventService } from "./services/events.js";
 import { createKeyRotationService } from "./services/key-rotation.js";
 import { createPinService } from "./services/pin.js";
 import { createRateLimitService } from "./services/rate-limits.js";
+import { createRevealService } from "./services/reveal.js";
 import { createRotationService } from "./services/rotation.js";
 import { createSecureDataService } from "./services/secure-data.js";
 import { createTenantService } from "./services/tenants.js";
@@ -38,6 +39,7 @@ import { createIdempotencyRepo } from "./store/idempotency-repo.js";
 import { createLeaseRepo } from "./store/lease-repo.js";
 import { createOutboxRepo } from "./store/outbox-repo.js";
 import { createRateLimitRepo } from "./store/rate-limit-repo.js";
+import { createRevealSessionRepo } from "./store/reveal-session-repo.js";
 import { createSecureDataRepo } from "./store/secure-data-repo.js";
 import { createTenantRepo } from "./store/tenant-repo.js";
 import { createTestClockRepo } from "./store/test-clock-repo.js";
@@ -144,6 +146,7 @@ export function createServices(deps: {
     webhooks: createWebhookRepo(store.db),
     secureDataSessionKeys: createSecureDataRepo(store.db),
     rateLimits: createRateLimitRepo(store.db),
+    revealSessions: createRevealSessionRepo(store.db),
   };
   const record = createAuditRecorder({ audit: repos.audit, clock });
   const publisherDeps = { outbox: repos.outbox, webhooks: repos.webhooks, clock };
@@ -155,6 +158,15 @@ export function createServices(deps: {
   const counterDeps = { store, cards: repos.cards, record, publish, clock };
   const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
   const rotation = createRotationService({ store, cards: repos.cards, keys, record, publish, cardClock });
+  const secureData = createSecureDataService({
+    store,
+    cards: repos.cards,
+    tenants: repos.tenants,
+    sessionKeys: repos.secureDataSessionKeys,
+    keys,
+    record,
+    clock,
+  });
   return {
     repos,
     tenants: createTenantService({ tenants: repos.tenants, clock }),
@@ -195,12 +207,13 @@ export function createServices(deps: {
     }),
     audit: createAuditService({ audit: repos.audit }),
     events: createEventService({ outbox: repos.outbox }),
-    secureData: createSecureDataService({
+    secureData,
+    reveal: createRevealService({
       store,
       cards: repos.cards,
       tenants: repos.tenants,
-      sessionKeys: repos.secureDataSessionKeys,
-      keys,
+      sessions: repos.revealSessions,
+      secureData,
       record,
       clock,
     }),

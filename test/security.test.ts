@@ -139,6 +139,8 @@ function validBody(route: RouteCase): unknown {
     return { cardPin: "1234" };
   }
   if (route.path === "/v1/cards") return { type: "virtual" };
+  if (route.path.endsWith("/reveal-sessions"))
+    return { fields: ["pan"], targetOrigin: "https://app.example" };
   if (route.path.endsWith("/cvv/verify")) return { cvv: "123" };
   if (route.path.endsWith("/pin/verify")) return { pin: "1234" };
   if (route.path.endsWith("/pin")) return { pin: "1234" };

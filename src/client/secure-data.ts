@@ -46,7 +46,7 @@ function toBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-function fromBase64(text: string, what: string): Uint8Array {
+function fromBase64(text: string, what: string): Uint8Array<ArrayBuffer> {
   try {
     const binary = atob(text);
     const bytes = new Uint8Array(binary.length);

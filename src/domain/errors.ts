@@ -22,6 +22,16 @@ export const errorStatus = {
   device_key_invalid: 400,
   /** Get Card Data: this session key (or device key) was already used; a key delivers secrets once. */
   session_key_replayed: 409,
+  /** Card reveal: the session token is unknown (or malformed). */
+  reveal_session_invalid: 401,
+  /** Card reveal: the session already delivered (a session reveals once). */
+  reveal_session_used: 409,
+  /** Card reveal: the session's lifetime is over. */
+  reveal_session_expired: 409,
+  /** Card reveal: a PIN was asked for but the card program does not enable PIN delivery. */
+  reveal_pin_not_allowed: 403,
+  /** The card is suspended: its details are not shown. */
+  card_blocked: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

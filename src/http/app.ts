@@ -113,7 +113,8 @@ export async function buildApp(deps: AppDeps) {
     reply.header("referrer-policy", "no-referrer");
     reply.header("strict-transport-security", "max-age=31536000; includeSubDomains");
     reply.header("cross-origin-resource-policy", "same-origin");
-    if (!request.url.startsWith("/docs")) {
+    // A route that sets its own policy (the card reveal page, framed by its session's origin) keeps it.
+    if (!request.url.startsWith("/docs") && !reply.hasHeader("content-security-policy")) {
       reply.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
       reply.header("x-frame-options", "DENY");
     }

@@ -34,6 +34,7 @@ export const scopes = [
   "events:read",
   "webhooks:manage",
   "cards:secure-data",
+  "cards:reveal",
 ] as const;
 export type Scope = (typeof scopes)[number];
 

@@ -48,10 +48,10 @@ interface CardData {
 }
 
 export function createSecureDataService(deps: SecureDataServiceDeps) {
-  async function payloadOf(actor: Actor, publicToken: string) {
+  async function payloadOf(actor: Actor, publicToken: string, pinWanted: boolean) {
     const card = await findOpenCard(deps.cards, actor, publicToken);
     const tenant = await deps.tenants.find(actor.tenantId);
-    const withPin = tenant?.secure_data_pin === 1;
+    const withPin = pinWanted && tenant?.secure_data_pin === 1;
     const pan = await deps.keys.openPan(card.pan_sealed, { tenantId: actor.tenantId, cardId: card.id });
     const data: CardData = {
       PAN: pan,
@@ -84,8 +84,14 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
         .sort((a, b) => Number(b.active) - Number(a.active) || a.kid.localeCompare(b.kid));
     },
 
-    async deliver(actor: Actor, publicToken: string, request: SecureDataRequest): Promise<SecureDataAnswer> {
-      const { card, withPin, payload } = await payloadOf(actor, publicToken);
+    /** `includePin: false` leaves the PIN out even where the tenant enables it (a reveal session that did not ask). */
+    async deliver(
+      actor: Actor,
+      publicToken: string,
+      request: SecureDataRequest,
+      options: { includePin?: boolean } = {},
+    ): Promise<SecureDataAnswer> {
+      const { card, withPin, payload } = await payloadOf(actor, publicToken, options.includePin ?? true);
       let answer: SecureDataAnswer;
       let replayId: string;
       try {

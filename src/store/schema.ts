@@ -124,6 +124,21 @@ export interface SecureDataSessionKeysTable {
   used_at: string;
 }
 
+/** Card reveal sessions: a digest of the session token, never the token. */
+export interface RevealSessionsTable {
+  id: string;
+  tenant_id: string;
+  card_id: string;
+  public_token: string;
+  token_hash: string;
+  fields: string;
+  target_origin: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
 export interface IdempotencyKeysTable {
   tenant_id: string;
   key: string;
@@ -154,6 +169,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   secure_data_session_keys: SecureDataSessionKeysTable;
   rate_limits: RateLimitsTable;
+  reveal_sessions: RevealSessionsTable;
 }
 
 export type TenantRow = Selectable<TenantsTable>;
@@ -162,5 +178,6 @@ export type CardRow = Selectable<CardsTable>;
 export type NewCardRow = Insertable<CardsTable>;
 export type AuditRow = Selectable<AuditEventsTable>;
 export type SecureDataSessionKeyRow = Selectable<SecureDataSessionKeysTable>;
+export type RevealSessionRow = Selectable<RevealSessionsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

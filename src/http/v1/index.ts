@@ -6,6 +6,7 @@ import { registerCardRoutes } from "./cards.js";
 import { registerCvvRoutes } from "./cvv.js";
 import { registerEventRoutes } from "./events.js";
 import { registerPinRoutes } from "./pin.js";
+import { registerRevealRoutes } from "./reveal.js";
 import { registerRotationRoutes } from "./rotation.js";
 import { registerSecureDataRoutes } from "./secure-data.js";
 import { registerTestClockRoutes } from "./test-clocks.js";
@@ -21,4 +22,5 @@ export function registerV1Routes(app: FastifyInstance, services: Services): void
   registerEventRoutes(app, services.events);
   registerWebhookRoutes(app, services.webhooks);
   registerSecureDataRoutes(app, services.secureData);
+  registerRevealRoutes(app, services.reveal);
 }

@@ -6,6 +6,7 @@ import * as m0002 from "./0002-cvv-rotation.js";
 import * as m0003 from "./0003-secure-data.js";
 import * as m0004 from "./0004-webhooks.js";
 import * as m0005 from "./0005-rate-limits.js";
+import * as m0006 from "./0006-reveal-sessions.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   "0003-secure-data": m0003,
   "0004-webhooks": m0004,
   "0005-rate-limits": m0005,
+  "0006-reveal-sessions": m0006,
 };
 
 export const migrationProvider: MigrationProvider = {

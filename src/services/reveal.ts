@@ -1,0 +1,212 @@
+// Card reveal sessions: the program's backend mints a single-use, card-scoped, short-lived session; the reveal
+// page presents its token once to receive the card data through Get Card Data, encrypted to a key the browser
+// made. Only a SHA-256 digest of the token is stored; the token is never logged, audited or returned again.
+// A session is consumed by one guarded UPDATE, so a token delivers at most once across every process.
+import { createHash, randomBytes } from "node:crypto";
+import { AppError } from "../domain/errors.js";
+import {
+  assertCardRevealable,
+  assertSessionUsable,
+  normaliseFields,
+  parseTargetOrigin,
+  type RevealField,
+  sessionExpiry,
+} from "../domain/reveal.js";
+import type { SecureDataPublicKey } from "../keys/key-provider.js";
+import type { Clock } from "../lib/clock.js";
+import { uuidv7 } from "../lib/ids.js";
+import type { CardRepo } from "../store/card-repo.js";
+import type { Store } from "../store/db.js";
+import type { RevealSessionRepo } from "../store/reveal-session-repo.js";
+import type { RevealSessionRow } from "../store/schema.js";
+import type { TenantRepo } from "../store/tenant-repo.js";
+import type { Actor, AuditRecorder } from "./audit.js";
+import { findCard } from "./card-lookup.js";
+import type { SecureDataAnswer, SecureDataService } from "./secure-data.js";
+
+export interface RevealServiceDeps {
+  store: Pick<Store, "transaction">;
+  cards: CardRepo;
+  tenants: TenantRepo;
+  sessions: RevealSessionRepo;
+  secureData: Pick<SecureDataService, "deliver" | "publicKeys">;
+  record: AuditRecorder;
+  clock: Clock;
+}
+
+/** `rvs_` and 32 random bytes, base64url: what the page presents in `Authorization: RevealSession …`. */
+export const REVEAL_TOKEN_PATTERN = /^rvs_[A-Za-z0-9_-]{43}$/;
+
+export interface NewRevealSession {
+  id: string;
+  token: string;
+  fields: RevealField[];
+  targetOrigin: string;
+  expiresAt: string;
+}
+
+export interface RevealSessionView {
+  id: string;
+  fields: RevealField[];
+  targetOrigin: string;
+  expiresAt: string;
+  keys: SecureDataPublicKey[];
+}
+
+function digest(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+function fieldsOf(session: RevealSessionRow): RevealField[] {
+  return session.fields.split(",") as RevealField[];
+}
+
+/** The session acts on its own behalf (its id, never its token), in the tenant that minted it. */
+function sessionActor(session: RevealSessionRow, requestId?: string): Actor {
+  return { tenantId: session.tenant_id, subject: `reveal-session:${session.id}`, requestId };
+}
+
+const invalidSession = () =>
+  new AppError(
+    "reveal_session_invalid",
+    "This reveal link is not valid; ask the card program for a new one.",
+  );
+
+export function createRevealService(deps: RevealServiceDeps) {
+  async function presented(token: string): Promise<RevealSessionRow> {
+    if (!REVEAL_TOKEN_PATTERN.test(token)) throw invalidSession();
+    const session = await deps.sessions.findByTokenHash(digest(token));
+    if (!session) throw invalidSession();
+    return session;
+  }
+
+  /** Checks a presented session and its card; a refusal is audited against the card, with its reason. */
+  async function check(session: RevealSessionRow, audit: { requestId?: string } | false) {
+    const actor = sessionActor(session, audit ? audit.requestId : undefined);
+    try {
+      assertSessionUsable(session, deps.clock.now());
+      const card = await findCard(deps.cards, actor, session.public_token);
+      assertCardRevealable(card.status);
+      return { actor, card };
+    } catch (error) {
+      if (error instanceof AppError && audit) await refused(session, actor, error);
+      throw error;
+    }
+  }
+
+  async function refused(session: RevealSessionRow, actor: Actor, error: AppError) {
+    await deps.store.transaction((tx) =>
+      deps.record(tx, actor, {
+        action: "reveal_session.used",
+        outcome: error.code,
+        card: { id: session.card_id, public_token: session.public_token },
+        details: { sessionId: session.id },
+      }),
+    );
+  }
+
+  return {
+    async create(
+      actor: Actor,
+      publicToken: string,
+      input: { fields: string[]; targetOrigin: string; ttlSeconds?: number },
+    ): Promise<NewRevealSession> {
+      const fields = normaliseFields(input.fields);
+      const targetOrigin = parseTargetOrigin(input.targetOrigin);
+      const now = deps.clock.now();
+      const expiresAt = sessionExpiry(now, input.ttlSeconds).toISOString();
+      const card = await findCard(deps.cards, actor, publicToken);
+      assertCardRevealable(card.status);
+      if (fields.includes("pin")) {
+        const tenant = await deps.tenants.find(actor.tenantId);
+        if (tenant?.secure_data_pin !== 1) {
+          throw new AppError(
+            "reveal_pin_not_allowed",
+            "This card program does not deliver PINs (enable it with `cardvault tenants add … --secure-data-pin`).",
+          );
+        }
+      }
+      const token = `rvs_${randomBytes(32).toString("base64url")}`;
+      const id = uuidv7(deps.clock);
+      await deps.store.transaction(async (tx) => {
+        await deps.sessions.insert(
+          {
+            id,
+            tenant_id: actor.tenantId,
+            card_id: card.id,
+            public_token: card.public_token,
+            token_hash: digest(token),
+            fields: fields.join(","),
+            target_origin: targetOrigin,
+            created_by: actor.subject,
+            created_at: now.toISOString(),
+            expires_at: expiresAt,
+            used_at: null,
+          },
+          tx,
+        );
+        await deps.record(tx, actor, {
+          action: "reveal_session.created",
+          outcome: "success",
+          card,
+          details: { sessionId: id, fields: fields.join(","), targetOrigin, expiresAt },
+        });
+      });
+      return { id, token, fields, targetOrigin, expiresAt };
+    },
+
+    /** What GET /reveal needs to frame the page: the session's origin, whatever its state (no token needed). */
+    async frameOrigin(id: string): Promise<string | undefined> {
+      return (await deps.sessions.findById(id))?.target_origin;
+    },
+
+    /** The page's first call: the session's state and the keys to use, without spending it. */
+    async describe(token: string): Promise<RevealSessionView> {
+      const session = await presented(token);
+      await check(session, false);
+      return {
+        id: session.id,
+        fields: fieldsOf(session),
+        targetOrigin: session.target_origin,
+        expiresAt: session.expires_at,
+        keys: deps.secureData.publicKeys(),
+      };
+    },
+
+    /** Spends the session (once, atomically) and delivers the card data encrypted to the page's session key. */
+    async reveal(
+      token: string,
+      request: { wrappedKey: Buffer; keyId?: string },
+      requestId?: string,
+    ): Promise<{ fields: RevealField[]; answer: SecureDataAnswer }> {
+      const session = await presented(token);
+      const { actor, card } = await check(session, { requestId });
+      const now = deps.clock.now().toISOString();
+      const consumed = await deps.store.transaction(async (tx) => {
+        const row = await deps.sessions.consume(session.token_hash, now, tx);
+        if (row) {
+          await deps.record(tx, actor, {
+            action: "reveal_session.used",
+            outcome: "success",
+            card,
+            details: { sessionId: session.id, fields: session.fields },
+          });
+        }
+        return row;
+      });
+      if (!consumed) {
+        // Another presentation won the race, or the session ran out between the check and the update.
+        const latest = (await deps.sessions.findById(session.id)) ?? session;
+        await check(latest, { requestId });
+        throw invalidSession();
+      }
+      const fields = fieldsOf(consumed);
+      const answer = await deps.secureData.deliver(actor, consumed.public_token, request, {
+        includePin: fields.includes("pin"),
+      });
+      return { fields, answer };
+    },
+  };
+}
+
+export type RevealService = ReturnType<typeof createRevealService>;

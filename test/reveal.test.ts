@@ -1,0 +1,263 @@
+// Card reveal sessions over HTTP (both stores): minting rules (fields, origin, lifetime, the tenant's PIN
+// switch, card states, scope), the page's headers, the page's two calls driven with the real client module,
+// single use under concurrency, expiry, audit records, and no session token in any log line or stored row.
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createSessionKey,
+  importSigningKey,
+  importWrapKey,
+  openCardData,
+  type PublishedKey,
+} from "../src/client/secure-data.js";
+import type { Clock } from "../src/lib/clock.js";
+import { createLogger } from "../src/lib/logger.js";
+import { buildWeb } from "../web/build.js";
+import { auditActions, panOf } from "./helpers/card-secrets.js";
+import { ALL_SCOPES, createHarness, type Harness } from "./helpers/harness.js";
+
+let h: Harness;
+let noPin: Harness;
+let offsetMs = 0;
+const clock: Clock = { now: () => new Date(Date.now() + offsetMs) };
+const logLines: string[] = [];
+const sink = new Writable({
+  write(chunk, _encoding, done) {
+    logLines.push(chunk.toString());
+    done();
+  },
+});
+const ORIGIN = "https://app.example.com";
+
+beforeAll(async () => {
+  await buildWeb();
+  h = await createHarness({ clock, secureDataPin: ["acme"], logger: createLogger("trace", sink) });
+  noPin = await createHarness();
+});
+afterAll(async () => {
+  await h.close();
+  await noPin.close();
+});
+
+async function mint(harness: Harness, publicToken: string, body: Record<string, unknown> = {}) {
+  return harness.call("POST", `/v1/cards/${publicToken}/reveal-sessions`, {
+    fields: ["pan", "cvv", "expiry"],
+    targetOrigin: ORIGIN,
+    ...body,
+  });
+}
+
+const asSession = (token: string) => ({ token: null, headers: { authorization: `RevealSession ${token}` } });
+
+/** What the page does: read the session, wrap a fresh key, spend the session, verify and open the answer. */
+async function revealAsPage(harness: Harness, token: string) {
+  const state = await harness.call("GET", "/reveal/api/session", undefined, asSession(token));
+  if (state.statusCode !== 200) return { status: state.statusCode, code: state.json().code as string };
+  const keys = state.json().keys as (PublishedKey & { active: boolean })[];
+  const wrap = keys.find((k) => k.use === "wrap" && k.active)!;
+  const { key, sessionKey } = await createSessionKey(await importWrapKey(wrap.jwk));
+  const answer = await harness.call(
+    "POST",
+    "/reveal/api/secure-data",
+    { key, keyId: wrap.kid },
+    asSession(token),
+  );
+  if (answer.statusCode !== 200) return { status: answer.statusCode, code: answer.json().code as string };
+  const body = answer.json();
+  const signer = keys.find((k) => k.use === "sign" && k.kid === body.signingKeyId)!;
+  const data = await openCardData(body, sessionKey, await importSigningKey(signer.jwk));
+  return { status: 200, fields: body.fields as string[], data };
+}
+
+/** Spends a session with a well-formed key that will not unwrap: enough to see how the session is judged. */
+const spend = (token: string) =>
+  h.call(
+    "POST",
+    "/reveal/api/secure-data",
+    { key: Buffer.alloc(512, 7).toString("base64") },
+    asSession(token),
+  );
+
+describe("POST /v1/cards/{publicToken}/reveal-sessions", () => {
+  it("mints a single-use session: id, token, url with the token in the fragment, 5-minute default expiry; audited", async () => {
+    const card = await h.createCard();
+    const before = Date.now();
+    const response = await mint(h, card.publicToken);
+    expect(response.statusCode).toBe(201);
+    const session = response.json();
+    expect(session.token).toMatch(/^rvs_[A-Za-z0-9_-]{43}$/);
+    expect(session.url).toMatch(new RegExp(`/reveal\\?session=${session.id}#${session.token}$`));
+    expect(session.fields).toEqual(["pan", "expiry", "cvv"]);
+    const ttl = Date.parse(session.expiresAt) - before;
+    expect(ttl).toBeGreaterThan(299_000);
+    expect(ttl).toBeLessThanOrEqual(301_000);
+    expect(await auditActions(h, card.publicToken)).toContain("reveal_session.created:success");
+    const row = await h.runtime.store.db
+      .selectFrom("reveal_sessions")
+      .selectAll()
+      .where("id", "=", session.id)
+      .executeTakeFirstOrThrow();
+    expect(JSON.stringify(row)).not.toContain(session.token);
+    expect(row.token_hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("refuses bad fields, origins and lifetimes with 400 and field errors", async () => {
+    const card = await h.createCard();
+    const cases: Record<string, unknown>[] = [
+      { fields: [] },
+      { fields: ["pan", "pan"] },
+      { fields: ["track2"] },
+      { targetOrigin: "https://app.example.com/" },
+      { targetOrigin: "https://app.example.com/path" },
+      { targetOrigin: "http://app.example.com" },
+      { targetOrigin: "*" },
+      { targetOrigin: "javascript:alert(1)" },
+      { ttlSeconds: 901 },
+      { ttlSeconds: 5 },
+      { ttlSeconds: 30.5 },
+      { extra: 1 },
+    ];
+    for (const body of cases) {
+      const response = await mint(h, card.publicToken, body);
+      expect(response.statusCode, JSON.stringify(body)).toBe(400);
+      expect(response.json().code).toBe("validation_failed");
+    }
+    for (const origin of ["http://127.0.0.1:5173", "http://localhost:3000", "https://a.example:8443"]) {
+      expect((await mint(h, card.publicToken, { targetOrigin: origin })).statusCode, origin).toBe(201);
+    }
+    expect((await mint(h, card.publicToken, { ttlSeconds: 900 })).statusCode).toBe(201);
+  });
+
+  it("gives the PIN only where the tenant enables PIN delivery (403 reveal_pin_not_allowed elsewhere)", async () => {
+    const card = await noPin.createCard();
+    const refused = await mint(noPin, card.publicToken, { fields: ["pan", "pin"] });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().code).toBe("reveal_pin_not_allowed");
+    const withPin = await h.createCard();
+    expect((await mint(h, withPin.publicToken, { fields: ["pin"] })).statusCode).toBe(201);
+  });
+
+  it("refuses a blocked (suspended) or closed card, another tenant's card (404) and a token without cards:reveal", async () => {
+    const card = await h.createCard();
+    await h.call("PATCH", `/v1/cards/${card.publicToken}`, { status: "suspended" });
+    expect((await mint(h, card.publicToken)).json().code).toBe("card_blocked");
+    await h.call("PATCH", `/v1/cards/${card.publicToken}`, { status: "closed" });
+    expect((await mint(h, card.publicToken)).json().code).toBe("card_closed");
+    const foreign = await h.createCard({ type: "virtual" }, await h.token(undefined, "globex"));
+    expect((await mint(h, foreign.publicToken)).statusCode).toBe(404);
+    const other = await h.createCard();
+    const token = await h.token(ALL_SCOPES.filter((s) => s !== "cards:reveal"));
+    const response = await h.call(
+      "POST",
+      `/v1/cards/${other.publicToken}/reveal-sessions`,
+      { fields: ["pan"], targetOrigin: ORIGIN },
+      { token },
+    );
+    expect(response.statusCode).toBe(403);
+  });
+});
+
+describe("GET /reveal", () => {
+  it("serves the page with a strict CSP framed only by the session's origin, and no X-Frame-Options", async () => {
+    const card = await h.createCard();
+    const session = (await mint(h, card.publicToken)).json();
+    const page = await h.call("GET", `/reveal?session=${session.id}`, undefined, { token: null });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers["content-type"]).toMatch(/^text\/html/);
+    expect(page.headers["content-security-policy"]).toBe(
+      `default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors ${ORIGIN}`,
+    );
+    expect(page.headers["x-frame-options"]).toBeUndefined();
+    expect(page.body).toContain(`content="${ORIGIN}"`);
+    expect(page.body).not.toMatch(/<script>|style=|https?:\/\/(?!app\.example\.com)/);
+    const script = await h.call("GET", "/reveal/reveal.js", undefined, { token: null });
+    expect(script.statusCode).toBe(200);
+    expect(script.headers["content-type"]).toMatch(/^text\/javascript/);
+  });
+
+  it("frames an unknown session nowhere; a malformed id is a 400", async () => {
+    const unknown = await h.call("GET", "/reveal?session=01a220d7-2ca4-7d4f-b4e0-e58fc839cfc0", undefined, {
+      token: null,
+    });
+    expect(unknown.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+    expect((await h.call("GET", "/reveal?session=x", undefined, { token: null })).statusCode).toBe(400);
+    expect((await h.call("GET", "/reveal", undefined, { token: null })).statusCode).toBe(400);
+  });
+});
+
+describe("the page's calls", () => {
+  it("deliver the card's PAN, CVV and expiry once; the PIN only when asked for; audited as a CVV read", async () => {
+    const card = await h.createCard();
+    const cvv = (await h.call("GET", `/v1/cards/${card.publicToken}/cvv`)).json().cvv;
+    const session = (await mint(h, card.publicToken)).json();
+    const result = await revealAsPage(h, session.token);
+    expect(result.status).toBe(200);
+    expect(result.fields).toEqual(["pan", "expiry", "cvv"]);
+    expect(result.data!.PAN).toBe(await panOf(h, card.publicToken));
+    expect(result.data!.CVV).toBe(cvv);
+    expect(result.data).not.toHaveProperty("PIN");
+    expect(await auditActions(h, card.publicToken)).toEqual(
+      expect.arrayContaining(["reveal_session.used:success", "secure_data.read:success"]),
+    );
+
+    await h.call("PUT", `/v1/cards/${card.publicToken}/pin`, { pin: "4821" });
+    const withPin = (await mint(h, card.publicToken, { fields: ["pan", "pin"] })).json();
+    const pinResult = await revealAsPage(h, withPin.token);
+    expect(pinResult.data!.PIN).toBe("4821");
+  });
+
+  it("answers already used, expired, blocked and closed with their codes; unknown tokens are 401", async () => {
+    const card = await h.createCard();
+    const session = (await mint(h, card.publicToken)).json();
+    expect((await revealAsPage(h, session.token)).status).toBe(200);
+    expect(await revealAsPage(h, session.token)).toEqual({ status: 409, code: "reveal_session_used" });
+    // A page that skips the state call and spends directly is refused the same way, and audited.
+    expect((await spend(session.token)).json().code).toBe("reveal_session_used");
+
+    const expiring = (await mint(h, card.publicToken, { ttlSeconds: 10 })).json();
+    offsetMs = 11_000;
+    try {
+      expect(await revealAsPage(h, expiring.token)).toEqual({ status: 409, code: "reveal_session_expired" });
+      expect((await spend(expiring.token)).json().code).toBe("reveal_session_expired");
+    } finally {
+      offsetMs = 0;
+    }
+
+    const blocked = (await mint(h, card.publicToken)).json();
+    await h.call("PATCH", `/v1/cards/${card.publicToken}`, { status: "suspended" });
+    expect(await revealAsPage(h, blocked.token)).toEqual({ status: 409, code: "card_blocked" });
+    await h.call("PATCH", `/v1/cards/${card.publicToken}`, { status: "closed" });
+    expect(await revealAsPage(h, blocked.token)).toEqual({ status: 409, code: "card_closed" });
+
+    for (const token of [`rvs_${"A".repeat(43)}`, "nope", session.id]) {
+      expect(await revealAsPage(h, token)).toEqual({ status: 401, code: "reveal_session_invalid" });
+    }
+    const bare = await h.call("GET", "/reveal/api/session", undefined, { token: null });
+    expect(bare.statusCode).toBe(401);
+    expect(await auditActions(h, card.publicToken)).toEqual(
+      expect.arrayContaining([
+        "reveal_session.used:reveal_session_used",
+        "reveal_session.used:reveal_session_expired",
+      ]),
+    );
+  });
+
+  it("lets exactly one of several concurrent uses of a session through", async () => {
+    const card = await h.createCard();
+    const session = (await mint(h, card.publicToken)).json();
+    const results = await Promise.all(Array.from({ length: 5 }, () => revealAsPage(h, session.token)));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409, 409, 409, 409]);
+  });
+
+  it("never writes a session token to a log line or an audit record", async () => {
+    const card = await h.createCard();
+    const session = (await mint(h, card.publicToken)).json();
+    await revealAsPage(h, session.token);
+    await revealAsPage(h, session.token);
+    const audit = await h.runtime.store.db.selectFrom("audit_events").selectAll().execute();
+    expect(JSON.stringify(audit)).not.toContain(session.token);
+    expect(logLines.length).toBeGreaterThan(0);
+    expect(logLines.join("\n")).not.toContain(session.token);
+    expect(logLines.join("\n")).not.toContain(session.token.slice(4));
+  });
+});
