@@ -30,7 +30,8 @@ export default defineConfig({
                 ...shared,
                 name: "postgres",
                 include: ["test/**/*.test.ts"],
-                exclude: ["test/cli.test.ts"],
+                // The browser suite checks the page, not the store: SQLite is enough.
+                exclude: ["test/cli.test.ts", "test/browser/**"],
                 env: { CARDVAULT_TEST_STORE: "postgres", CARDVAULT_TEST_DATABASE_URL: postgresUrl },
               },
             },
