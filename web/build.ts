@@ -1,15 +1,23 @@
 // Builds the browser side: the card reveal page (web/reveal) and the example host (web/example) bundled by
 // esbuild into dist/web, next to their HTML and CSS. The bundles are self-contained (jose included): the
 // pages make no third-party request. Run by `npm run build:web` (part of `npm run build`) and by the tests.
-import { copyFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** Write-then-rename: a server (or a parallel test file) reading the assets never sees half a file. */
+function put(file: string, contents: Uint8Array | string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, contents);
+  renameSync(temporary, file);
+}
+
 export async function buildWeb(outDir = join(root, "dist", "web")): Promise<string> {
-  await build({
+  const result = await build({
     entryPoints: {
       "reveal/reveal": join(root, "web/reveal/main.ts"),
       "example/host": join(root, "web/example/host.ts"),
@@ -22,10 +30,11 @@ export async function buildWeb(outDir = join(root, "dist", "web")): Promise<stri
     minify: true,
     legalComments: "none",
     logLevel: "warning",
+    write: false,
   });
+  for (const output of result.outputFiles) put(output.path, output.contents);
   for (const file of ["reveal/index.html", "reveal/reveal.css", "example/index.html", "example/host.css"]) {
-    mkdirSync(dirname(join(outDir, file)), { recursive: true });
-    copyFileSync(join(root, "web", file), join(outDir, file));
+    put(join(outDir, file), readFileSync(join(root, "web", file)));
   }
   return outDir;
 }

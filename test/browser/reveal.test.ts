@@ -138,8 +138,17 @@ describe.skipIf(!available)("card reveal page in Chromium", () => {
     const pan = await panOf(h, card.publicToken);
 
     const page = await openHost(host.origin);
+    // CSP violations and script errors inside the frame would show up here.
+    const frameErrors: string[] = [];
+    page.on("console", (message) => {
+      if (message.type() === "error" && message.location().url.startsWith(cardvaultOrigin)) {
+        frameErrors.push(message.text());
+      }
+    });
+    page.on("pageerror", (error) => frameErrors.push(String(error)));
     const frame = await show(page);
     await frame.locator("body[data-state=revealed]").waitFor({ timeout: 10_000 });
+    expect(frameErrors).toEqual([]);
     expect(await frame.locator("dd[data-field=pan]").textContent()).toBe(
       pan.replace(/(\d{4})(?=\d)/g, "$1 "),
     );
