@@ -1,0 +1,83 @@
+// Reveal-session rules: origins accepted only in exact serialised form, fields, lifetimes, session states.
+import { describe, expect, it } from "vitest";
+import {
+  assertCardRevealable,
+  assertSessionUsable,
+  normaliseFields,
+  parseTargetOrigin,
+  sessionExpiry,
+} from "./reveal.js";
+
+const now = new Date("2026-11-28T10:00:00Z");
+
+describe("parseTargetOrigin", () => {
+  it("accepts https origins and http on loopback hosts only", () => {
+    for (const origin of ["https://app.example.com", "https://a.example:8443", "http://localhost:3000"]) {
+      expect(parseTargetOrigin(origin)).toBe(origin);
+    }
+    expect(parseTargetOrigin("http://127.0.0.1:5173")).toBe("http://127.0.0.1:5173");
+    expect(parseTargetOrigin("http://[::1]:8080")).toBe("http://[::1]:8080");
+  });
+
+  it("refuses anything that is not exactly an origin", () => {
+    for (const value of [
+      "*",
+      "null",
+      "",
+      "app.example.com",
+      "https://app.example.com/",
+      "https://app.example.com/x",
+      "https://app.example.com?x",
+      "https://APP.example.com",
+      "https://app.example.com:443",
+      "http://app.example.com",
+      "http://10.0.0.1",
+      "file:///etc/passwd",
+      "javascript:alert(1)",
+      "https://user@app.example.com",
+    ]) {
+      expect(() => parseTargetOrigin(value), value).toThrow(/targetOrigin/);
+    }
+  });
+});
+
+describe("normaliseFields", () => {
+  it("orders as a card reads (number, expiry, CVV, PIN) and drops duplicates", () => {
+    expect(normaliseFields(["pin", "cvv", "pan", "expiry", "cvv"])).toEqual(["pan", "expiry", "cvv", "pin"]);
+  });
+  it("refuses an empty list or an unknown field", () => {
+    expect(() => normaliseFields([])).toThrow(/fields/);
+    expect(() => normaliseFields(["pan", "track2"])).toThrow(/fields/);
+  });
+});
+
+describe("sessionExpiry", () => {
+  it("defaults to 300 s and allows 10 to 900 s", () => {
+    expect(sessionExpiry(now, undefined).toISOString()).toBe("2026-11-28T10:05:00.000Z");
+    expect(sessionExpiry(now, 900).toISOString()).toBe("2026-11-28T10:15:00.000Z");
+    for (const ttl of [0, 9, 901, 1.5, -10])
+      expect(() => sessionExpiry(now, ttl), String(ttl)).toThrow(/ttl/);
+  });
+});
+
+describe("session and card states", () => {
+  it("a used session is used (even if also expired); an unused one expires at its instant", () => {
+    const expiresAt = "2026-11-28T10:05:00.000Z";
+    expect(() => assertSessionUsable({ used_at: null, expires_at: expiresAt }, now)).not.toThrow();
+    expect(() =>
+      assertSessionUsable({ used_at: "2026-11-28T09:59:00Z", expires_at: "2026-11-28T09:00:00Z" }, now),
+    ).toThrow(expect.objectContaining({ code: "reveal_session_used" }));
+    expect(() => assertSessionUsable({ used_at: null, expires_at: expiresAt }, new Date(expiresAt))).toThrow(
+      expect.objectContaining({ code: "reveal_session_expired" }),
+    );
+  });
+
+  it("active and inactive cards reveal; suspended is blocked; closed is closed", () => {
+    expect(() => assertCardRevealable("active")).not.toThrow();
+    expect(() => assertCardRevealable("inactive")).not.toThrow();
+    expect(() => assertCardRevealable("suspended")).toThrow(
+      expect.objectContaining({ code: "card_blocked" }),
+    );
+    expect(() => assertCardRevealable("closed")).toThrow(expect.objectContaining({ code: "card_closed" }));
+  });
+});
