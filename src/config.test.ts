@@ -30,7 +30,9 @@ describe("configuration", () => {
     expect(() => loadConfig({ CARDVAULT_MASTER_KEY: "abcd" })).toThrow(/32 bytes/);
     expect(() => loadConfig({ CARDVAULT_PORT: "70000" })).toThrow(/port/);
     expect(() => loadConfig({ CARDVAULT_JWT_ALGORITHMS: "none" })).toThrow(/not allowed/);
-    expect(() => loadConfig({ CARDVAULT_JWKS_FILE: "x.json", CARDVAULT_JWT_ALGORITHMS: "HS256" })).toThrow(/not allowed/);
+    expect(() => loadConfig({ CARDVAULT_JWKS_FILE: "x.json", CARDVAULT_JWT_ALGORITHMS: "HS256" })).toThrow(
+      /not allowed/,
+    );
   });
 
   it("reads a master key as hex or base64", () => {
