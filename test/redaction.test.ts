@@ -221,10 +221,13 @@ describe("secrets never leak", () => {
     const hits: string[] = [];
     for (const [where, text] of Object.entries(haystacks)) {
       for (const secret of secrets) {
-        // Short secrets (CVVs) only count as whole tokens, not as digits inside ids or timestamps.
-        const pattern = new RegExp(
-          `(?<![0-9A-Za-z.:_-])${secret.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}(?![0-9A-Za-z_-])`,
-        );
+        // Short secrets (CVVs, PINs) only count as whole tokens, not as digits inside ids, timestamps or
+        // base64 ciphertext; longer ones (PANs, PIN blocks, keys) count wherever they appear.
+        const escaped = secret.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+        const pattern =
+          secret.length > 12
+            ? new RegExp(escaped)
+            : new RegExp(`(?<![0-9A-Za-z.:_+/=-])${escaped}(?![0-9A-Za-z_+/=-])`);
         if (pattern.test(text)) hits.push(`${where}: ${secret.length}-char secret`);
       }
     }

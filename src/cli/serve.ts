@@ -1,15 +1,19 @@
-// `cardvault serve`: the HTTP API on the embedded store.
+// `cardvault serve`: the HTTP API (and, unless switched off, the background jobs); stops cleanly on
+// SIGTERM/SIGINT, even one that arrives while it starts.
 import { startServer } from "../http/server.js";
 import { createLogger } from "../lib/logger.js";
 import { openRuntime } from "../runtime.js";
 import { configFrom, dataDirOption, parse } from "./options.js";
+import { stopSignal } from "./stop-signal.js";
 
 export async function serveCommand(args: string[]): Promise<number> {
   const { values } = parse(args, { ...dataDirOption, host: { type: "string" }, port: { type: "string" } });
   const config = configFrom(values);
   const logger = createLogger(config.logLevel);
+  const stopped = stopSignal();
   const runtime = await openRuntime(config, { warn: (message) => logger.warn(`!!! ${message} !!!`) });
-  await startServer(runtime, logger);
+  const server = await startServer(runtime, logger);
   logger.info({ dataDir: config.dataDir }, `cardvault listening on http://${config.host}:${config.port}`);
+  void stopped.then(server.shutdown);
   return -1;
 }

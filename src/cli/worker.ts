@@ -1,24 +1,24 @@
 // `cardvault worker`: the background jobs (rotation scheduler, webhook sender) without the HTTP API, for
-// running them in their own processes. Stops cleanly on SIGTERM/SIGINT.
+// running them in their own processes. Stops cleanly on SIGTERM/SIGINT, even one that arrives while it starts.
 import { startJobs } from "../jobs/runner.js";
 import { createLogger } from "../lib/logger.js";
 import { createJobs, openRuntime } from "../runtime.js";
 import { configFrom, dataDirOption, parse } from "./options.js";
+import { stopSignal } from "./stop-signal.js";
 
 export async function workerCommand(args: string[]): Promise<number> {
   const { values } = parse(args, dataDirOption);
   const config = configFrom(values);
   const logger = createLogger(config.logLevel);
+  const stopped = stopSignal();
   const runtime = await openRuntime(config, { warn: (message) => logger.warn(`!!! ${message} !!!`) });
   const jobs = startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs);
   logger.info({ dataDir: config.dataDir }, "cardvault worker running");
-  const shutdown = async (signal: string) => {
+  void stopped.then(async (signal) => {
     logger.info({ signal }, "worker stopping: finishing the batch in hand");
     await jobs.stop();
     await runtime.close();
     logger.info("stopped");
-  };
-  process.once("SIGTERM", () => void shutdown("SIGTERM"));
-  process.once("SIGINT", () => void shutdown("SIGINT"));
+  });
   return -1;
 }

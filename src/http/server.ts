@@ -1,6 +1,6 @@
-// Runs the app on a port: builds it from a Runtime, listens, and shuts down gracefully on SIGTERM/SIGINT
-// (stop accepting, finish in-flight requests, let the jobs finish their pass and release their leases, close
-// the store).
+// Runs the app on a port: builds it from a Runtime, listens, and returns the graceful shutdown (stop
+// accepting, finish in-flight requests, let the jobs finish their pass and release their leases, close the
+// store) for the caller to run on its stop signal.
 import type { Logger } from "pino";
 import { startJobs } from "../jobs/runner.js";
 import { createJobs, type Runtime } from "../runtime.js";
@@ -33,7 +33,5 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     await runtime.close();
     logger.info("stopped");
   };
-  process.once("SIGTERM", () => void shutdown("SIGTERM"));
-  process.once("SIGINT", () => void shutdown("SIGINT"));
   return { app, shutdown };
 }
