@@ -41,6 +41,19 @@ export function spawnCardvault(args: string[], env: Record<string, string>): Car
   return { child, output: () => output, exited };
 }
 
+/** Waits until the process has printed `text` (e.g. its "running" log line). */
+export async function waitForOutput(
+  process: CardvaultProcess,
+  text: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!process.output().includes(text)) {
+    if (Date.now() > deadline) throw new Error(`no "${text}" in the output: ${process.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

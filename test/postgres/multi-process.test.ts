@@ -10,7 +10,13 @@ import { mintToken, scopes } from "../../src/http/auth.js";
 import { systemClock } from "../../src/lib/clock.js";
 import { connectStore, openRuntime, type Runtime } from "../../src/runtime.js";
 import { ensureSchema } from "../../src/store/db.js";
-import { type CardvaultProcess, freePort, spawnCardvault, waitForHttp } from "../helpers/processes.js";
+import {
+  type CardvaultProcess,
+  freePort,
+  spawnCardvault,
+  waitForHttp,
+  waitForOutput,
+} from "../helpers/processes.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.js";
 
 const SECRET = "multi-process-secret-that-is-long-enough!";
@@ -170,7 +176,13 @@ describe("three workers on one test clock", () => {
     }
     // Move the clock directly so the workers, not the advance request, do the rotations.
     await runtime.services.repos.testClocks.advance(clockId, "2026-03-02T15:00:00.000Z");
-    const workerEnv = { ...env, CARDVAULT_JOBS: "on", CARDVAULT_JOB_INTERVAL_MS: "20" };
+    // Info level: the "worker running" line tells when a worker is up.
+    const workerEnv = {
+      ...env,
+      CARDVAULT_JOBS: "on",
+      CARDVAULT_JOB_INTERVAL_MS: "20",
+      CARDVAULT_LOG_LEVEL: "info",
+    };
     const workers = [0, 1, 2].map(() => spawnCardvault(["worker"], workerEnv));
 
     const remaining = async () =>
@@ -193,6 +205,7 @@ describe("three workers on one test clock", () => {
     const deadline = Date.now() + 60_000;
     while ((await remaining()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await remaining()).toBe(0);
+    await Promise.all(workers.map((w) => waitForOutput(w, "cardvault worker running")));
     for (const w of workers) w.child.kill("SIGTERM");
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
 
