@@ -45,6 +45,20 @@ export interface AppDeps {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const BEARER = /^Bearer ([A-Za-z0-9_.+/=-]+)$/;
 
+const SECURITY_HEADERS = {
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+  "cross-origin-resource-policy": "same-origin",
+};
+/** Everything but the API documentation page (which runs Swagger UI's scripts) may not be framed or run any. */
+const API_SECURITY_HEADERS = {
+  ...SECURITY_HEADERS,
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+};
+
 /** Routes that verify or hand out a card secret are limited, in every dialect, by the scope they need. */
 const RATE_LIMITED_SCOPES: Partial<Record<Scope, RateLimitClass>> = {
   "cvv:verify": "verify",
@@ -58,6 +72,8 @@ export async function buildApp(deps: AppDeps) {
   const app = Fastify({
     ...(typeof deps.logger === "object" ? { loggerInstance: deps.logger } : { logger: deps.logger ?? false }),
     bodyLimit: deps.bodyLimitBytes,
+    // One log line per request, when it is answered (below), instead of Fastify's two.
+    disableRequestLogging: true,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
@@ -97,28 +113,29 @@ export async function buildApp(deps: AppDeps) {
     ),
   );
 
-  app.addHook("onRequest", async (request, reply) => {
+  // Security headers go on every answer, errors and refusals included, so they are set before anything can
+  // fail. A route that sets its own policy (the card reveal page, framed by its session's origin) replaces it.
+  app.addHook("onRequest", (request, reply, done) => {
+    reply.headers(request.url.startsWith("/docs") ? SECURITY_HEADERS : API_SECURITY_HEADERS);
     reply.header("x-request-id", request.id);
+    done();
+  });
+
+  app.addHook("onResponse", (request, reply, done) => {
+    request.log.info(
+      { req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+      "request completed",
+    );
+    done();
+  });
+
+  app.addHook("onRequest", async (request) => {
     const scope = request.routeOptions.config.scope;
     if (!scope) return;
     const match = BEARER.exec(request.headers.authorization ?? "");
     if (!match) throw new AppError("unauthorized", "Send a bearer token: Authorization: Bearer <JWT>.");
     request.principal = await deps.verifier.verify(match[1]!);
     requireScope(request.principal, scope);
-  });
-
-  app.addHook("onSend", async (request, reply, payload) => {
-    reply.header("cache-control", "no-store");
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("referrer-policy", "no-referrer");
-    reply.header("strict-transport-security", "max-age=31536000; includeSubDomains");
-    reply.header("cross-origin-resource-policy", "same-origin");
-    // A route that sets its own policy (the card reveal page, framed by its session's origin) keeps it.
-    if (!request.url.startsWith("/docs") && !reply.hasHeader("content-security-policy")) {
-      reply.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
-      reply.header("x-frame-options", "DENY");
-    }
-    return payload;
   });
 
   // After validation (malformed input is refused without being counted), before idempotency and the handler:

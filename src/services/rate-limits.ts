@@ -1,6 +1,6 @@
-// The brute-force limiter the HTTP layer applies to verify, reveal and secure-data routes: one transaction
-// counts the attempt in every bucket (atomic UPSERT in the store, so limits hold across processes) and, when
-// the attempt is refused, writes its audit record. No secret is ever part of a bucket or an audit row.
+// The brute-force limiter the HTTP layer applies to verify, reveal and secure-data routes: one atomic UPSERT
+// counts the attempt in every bucket (in the store, so limits hold across processes) and, when the attempt is
+// refused, its audit record is written. No secret is ever part of a bucket or an audit row.
 import { AppError } from "../domain/errors.js";
 import { bucketsFor, type RateLimitClass, type RateLimits, verdict, windowOf } from "../domain/rate-limit.js";
 import type { Clock } from "../lib/clock.js";
@@ -39,35 +39,35 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
     ): Promise<void> {
       const window = windowOf(deps.clock.now(), deps.limits.windowSeconds);
       const buckets = bucketsFor(deps.limits, actor.tenantId, request.publicToken);
-      const refused = await deps.store.transaction(async (tx) => {
-        const counts = await deps.rateLimits.increment(
-          buckets.map((b) => b.key),
-          window.start,
-          tx,
+      // The increment is one atomic statement: no transaction needed on the path every allowed attempt takes.
+      const counts = await deps.rateLimits.increment(
+        buckets.map((b) => b.key),
+        window.start,
+      );
+      const refused = verdict(buckets, counts, window.secondsLeft);
+      if (!refused.allowed) {
+        await deps.store.transaction((tx) =>
+          deps.record(tx, actor, {
+            action: "rate_limit.blocked",
+            outcome: "blocked",
+            details: {
+              kind: request.kind,
+              route: request.route,
+              limitedBy: refused.scope,
+              limit: refused.limit,
+              windowSeconds: deps.limits.windowSeconds,
+              publicToken: request.publicToken,
+            },
+          }),
         );
-        const result = verdict(buckets, counts, window.secondsLeft);
-        if (result.allowed) return null;
-        await deps.record(tx, actor, {
-          action: "rate_limit.blocked",
-          outcome: "blocked",
-          details: {
-            kind: request.kind,
-            route: request.route,
-            limitedBy: result.scope,
-            limit: result.limit,
-            windowSeconds: deps.limits.windowSeconds,
-            publicToken: request.publicToken,
-          },
-        });
-        return result;
-      });
+      }
       // Once per window per process: windows before the previous one can no longer block anything.
       if (prunedWindow !== window.start) {
         prunedWindow = window.start;
         const previous = windowOf(new Date(Date.parse(window.start) - 1), deps.limits.windowSeconds).start;
         await deps.rateLimits.prune(previous);
       }
-      if (refused) throw new RateLimitedError(refused.scope, refused.retryAfterSeconds);
+      if (!refused.allowed) throw new RateLimitedError(refused.scope, refused.retryAfterSeconds);
     },
   };
 }

@@ -2,6 +2,7 @@
 // read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N.
 import { sql } from "kysely";
 import type { Db, StoreKind } from "./db.js";
+import { prepared } from "./prepared.js";
 import type { CardRow, NewCardRow } from "./schema.js";
 
 export type Secret = "cvv" | "pin";
@@ -17,21 +18,63 @@ export type ScheduleColumns = Pick<
   "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at"
 >;
 
+/** One automatic rotation of a batch: the values the caller claimed the card with, and what to write. */
+export interface DueRotation {
+  id: string;
+  expected: { serviceCode: string; dueAt: string };
+  changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string };
+}
+
 export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
+  // The queries every CVV and PIN call runs, compiled once (prepared.ts).
+  const byToken = prepared((p: { tenantId: string; publicToken: string }) =>
+    db
+      .selectFrom("cards")
+      .innerJoin("tenants", "tenants.id", "cards.tenant_id")
+      .selectAll("cards")
+      .select(["tenants.max_cvv_tries", "tenants.max_pin_tries"])
+      .where("cards.tenant_id", "=", p.tenantId)
+      .where("cards.public_token", "=", p.publicToken),
+  );
+  const counterStep = (column: (typeof counterColumn)[Secret], step: "reset" | "decrement") =>
+    prepared((p: { cardId: string; max: number }) =>
+      db
+        .updateTable("cards")
+        .set((eb) => ({ [column]: step === "reset" ? p.max : eb(column, "-", 1) }))
+        .where("id", "=", p.cardId)
+        .where(column, ">", 0)
+        .returning(sql<number>`${sql.ref(column)}`.as("remaining")),
+    );
+  const counterSteps = {
+    cvv: {
+      reset: counterStep(counterColumn.cvv, "reset"),
+      decrement: counterStep(counterColumn.cvv, "decrement"),
+    },
+    pin: {
+      reset: counterStep(counterColumn.pin, "reset"),
+      decrement: counterStep(counterColumn.pin, "decrement"),
+    },
+  };
+  const counterSet = (column: (typeof counterColumn)[Secret]) =>
+    prepared((p: { cardId: string; value: number; updatedAt: string }) =>
+      db
+        .updateTable("cards")
+        .set({ [column]: p.value, updated_at: p.updatedAt })
+        .where("id", "=", p.cardId),
+    );
+  const counterSets = { cvv: counterSet(counterColumn.cvv), pin: counterSet(counterColumn.pin) };
+
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
       await tx.insertInto("cards").values(row).execute();
     },
 
-    findByToken(tenantId: string, publicToken: string, tx: Db = db): Promise<CardWithLimits | undefined> {
-      return tx
-        .selectFrom("cards")
-        .innerJoin("tenants", "tenants.id", "cards.tenant_id")
-        .selectAll("cards")
-        .select(["tenants.max_cvv_tries", "tenants.max_pin_tries"])
-        .where("cards.tenant_id", "=", tenantId)
-        .where("cards.public_token", "=", publicToken)
-        .executeTakeFirst();
+    async findByToken(
+      tenantId: string,
+      publicToken: string,
+      tx: Db = db,
+    ): Promise<CardWithLimits | undefined> {
+      return (await byToken(tx, { tenantId, publicToken })).rows[0];
     },
 
     async tokenExists(publicToken: string, tx: Db = db): Promise<boolean> {
@@ -89,15 +132,8 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       max: number,
       tx: Db = db,
     ): Promise<number | null> {
-      const column = counterColumn[secret];
-      const row = await tx
-        .updateTable("cards")
-        .set((eb) => ({ [column]: step === "reset" ? max : eb(column, "-", 1) }))
-        .where("id", "=", cardId)
-        .where(column, ">", 0)
-        .returning(column)
-        .executeTakeFirst();
-      return row === undefined ? null : Number((row as Record<string, unknown>)[column]);
+      const row = (await counterSteps[secret][step](tx, { cardId, max })).rows[0];
+      return row === undefined ? null : Number(row.remaining);
     },
 
     /**
@@ -106,19 +142,30 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
      */
     async rotate(
       cardId: string,
-      expected: { serviceCode: string; dueAt?: string },
+      expected: { serviceCode: string },
       changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string },
       tx: Db = db,
     ): Promise<boolean> {
-      let query = tx
+      const result = await tx
         .updateTable("cards")
         .set({ ...changes, updated_at: changes.last_rotated_at })
         .where("id", "=", cardId)
-        .where("cvv_service_code", "=", expected.serviceCode);
-      // An automatic rotation serves one due time: if anything moved the schedule meanwhile, it does nothing.
-      if (expected.dueAt !== undefined) query = query.where("next_rotation_at", "=", expected.dueAt);
-      const result = await query.executeTakeFirst();
+        .where("cvv_service_code", "=", expected.serviceCode)
+        .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
+    },
+
+    /**
+     * Applies a batch of automatic rotations with one statement, each guarded like rotate() and by its due
+     * time as well (an automatic rotation serves one due time): the row must still have the service code
+     * and the next_rotation_at it was claimed with. Returns the ids it changed; a card that moved meanwhile
+     * is left as it is and its id is missing. The rows travel as one JSON
+     * parameter (SQLite) or one array per column (PostgreSQL), so the SQL text is the same for any batch.
+     */
+    async rotateDue(rotations: readonly DueRotation[], tx: Db = db): Promise<Set<string>> {
+      if (rotations.length === 0) return new Set();
+      const rows = await (kind === "postgres" ? rotateDuePostgres : rotateDueSqlite)(rotations).execute(tx);
+      return new Set(rows.rows.map((r) => r.id));
     },
 
     async setSchedule(
@@ -208,13 +255,63 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       updatedAt: string,
       tx: Db = db,
     ): Promise<void> {
-      await tx
-        .updateTable("cards")
-        .set({ [counterColumn[secret]]: value, updated_at: updatedAt })
-        .where("id", "=", cardId)
-        .execute();
+      await counterSets[secret](tx, { cardId, value, updatedAt });
     },
   };
+}
+
+function rotateDueSqlite(rotations: readonly DueRotation[]) {
+  const rows = JSON.stringify(
+    rotations.map((r) => [
+      r.id,
+      r.expected.serviceCode,
+      r.expected.dueAt,
+      r.changes.cvv_service_code,
+      r.changes.rotation_interval_hours,
+      r.changes.next_rotation_at,
+      r.changes.last_scheduled_at,
+      r.changes.last_rotated_at,
+    ]),
+  );
+  return sql<{ id: string }>`
+    update cards set
+      cvv_service_code = v.value ->> 3,
+      rotation_interval_hours = v.value ->> 4,
+      next_rotation_at = v.value ->> 5,
+      last_scheduled_at = v.value ->> 6,
+      last_rotated_at = v.value ->> 7,
+      updated_at = v.value ->> 7
+    from json_each(${rows}) as v
+    where cards.id = v.value ->> 0
+      and cards.cvv_service_code = v.value ->> 1
+      and cards.next_rotation_at = v.value ->> 2
+    returning cards.id`;
+}
+
+function rotateDuePostgres(rotations: readonly DueRotation[]) {
+  const column = <T>(pick: (r: DueRotation) => T) => rotations.map(pick);
+  return sql<{ id: string }>`
+    update cards set
+      cvv_service_code = v.service_code,
+      rotation_interval_hours = v.interval_hours,
+      next_rotation_at = v.next_rotation_at,
+      last_scheduled_at = v.last_scheduled_at,
+      last_rotated_at = v.rotated_at,
+      updated_at = v.rotated_at
+    from unnest(
+      ${column((r) => r.id)}::text[],
+      ${column((r) => r.expected.serviceCode)}::text[],
+      ${column((r) => r.expected.dueAt)}::text[],
+      ${column((r) => r.changes.cvv_service_code)}::text[],
+      ${column((r) => r.changes.rotation_interval_hours)}::integer[],
+      ${column((r) => r.changes.next_rotation_at)}::text[],
+      ${column((r) => r.changes.last_scheduled_at)}::text[],
+      ${column((r) => r.changes.last_rotated_at)}::text[]
+    ) as v(id, expected_code, due_at, service_code, interval_hours, next_rotation_at, last_scheduled_at, rotated_at)
+    where cards.id = v.id
+      and cards.cvv_service_code = v.expected_code
+      and cards.next_rotation_at = v.due_at
+    returning cards.id`;
 }
 
 /** Cards with a sealed PAN or PIN block not under the given envelope prefixes (portable substr()). */

@@ -2,8 +2,30 @@
 // and PostgreSQL alike): the increment and the read are one atomic statement, so concurrent attempts on any
 // number of processes are all counted and none is lost.
 import type { Db } from "./db.js";
+import { prepared } from "./prepared.js";
 
 export function createRateLimitRepo(db: Db) {
+  // One prepared statement per number of buckets (a tenant's, plus a card's when there is one).
+  const increments = new Map<number, ReturnType<typeof incrementOf>>();
+  const incrementOf = (count: number) =>
+    prepared((p: Record<string, string>) =>
+      db
+        .insertInto("rate_limits")
+        .values(
+          Array.from({ length: count }, (_, i) => ({
+            bucket: p[`bucket${i}`]!,
+            window_start: p.window!,
+            count: 1,
+          })),
+        )
+        .onConflict((oc) =>
+          oc
+            .columns(["bucket", "window_start"])
+            .doUpdateSet((eb) => ({ count: eb("rate_limits.count", "+", 1) })),
+        )
+        .returning(["bucket", "count"]),
+    );
+
   return {
     /** Adds one to each bucket's count in this window and returns the counts after the increment. */
     async increment(
@@ -11,16 +33,16 @@ export function createRateLimitRepo(db: Db) {
       windowStart: string,
       tx: Db = db,
     ): Promise<Map<string, number>> {
-      const rows = await tx
-        .insertInto("rate_limits")
-        .values(buckets.map((bucket) => ({ bucket, window_start: windowStart, count: 1 })))
-        .onConflict((oc) =>
-          oc
-            .columns(["bucket", "window_start"])
-            .doUpdateSet((eb) => ({ count: eb("rate_limits.count", "+", 1) })),
-        )
-        .returning(["bucket", "count"])
-        .execute();
+      let increment = increments.get(buckets.length);
+      if (!increment) {
+        increment = incrementOf(buckets.length);
+        increments.set(buckets.length, increment);
+      }
+      const values: Record<string, string> = { window: windowStart };
+      buckets.forEach((bucket, i) => {
+        values[`bucket${i}`] = bucket;
+      });
+      const { rows } = await increment(tx, values);
       return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
     },
 

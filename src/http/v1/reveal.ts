@@ -154,7 +154,7 @@ export function registerRevealRoutes(root: FastifyInstance, reveal: RevealServic
     async (request, reply) => {
       const origin = await reveal.frameOrigin(request.query.session);
       const html = asset("reveal/index.html").replace("%TARGET_ORIGIN%", escapeHtml(origin ?? ""));
-      reply.header("content-security-policy", pageCsp(origin));
+      reply.header("content-security-policy", pageCsp(origin)).removeHeader("x-frame-options");
       return reply.type("text/html; charset=utf-8").send(html);
     },
   );

@@ -1,0 +1,43 @@
+// Queries of the authorisation path, built and compiled once instead of on every call. Kysely builds an
+// immutable query tree and compiles it to SQL each time a query runs, which costs several times what SQLite
+// takes to run the short statements of a verify (≈30 µs against ≈5 µs, see BENCHMARKS.md). A prepared query
+// is built once with named placeholders where its values go; each call only binds the values and sends the
+// same SQL text, which the SQLite statement cache (db.ts) then reuses too.
+// Invariant: the SQL is exactly what the Kysely builder produces, so a prepared query and its builder form
+// can never disagree; every value is a bound parameter, never spliced into the text.
+import { type Compilable, CompiledQuery, type QueryResult } from "kysely";
+
+/** A database or a transaction of it: all a prepared query needs. */
+interface QueryRunner {
+  executeQuery<R>(query: CompiledQuery<R>): Promise<QueryResult<R>>;
+}
+
+const MARK = "\u0000cardvault-parameter:";
+
+type Slot = { name: string } | { value: unknown };
+
+/**
+ * `prepared((p: { id: string }) => db.selectFrom("cards").selectAll().where("id", "=", p.id))` returns
+ * `run(tx, { id })`. `build` must use each field of `p` as a value only (where, set, values…); its
+ * structure may not depend on them. Run it on the database it was built with, or a transaction of it.
+ */
+export function prepared<P extends Record<string, unknown>, Row>(
+  build: (params: P) => Compilable<Row>,
+): (db: QueryRunner, values: P) => Promise<QueryResult<Row>> {
+  let plan: { sql: string; slots: Slot[] } | undefined;
+  return (db, values) => {
+    plan ??= compile(build);
+    const parameters = plan.slots.map((slot) => ("name" in slot ? (values[slot.name] ?? null) : slot.value));
+    return db.executeQuery(CompiledQuery.raw(plan.sql, parameters) as CompiledQuery<Row>);
+  };
+}
+
+function compile<P extends Record<string, unknown>>(build: (params: P) => Compilable<unknown>) {
+  const placeholders = new Proxy({} as P, { get: (_, name) => `${MARK}${String(name)}` });
+  const query = build(placeholders).compile();
+  const slots = query.parameters.map(
+    (value): Slot =>
+      typeof value === "string" && value.startsWith(MARK) ? { name: value.slice(MARK.length) } : { value },
+  );
+  return { sql: query.sql, slots };
+}
