@@ -75,7 +75,8 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
       if (!keystoreExists(file)) throw new UsageError(`No keystore at ${file}; run \`cardvault keys init\`.`);
       for (const k of loadKeystore(file, masterKey)) {
         const state = k.active ? "active" : k.retired ? "retired" : "previous (still opens data)";
-        io.stdout(`${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${state}\t${k.createdAt}`);
+        const notAfter = k.notAfter ? `\tnot-after=${k.notAfter}` : "";
+        io.stdout(`${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${state}\t${k.createdAt}${notAfter}`);
       }
       return 0;
     }
