@@ -78,7 +78,7 @@ function hexNibble(code: number): number {
  * Packs `text` (upper-case hex nibbles) into `out` starting at nibble `at`. Returns the next nibble
  * index, or -1 if a character is not allowed (decimal only unless `hex`).
  */
-function packNibbles(text: string, out: Uint8Array, at: number, hex: boolean): number {
+export function packNibbles(text: string, out: Uint8Array, at: number, hex: boolean): number {
   let pos = at;
   for (let i = 0; i < text.length; i++) {
     const n = hexNibble(text.charCodeAt(i));

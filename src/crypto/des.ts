@@ -3,16 +3,12 @@
 // written here; single DES is emulated as 3DES with K||K||K because OpenSSL 3 drops plain des-ecb.
 // Reusable ciphers only ever see whole 8-byte blocks, so no partial block can linger between calls.
 
-import { type Cipher, createCipheriv, createDecipheriv, type Decipher } from "node:crypto";
+import { type BlockCipher, createEcbCipher } from "./block-cipher.js";
 import { CryptoInputError } from "./errors.js";
 
-export const DES_BLOCK_SIZE = 8;
+export type { BlockCipher } from "./block-cipher.js";
 
-/** ECB over whole 8-byte blocks, with one key schedule kept for the life of the object. */
-export interface BlockCipher {
-  encrypt(data: Uint8Array): Buffer;
-  decrypt(data: Uint8Array): Buffer;
-}
+export const DES_BLOCK_SIZE = 8;
 
 /** Expands a double-length key A||B to the triple-length A||B||A OpenSSL expects; 24 bytes pass through. */
 export function tripleLengthKey(key: Uint8Array): Buffer {
@@ -33,37 +29,9 @@ export function adjustDesParity(key: Uint8Array): Buffer {
   return out;
 }
 
-function assertBlocks(data: Uint8Array): void {
-  if (data.length === 0 || data.length % DES_BLOCK_SIZE !== 0) {
-    throw new CryptoInputError("DES data must be a whole number of 8-byte blocks");
-  }
-}
-
-function newEncryptor(key24: Buffer): Cipher {
-  return createCipheriv("des-ede3-ecb", key24, null).setAutoPadding(false);
-}
-
-function newDecryptor(key24: Buffer): Decipher {
-  return createDecipheriv("des-ede3-ecb", key24, null).setAutoPadding(false);
-}
-
 function reusable(key24: Buffer): BlockCipher {
-  // ECB without padding never buffers when fed whole blocks, so update() can be called forever
-  // without final(): the key schedule is built once instead of on every CVV/PVV.
-  let encryptor: Cipher | undefined;
-  let decryptor: Decipher | undefined;
-  return {
-    encrypt(data) {
-      assertBlocks(data);
-      encryptor ??= newEncryptor(key24);
-      return encryptor.update(data);
-    },
-    decrypt(data) {
-      assertBlocks(data);
-      decryptor ??= newDecryptor(key24);
-      return decryptor.update(data);
-    },
-  };
+  // The key schedule is built once instead of on every CVV/PVV/PIN block (see block-cipher.ts).
+  return createEcbCipher("des-ede3-ecb", key24, DES_BLOCK_SIZE, "DES");
 }
 
 /** A reusable 3DES-ECB cipher for a double- (A||B) or triple-length key. */
@@ -77,14 +45,13 @@ export function createDesCipher(key: Uint8Array): BlockCipher {
   return reusable(Buffer.concat([key, key, key]));
 }
 
+/** One-off 3DES-ECB; prefer createTdesCipher when enciphering many blocks under the same key. */
 export function tdesEncrypt(key: Uint8Array, data: Uint8Array): Buffer {
-  assertBlocks(data);
-  return newEncryptor(tripleLengthKey(key)).update(data);
+  return createTdesCipher(key).encrypt(data);
 }
 
 export function tdesDecrypt(key: Uint8Array, data: Uint8Array): Buffer {
-  assertBlocks(data);
-  return newDecryptor(tripleLengthKey(key)).update(data);
+  return createTdesCipher(key).decrypt(data);
 }
 
 export function desEncrypt(key: Uint8Array, data: Uint8Array): Buffer {

@@ -2,6 +2,8 @@
 // Invariant: every export validates its input and throws CryptoInputError (never echoing secrets);
 // all ciphers come from node:crypto.
 
+export type { BlockCipher } from "./block-cipher.js";
+export { createAesCipher } from "./block-cipher.js";
 export type { ComputeCvvInput, CvvInput } from "./cvv.js";
 export {
   CVV2_SERVICE_CODE,
@@ -13,7 +15,6 @@ export {
 } from "./cvv.js";
 export type { DcvvInput, IccMasterKeyInput, MasterKeyDerivation } from "./dcvv.js";
 export { computeDcvv, deriveIccMasterKey, iccDerivationData } from "./dcvv.js";
-export type { BlockCipher } from "./des.js";
 export {
   adjustDesParity,
   createDesCipher,
@@ -38,10 +39,13 @@ export type {
   DecodePinBlockInput,
   EncipherPinBlockInput,
   EncodePinBlockInput,
+  PinBlockCipher,
   PinBlockFormat,
+  PinKeyAlgorithm,
   RandomSource,
 } from "./pin-block.js";
 export {
+  createPinBlockCipher,
   decipherPinBlock,
   decodePinBlock,
   encipherPinBlock,

@@ -4,6 +4,7 @@
 // only AES and 3DES from OpenSSL are used, the CMAC subkey arithmetic is done here.
 
 import { createCipheriv } from "node:crypto";
+import { createAesCipher } from "./block-cipher.js";
 import { tdesEncrypt } from "./des.js";
 import { CryptoInputError } from "./errors.js";
 import { assertKeyLength, toHex } from "./hex.js";
@@ -25,10 +26,7 @@ function doubleBlock(block: Buffer): Buffer {
 
 /** AES-CMAC (RFC 4493 / NIST SP 800-38B) with a 16-, 24- or 32-byte key; returns the full 16-byte tag. */
 export function aesCmac(key: Buffer, message: Uint8Array): Buffer {
-  assertKeyLength(key, { allowed: [16, 24, 32], name: "AES key" });
-  const bits = key.length * 8;
-  const ecb = createCipheriv(`aes-${bits}-ecb`, key, null).setAutoPadding(false);
-  const k1 = doubleBlock(ecb.update(Buffer.alloc(AES_BLOCK)));
+  const k1 = doubleBlock(createAesCipher(key, "AES key").encrypt(Buffer.alloc(AES_BLOCK)));
   const k2 = doubleBlock(k1);
   const complete = message.length > 0 && message.length % AES_BLOCK === 0;
   const blocks = complete ? message.length / AES_BLOCK : Math.floor(message.length / AES_BLOCK) + 1;
@@ -39,7 +37,7 @@ export function aesCmac(key: Buffer, message: Uint8Array): Buffer {
   const lastAt = (blocks - 1) * AES_BLOCK;
   for (let i = 0; i < AES_BLOCK; i++) data[lastAt + i] = (data[lastAt + i] as number) ^ (subkey[i] as number);
   // CBC with a zero IV is the CMAC chain; its last ciphertext block is the tag.
-  const cbc = createCipheriv(`aes-${bits}-cbc`, key, Buffer.alloc(AES_BLOCK)).setAutoPadding(false);
+  const cbc = createCipheriv(`aes-${key.length * 8}-cbc`, key, Buffer.alloc(AES_BLOCK)).setAutoPadding(false);
   return cbc.update(data).subarray(lastAt, lastAt + AES_BLOCK);
 }
 

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   CryptoInputError,
+  createPinBlockCipher,
   decipherPinBlock,
   decodePinBlock,
   encipherPinBlock,
@@ -177,5 +178,119 @@ describe("enciphered PIN blocks", () => {
     expect(() => decipherPinBlock({ format: 1, block: Buffer.alloc(16), key: Buffer.alloc(16) })).toThrow(
       CryptoInputError,
     );
+  });
+});
+
+describe("reused PIN block ciphers (createPinBlockCipher)", () => {
+  const PAN = "4000001234567899";
+
+  it("one cipher used many times gives the same blocks and PINs as a fresh one-off call", () => {
+    fc.assert(
+      fc.property(
+        tdesKey,
+        aesKey,
+        fc.array(fc.tuple(fc.constantFrom<PinBlockFormat>(0, 1, 2, 3, 4), pin, pan)),
+        (k3, k4, calls) => {
+          const tdes = createPinBlockCipher(k3, "tdes");
+          const aes = createPinBlockCipher(k4, "aes");
+          for (const [format, p, a] of calls) {
+            const [cipher, key] = format === 4 ? [aes, k4] : [tdes, k3];
+            // Formats 1, 3 and 4 carry random fill: give both paths the same bytes.
+            const fill = randomBytes(16);
+            const random = (n: number) => fill.subarray(0, n);
+            const block = cipher.encipher({ format, pin: p, pan: a, random });
+            expect(block).toEqual(encipherPinBlock({ format, pin: p, pan: a, key, random }));
+            expect(cipher.decipher({ format, block, pan: a })).toBe(p);
+            expect(cipher.decipher({ format, block: toHex(block), pan: a })).toBe(
+              decipherPinBlock({ format, block, pan: a, key }),
+            );
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it("ciphers of different keys, used in turn, never mix", () => {
+    const keys = [randomBytes(16), randomBytes(24), randomBytes(16)];
+    const aesKeys = [randomBytes(32), randomBytes(16), randomBytes(32)];
+    const tdes = keys.map((k) => createPinBlockCipher(k, "tdes"));
+    const aes = aesKeys.map((k) => createPinBlockCipher(k, "aes"));
+    const blocks0 = keys.map((key, i) => encipherPinBlock({ format: 0, pin: `123${i}`, pan: PAN, key }));
+    const blocks4 = aesKeys.map((key, i) => encipherPinBlock({ format: 4, pin: `987${i}`, pan: PAN, key }));
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 3; i++) {
+        expect(tdes[i]?.decipher({ format: 0, block: blocks0[i] as Buffer, pan: PAN })).toBe(`123${i}`);
+        expect(aes[i]?.decipher({ format: 4, block: blocks4[i] as Buffer, pan: PAN })).toBe(`987${i}`);
+        // Under another key the block does not decode (a random format-4 block passes the checks with p < 1e-7).
+        const j = (i + 1) % 3;
+        expect(() => aes[j]?.decipher({ format: 4, block: blocks4[i] as Buffer, pan: PAN })).toThrow(
+          CryptoInputError,
+        );
+      }
+    }
+  });
+
+  it("stays correct after rejected blocks, PANs and formats (no state left behind)", () => {
+    const key = randomBytes(16);
+    const aesKeyBytes = randomBytes(32);
+    const tdes = createPinBlockCipher(key, "tdes");
+    const aes = createPinBlockCipher(aesKeyBytes, "aes");
+    const good0 = encipherPinBlock({ format: 0, pin: "4321", pan: PAN, key });
+    const good4 = encipherPinBlock({ format: 4, pin: "43210", pan: PAN, key: aesKeyBytes });
+    const bad = [
+      () => tdes.decipher({ format: 0, block: Buffer.alloc(7), pan: PAN }),
+      () => tdes.decipher({ format: 0, block: "0011223344556G77", pan: PAN }),
+      () => tdes.decipher({ format: 0, block: good0 }),
+      () => tdes.decipher({ format: 0, block: good0, pan: "4000009876543210" }),
+      () => tdes.decipher({ format: 4, block: good4, pan: PAN }),
+      () => tdes.decipher({ format: 9 as PinBlockFormat, block: good0, pan: PAN }),
+      () => aes.decipher({ format: 0, block: good0, pan: PAN }),
+      () => aes.decipher({ format: 4, block: good4.subarray(0, 15), pan: PAN }),
+      () => aes.decipher({ format: 4, block: good4, pan: "4000001234567898" }),
+      () => aes.decipher({ format: 4, block: good4 }),
+      () => aes.encipher({ format: 0, pin: "1234", pan: PAN }),
+      () => tdes.encipher({ format: 4, pin: "1234", pan: PAN }),
+    ];
+    for (const call of bad) {
+      expect(call).toThrow(CryptoInputError);
+      expect(tdes.decipher({ format: 0, block: good0, pan: PAN })).toBe("4321");
+      expect(aes.decipher({ format: 4, block: good4, pan: PAN })).toBe("43210");
+    }
+    expect(() => aes.encipher({ format: 0, pin: "1234", pan: PAN })).toThrow(
+      "PIN block format 0 needs a 3DES key",
+    );
+    expect(() => tdes.decipher({ format: 4, block: good4, pan: PAN })).toThrow(
+      "PIN block format 4 needs an AES key",
+    );
+  });
+
+  it("does not read or write the caller's block and keeps its own key copy", () => {
+    const key = randomBytes(32);
+    const original = Buffer.from(key);
+    const cipher = createPinBlockCipher(key, "aes");
+    const block = encipherPinBlock({ format: 4, pin: "2468", pan: PAN, key: original });
+    const copy = Buffer.from(block);
+    key.fill(0);
+    expect(cipher.decipher({ format: 4, block, pan: PAN })).toBe("2468");
+    expect(cipher.decipher({ format: 4, block, pan: PAN })).toBe("2468");
+    expect(block).toEqual(copy);
+    const clear0 = encodePinBlock({ format: 0, pin: "1234", pan: PAN });
+    const clearCopy = Buffer.from(clear0);
+    expect(decodePinBlock({ format: 0, block: clear0, pan: PAN })).toBe("1234");
+    expect(clear0).toEqual(clearCopy);
+  });
+
+  it("rejects wrong-length keys and unknown algorithms when the cipher is made", () => {
+    for (const size of [0, 8, 15, 17, 32]) {
+      expect(() => createPinBlockCipher(Buffer.alloc(size), "tdes")).toThrow(CryptoInputError);
+    }
+    for (const size of [0, 8, 15, 20, 33]) {
+      expect(() => createPinBlockCipher(Buffer.alloc(size), "aes")).toThrow(CryptoInputError);
+    }
+    expect(() => createPinBlockCipher(Buffer.alloc(16), "des" as "tdes")).toThrow(CryptoInputError);
+    expect(() => createPinBlockCipher("00".repeat(16) as unknown as Buffer, "aes")).toThrow(CryptoInputError);
+    expect(() => createPinBlockCipher(Buffer.alloc(32), "tdes")).toThrow(/^PIN encryption key must be/);
+    expect(() => createPinBlockCipher(Buffer.alloc(20), "aes")).toThrow(/^AES PIN key must be/);
   });
 });

@@ -43,6 +43,27 @@ describe("PVV", () => {
     }
   });
 
+  it("a generator reused across many inputs gives the one-off answer every time (its TSP block is reused)", () => {
+    const generate = createPvvGenerator(pvk);
+    const other = createPvvGenerator(Buffer.from("FEDCBA98765432100123456789ABCDEF", "hex"));
+    for (let i = 0; i < 200; i++) {
+      const input = {
+        pvki: i % 10,
+        pan: `4${String(10_000_000_000_000 + i * 7919).padStart(14, "0")}9`,
+        pin: String(1000 + i * 37)
+          .slice(-4)
+          .padStart(4, "0"),
+      };
+      const expected = referencePvv(pvk, pvvTsp(input)).pvv;
+      expect(generate(input)).toBe(expected);
+      expect(computePvv({ pvk, ...input })).toBe(expected);
+      // A generator for another key in between does not disturb this one.
+      other(input);
+      // A rejected input in between leaves the reused block usable.
+      expect(() => generate({ ...input, pin: "12a4" })).toThrow(CryptoInputError);
+    }
+  });
+
   it("handles 12-digit PANs", () => {
     const pan = "400000123456";
     expect(computePvv({ pvk, pvki: 2, pan, pin: "4321" })).toBe(referencePvv(pvk, "4000001234524321").pvv);

@@ -2,7 +2,7 @@
 // Invariant: the PIN itself is never stored or returned — only the 4-digit PVV derived from the
 // transformed security parameter (TSP); inputs are validated before the reusable 3DES cipher sees them.
 
-import { visaDecimalize } from "./cvv.js";
+import { packNibbles, visaDecimalize } from "./cvv.js";
 import { createTdesCipher } from "./des.js";
 import { CryptoInputError } from "./errors.js";
 import { assertDigits, assertKeyLength } from "./hex.js";
@@ -40,11 +40,21 @@ export function pvvTsp(input: PvvInput): string {
   return input.pan.slice(-12, -1) + normalisePvki(input.pvki) + input.pin.slice(0, 4);
 }
 
-/** A PVV function bound to one PVK, reusing one OpenSSL 3DES cipher for every call. */
+/**
+ * A PVV function bound to one PVK, reusing one OpenSSL 3DES cipher and one 8-byte TSP block for every call
+ * (packed, enciphered and wiped synchronously, so calls cannot interleave and no PIN digits stay behind).
+ */
 export function createPvvGenerator(pvk: Buffer): (input: PvvInput) => string {
   assertKeyLength(pvk, { allowed: [16], name: "PVK" });
   const cipher = createTdesCipher(pvk);
-  return (input) => visaDecimalize(cipher.encrypt(Buffer.from(pvvTsp(input), "hex")), 4);
+  const block = Buffer.alloc(8);
+  return (input) => {
+    // pvvTsp has validated every digit, so packing cannot fail.
+    packNibbles(pvvTsp(input), block, 0, false);
+    const enciphered = cipher.encrypt(block);
+    for (let i = 0; i < 8; i++) block[i] = 0;
+    return visaDecimalize(enciphered, 4);
+  };
 }
 
 export function computePvv(input: ComputePvvInput): string {

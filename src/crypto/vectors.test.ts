@@ -8,6 +8,7 @@ import {
   computeDcvv,
   computePvv,
   createCvvGenerator,
+  createPinBlockCipher,
   createPvvGenerator,
   decipherPinBlock,
   decodePinBlock,
@@ -85,7 +86,9 @@ describe("Visa PVV vectors", () => {
     const input = { pvki: c.pvki, pan: c.pan, pin: c.pin };
     expect(pvvTsp(input)).toBe(c.tsp);
     expect(computePvv({ pvk: key(c.pvk), ...input })).toBe(c.pvv);
-    expect(createPvvGenerator(key(c.pvk))(input)).toBe(c.pvv);
+    const generate = createPvvGenerator(key(c.pvk));
+    expect(generate(input)).toBe(c.pvv);
+    expect(generate(input)).toBe(c.pvv);
   });
 });
 
@@ -130,6 +133,14 @@ describe("ISO 9564 format 4 vectors", () => {
     ).toBe(c.pin);
     const enciphered = encipherPinBlock({ format: 4, pin: c.pin, pan: c.pan, key: key(c.aes_key), random });
     expect(toHex(enciphered)).toBe(c.enciphered_pin_block);
+    // The reused-cipher path the key provider takes, twice in a row (the second call reuses the schedules).
+    const cipher = createPinBlockCipher(key(c.aes_key), "aes");
+    for (let i = 0; i < 2; i++) {
+      expect(cipher.decipher({ format: 4, block: c.enciphered_pin_block, pan: c.pan })).toBe(c.pin);
+      expect(toHex(cipher.encipher({ format: 4, pin: c.pin, pan: c.pan, random }))).toBe(
+        c.enciphered_pin_block,
+      );
+    }
   });
 
   it.each(v.iso4_pan_field)("PAN field for $pan", (c) => {
@@ -147,6 +158,11 @@ describe("enciphered format 0 vectors", () => {
     expect(decipherPinBlock({ format: 0, block: c.encrypted_pin_block, pan: c.pan, key: key(c.key) })).toBe(
       c.pin,
     );
+    const cipher = createPinBlockCipher(key(c.key), "tdes");
+    for (let i = 0; i < 2; i++) {
+      expect(cipher.decipher({ format: 0, block: key(c.encrypted_pin_block), pan: c.pan })).toBe(c.pin);
+      expect(toHex(cipher.encipher({ format: 0, pin: c.pin, pan: c.pan }))).toBe(c.encrypted_pin_block);
+    }
   });
 });
 

@@ -18,7 +18,7 @@ import {
 import { CompactEncrypt, CompactSign, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import { computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
-import { decipherPinBlock, encipherPinBlock } from "../crypto/pin-block.js";
+import { createPinBlockCipher, type PinBlockCipher } from "../crypto/pin-block.js";
 import { createPvvGenerator } from "../crypto/pvv.js";
 import { AppError } from "../domain/errors.js";
 import type {
@@ -51,6 +51,7 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
 
   const cvvGenerators = new Map<string, ReturnType<typeof createCvvGenerator>>();
   const pvvGenerators = new Map<string, ReturnType<typeof createPvvGenerator>>();
+  const pinBlockCiphers = new Map<string, PinBlockCipher>();
   // RSA keys are parsed once: a 4096-bit PKCS#8 parse costs more than the CVV it protects.
   const privateKeys = new Map<string, KeyObject>();
 
@@ -187,13 +188,28 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
     return generate({ pvki, pan, pin });
   }
 
+  /** The PIN block cipher of a pin-storage, pek-aes or pek-tdes key, built once per key id like the generators. */
+  function pinBlockCipherOf(k: ClearKey): PinBlockCipher {
+    let cipher = pinBlockCiphers.get(k.id);
+    if (!cipher) {
+      cipher = createPinBlockCipher(k.material, k.type === "pek-tdes" ? "tdes" : "aes");
+      pinBlockCiphers.set(k.id, cipher);
+    }
+    return cipher;
+  }
+
+  /** A format-4 block sealed under the active pin-storage key, as upper-case hex. */
+  function sealPinBlock(storage: ClearKey, pan: string, pin: string): string {
+    return pinBlockCipherOf(storage).encipher({ format: 4, pin, pan }).toString("hex").toUpperCase();
+  }
+
   function openStoredPin(pan: string, sealed: string): string {
     const [version, kid, block] = sealed.split(":");
     if (version !== ENVELOPE_VERSION || !kid || !block) {
       throw new AppError("key_unavailable", "A stored PIN block is damaged (unknown envelope).");
     }
     try {
-      return decipherPinBlock({ format: 4, block, pan, key: key(kid, "pin-storage").material });
+      return pinBlockCipherOf(key(kid, "pin-storage")).decipher({ format: 4, block, pan });
     } catch (error) {
       if (error instanceof AppError) throw error;
       throw new AppError("key_unavailable", `A stored PIN block does not open under key ${kid}.`);
@@ -288,9 +304,7 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       const storage = activeKey("pin-storage");
       if (stored.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`)) return stored.pinSealed;
       const pin = openCheckedPin(pan, stored);
-      const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material })
-        .toString("hex")
-        .toUpperCase();
+      const block = sealPinBlock(storage, pan, pin);
       return [ENVELOPE_VERSION, storage.id, block].join(":");
     },
 
@@ -308,9 +322,7 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       const storage = activeKey("pin-storage");
       const pvk = activeKey("pvk");
       const pvki = 1;
-      const block = encipherPinBlock({ format: 4, pin, pan, key: storage.material })
-        .toString("hex")
-        .toUpperCase();
+      const block = sealPinBlock(storage, pan, pin);
       return {
         pvkId: pvk.id,
         pvki,
@@ -337,7 +349,7 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       }
       let presented: string;
       try {
-        presented = decipherPinBlock({ format, block: pinBlock, pan, key: pek.material });
+        presented = pinBlockCipherOf(pek).decipher({ format, block: pinBlock, pan });
       } catch (error) {
         if (!(error instanceof CryptoInputError)) throw error;
         throw new AppError(
