@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyRequest,
   type FastifyServerOptions,
   LogController,
+  type RouteOptions,
 } from "fastify";
 import { AppError } from "../domain/errors.js";
 import type { RateLimitClass } from "../domain/rate-limit.js";
@@ -20,7 +21,7 @@ import type { Store } from "../store/db.js";
 import { type Principal, requireScope, type Scope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
-import { registerIdempotency } from "./idempotency.js";
+import { idempotencyHooks } from "./idempotency.js";
 import { handleError } from "./problems.js";
 import { registerV1Routes } from "./v1/index.js";
 import { actorOf } from "./v1/schemas.js";
@@ -89,6 +90,22 @@ class OneLineLogController extends LogController {
   }
 }
 
+const BODILESS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
+
+/** A missing JSON body is an empty object, so validation names the missing fields, not "body must be object". */
+async function emptyBodyAsObject(request: FastifyRequest) {
+  if (request.body === undefined) request.body = {};
+}
+
+type RouteHookName = "onRequest" | "preValidation" | "preHandler" | "onSend";
+
+/** Appends a hook to a route's own hooks (they run after the app-wide ones, in the order added). */
+function addRouteHook(route: RouteOptions, name: RouteHookName, hook: (...args: never[]) => unknown) {
+  const existing = route[name] as unknown;
+  const hooks = existing === undefined ? [] : Array.isArray(existing) ? existing : [existing];
+  (route as unknown as Record<RouteHookName, unknown[]>)[name] = [...hooks, hook];
+}
+
 export async function buildApp(deps: AppDeps) {
   const app = Fastify({
     ...(typeof deps.logger === "object" ? { loggerInstance: deps.logger } : { logger: deps.logger ?? false }),
@@ -107,24 +124,9 @@ export async function buildApp(deps: AppDeps) {
     requestTimeout: 30_000,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // The scope a route needs is part of its contract: publish it in the OpenAPI document (3.1 allows role
-  // names in a bearer requirement).
-  app.addHook("onRoute", (route) => {
-    const scope = route.config?.scope;
-    if (scope) route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
-    if (scope && route.config?.rateLimit === undefined && RATE_LIMITED_SCOPES[scope]) {
-      route.config = { ...route.config, rateLimit: RATE_LIMITED_SCOPES[scope] };
-    }
-  });
-
   app.setErrorHandler(handleError);
-  // A JSON API: plain text is not a body we accept (415), and a missing body is an empty object, so
-  // validation names the missing fields instead of answering "body must be object".
+  // A JSON API: plain text is not a body we accept (415).
   app.removeContentTypeParser("text/plain");
-  app.addHook("preValidation", async (request) => {
-    if (request.body === undefined && request.method !== "GET" && request.method !== "DELETE")
-      request.body = {};
-  });
   app.setNotFoundHandler((request, reply) =>
     handleError(
       new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`),
@@ -141,18 +143,18 @@ export async function buildApp(deps: AppDeps) {
     done();
   });
 
-  app.addHook("onRequest", async (request) => {
+  const authenticate = async (request: FastifyRequest) => {
     const scope = request.routeOptions.config.scope;
     if (!scope) return;
     const match = BEARER.exec(request.headers.authorization ?? "");
     if (!match) throw new AppError("unauthorized", "Send a bearer token: Authorization: Bearer <JWT>.");
     request.principal = await deps.verifier.verify(match[1]!);
     requireScope(request.principal, scope);
-  });
+  };
 
   // After validation (malformed input is refused without being counted), before idempotency and the handler:
   // an attempt over a limit is audited and answered 429 with Retry-After, and never reaches a service.
-  app.addHook("preHandler", async (request, reply) => {
+  const limitRate = async (request: FastifyRequest, reply: FastifyReply) => {
     const kind = request.routeOptions.config.rateLimit;
     if (!kind || !request.principal) return;
     const params = (request.params ?? {}) as Record<string, unknown>;
@@ -167,12 +169,34 @@ export async function buildApp(deps: AppDeps) {
       if (error instanceof RateLimitedError) reply.header("retry-after", String(error.retryAfterSeconds));
       throw error;
     }
-  });
+  };
 
-  registerIdempotency(app, {
+  const idempotency = idempotencyHooks({
     idempotency: deps.services.repos.idempotency,
     clock: deps.clock,
     ttlHours: deps.idempotencyTtlHours,
+  });
+
+  // Each route gets only the hooks its contract needs (a request pays for every hook it passes through).
+  // The scope a route needs is published in the OpenAPI document (3.1 allows role names in a bearer
+  // requirement).
+  app.addHook("onRoute", (route) => {
+    const scope = route.config?.scope;
+    if (scope && route.config?.rateLimit === undefined && RATE_LIMITED_SCOPES[scope]) {
+      route.config = { ...route.config, rateLimit: RATE_LIMITED_SCOPES[scope] };
+    }
+    if (scope) {
+      route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
+      addRouteHook(route, "onRequest", authenticate);
+    }
+    if ([route.method].flat().some((method) => !BODILESS.has(method))) {
+      addRouteHook(route, "preValidation", emptyBodyAsObject);
+    }
+    if (route.config?.rateLimit) addRouteHook(route, "preHandler", limitRate);
+    if (route.config?.idempotent) {
+      addRouteHook(route, "preHandler", idempotency.preHandler);
+      addRouteHook(route, "onSend", idempotency.onSend);
+    }
   });
 
   await app.register(swagger, {

@@ -3,7 +3,7 @@
 // retry with the same request. The same key with a different request is refused; a retry that arrives while
 // the first is still running waits briefly for its answer.
 import { createHash } from "node:crypto";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../domain/errors.js";
 import type { Clock } from "../lib/clock.js";
 import type { IdempotencyRepo } from "../store/idempotency-repo.js";
@@ -27,14 +27,12 @@ interface StoredResponse {
   body: string;
 }
 
-export function registerIdempotency(
-  app: FastifyInstance,
-  deps: { idempotency: IdempotencyRepo; clock: Clock; ttlHours: number },
-): void {
+/** The hooks of an idempotent route: claim or replay before the handler, keep the answer after it. */
+export function idempotencyHooks(deps: { idempotency: IdempotencyRepo; clock: Clock; ttlHours: number }) {
   const { idempotency: repo, clock } = deps;
 
-  app.addHook("preHandler", async (request, reply) => {
-    if (!request.routeOptions.config.idempotent || !request.principal) return;
+  const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!request.principal) return;
     const header = request.headers["idempotency-key"] ?? request.headers.idempotencykey;
     if (header === undefined) return;
     const key = Array.isArray(header) ? header[0] : header;
@@ -86,9 +84,9 @@ export function registerIdempotency(
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
-  });
+  };
 
-  app.addHook("onSend", async (request, reply, payload) => {
+  const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const claim = request.idempotencyClaim;
     if (!claim) return payload;
     request.idempotencyClaim = undefined;
@@ -112,7 +110,9 @@ export function registerIdempotency(
       expiresAt,
     });
     return payload;
-  });
+  };
+
+  return { preHandler, onSend };
 }
 
 function replay(reply: FastifyReply, status: number, raw: string | null): FastifyReply {
