@@ -17,7 +17,7 @@ import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./key
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
-import { createAuditRecorder, createAuditService } from "./services/audit.js";
+import { createAuditBatchRecorder, createAuditRecorder, createAuditService } from "./services/audit.js";
 import { createCardClock } from "./services/card-clock.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
@@ -149,6 +149,7 @@ export function createServices(deps: {
     revealSessions: createRevealSessionRepo(store.db),
   };
   const record = createAuditRecorder({ audit: repos.audit, clock });
+  const recordMany = createAuditBatchRecorder({ audit: repos.audit, clock });
   const publisherDeps = { outbox: repos.outbox, webhooks: repos.webhooks, clock };
   const publish = createEventPublisher(publisherDeps);
   /** For batches (the rotation scheduler): many events and their webhook deliveries in few statements. */
@@ -157,7 +158,14 @@ export function createServices(deps: {
   const webhookSenderDeps: WebhookSenderDeps = { deliveries: repos.webhooks, keys, clock };
   const counterDeps = { store, cards: repos.cards, record, publish, clock };
   const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
-  const rotation = createRotationService({ store, cards: repos.cards, keys, record, publish, cardClock });
+  const rotation = createRotationService({
+    store,
+    cards: repos.cards,
+    keys,
+    recordMany,
+    publishMany,
+    cardClock,
+  });
   const secureData = createSecureDataService({
     store,
     cards: repos.cards,

@@ -1,6 +1,6 @@
-// The audit trail: who did what to which card, with what outcome. record() runs inside the caller's
-// transaction, so an audit row exists exactly when its change does. Details carry reasons and states, never
-// a PAN, CVV, PIN, PIN block or key.
+// The audit trail: who did what to which card, with what outcome. A recorder (one row, or a batch's rows in
+// one statement per chunk) runs inside the caller's transaction, so an audit row exists exactly when its
+// change does. Details carry reasons and states, never a PAN, CVV, PIN, PIN block or key.
 
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
@@ -25,24 +25,45 @@ export interface AuditEntry {
 
 export type AuditRecorder = (tx: Db, actor: Actor, entry: AuditEntry) => Promise<void>;
 
-export function createAuditRecorder(deps: { audit: AuditRepo; clock: Clock }): AuditRecorder {
+/** Many records in one go, for batches (the rotation scheduler): each row as the single recorder writes it. */
+export type AuditBatchRecorder = (
+  tx: Db,
+  records: readonly { actor: Actor; entry: AuditEntry }[],
+) => Promise<void>;
+
+function auditRow(clock: Clock, actor: Actor, entry: AuditEntry, createdAt: string): AuditRow {
+  const details = entry.details
+    ? Object.fromEntries(Object.entries(entry.details).filter(([, v]) => v !== undefined))
+    : undefined;
+  return {
+    id: uuidv7(clock),
+    tenant_id: actor.tenantId,
+    card_id: entry.card?.id ?? null,
+    public_token: entry.card?.public_token ?? null,
+    actor: actor.subject,
+    action: entry.action,
+    outcome: entry.outcome,
+    request_id: actor.requestId ?? null,
+    details: details && Object.keys(details).length > 0 ? JSON.stringify(details) : null,
+    created_at: createdAt,
+  };
+}
+
+export function createAuditRecorder(deps: { audit: Pick<AuditRepo, "insert">; clock: Clock }): AuditRecorder {
   return async (tx, actor, entry) => {
-    const details = entry.details
-      ? Object.fromEntries(Object.entries(entry.details).filter(([, v]) => v !== undefined))
-      : undefined;
-    await deps.audit.insert(
-      {
-        id: uuidv7(deps.clock),
-        tenant_id: actor.tenantId,
-        card_id: entry.card?.id ?? null,
-        public_token: entry.card?.public_token ?? null,
-        actor: actor.subject,
-        action: entry.action,
-        outcome: entry.outcome,
-        request_id: actor.requestId ?? null,
-        details: details && Object.keys(details).length > 0 ? JSON.stringify(details) : null,
-        created_at: deps.clock.now().toISOString(),
-      },
+    await deps.audit.insert(auditRow(deps.clock, actor, entry, deps.clock.now().toISOString()), tx);
+  };
+}
+
+export function createAuditBatchRecorder(deps: {
+  audit: Pick<AuditRepo, "insertMany">;
+  clock: Clock;
+}): AuditBatchRecorder {
+  return async (tx, records) => {
+    if (records.length === 0) return;
+    const createdAt = deps.clock.now().toISOString();
+    await deps.audit.insertMany(
+      records.map((r) => auditRow(deps.clock, r.actor, r.entry, createdAt)),
       tx,
     );
   };

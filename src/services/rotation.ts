@@ -1,7 +1,9 @@
 // Dynamic CVVs for virtual cards: forced rotations, automatic ones on a schedule, and the interval.
 // A rotation changes the card's CVV service code (the CVV is derived, never stored) to one that yields a
 // different CVV, applies the pure scheduling rules of domain/rotation-schedule.ts, and announces itself with
-// a card.cvv.changed event — never carrying the CVV — in the same transaction.
+// a card.cvv.changed event — never carrying the CVV — in the same transaction. The scheduler's path works a
+// whole batch at once (one conditional UPDATE, one audit insert, one outbox insert): its cost per card is
+// the cryptography, not round trips.
 import { randomInt } from "node:crypto";
 import { assertCardOpen, type CardStatus } from "../domain/card.js";
 import { AppError, validationFailed } from "../domain/errors.js";
@@ -13,12 +15,12 @@ import {
   type RotationType,
   setInterval,
 } from "../domain/rotation-schedule.js";
-import type { EventPublisher } from "../events/outbox.js";
+import type { BatchEventPublisher, NewEvent } from "../events/outbox.js";
 import type { KeyProvider } from "../keys/key-provider.js";
-import type { CardRepo, ScheduleColumns } from "../store/card-repo.js";
+import type { CardRepo, DueRotation, ScheduleColumns } from "../store/card-repo.js";
 import type { Db, Store } from "../store/db.js";
 import type { CardRow } from "../store/schema.js";
-import type { Actor, AuditRecorder } from "./audit.js";
+import type { Actor, AuditBatchRecorder, AuditEntry } from "./audit.js";
 import type { CardClock } from "./card-clock.js";
 import { findCard } from "./card-lookup.js";
 
@@ -36,12 +38,20 @@ export interface RotationResult {
   nextRotationAt: string | null;
 }
 
+/** What a rotation or a schedule change announces, in its audit row and its event alike. */
+interface Change {
+  operationType: OperationType;
+  rotationType: RotationType;
+  nextRotationAt: string | null;
+  intervalHours: number | null;
+}
+
 export interface RotationServiceDeps {
   store: Pick<Store, "transaction">;
   cards: CardRepo;
   keys: KeyProvider;
-  record: AuditRecorder;
-  publish: EventPublisher;
+  recordMany: AuditBatchRecorder;
+  publishMany: BatchEventPublisher;
   cardClock: CardClock;
 }
 
@@ -110,69 +120,100 @@ export function createRotationService(deps: RotationServiceDeps) {
     return codes;
   }
 
-  async function announce(
-    tx: Db,
-    actor: Actor,
-    card: CardRow,
-    change: {
-      operationType: OperationType;
-      rotationType: RotationType;
-      nextRotationAt: string | null;
-      intervalHours: number | null;
-    },
-  ) {
-    await deps.record(tx, actor, {
+  const auditOf = (actor: Actor, card: CardRow, change: Change): { actor: Actor; entry: AuditEntry } => ({
+    actor,
+    entry: {
       action: change.operationType === "ROTATE_CVV" ? "cvv.rotate" : "cvv.rotation.update",
       outcome: "success",
       card,
       details: { ...change },
-    });
-    await deps.publish(tx, {
-      tenantId: card.tenant_id,
-      cardId: card.id,
-      type: "card.cvv.changed",
-      data: {
-        publicToken: card.public_token,
-        last4: card.pan_last4,
-        rotationType: change.rotationType,
-        operationType: change.operationType,
-        nextRotationAt: change.nextRotationAt,
-        rotationIntervalHours: change.intervalHours,
-      },
-    });
+    },
+  });
+
+  const eventOf = (card: CardRow, change: Change): NewEvent => ({
+    tenantId: card.tenant_id,
+    cardId: card.id,
+    type: "card.cvv.changed",
+    data: {
+      publicToken: card.public_token,
+      last4: card.pan_last4,
+      rotationType: change.rotationType,
+      operationType: change.operationType,
+      nextRotationAt: change.nextRotationAt,
+      rotationIntervalHours: change.intervalHours,
+    },
+  });
+
+  async function announce(tx: Db, changes: readonly { actor: Actor; card: CardRow; change: Change }[]) {
+    await deps.recordMany(
+      tx,
+      changes.map((c) => auditOf(c.actor, c.card, c.change)),
+    );
+    await deps.publishMany(
+      tx,
+      changes.map((c) => eventOf(c.card, c.change)),
+    );
   }
 
-  /** Writes one rotation; false when a concurrent change got there first (the caller re-reads). */
-  async function applyOne(
-    tx: Db,
-    actor: Actor,
-    card: CardRow,
-    serviceCode: string,
-    now: Date,
-    type: RotationType,
-  ) {
-    const { schedule } = applyRotation(scheduleOf(card), now, type);
+  /** A forced rotation's write; null when a concurrent change got there first (the caller re-reads). */
+  async function applyManual(tx: Db, actor: Actor, card: CardRow, serviceCode: string, now: Date) {
+    const { schedule } = applyRotation(scheduleOf(card), now, "MANUAL");
     const columns = scheduleColumns(schedule);
     const applied = await deps.cards.rotate(
       card.id,
-      {
-        serviceCode: card.cvv_service_code,
-        ...(type === "AUTOMATIC" ? { dueAt: card.next_rotation_at! } : {}),
-      },
+      { serviceCode: card.cvv_service_code },
       { ...columns, cvv_service_code: serviceCode, last_rotated_at: now.toISOString() },
       tx,
     );
-    if (applied) {
-      await announce(tx, actor, card, {
+    if (!applied) return null;
+    const change: Change = {
+      operationType: "ROTATE_CVV",
+      rotationType: "MANUAL",
+      nextRotationAt: columns.next_rotation_at,
+      intervalHours: schedule.intervalHours,
+    };
+    await announce(tx, [{ actor, card, change }]);
+    return {
+      rotatedAt: now.toISOString(),
+      rotationType: change.rotationType,
+      nextRotationAt: change.nextRotationAt,
+    };
+  }
+
+  /**
+   * The automatic rotation of each claimed card at its own time, written together. A card whose service
+   * code or due time moved since the claim is skipped (no audit row, no event): it is not rotated twice.
+   */
+  async function applyDue(
+    tx: Db,
+    due: readonly (CardRow & { clock_time: string | null })[],
+    codes: string[],
+    now: Date,
+  ) {
+    const planned = due.map((card, i) => {
+      const cardNow = card.clock_time ? new Date(card.clock_time) : now;
+      const { schedule } = applyRotation(scheduleOf(card), cardNow, "AUTOMATIC");
+      const columns = scheduleColumns(schedule);
+      const write: DueRotation = {
+        id: card.id,
+        expected: { serviceCode: card.cvv_service_code, dueAt: card.next_rotation_at! },
+        changes: { ...columns, cvv_service_code: codes[i]!, last_rotated_at: cardNow.toISOString() },
+      };
+      const change: Change = {
         operationType: "ROTATE_CVV",
-        rotationType: type,
+        rotationType: "AUTOMATIC",
         nextRotationAt: columns.next_rotation_at,
         intervalHours: schedule.intervalHours,
-      });
-    }
-    return applied
-      ? { rotatedAt: now.toISOString(), rotationType: type, nextRotationAt: columns.next_rotation_at }
-      : null;
+      };
+      return { write, card, change, actor: { tenantId: card.tenant_id, subject: SCHEDULER_SUBJECT } };
+    });
+    const applied = await deps.cards.rotateDue(
+      planned.map((p) => p.write),
+      tx,
+    );
+    const rotated = planned.filter((p) => applied.has(p.card.id));
+    await announce(tx, rotated);
+    return rotated.length;
   }
 
   async function findRotatable(actor: Actor, publicToken: string): Promise<CardRow> {
@@ -202,12 +243,13 @@ export function createRotationService(deps: RotationServiceDeps) {
     const columns = scheduleColumns(schedule);
     await deps.store.transaction(async (tx) => {
       await deps.cards.setSchedule(card.id, columns, now.toISOString(), tx);
-      await announce(tx, actor, card, {
+      const change: Change = {
         operationType: hours === null ? "DELETE_CVV_ROTATION" : "CHANGE_CVV_ROTATION",
         rotationType: "MANUAL",
         nextRotationAt: columns.next_rotation_at,
         intervalHours: hours,
-      });
+      };
+      await announce(tx, [{ actor, card, change }]);
     });
     return view({ ...card, ...columns });
   }
@@ -226,7 +268,7 @@ export function createRotationService(deps: RotationServiceDeps) {
         const card = await findRotatable(actor, publicToken);
         const now = await deps.cardClock(card);
         const code = options.serviceCode ?? (await newServiceCodes([card], [await panOf(card)]))[0]!;
-        const result = await deps.store.transaction((tx) => applyOne(tx, actor, card, code, now, "MANUAL"));
+        const result = await deps.store.transaction((tx) => applyManual(tx, actor, card, code, now));
         if (result) return result;
       }
       throw new AppError("concurrent_update", "The card's CVV is being rotated by another request; retry.");
@@ -257,14 +299,7 @@ export function createRotationService(deps: RotationServiceDeps) {
         const due = await deps.cards.claimDue(now.toISOString(), options.limit, options.testClockId, tx);
         if (due.length === 0) return 0;
         const pans = await Promise.all(due.map(panOf));
-        const codes = await newServiceCodes(due, pans);
-        let rotated = 0;
-        for (const [i, card] of due.entries()) {
-          const actor = { tenantId: card.tenant_id, subject: SCHEDULER_SUBJECT };
-          const cardNow = card.clock_time ? new Date(card.clock_time) : now;
-          if (await applyOne(tx, actor, card, codes[i]!, cardNow, "AUTOMATIC")) rotated++;
-        }
-        return rotated;
+        return applyDue(tx, due, await newServiceCodes(due, pans), now);
       });
     },
   };

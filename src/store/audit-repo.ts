@@ -1,5 +1,6 @@
 // The append-only audit trail. Rows are written inside the transaction of the change they record; ids are
 // UUIDv7, so id order is time order and serves as the pagination cursor.
+import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
 import type { AuditRow } from "./schema.js";
 
@@ -7,6 +8,10 @@ export function createAuditRepo(db: Db) {
   return {
     async insert(row: AuditRow, tx: Db = db): Promise<void> {
       await tx.insertInto("audit_events").values(row).execute();
+    },
+    /** Many rows with one statement per chunk (a scheduler batch audits thousands of rotations at once). */
+    async insertMany(rows: readonly AuditRow[], tx: Db = db): Promise<void> {
+      for (const chunk of chunksOf(rows)) await tx.insertInto("audit_events").values(chunk).execute();
     },
     list(
       tenantId: string,
