@@ -2,12 +2,29 @@
 // UUIDv7, so id order is time order and serves as the pagination cursor.
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
+import { everyColumn, prepared } from "./prepared.js";
 import type { AuditRow } from "./schema.js";
 
+const COLUMNS: Record<keyof AuditRow, true> = {
+  id: true,
+  tenant_id: true,
+  card_id: true,
+  public_token: true,
+  actor: true,
+  action: true,
+  outcome: true,
+  request_id: true,
+  details: true,
+  created_at: true,
+};
+
 export function createAuditRepo(db: Db) {
+  // Every verify writes one: compiled once (prepared.ts).
+  const insertOne = prepared((p: AuditRow) => db.insertInto("audit_events").values(everyColumn(p, COLUMNS)));
+
   return {
     async insert(row: AuditRow, tx: Db = db): Promise<void> {
-      await tx.insertInto("audit_events").values(row).execute();
+      await insertOne(tx, row);
     },
     /** Many rows with one statement per chunk (a scheduler batch audits thousands of rotations at once). */
     async insertMany(rows: readonly AuditRow[], tx: Db = db): Promise<void> {

@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
 import pg from "pg";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
 import type { Database } from "./schema.js";
@@ -22,6 +22,11 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+// Compiled once: the authorisation path opens and ends transactions all the time.
+const BEGIN = CompiledQuery.raw("begin");
+const COMMIT = CompiledQuery.raw("commit");
+const ROLLBACK = CompiledQuery.raw("rollback");
 
 export function openSqliteStore(file: string): Store {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
@@ -44,13 +49,13 @@ export function openSqliteStore(file: string): Store {
     // only what is still open, and the caller always sees the error that ended the transaction.
     transaction: (fn) =>
       db.connection().execute(async (conn) => {
-        await sql`begin`.execute(conn);
+        await conn.executeQuery(BEGIN);
         try {
           const result = await fn(conn);
-          await sql`commit`.execute(conn);
+          await conn.executeQuery(COMMIT);
           return result;
         } catch (error) {
-          if (sqlite.inTransaction) await sql`rollback`.execute(conn);
+          if (sqlite.inTransaction) await conn.executeQuery(ROLLBACK);
           throw error;
         }
       }),

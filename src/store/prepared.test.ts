@@ -1,7 +1,7 @@
 import SqliteDatabase from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
-import { prepared } from "./prepared.js";
+import { everyColumn, prepared } from "./prepared.js";
 
 interface Tables {
   items: { id: string; owner: string; tries: number; note: string | null };
@@ -63,5 +63,21 @@ describe("prepared queries", () => {
       expect((await decrement(tx, { id: "a" })).rows).toEqual([{ tries: 0 }]);
     });
     expect((await byOwner(db, { owner: "acme", id: "a" })).rows[0]?.tries).toBe(0);
+  });
+});
+
+describe("everyColumn", () => {
+  it("makes a prepared one-row insert that writes each call's values", async () => {
+    const insert = prepared((p: Tables["items"]) =>
+      db.insertInto("items").values(everyColumn(p, { id: true, owner: true, tries: true, note: true })),
+    );
+    await insert(db, { id: "c", owner: "acme", tries: 5, note: null });
+    await insert(db, { id: "d", owner: "initech", tries: 1, note: "n" });
+    expect(
+      await db.selectFrom("items").selectAll().where("id", "in", ["c", "d"]).orderBy("id").execute(),
+    ).toEqual([
+      { id: "c", owner: "acme", tries: 5, note: null },
+      { id: "d", owner: "initech", tries: 1, note: "n" },
+    ]);
   });
 });

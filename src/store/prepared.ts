@@ -21,18 +21,20 @@ type Slot = { name: string } | { value: unknown };
  * `run(tx, { id })`. `build` must use each field of `p` as a value only (where, set, values…); its
  * structure may not depend on them. Run it on the database it was built with, or a transaction of it.
  */
-export function prepared<P extends Record<string, unknown>, Row>(
+export function prepared<P extends object, Row>(
   build: (params: P) => Compilable<Row>,
 ): (db: QueryRunner, values: P) => Promise<QueryResult<Row>> {
   let plan: { sql: string; slots: Slot[] } | undefined;
   return (db, values) => {
     plan ??= compile(build);
-    const parameters = plan.slots.map((slot) => ("name" in slot ? (values[slot.name] ?? null) : slot.value));
+    const parameters = plan.slots.map((slot) =>
+      "name" in slot ? (values[slot.name as keyof P] ?? null) : slot.value,
+    );
     return db.executeQuery(CompiledQuery.raw(plan.sql, parameters) as CompiledQuery<Row>);
   };
 }
 
-function compile<P extends Record<string, unknown>>(build: (params: P) => Compilable<unknown>) {
+function compile<P extends object>(build: (params: P) => Compilable<unknown>) {
   const placeholders = new Proxy({} as P, { get: (_, name) => `${MARK}${String(name)}` });
   const query = build(placeholders).compile();
   const slots = query.parameters.map(
@@ -40,4 +42,12 @@ function compile<P extends Record<string, unknown>>(build: (params: P) => Compil
       typeof value === "string" && value.startsWith(MARK) ? { name: value.slice(MARK.length) } : { value },
   );
   return { sql: query.sql, slots };
+}
+
+/**
+ * The values of a one-row insert naming every column, for a prepared insert (the placeholders of `params`
+ * cannot be enumerated). `columns` must list every column: the compiler checks it against the row type.
+ */
+export function everyColumn<Row>(params: Row, columns: Record<keyof Row, true>): Row {
+  return Object.fromEntries(Object.keys(columns).map((name) => [name, params[name as keyof Row]])) as Row;
 }
