@@ -3,20 +3,11 @@
 // and its peak RSS (VmHWM) is read from /proc before it exits.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 
 export const root = join(import.meta.dirname, "..");
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+export { freePort } from "../test/helpers/processes.js";
 
 /** How the service runs: compiled JavaScript (after `npm run build`) or the TypeScript sources through tsx. */
 export type RunMode = "compiled" | "tsx";
