@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --compiled] [-- --only id,id]`: runs every scenario next to its baseline,
+// `npm run bench [-- --quick] [-- --tsx] [-- --only id,id]`: runs every scenario next to its baseline,
 // prints the table, and writes bench/results/<date>.json and bench/results/latest.md. Invariant: ratios of
 // same-run medians are the headline numbers; absolute figures are printed beside them only for context.
 import { execFileSync } from "node:child_process";
@@ -15,7 +15,8 @@ import { fmt, type ScenarioResult } from "./stats.js";
 const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
-    compiled: { type: "boolean", default: false },
+    // serve runs as `npm start` runs it (compiled dist/) unless --tsx asks for the sources through tsx.
+    tsx: { type: "boolean", default: false },
     only: { type: "string" },
     "no-postgres": { type: "boolean", default: false },
   },
@@ -43,7 +44,7 @@ const machine = {
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
 };
-const mode = values.compiled ? "compiled" : "tsx";
+const mode = values.tsx ? "tsx" : "compiled";
 if (mode === "compiled") {
   log("building (npm run build) for a compiled run…");
   execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" });
