@@ -2,7 +2,7 @@
 // read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N.
 import { sql } from "kysely";
 import type { Db, StoreKind } from "./db.js";
-import { prepared } from "./prepared.js";
+import { everyColumn, prepared } from "./prepared.js";
 import type { CardRow, NewCardRow } from "./schema.js";
 
 export type Secret = "cvv" | "pin";
@@ -25,8 +25,43 @@ export interface DueRotation {
   changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string };
 }
 
+const COLUMNS: Record<keyof NewCardRow, true> = {
+  id: true,
+  tenant_id: true,
+  public_token: true,
+  type: true,
+  status: true,
+  pan_sealed: true,
+  pan_fingerprint: true,
+  pan_first6: true,
+  pan_last4: true,
+  expiry: true,
+  cardholder_name: true,
+  customer_reference: true,
+  cvk_id: true,
+  cvv_service_code: true,
+  cvv_tries_remaining: true,
+  pin_sealed: true,
+  pvk_id: true,
+  pvki: true,
+  pvv: true,
+  pin_tries_remaining: true,
+  created_at: true,
+  updated_at: true,
+  rotation_interval_hours: true,
+  next_rotation_at: true,
+  last_scheduled_at: true,
+  last_rotated_at: true,
+  test_clock_id: true,
+};
+
 export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
-  // The queries every CVV and PIN call runs, compiled once (prepared.ts).
+  // The queries every CVV and PIN call and every card creation run, compiled once (prepared.ts).
+  const insertOne = prepared((p: NewCardRow) => db.insertInto("cards").values(everyColumn(p, COLUMNS)));
+  const idBy = (column: "public_token" | "pan_fingerprint") =>
+    prepared((p: { value: string }) => db.selectFrom("cards").select("id").where(column, "=", p.value));
+  const idByToken = idBy("public_token");
+  const idByFingerprint = idBy("pan_fingerprint");
   const byToken = prepared((p: { tenantId: string; publicToken: string }) =>
     db
       .selectFrom("cards")
@@ -66,7 +101,7 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
 
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
-      await tx.insertInto("cards").values(row).execute();
+      await insertOne(tx, row);
     },
 
     async findByToken(
@@ -78,21 +113,11 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     },
 
     async tokenExists(publicToken: string, tx: Db = db): Promise<boolean> {
-      const row = await tx
-        .selectFrom("cards")
-        .select("id")
-        .where("public_token", "=", publicToken)
-        .executeTakeFirst();
-      return row !== undefined;
+      return (await idByToken(tx, { value: publicToken })).rows.length > 0;
     },
 
     async fingerprintExists(fingerprint: string, tx: Db = db): Promise<boolean> {
-      const row = await tx
-        .selectFrom("cards")
-        .select("id")
-        .where("pan_fingerprint", "=", fingerprint)
-        .executeTakeFirst();
-      return row !== undefined;
+      return (await idByFingerprint(tx, { value: fingerprint })).rows.length > 0;
     },
 
     async update(
