@@ -2,19 +2,30 @@
 // with the real scheduler path (`rotation.runDue`, batches of 1,000) or with the baseline — the same rows'
 // writes (claim, update, outbox insert, audit insert) in the same batch size, with no cryptography or domain
 // code. Invariant: both paths claim through the same repository query, so their only difference is the work.
+// Before saying ready each worker rehearses its path a few batches and rolls them back: the timed drain meets
+// code V8 has already compiled, as in a long-running worker, instead of a cold process's first batches
+// (3-4× the CPU of later ones, and paid once per process: it would bill three workers three times).
 
 import { loadConfig } from "../src/config.js";
 import { uuidv7 } from "../src/lib/ids.js";
 import { openRuntime } from "../src/runtime.js";
+import { createAuditBatchRecorder } from "../src/services/audit.js";
+import { createCardClock } from "../src/services/card-clock.js";
+import { createRotationService } from "../src/services/rotation.js";
 import { chunksOf } from "../src/store/chunks.js";
+import type { Db, Store } from "../src/store/db.js";
 
 const BATCH = 1000;
+const REHEARSALS = 4;
 const mode = process.argv[2] === "baseline" ? "baseline" : "real";
 const runtime = await openRuntime(loadConfig(process.env), { warn: () => {} });
 const { services, store, clock } = runtime;
 
-async function baselineBatch(now: Date): Promise<number> {
-  return store.transaction(async (tx) => {
+async function baselineBatch(
+  now: Date,
+  transaction: Store["transaction"] = store.transaction,
+): Promise<number> {
+  return transaction(async (tx) => {
     const due = await services.repos.cards.claimDue(now.toISOString(), BATCH, undefined, tx);
     const stamp = now.toISOString();
     const next = new Date(now.getTime() + 24 * 3600_000).toISOString();
@@ -59,6 +70,36 @@ async function baselineBatch(now: Date): Promise<number> {
     for (const chunk of chunksOf(audits)) await tx.insertInto("audit_events").values(chunk).execute();
     return due.length;
   });
+}
+
+const rolledBack = Symbol("rolled back");
+
+/** Runs fn in a transaction that never commits. */
+async function rehearse<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
+  let result: T | undefined;
+  try {
+    await store.transaction(async (tx) => {
+      result = await fn(tx);
+      throw rolledBack;
+    });
+  } catch (error) {
+    if (error !== rolledBack) throw error;
+  }
+  return result as T;
+}
+
+/** The real path wired as runtime.ts wires it, on a store whose transactions always roll back. */
+const rehearsal = createRotationService({
+  store: { transaction: rehearse },
+  cards: services.repos.cards,
+  keys: runtime.keys,
+  recordMany: createAuditBatchRecorder({ audit: services.repos.audit, clock }),
+  publishMany: services.publishMany,
+  cardClock: createCardClock({ clock, testClocks: services.repos.testClocks }),
+});
+for (let i = 0; i < REHEARSALS; i++) {
+  if (mode === "real") await rehearsal.runDue(clock.now(), { limit: BATCH });
+  else await baselineBatch(clock.now(), rehearse);
 }
 
 process.on("message", async (message: { go?: boolean }) => {
