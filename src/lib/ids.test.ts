@@ -15,6 +15,13 @@ describe("ids", () => {
     );
   });
 
+  it("UUIDv7 random parts stay distinct across many refills of the random pool", () => {
+    let ms = Date.parse("2026-03-01T00:00:00Z");
+    const clock = { now: () => new Date((ms += 1)) };
+    const tails = Array.from({ length: 5000 }, () => uuidv7(clock).slice(15));
+    expect(new Set(tails).size).toBe(tails.length);
+  });
+
   it("public tokens are 9 digits without a leading zero", () => {
     for (let i = 0; i < 1000; i++) expect(newPublicToken()).toMatch(/^[1-9][0-9]{8}$/);
   });
