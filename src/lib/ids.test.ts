@@ -17,7 +17,12 @@ describe("ids", () => {
 
   it("UUIDv7 random parts stay distinct across many refills of the random pool", () => {
     let ms = Date.parse("2026-03-01T00:00:00Z");
-    const clock = { now: () => new Date((ms += 1)) };
+    const clock = {
+      now: () => {
+        ms += 1;
+        return new Date(ms);
+      },
+    };
     const tails = Array.from({ length: 5000 }, () => uuidv7(clock).slice(15));
     expect(new Set(tails).size).toBe(tails.length);
   });
