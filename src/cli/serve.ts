@@ -14,6 +14,9 @@ export async function serveCommand(args: string[]): Promise<number> {
   const runtime = await openRuntime(config, { warn: (message) => logger.warn(`!!! ${message} !!!`) });
   const server = await startServer(runtime, logger);
   logger.info({ dataDir: config.dataDir }, `cardvault listening on http://${config.host}:${config.port}`);
-  void stopped.then(server.shutdown);
+  stopped.then(server.shutdown).catch((error: unknown) => {
+    logger.error({ err: error }, "shutdown failed");
+    process.exitCode = 1;
+  });
   return -1;
 }

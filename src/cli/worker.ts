@@ -14,11 +14,16 @@ export async function workerCommand(args: string[]): Promise<number> {
   const runtime = await openRuntime(config, { warn: (message) => logger.warn(`!!! ${message} !!!`) });
   const jobs = startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs);
   logger.info({ dataDir: config.dataDir }, "cardvault worker running");
-  void stopped.then(async (signal) => {
-    logger.info({ signal }, "worker stopping: finishing the batch in hand");
-    await jobs.stop();
-    await runtime.close();
-    logger.info("stopped");
-  });
+  stopped
+    .then(async (signal) => {
+      logger.info({ signal }, "worker stopping: finishing the batch in hand");
+      await jobs.stop();
+      await runtime.close();
+      logger.info("stopped");
+    })
+    .catch((error: unknown) => {
+      logger.error({ err: error }, "shutdown failed");
+      process.exitCode = 1;
+    });
   return -1;
 }

@@ -99,11 +99,21 @@ async function emptyBodyAsObject(request: FastifyRequest) {
 
 type RouteHookName = "onRequest" | "preValidation" | "preHandler" | "onSend";
 
-/** Appends a hook to a route's own hooks (they run after the app-wide ones, in the order added). */
-function addRouteHook(route: RouteOptions, name: RouteHookName, hook: (...args: never[]) => unknown) {
+/**
+ * Adds the app's hooks to a route's own: before them (authentication, limits and idempotency come first,
+ * whatever a route adds) or, for onSend, after them (idempotency keeps the answer as it finally goes out).
+ */
+function addRouteHooks(
+  route: RouteOptions,
+  name: RouteHookName,
+  hooks: ((...args: never[]) => unknown)[],
+  where: "first" | "last" = "first",
+) {
+  if (hooks.length === 0) return;
   const existing = route[name] as unknown;
-  const hooks = existing === undefined ? [] : Array.isArray(existing) ? existing : [existing];
-  (route as unknown as Record<RouteHookName, unknown[]>)[name] = [...hooks, hook];
+  const own = existing === undefined ? [] : Array.isArray(existing) ? existing : [existing];
+  (route as unknown as Record<RouteHookName, unknown[]>)[name] =
+    where === "first" ? [...hooks, ...own] : [...own, ...hooks];
 }
 
 export async function buildApp(deps: AppDeps) {
@@ -187,16 +197,16 @@ export async function buildApp(deps: AppDeps) {
     }
     if (scope) {
       route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
-      addRouteHook(route, "onRequest", authenticate);
+      addRouteHooks(route, "onRequest", [authenticate]);
     }
     if ([route.method].flat().some((method) => !BODILESS.has(method))) {
-      addRouteHook(route, "preValidation", emptyBodyAsObject);
+      addRouteHooks(route, "preValidation", [emptyBodyAsObject]);
     }
-    if (route.config?.rateLimit) addRouteHook(route, "preHandler", limitRate);
-    if (route.config?.idempotent) {
-      addRouteHook(route, "preHandler", idempotency.preHandler);
-      addRouteHook(route, "onSend", idempotency.onSend);
-    }
+    addRouteHooks(route, "preHandler", [
+      ...(route.config?.rateLimit ? [limitRate] : []),
+      ...(route.config?.idempotent ? [idempotency.preHandler] : []),
+    ]);
+    if (route.config?.idempotent) addRouteHooks(route, "onSend", [idempotency.onSend], "last");
   });
 
   await app.register(swagger, {

@@ -44,6 +44,16 @@ describe("logger", () => {
     });
   });
 
+  it("censors an error's own secret-named fields and a child logger's bindings", () => {
+    const { lines, logger } = capture();
+    const error = Object.assign(new Error("boom"), { key: "00ff00ff", code: "E_X" });
+    logger.error({ err: error }, "failed");
+    logger.child({ token: "eyJhbGciOi" }).info("bound");
+    expect(lines[0]!.err).toMatchObject({ message: "boom", key: "[redacted]", code: "E_X" });
+    expect(lines[1]!.token).toBe("[redacted]");
+    expect(JSON.stringify(lines)).not.toMatch(/00ff00ff|eyJhbGciOi/);
+  });
+
   it("leaves an object without secrets as it is, and never changes the caller's object", () => {
     const plain = { res: { statusCode: 200 }, responseTime: 1.5 };
     expect(censorSecrets(plain)).toBe(plain);

@@ -31,12 +31,7 @@ export function censorSecrets(object: Record<string, unknown>): Record<string, u
   for (const [name, value] of Object.entries(object)) {
     let censored: unknown = value;
     if (SECRET_FIELDS.has(name)) censored = CENSOR;
-    else if (
-      value !== null &&
-      typeof value === "object" &&
-      !Array.isArray(value) &&
-      !(value instanceof Error)
-    ) {
+    else if (isPlainObject(value)) {
       const inner = value as Record<string, unknown>;
       if (Object.keys(inner).some((key) => SECRET_FIELDS.has(key))) {
         censored = Object.fromEntries(
@@ -52,12 +47,25 @@ export function censorSecrets(object: Record<string, unknown>): Record<string, u
   return out;
 }
 
+/** Only plain objects are copied: a class instance (a request, an error) keeps its prototype's getters. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
+      // The log object before serialization; errors once serialized (an error's own fields, e.g. a library's
+      // `key`, are censored like any other); and secret-named bindings of child loggers, which pino passes
+      // through the serializers of their names but not through the formatter.
       formatters: { log: censorSecrets },
       serializers: {
+        ...Object.fromEntries([...SECRET_FIELDS].map((name) => [name, () => CENSOR])),
+        err: (error: Error) =>
+          censorSecrets(pino.stdSerializers.err(error) as unknown as Record<string, unknown>),
         req: (req: { id: string; method: string; url: string }) => ({
           id: req.id,
           method: req.method,

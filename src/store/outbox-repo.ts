@@ -2,28 +2,10 @@
 // later by jobs/, so an event exists if and only if its change committed.
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
-import { everyColumn, prepared } from "./prepared.js";
 import type { OutboxEventsTable } from "./schema.js";
 
-const COLUMNS: Record<keyof OutboxEventsTable, true> = {
-  id: true,
-  tenant_id: true,
-  card_id: true,
-  type: true,
-  payload: true,
-  created_at: true,
-};
-
 export function createOutboxRepo(db: Db) {
-  // Every block and unblock publishes one: compiled once (prepared.ts).
-  const insertOne = prepared((p: OutboxEventsTable) =>
-    db.insertInto("outbox_events").values(everyColumn(p, COLUMNS)),
-  );
-
   return {
-    async insert(row: OutboxEventsTable, tx: Db = db): Promise<void> {
-      await insertOne(tx, row);
-    },
     /** Many events with one statement per chunk (the rotation scheduler publishes thousands at once). */
     async insertMany(rows: readonly OutboxEventsTable[], tx: Db = db): Promise<void> {
       for (const chunk of chunksOf(rows)) await tx.insertInto("outbox_events").values(chunk).execute();

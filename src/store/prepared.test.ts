@@ -1,5 +1,5 @@
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely, SqliteDialect, sql } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
 import { everyColumn, prepared } from "./prepared.js";
 
@@ -56,6 +56,13 @@ describe("prepared queries", () => {
   it("never splices a value into the SQL: one that looks like SQL or like a placeholder is just a value", async () => {
     expect((await byOwner(db, { owner: "acme' or '1'='1", id: "a" })).rows).toEqual([]);
     expect((await byOwner(db, { owner: "\u0000cardvault-parameter:owner", id: "a" })).rows).toEqual([]);
+  });
+
+  it("refuses a query that splices a parameter into its text instead of binding it", () => {
+    const spliced = prepared((p: { owner: string }) =>
+      db.selectFrom("items").selectAll().where("owner", "=", sql.lit(p.owner)),
+    );
+    expect(() => spliced(db, { owner: "acme" })).toThrow(/bound values/);
   });
 
   it("runs inside a transaction of the database it was built with", async () => {

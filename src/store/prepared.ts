@@ -37,6 +37,8 @@ export function prepared<P extends object, Row>(
 function compile<P extends object>(build: (params: P) => Compilable<unknown>) {
   const placeholders = new Proxy({} as P, { get: (_, name) => `${MARK}${String(name)}` });
   const query = build(placeholders).compile();
+  // A placeholder spliced into the text (sql.lit, sql.raw) would never be bound: refuse the query.
+  if (query.sql.includes(MARK)) throw new Error("A prepared query must use its parameters as bound values.");
   const slots = query.parameters.map(
     (value): Slot =>
       typeof value === "string" && value.startsWith(MARK) ? { name: value.slice(MARK.length) } : { value },
