@@ -7,16 +7,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { createBatchPublisher } from "../src/events/outbox.js";
-import { initKeystore } from "../src/keys/keystore-file.js";
 import { fixedClock } from "../src/lib/clock.js";
-import { connectStore, keystorePath, openRuntime, type Runtime, resolveMasterKey } from "../src/runtime.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
 import { createAuditBatchRecorder } from "../src/services/audit.js";
 import { createCardClock } from "../src/services/card-clock.js";
 import { createRotationService, SCHEDULER_SUBJECT } from "../src/services/rotation.js";
 import type { CardRepo } from "../src/store/card-repo.js";
-import { ensureSchema } from "../src/store/db.js";
-import { createTestDatabase, type TestDatabase } from "./helpers/test-database.js";
-import { testRsaKeyGenerator } from "./helpers/test-rsa-keys.js";
+import { createTestDatabase, prepareStoreAndKeys, type TestDatabase } from "./helpers/test-database.js";
 
 const START = "2026-03-01T15:00:00.000Z";
 const H = 3_600_000;
@@ -42,17 +39,7 @@ beforeAll(async () => {
     },
     { dataDir },
   );
-  const migrating = connectStore(config);
-  await ensureSchema(migrating.db, { migrate: true });
-  await migrating.close();
-  initKeystore(
-    keystorePath(config),
-    resolveMasterKey(config, () => {}),
-    clock,
-    {
-      generateRsaKey: testRsaKeyGenerator,
-    },
-  );
+  await prepareStoreAndKeys(config, clock);
   runtime = await openRuntime(config, { clock, warn: () => {} });
   await runtime.services.tenants.add({ id: "acme", bin: "400000", sandbox: true });
 });

@@ -7,12 +7,9 @@ import type { Logger } from "pino";
 import { loadConfig } from "../../src/config.js";
 import { buildApp } from "../../src/http/app.js";
 import { createTokenVerifier, mintToken, scopes } from "../../src/http/auth.js";
-import { initKeystore } from "../../src/keys/keystore-file.js";
 import { type Clock, systemClock } from "../../src/lib/clock.js";
-import { connectStore, keystorePath, openRuntime, resolveMasterKey } from "../../src/runtime.js";
-import { ensureSchema } from "../../src/store/db.js";
-import { createTestDatabase } from "./test-database.js";
-import { testRsaKeyGenerator } from "./test-rsa-keys.js";
+import { openRuntime } from "../../src/runtime.js";
+import { createTestDatabase, prepareStoreAndKeys } from "./test-database.js";
 
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256!";
 export const TEST_MASTER_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -49,12 +46,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     },
     { dataDir },
   );
-  const migrated = connectStore(config);
-  await ensureSchema(migrated.db, { migrate: true });
-  await migrated.close();
-  // The keystore openRuntime would create, made here with cached RSA pairs (RSA-4096 keygen is slow).
-  const masterKey = resolveMasterKey(config, () => {});
-  initKeystore(keystorePath(config), masterKey, clock, { generateRsaKey: testRsaKeyGenerator });
+  await prepareStoreAndKeys(config, clock);
   const runtime = await openRuntime(config, { clock, warn: () => {} });
   for (const id of ["acme", "globex"]) {
     await runtime.services.tenants.add({

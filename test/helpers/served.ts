@@ -6,19 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config.js";
 import { mintToken, scopes } from "../../src/http/auth.js";
-import { initKeystore } from "../../src/keys/keystore-file.js";
 import { systemClock } from "../../src/lib/clock.js";
-import {
-  connectStore,
-  keystorePath,
-  openRuntime,
-  type Runtime,
-  resolveMasterKey,
-} from "../../src/runtime.js";
-import { ensureSchema } from "../../src/store/db.js";
+import { openRuntime, type Runtime } from "../../src/runtime.js";
 import { type CardvaultProcess, freePort, spawnCardvault, waitForHttp } from "./processes.js";
-import { createTestDatabase } from "./test-database.js";
-import { testRsaKeyGenerator } from "./test-rsa-keys.js";
+import { createTestDatabase, prepareStoreAndKeys } from "./test-database.js";
 
 export const SERVED_JWT_SECRET = "served-world-secret-that-is-long-enough!!";
 export const SERVED_MASTER_KEY = "22".repeat(32);
@@ -57,17 +48,7 @@ export async function createServedWorld(
     ...options.env,
   };
   const config = loadConfig(env);
-  const store = connectStore(config);
-  await ensureSchema(store.db, { migrate: true });
-  await store.close();
-  initKeystore(
-    keystorePath(config),
-    resolveMasterKey(config, () => {}),
-    systemClock,
-    {
-      generateRsaKey: testRsaKeyGenerator,
-    },
-  );
+  await prepareStoreAndKeys(config, systemClock);
   const runtime = await openRuntime(config, { warn: () => {} });
   for (const t of options.tenants ?? [{ id: "acme" }]) {
     await runtime.services.tenants.add({

@@ -3,6 +3,12 @@
 // created before the file and dropped after it.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import type { Config } from "../../src/config.js";
+import { initKeystore } from "../../src/keys/keystore-file.js";
+import type { Clock } from "../../src/lib/clock.js";
+import { connectStore, keystorePath, resolveMasterKey } from "../../src/runtime.js";
+import { ensureSchema } from "../../src/store/db.js";
+import { testRsaKeyGenerator } from "./test-rsa-keys.js";
 
 export const testStore = process.env.CARDVAULT_TEST_STORE === "postgres" ? "postgres" : "sqlite";
 
@@ -32,4 +38,20 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await client.end();
     },
   };
+}
+
+/**
+ * Readies a configuration's store and keys before openRuntime: migrates the database and writes the keystore
+ * openRuntime would create, with cached RSA pairs (RSA-4096 keygen takes about a second a key).
+ */
+export async function prepareStoreAndKeys(config: Config, clock: Clock): Promise<void> {
+  const migrating = connectStore(config);
+  await ensureSchema(migrating.db, { migrate: true });
+  await migrating.close();
+  initKeystore(
+    keystorePath(config),
+    resolveMasterKey(config, () => {}),
+    clock,
+    { generateRsaKey: testRsaKeyGenerator },
+  );
 }
