@@ -9,6 +9,11 @@ export type Secret = "cvv" | "pin";
 
 const counterColumn = { cvv: "cvv_tries_remaining", pin: "pin_tries_remaining" } as const;
 
+/** One of a thing for each secret's counter column. */
+function perSecret<T>(make: (column: (typeof counterColumn)[Secret]) => T): Record<Secret, T> {
+  return { cvv: make(counterColumn.cvv), pin: make(counterColumn.pin) };
+}
+
 /** A card with the limits of its tenant, as most operations need both. */
 export type CardWithLimits = CardRow & { max_cvv_tries: number; max_pin_tries: number };
 
@@ -80,16 +85,10 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
         .where(column, ">", 0)
         .returning(sql<number>`${sql.ref(column)}`.as("remaining")),
     );
-  const counterSteps = {
-    cvv: {
-      reset: counterStep(counterColumn.cvv, "reset"),
-      decrement: counterStep(counterColumn.cvv, "decrement"),
-    },
-    pin: {
-      reset: counterStep(counterColumn.pin, "reset"),
-      decrement: counterStep(counterColumn.pin, "decrement"),
-    },
-  };
+  const counterSteps = perSecret((column) => ({
+    reset: counterStep(column, "reset"),
+    decrement: counterStep(column, "decrement"),
+  }));
   const counterSet = (column: (typeof counterColumn)[Secret]) =>
     prepared((p: { cardId: string; value: number; updatedAt: string }) =>
       db
@@ -97,7 +96,7 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
         .set({ [column]: p.value, updated_at: p.updatedAt })
         .where("id", "=", p.cardId),
     );
-  const counterSets = { cvv: counterSet(counterColumn.cvv), pin: counterSet(counterColumn.pin) };
+  const counterSets = perSecret(counterSet);
 
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
