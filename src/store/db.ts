@@ -1,14 +1,16 @@
 // Opens the store and keeps its schema current. SQLite (better-sqlite3, WAL) is the embedded default and
 // PostgreSQL (pg pool) serves several processes; the dialect is chosen here and nowhere else, so
 // repositories are the same code on every database. `kind` lets a repository pick a dialect-only clause
-// (FOR UPDATE SKIP LOCKED) in one place.
+// (FOR UPDATE SKIP LOCKED) in one place. On SQLite the transactions of one event-loop turn share a commit
+// (sqlite-driver.ts); a transaction is still answered only once it is committed.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
 import type { Database } from "./schema.js";
+import { groupCommitDialect } from "./sqlite-driver.js";
 
 export type Db = Kysely<Database>;
 
@@ -23,11 +25,6 @@ export interface Store {
   close(): Promise<void>;
 }
 
-// Compiled once: the authorisation path opens and ends transactions all the time.
-const BEGIN = CompiledQuery.raw("begin");
-const COMMIT = CompiledQuery.raw("commit");
-const ROLLBACK = CompiledQuery.raw("rollback");
-
 export function openSqliteStore(file: string): Store {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
   const sqlite = new SqliteDatabase(file);
@@ -40,54 +37,7 @@ export function openSqliteStore(file: string): Store {
   sqlite.pragma("journal_size_limit = 67108864");
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return {
-    kind: "sqlite",
-    db,
-    // SQLite ends a transaction by itself on some errors (SQLITE_FULL, SQLITE_IOERR…); a ROLLBACK after that
-    // fails with "no transaction is active" and would hide the cause (a 500 instead of a 503). So roll back
-    // only what is still open, and the caller always sees the error that ended the transaction.
-    transaction: (fn) =>
-      db.connection().execute(async (conn) => {
-        await conn.executeQuery(BEGIN);
-        try {
-          const result = await fn(conn);
-          await conn.executeQuery(COMMIT);
-          return result;
-        } catch (error) {
-          if (sqlite.inTransaction) await conn.executeQuery(ROLLBACK);
-          throw error;
-        }
-      }),
-    ping: async () => {
-      await sql`select 1`.execute(db);
-    },
-    close: () => db.destroy(),
-  };
-}
-
-const STATEMENT_CACHE_SIZE = 500;
-
-/**
- * Kysely's SQLite driver prepares every query anew; preparing costs more than running the short queries of
- * the authorisation path, so statements are kept by their SQL text. Safe because Kysely runs one query at a
- * time on the single connection; bounded because multi-row inserts make one SQL text per row count.
- */
-function withStatementCache(sqlite: SqliteDatabase.Database) {
-  const statements = new Map<string, SqliteDatabase.Statement>();
-  return {
-    close: () => sqlite.close(),
-    prepare(text: string) {
-      let statement = statements.get(text);
-      if (!statement) {
-        statement = sqlite.prepare(text);
-        if (statements.size >= STATEMENT_CACHE_SIZE)
-          statements.delete(statements.keys().next().value as string);
-        statements.set(text, statement);
-      }
-      return statement;
-    },
-  };
+  return storeOf("sqlite", new Kysely<Database>({ dialect: groupCommitDialect(sqlite) }));
 }
 
 export interface PostgresOptions {
@@ -108,9 +58,12 @@ export function openPostgresStore(url: string, options: PostgresOptions): Store 
   // reconnects on its own.
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return storeOf("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }));
+}
+
+function storeOf(kind: StoreKind, db: Db): Store {
   return {
-    kind: "postgres",
+    kind,
     db,
     transaction: (fn) => db.transaction().execute(fn),
     ping: async () => {

@@ -26,8 +26,9 @@ describe("SIGKILL during a burst of verifications", () => {
     const answered = new Map<string, number>();
     let sent = 0;
     let refused = 0;
+    // Until the server is gone: the cap only bounds a run where the kill never lands.
     const burst = Array.from({ length: 16 }, async (_, w) => {
-      for (let i = w; i < 2000; i += 16) {
+      for (let i = w; i < 200_000; i += 16) {
         const c = cards[i % cards.length]!;
         sent++;
         const r = await request(base, token, "POST", `/v1/cards/${c.token}/cvv/verify`, { cvv: c.wrong });

@@ -1,0 +1,195 @@
+// The SQLite driver: one better-sqlite3 connection shared by the whole process, its statements cached by SQL
+// text, and group commit. A commit to the WAL costs more than the short statements of a verify (≈ 35 µs
+// against ≈ 5 µs, see BENCHMARKS.md), so the transactions that run in one turn of the event loop share one
+// commit: the first opens the group (BEGIN), each runs in a savepoint of it, and the group commits once the
+// turn's I/O callbacks are done (setImmediate).
+// Invariants:
+// - Units of work (a statement, a transaction, a `db.connection()` callback) run one at a time, in order.
+// - Nothing a unit wrote or read inside an open group is answered before that group has committed: a unit
+//   that ran there waits for the commit, and if the commit fails (or SQLite ends the transaction by itself,
+//   as on SQLITE_FULL) every unit of the group fails with that error. A unit that rolled back to its own
+//   savepoint changed nothing and answers at once.
+// - A statement outside any transaction while no group is open runs in autocommit, as SQLite runs it
+//   (PRAGMAs such as wal_checkpoint cannot run inside a transaction).
+import type SqliteDatabase from "better-sqlite3";
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type QueryResult,
+  SqliteAdapter,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+} from "kysely";
+
+export function groupCommitDialect(sqlite: SqliteDatabase.Database): Dialect {
+  return {
+    createAdapter: () => new SqliteAdapter(),
+    createDriver: () => new GroupCommitDriver(sqlite),
+    createIntrospector: (db) => new SqliteIntrospector(db),
+    createQueryCompiler: () => new SqliteQueryCompiler(),
+  };
+}
+
+/** Transactions waiting for one shared COMMIT. */
+class Group {
+  readonly committed: Promise<void>;
+  settle!: (error?: unknown) => void;
+  constructor() {
+    this.committed = new Promise<void>((resolve, reject) => {
+      this.settle = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    // A group nobody waits for (every unit rolled back) must not surface as an unhandled rejection.
+    this.committed.catch(() => {});
+  }
+}
+
+const BEGIN = "begin";
+const COMMIT = "commit";
+const ROLLBACK = "rollback";
+const SAVEPOINT = "savepoint cardvault_unit";
+const RELEASE = "release cardvault_unit";
+const ROLLBACK_TO = "rollback to cardvault_unit";
+const STATEMENT_CACHE_SIZE = 500;
+
+class GroupCommitDriver implements Driver {
+  readonly #sqlite: SqliteDatabase.Database;
+  readonly #statements = new Map<string, SqliteDatabase.Statement>();
+  readonly #connection: DatabaseConnection;
+  readonly #queue: (() => void)[] = [];
+  #locked = false;
+  /** The open group: BEGIN has run and its COMMIT is scheduled. */
+  #group: Group | undefined;
+  /** The group the unit holding the connection ran in, if any, and whether it rolled back. */
+  #unit: { group: Group | undefined; rolledBack: boolean } = { group: undefined, rolledBack: false };
+
+  constructor(sqlite: SqliteDatabase.Database) {
+    this.#sqlite = sqlite;
+    this.#connection = {
+      executeQuery: <R>(query: CompiledQuery) => this.#execute<R>(query),
+      streamQuery: () => {
+        throw new Error("Streaming queries are not supported by the SQLite store.");
+      },
+    };
+  }
+
+  async init() {}
+
+  acquireConnection(): Promise<DatabaseConnection> {
+    return this.#lock().then(() => {
+      this.#unit = { group: undefined, rolledBack: false };
+      return this.#connection;
+    });
+  }
+
+  async beginTransaction() {
+    if (!this.#group) this.#open();
+    this.#unit.group = this.#group;
+    this.#run(SAVEPOINT);
+  }
+
+  async commitTransaction() {
+    this.#run(RELEASE);
+  }
+
+  async rollbackTransaction() {
+    this.#unit.rolledBack = true;
+    // If SQLite ended the transaction by itself, the error that did it is the one the caller sees.
+    if (this.#group && this.#sqlite.inTransaction) {
+      this.#run(ROLLBACK_TO);
+      this.#run(RELEASE);
+    }
+  }
+
+  async releaseConnection() {
+    const { group, rolledBack } = this.#unit;
+    this.#unlock();
+    if (group && !rolledBack) await group.committed;
+  }
+
+  async destroy() {
+    await this.#lock();
+    if (this.#group) this.#commit(this.#group);
+    this.#sqlite.close();
+  }
+
+  #open() {
+    this.#run(BEGIN);
+    const group = new Group();
+    this.#group = group;
+    // After this turn's I/O callbacks, behind the units already waiting for the connection.
+    setImmediate(() => {
+      this.#lock().then(() => {
+        if (this.#group === group) this.#commit(group);
+        this.#unlock();
+      });
+    });
+  }
+
+  #commit(group: Group) {
+    this.#group = undefined;
+    try {
+      this.#run(COMMIT);
+      group.settle();
+    } catch (error) {
+      // A failed COMMIT may leave the transaction open; end it so the next group starts clean.
+      if (this.#sqlite.inTransaction) this.#prepare(ROLLBACK).run();
+      group.settle(error);
+    }
+  }
+
+  #execute<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    // A statement run while a group is open sees, and may change, the group's uncommitted state.
+    if (this.#group) this.#unit.group ??= this.#group;
+    try {
+      return Promise.resolve(this.#run(query.sql, query.parameters) as QueryResult<R>);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #run(text: string, parameters: readonly unknown[] = []): QueryResult<unknown> {
+    const statement = this.#prepare(text);
+    try {
+      if (statement.reader) return { rows: statement.all(parameters) };
+      const { changes, lastInsertRowid } = statement.run(parameters);
+      return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+    } catch (error) {
+      // SQLite ended the transaction by itself (SQLITE_FULL, SQLITE_IOERR…): the whole group is lost.
+      if (this.#group && !this.#sqlite.inTransaction) {
+        const group = this.#group;
+        this.#group = undefined;
+        group.settle(error);
+      }
+      throw error;
+    }
+  }
+
+  /** Statements are kept by text: preparing costs more than running the short queries of a verify. */
+  #prepare(text: string) {
+    let statement = this.#statements.get(text);
+    if (!statement) {
+      statement = this.#sqlite.prepare(text);
+      // Bounded: multi-row inserts make one SQL text per row count.
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE)
+        this.#statements.delete(this.#statements.keys().next().value as string);
+      this.#statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  #lock(): Promise<void> {
+    if (!this.#locked) {
+      this.#locked = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#queue.push(resolve));
+  }
+
+  #unlock() {
+    const next = this.#queue.shift();
+    if (next) next();
+    else this.#locked = false;
+  }
+}
