@@ -35,6 +35,9 @@ export function openSqliteStore(file: string): Store {
   // few hundred requests. The file is cut back to 64 MB after each checkpoint.
   sqlite.pragma("wal_autocheckpoint = 10000");
   sqlite.pragma("journal_size_limit = 67108864");
+  // RETURNING (counters, rate limits) buffers its rows in a temporary table: in memory that costs ≈ 1 µs, in a
+  // temporary file (the default) ≈ 25 µs a statement for opening and closing the file.
+  sqlite.pragma("temp_store = MEMORY");
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
   return storeOf("sqlite", new Kysely<Database>({ dialect: groupCommitDialect(sqlite) }));

@@ -2,13 +2,29 @@
 // later by jobs/, so an event exists if and only if its change committed.
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
+import { everyColumn, prepared } from "./prepared.js";
 import type { OutboxEventsTable } from "./schema.js";
 
+const COLUMNS: Record<keyof OutboxEventsTable, true> = {
+  id: true,
+  tenant_id: true,
+  card_id: true,
+  type: true,
+  payload: true,
+  created_at: true,
+};
+
 export function createOutboxRepo(db: Db) {
+  // The one event a service publishes with its change (a card created, a counter blocked): compiled once.
+  const insertOne = prepared((p: OutboxEventsTable) =>
+    db.insertInto("outbox_events").values(everyColumn(p, COLUMNS)),
+  );
+
   return {
     /** Many events with one statement per chunk (the rotation scheduler publishes thousands at once). */
     async insertMany(rows: readonly OutboxEventsTable[], tx: Db = db): Promise<void> {
-      for (const chunk of chunksOf(rows)) await tx.insertInto("outbox_events").values(chunk).execute();
+      if (rows.length === 1) await insertOne(tx, rows[0]!);
+      else for (const chunk of chunksOf(rows)) await tx.insertInto("outbox_events").values(chunk).execute();
     },
     page(
       tenantId: string,

@@ -9,8 +9,8 @@
 //   that ran there waits for the commit, and if the commit fails (or SQLite ends the transaction by itself,
 //   as on SQLITE_FULL) every unit of the group fails with that error. A unit that rolled back to its own
 //   savepoint changed nothing and answers at once.
-// - A statement outside any transaction while no group is open runs in autocommit, as SQLite runs it
-//   (PRAGMAs such as wal_checkpoint cannot run inside a transaction).
+// - A write outside a transaction opens a group as a transaction does; a read (or a PRAGMA) while no group is
+//   open runs on its own, as SQLite runs it.
 import type SqliteDatabase from "better-sqlite3";
 import {
   type CompiledQuery,
@@ -52,6 +52,7 @@ const SAVEPOINT = "savepoint cardvault_unit";
 const RELEASE = "release cardvault_unit";
 const ROLLBACK_TO = "rollback to cardvault_unit";
 const STATEMENT_CACHE_SIZE = 500;
+const PRAGMA = /^\s*pragma\b/i;
 
 class GroupCommitDriver implements Driver {
   readonly #sqlite: SqliteDatabase.Database;
@@ -134,23 +135,30 @@ class GroupCommitDriver implements Driver {
       group.settle();
     } catch (error) {
       // A failed COMMIT may leave the transaction open; end it so the next group starts clean.
-      if (this.#sqlite.inTransaction) this.#prepare(ROLLBACK).run();
+      if (this.#sqlite.inTransaction) this.#run(ROLLBACK);
       group.settle(error);
     }
   }
 
   #execute<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    // A statement run while a group is open sees, and may change, the group's uncommitted state.
-    if (this.#group) this.#unit.group ??= this.#group;
     try {
-      return Promise.resolve(this.#run(query.sql, query.parameters) as QueryResult<R>);
+      const statement = this.#prepare(query.sql);
+      // A write outside a transaction joins a group as well: a commit of its own would cost more than it does.
+      // Not a PRAGMA: it acts on the connection, and some (wal_checkpoint) cannot run inside a transaction.
+      if (!this.#group && !statement.readonly && !PRAGMA.test(query.sql)) this.#open();
+      // A statement run while a group is open sees, and may change, the group's uncommitted state.
+      if (this.#group) this.#unit.group ??= this.#group;
+      return Promise.resolve(this.#step(statement, query.parameters) as QueryResult<R>);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  #run(text: string, parameters: readonly unknown[] = []): QueryResult<unknown> {
-    const statement = this.#prepare(text);
+  #run(text: string): QueryResult<unknown> {
+    return this.#step(this.#prepare(text), []);
+  }
+
+  #step(statement: SqliteDatabase.Statement, parameters: readonly unknown[]): QueryResult<unknown> {
     try {
       if (statement.reader) return { rows: statement.all(parameters) };
       const { changes, lastInsertRowid } = statement.run(parameters);

@@ -4,6 +4,7 @@
 import type { ExpressionBuilder } from "kysely";
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
+import { prepared } from "./prepared.js";
 import type { Database, WebhookDeliveriesTable, WebhookDeliveryRow, WebhookEndpointRow } from "./schema.js";
 
 /** What the sender needs for one claimed delivery. */
@@ -31,6 +32,16 @@ export type AttemptOutcome = Pick<
 >;
 
 export function createWebhookRepo(db: Db) {
+  const liveEndpoints = (tx: Db) =>
+    tx
+      .selectFrom("webhook_endpoints")
+      .select(["id", "tenant_id", "event_types"])
+      .where("deleted_at", "is", null);
+  // Looked up with every event a service publishes: compiled once.
+  const liveEndpointsOfTenant = prepared((p: { tenantId: string }) =>
+    liveEndpoints(db).where("tenant_id", "=", p.tenantId).orderBy("id"),
+  );
+
   return {
     async insertEndpoint(row: WebhookEndpointRow, tx: Db = db): Promise<void> {
       await tx.insertInto("webhook_endpoints").values(row).execute();
@@ -67,13 +78,9 @@ export function createWebhookRepo(db: Db) {
       tx: Db = db,
     ): Promise<Pick<WebhookEndpointRow, "id" | "tenant_id" | "event_types">[]> {
       if (tenantIds.length === 0) return Promise.resolve([]);
-      return tx
-        .selectFrom("webhook_endpoints")
-        .select(["id", "tenant_id", "event_types"])
-        .where("tenant_id", "in", tenantIds)
-        .where("deleted_at", "is", null)
-        .orderBy("id")
-        .execute();
+      if (tenantIds.length === 1)
+        return liveEndpointsOfTenant(tx, { tenantId: tenantIds[0]! }).then((result) => result.rows);
+      return liveEndpoints(tx).where("tenant_id", "in", tenantIds).orderBy("id").execute();
     },
 
     /** Marks the endpoint deleted and cancels its pending deliveries. False when there was none to delete. */
