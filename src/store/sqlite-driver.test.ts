@@ -11,18 +11,24 @@ import { groupCommitDialect } from "./sqlite-driver.js";
 
 interface Tables {
   items: { id: string; n: number };
+  notes: { item_id: string };
 }
 
 const dir = mkdtempSync(join(tmpdir(), "cardvault-driver-"));
 const file = join(dir, "db.sqlite");
 const sqlite = new SqliteDatabase(file);
 sqlite.pragma("journal_mode = WAL");
+sqlite.pragma("foreign_keys = ON");
 const db = new Kysely<Tables>({ dialect: groupCommitDialect(sqlite) });
 await db.schema
   .createTable("items")
   .addColumn("id", "text", (c) => c.primaryKey())
   .addColumn("n", "integer", (c) => c.notNull())
   .execute();
+// A deferred foreign key is checked at COMMIT: the way to make a commit itself fail.
+await sql`create table notes (item_id text not null references items (id) deferrable initially deferred)`.execute(
+  db,
+);
 /** Another connection: it sees only what has been committed. */
 const observer = new SqliteDatabase(file, { readonly: true });
 const committed = () =>
@@ -35,6 +41,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 beforeEach(async () => {
+  await db.deleteFrom("notes").execute();
   await db.deleteFrom("items").execute();
 });
 
@@ -122,6 +129,20 @@ describe("SQLite group commit", () => {
     // The store goes on: the next group commits.
     await insert("d");
     expect(committed()).toEqual(["c=1", "d=1"]);
+  });
+
+  it("when the COMMIT fails, every unit of the group fails, nothing is kept and the next group commits", async () => {
+    const results = await Promise.allSettled([
+      insert("a"),
+      db.transaction().execute((tx) => tx.insertInto("notes").values({ item_id: "missing" }).execute()),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({
+      code: "SQLITE_CONSTRAINT_FOREIGNKEY",
+    });
+    expect(committed()).toEqual([]);
+    await insert("b");
+    expect(committed()).toEqual(["b=1"]);
   });
 
   it("a statement with no group open runs in autocommit (a PRAGMA such as wal_checkpoint works)", async () => {

@@ -52,7 +52,8 @@ const SAVEPOINT = "savepoint cardvault_unit";
 const RELEASE = "release cardvault_unit";
 const ROLLBACK_TO = "rollback to cardvault_unit";
 const STATEMENT_CACHE_SIZE = 500;
-const PRAGMA = /^\s*pragma\b/i;
+/** Statements that act on the connection or the file, not on rows; some cannot run inside a transaction. */
+const CONNECTION_STATEMENT = /^\s*(pragma|vacuum)\b/i;
 
 class GroupCommitDriver implements Driver {
   readonly #sqlite: SqliteDatabase.Database;
@@ -109,10 +110,12 @@ class GroupCommitDriver implements Driver {
     if (group && !rolledBack) await group.committed;
   }
 
+  /** After the units already waiting; anything queued later fails on the closed database instead of hanging. */
   async destroy() {
     await this.#lock();
     if (this.#group) this.#commit(this.#group);
     this.#sqlite.close();
+    this.#unlock();
   }
 
   #open() {
@@ -122,8 +125,11 @@ class GroupCommitDriver implements Driver {
     // After this turn's I/O callbacks, behind the units already waiting for the connection.
     setImmediate(() => {
       this.#lock().then(() => {
-        if (this.#group === group) this.#commit(group);
-        this.#unlock();
+        try {
+          if (this.#group === group) this.#commit(group);
+        } finally {
+          this.#unlock();
+        }
       });
     });
   }
@@ -134,9 +140,15 @@ class GroupCommitDriver implements Driver {
       this.#run(COMMIT);
       group.settle();
     } catch (error) {
-      // A failed COMMIT may leave the transaction open; end it so the next group starts clean.
-      if (this.#sqlite.inTransaction) this.#run(ROLLBACK);
       group.settle(error);
+      // A failed COMMIT may leave the transaction open: end it so the next group starts clean.
+      if (this.#sqlite.inTransaction) {
+        try {
+          this.#run(ROLLBACK);
+        } catch {
+          // The group already fails with the COMMIT's error; a next BEGIN would report this one.
+        }
+      }
     }
   }
 
@@ -144,8 +156,8 @@ class GroupCommitDriver implements Driver {
     try {
       const statement = this.#prepare(query.sql);
       // A write outside a transaction joins a group as well: a commit of its own would cost more than it does.
-      // Not a PRAGMA: it acts on the connection, and some (wal_checkpoint) cannot run inside a transaction.
-      if (!this.#group && !statement.readonly && !PRAGMA.test(query.sql)) this.#open();
+      // Not a PRAGMA or VACUUM: some (wal_checkpoint, vacuum) cannot run inside a transaction.
+      if (!this.#group && !statement.readonly && !CONNECTION_STATEMENT.test(query.sql)) this.#open();
       // A statement run while a group is open sees, and may change, the group's uncommitted state.
       if (this.#group) this.#unit.group ??= this.#group;
       return Promise.resolve(this.#step(statement, query.parameters) as QueryResult<R>);
