@@ -114,21 +114,77 @@ describe("SQLite group commit", () => {
     expect(committed()).toEqual(["a=2"]);
   });
 
-  it("when SQLite ends the transaction by itself, every unit of the group fails and nothing is kept", async () => {
-    const results = await Promise.allSettled([
-      insert("a"),
-      // Stands for SQLITE_FULL or SQLITE_IOERR, after which SQLite has rolled the transaction back.
-      db.transaction().execute(async (tx) => {
-        await tx.insertInto("items").values({ id: "b", n: 1 }).execute();
-        await sql`rollback`.execute(tx);
-      }),
-      insert("c"),
-    ]);
+  /** Runs fn with the file unable to grow: a big enough write fails with SQLITE_FULL, which ends the transaction. */
+  async function withFullDisk<T>(fn: () => Promise<T>): Promise<T> {
+    const pages = sqlite.pragma("page_count", { simple: true }) as number;
+    sqlite.pragma(`max_page_count = ${pages + 2}`);
+    try {
+      return await fn();
+    } finally {
+      sqlite.pragma("max_page_count = 1073741823");
+    }
+  }
+  const big = "x".repeat(200_000);
+
+  it("when SQLite ends the transaction by itself (SQLITE_FULL), every unit of the group fails", async () => {
+    const results = await withFullDisk(() =>
+      Promise.allSettled([
+        insert("a"),
+        db.transaction().execute((tx) => tx.insertInto("notes").values({ item_id: big }).execute()),
+        insert("c"),
+      ]),
+    );
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "fulfilled"]);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ code: "SQLITE_FULL" });
     expect(committed()).toEqual(["c=1"]);
     // The store goes on: the next group commits.
     await insert("d");
     expect(committed()).toEqual(["c=1", "d=1"]);
+  });
+
+  it("a unit whose group was lost runs no further statement, even if it catches the error", async () => {
+    const result = await withFullDisk(() =>
+      db
+        .transaction()
+        .execute(async (tx) => {
+          await tx.insertInto("items").values({ id: "a", n: 1 }).execute();
+          await tx
+            .insertInto("notes")
+            .values({ item_id: big })
+            .execute()
+            .catch(() => {});
+          await tx.insertInto("items").values({ id: "b", n: 1 }).execute();
+        })
+        .then(
+          () => "answered",
+          (error) => error.code,
+        ),
+    );
+    expect(result).toBe("SQLITE_FULL");
+    // Let any group that might have been opened after the loss commit: "b" must not be in it.
+    await insert("z");
+    expect(committed()).toEqual(["z=1"]);
+  });
+
+  it("a transaction that fails after reading its group's writes is answered after the commit too", async () => {
+    const write = insert("a", 7);
+    const failing = db
+      .transaction()
+      .execute(async (tx) => {
+        const row = await tx.selectFrom("items").select("n").where("id", "=", "a").executeTakeFirst();
+        throw new Error(`found n=${row?.n}`);
+      })
+      .catch((error: Error) => ({ message: error.message, committed: committed() }));
+    await write;
+    expect(await failing).toEqual({ message: "found n=7", committed: ["a=7"] });
+  });
+
+  it("a PRAGMA never runs inside another unit's group: the group is committed first", async () => {
+    const write = insert("a");
+    const { rows } = await sql<{ busy: number }>`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
+    await write;
+    expect(rows[0]?.busy).toBe(0);
+    expect(committed()).toEqual(["a=1"]);
   });
 
   it("when the COMMIT fails, every unit of the group fails, nothing is kept and the next group commits", async () => {

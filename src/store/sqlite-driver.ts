@@ -1,16 +1,19 @@
 // The SQLite driver: one better-sqlite3 connection shared by the whole process, its statements cached by SQL
-// text, and group commit. A commit to the WAL costs more than the short statements of a verify (≈ 35 µs
-// against ≈ 5 µs, see BENCHMARKS.md), so the transactions that run in one turn of the event loop share one
-// commit: the first opens the group (BEGIN), each runs in a savepoint of it, and the group commits once the
-// turn's I/O callbacks are done (setImmediate).
+// text, and group commit. A commit to the WAL costs more than the short statements of a verify (see
+// BENCHMARKS.md), so concurrent work shares commits: the first transaction (or write) opens a group with
+// BEGIN, each transaction runs in a savepoint of it, and the COMMIT is queued behind the units already
+// waiting for the connection at the end of the event-loop turn (setImmediate).
 // Invariants:
 // - Units of work (a statement, a transaction, a `db.connection()` callback) run one at a time, in order.
-// - Nothing a unit wrote or read inside an open group is answered before that group has committed: a unit
-//   that ran there waits for the commit, and if the commit fails (or SQLite ends the transaction by itself,
-//   as on SQLITE_FULL) every unit of the group fails with that error. A unit that rolled back to its own
-//   savepoint changed nothing and answers at once.
-// - A write outside a transaction opens a group as a transaction does; a read (or a PRAGMA) while no group is
-//   open runs on its own, as SQLite runs it.
+// - Nothing a unit ran inside a group is answered before that group has committed, whether the unit
+//   succeeded or failed: what it wrote, or read and acted on, may not outlive the group. If the COMMIT fails,
+//   or SQLite ends the transaction by itself (SQLITE_FULL, SQLITE_IOERR…), every unit of the group fails, and
+//   a unit whose group is lost runs no further statement (it would land in a new group).
+// - A read while no group is open runs on its own; a PRAGMA or VACUUM never runs inside another unit's group
+//   (that group is committed first: some, like wal_checkpoint, cannot run in a transaction).
+// Not supported: `db.startTransaction()` (its commit would resolve before the group's) and raw BEGIN/COMMIT.
+// Inside a transaction, never await the answer of a unit started before it: that answer waits for a COMMIT
+// which waits for the transaction to end.
 import type SqliteDatabase from "better-sqlite3";
 import {
   type CompiledQuery,
@@ -32,16 +35,25 @@ export function groupCommitDialect(sqlite: SqliteDatabase.Database): Dialect {
   };
 }
 
-/** Transactions waiting for one shared COMMIT. */
+/** Units waiting for one shared COMMIT. */
 class Group {
   readonly committed: Promise<void>;
-  settle!: (error?: unknown) => void;
+  /** Why the group was lost, once it has been. */
+  failure: unknown;
+  #settle!: (error?: unknown) => void;
   constructor() {
     this.committed = new Promise<void>((resolve, reject) => {
-      this.settle = (error) => (error === undefined ? resolve() : reject(error));
+      this.#settle = (error) => (error === undefined ? resolve() : reject(error));
     });
-    // A group nobody waits for (every unit rolled back) must not surface as an unhandled rejection.
+    // A group nobody waits for must not surface as an unhandled rejection.
     this.committed.catch(() => {});
+  }
+  commit() {
+    this.#settle();
+  }
+  fail(error: unknown) {
+    this.failure = error;
+    this.#settle(error);
   }
 }
 
@@ -63,8 +75,8 @@ class GroupCommitDriver implements Driver {
   #locked = false;
   /** The open group: BEGIN has run and its COMMIT is scheduled. */
   #group: Group | undefined;
-  /** The group the unit holding the connection ran in, if any, and whether it rolled back. */
-  #unit: { group: Group | undefined; rolledBack: boolean } = { group: undefined, rolledBack: false };
+  /** The group the unit holding the connection ran in, if any. */
+  #unitGroup: Group | undefined;
 
   constructor(sqlite: SqliteDatabase.Database) {
     this.#sqlite = sqlite;
@@ -80,14 +92,15 @@ class GroupCommitDriver implements Driver {
 
   acquireConnection(): Promise<DatabaseConnection> {
     return this.#lock().then(() => {
-      this.#unit = { group: undefined, rolledBack: false };
+      this.#unitGroup = undefined;
       return this.#connection;
     });
   }
 
   async beginTransaction() {
+    this.#assertGroupAlive();
     if (!this.#group) this.#open();
-    this.#unit.group = this.#group;
+    this.#unitGroup = this.#group;
     this.#run(SAVEPOINT);
   }
 
@@ -96,18 +109,17 @@ class GroupCommitDriver implements Driver {
   }
 
   async rollbackTransaction() {
-    this.#unit.rolledBack = true;
     // If SQLite ended the transaction by itself, the error that did it is the one the caller sees.
-    if (this.#group && this.#sqlite.inTransaction) {
+    if (this.#group && this.#unitGroup === this.#group && this.#sqlite.inTransaction) {
       this.#run(ROLLBACK_TO);
       this.#run(RELEASE);
     }
   }
 
   async releaseConnection() {
-    const { group, rolledBack } = this.#unit;
+    const group = this.#unitGroup;
     this.#unlock();
-    if (group && !rolledBack) await group.committed;
+    if (group) await group.committed;
   }
 
   /** After the units already waiting; anything queued later fails on the closed database instead of hanging. */
@@ -119,6 +131,8 @@ class GroupCommitDriver implements Driver {
   }
 
   #open() {
+    // Only a failed ROLLBACK after a failed COMMIT leaves a transaction open with no group: end it first.
+    if (this.#sqlite.inTransaction) this.#run(ROLLBACK);
     this.#run(BEGIN);
     const group = new Group();
     this.#group = group;
@@ -138,9 +152,9 @@ class GroupCommitDriver implements Driver {
     this.#group = undefined;
     try {
       this.#run(COMMIT);
-      group.settle();
+      group.commit();
     } catch (error) {
-      group.settle(error);
+      group.fail(error);
       // A failed COMMIT may leave the transaction open: end it so the next group starts clean.
       if (this.#sqlite.inTransaction) {
         try {
@@ -154,16 +168,25 @@ class GroupCommitDriver implements Driver {
 
   #execute<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     try {
+      this.#assertGroupAlive();
       const statement = this.#prepare(query.sql);
-      // A write outside a transaction joins a group as well: a commit of its own would cost more than it does.
-      // Not a PRAGMA or VACUUM: some (wal_checkpoint, vacuum) cannot run inside a transaction.
-      if (!this.#group && !statement.readonly && !CONNECTION_STATEMENT.test(query.sql)) this.#open();
+      if (CONNECTION_STATEMENT.test(query.sql)) {
+        if (this.#group && !this.#unitGroup) this.#commit(this.#group);
+      } else if (!this.#group && !statement.readonly) {
+        // A write outside a transaction joins a group too: a commit of its own would cost more than it does.
+        this.#open();
+      }
       // A statement run while a group is open sees, and may change, the group's uncommitted state.
-      if (this.#group) this.#unit.group ??= this.#group;
+      this.#unitGroup ??= this.#group;
       return Promise.resolve(this.#step(statement, query.parameters) as QueryResult<R>);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** A group cannot commit while one of its units holds the connection, so a different group means it was lost. */
+  #assertGroupAlive() {
+    if (this.#unitGroup && this.#unitGroup !== this.#group) throw this.#unitGroup.failure;
   }
 
   #run(text: string): QueryResult<unknown> {
@@ -180,7 +203,7 @@ class GroupCommitDriver implements Driver {
       if (this.#group && !this.#sqlite.inTransaction) {
         const group = this.#group;
         this.#group = undefined;
-        group.settle(error);
+        group.fail(error);
       }
       throw error;
     }

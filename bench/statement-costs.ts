@@ -1,0 +1,94 @@
+// `npx tsx bench/statement-costs.ts`: where a verify's SQLite time goes. Runs the HTTP verify scenario's
+// service calls in process (50 concurrent callers; per card: a rate-limit count and a wrong CVV, twice, then
+// an unblock) on a temporary SQLite store, timing every better-sqlite3 statement by its SQL text.
+// Invariant: measurement only; the statements are the services' own, with group commit as serve runs it.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import SqliteDatabase from "better-sqlite3";
+import { loadConfig } from "../src/config.js";
+import { openRuntime } from "../src/runtime.js";
+
+const CALLERS = 50;
+const CARDS = 200;
+
+// Every statement object shares this prototype: wrap its run/all/get with a timer.
+const statementPrototype = Object.getPrototypeOf(new SqliteDatabase(":memory:").prepare("select 1"));
+const costs = new Map<string, { calls: number; ns: bigint }>();
+let timing = false;
+for (const method of ["run", "all", "get"]) {
+  const original = statementPrototype[method];
+  statementPrototype[method] = function (this: { source: string }, ...args: unknown[]) {
+    if (!timing) return original.apply(this, args);
+    const start = process.hrtime.bigint();
+    try {
+      return original.apply(this, args);
+    } finally {
+      const key = this.source.replace(/\s+/g, " ").slice(0, 70);
+      const cost = costs.get(key) ?? { calls: 0, ns: 0n };
+      cost.calls++;
+      cost.ns += process.hrtime.bigint() - start;
+      costs.set(key, cost);
+    }
+  };
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), "cardvault-statements-"));
+const env = {
+  CARDVAULT_JWT_SECRET: "statement-costs-secret-long-enough-for-hs256",
+  CARDVAULT_MASTER_KEY: "42".repeat(32),
+  CARDVAULT_JOBS: "off",
+  CARDVAULT_RATE_LIMIT_PER_CARD: "1000000000",
+  CARDVAULT_RATE_LIMIT_PER_TENANT: "1000000000",
+};
+const runtime = await openRuntime(loadConfig(env, { dataDir }), { warn: () => {} });
+try {
+  const { services } = runtime;
+  await services.tenants.add({ id: "bench", maxCvvTries: 3, maxPinTries: 3 });
+  const actor = { tenantId: "bench", subject: "bench" };
+  const cards: string[] = [];
+  for (let i = 0; i < CARDS; i++)
+    cards.push((await services.cards.create(actor, { type: "virtual" })).publicToken);
+  const wrongCvv = async (token: string) =>
+    String((Number((await services.cvv.get(actor, token)).cvv) + 1) % 1000).padStart(3, "0");
+  const wrong = new Map(await Promise.all(cards.map(async (t) => [t, await wrongCvv(t)] as const)));
+
+  let next = 0;
+  const oneCard = async () => {
+    const token = cards[next++ % CARDS]!;
+    for (let i = 0; i < 2; i++) {
+      await services.rateLimits.attempt(actor, { kind: "verify", route: "bench", publicToken: token });
+      await services.cvv.verify(actor, token, wrong.get(token)!);
+    }
+    await services.cvv.setStatus(actor, token, "Unblocked", {});
+  };
+  const run = (perCaller: number) =>
+    Promise.all(
+      Array.from({ length: CALLERS }, async () => {
+        for (let i = 0; i < perCaller; i++) await oneCard();
+      }),
+    );
+
+  await run(20); // warm: JIT, statement cache, pages
+  timing = true;
+  const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
+  await run(100);
+  const requests = CALLERS * 100 * 3;
+  const wallUs = Number(process.hrtime.bigint() - started) / 1e3;
+  const { user, system } = process.cpuUsage(cpu);
+  console.log(
+    `${requests} requests (2 verifies + 1 unblock per card): ${(wallUs / requests).toFixed(1)} µs wall, ` +
+      `${((user + system) / requests).toFixed(1)} µs CPU a request`,
+  );
+  let total = 0n;
+  for (const [sql, cost] of [...costs].sort((a, b) => Number(b[1].ns - a[1].ns))) {
+    total += cost.ns;
+    const perRequest = (Number(cost.ns) / 1e3 / requests).toFixed(1).padStart(6);
+    console.log(`${perRequest} µs a request  ${String(cost.calls).padStart(6)} calls  ${sql}`);
+  }
+  console.log(`${(Number(total) / 1e3 / requests).toFixed(1).padStart(6)} µs a request in SQLite`);
+} finally {
+  await runtime.close();
+  rmSync(dataDir, { recursive: true, force: true });
+}
