@@ -2,7 +2,7 @@
 // simply not found: it answers exactly like a card that does not exist.
 import { assertCardOpen, type CardStatus } from "../domain/card.js";
 import { cardNotFound } from "../domain/errors.js";
-import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
+import type { CardRepo, CardWithLimits, CounterState } from "../store/card-repo.js";
 import type { Db } from "../store/db.js";
 import type { Actor } from "./audit.js";
 
@@ -23,7 +23,21 @@ export async function findOpenCard(
   actor: Actor,
   publicToken: string,
 ): Promise<CardWithLimits> {
-  const card = await findCard(cards, actor, publicToken);
+  return open(await findCard(cards, actor, publicToken));
+}
+
+/** For a CVV or PIN status read: the counters of an open card of this tenant, found as findOpenCard finds it. */
+export async function findOpenCounters(
+  cards: CardRepo,
+  actor: Actor,
+  publicToken: string,
+): Promise<CounterState> {
+  const counters = await cards.findCountersByToken(actor.tenantId, publicToken);
+  if (!counters) throw cardNotFound();
+  return open(counters);
+}
+
+function open<T extends { status: string }>(card: T): T {
   assertCardOpen(card.status as CardStatus);
   return card;
 }

@@ -10,10 +10,10 @@ import {
 } from "../domain/tries.js";
 import type { EventPublisher } from "../events/outbox.js";
 import type { Clock } from "../lib/clock.js";
-import type { CardRepo, CardWithLimits, Secret } from "../store/card-repo.js";
+import type { CardRepo, CardWithLimits, CounterState, Secret } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { findOpenCard } from "./card-lookup.js";
+import { findOpenCard, findOpenCounters } from "./card-lookup.js";
 
 export interface TryCounterDeps {
   store: Pick<Store, "transaction">;
@@ -29,12 +29,12 @@ export interface StatusChange {
 }
 
 export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
-  const maxOf = (card: CardWithLimits) => (secret === "cvv" ? card.max_cvv_tries : card.max_pin_tries);
-  const remainingOf = (card: CardWithLimits) =>
+  const maxOf = (card: CounterState) => (secret === "cvv" ? card.max_cvv_tries : card.max_pin_tries);
+  const remainingOf = (card: CounterState) =>
     secret === "cvv" ? card.cvv_tries_remaining : card.pin_tries_remaining;
 
   return {
-    status: (card: CardWithLimits): TryState => tryState(remainingOf(card), maxOf(card)),
+    status: (card: CounterState): TryState => tryState(remainingOf(card), maxOf(card)),
 
     /** Records the result of a comparison: one atomic counter step and its audit row, in one transaction. */
     recordAttempt(
@@ -106,7 +106,7 @@ export type TryCounter = ReturnType<typeof createTryCounter>;
 export function counterOperations(cards: CardRepo, counter: TryCounter) {
   return {
     async status(actor: Actor, publicToken: string): Promise<TryState> {
-      return counter.status(await findOpenCard(cards, actor, publicToken));
+      return counter.status(await findOpenCounters(cards, actor, publicToken));
     },
     async setStatus(actor: Actor, publicToken: string, status: TryState["status"], change: StatusChange) {
       return counter.setStatus(actor, await findOpenCard(cards, actor, publicToken), status, change);
