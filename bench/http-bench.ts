@@ -8,7 +8,7 @@ import autocannon from "autocannon";
 import { loadConfig } from "../src/config.js";
 import { mintToken, scopes } from "../src/http/auth.js";
 import { systemClock } from "../src/lib/clock.js";
-import { openRuntime } from "../src/runtime.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
 import {
   type Child,
   freePort,
@@ -61,30 +61,45 @@ async function load(
   };
 }
 
-/** Cards, PINs and wrong CVVs made through the services before serve starts (setup, not measured). */
+/** The keys of the bench's stores, and its brute-force limiter: it counts every attempt (same writes) but never refuses one. */
+export const BENCH_ENV = {
+  CARDVAULT_JWT_SECRET: SECRET,
+  CARDVAULT_MASTER_KEY: MASTER,
+  CARDVAULT_RATE_LIMIT_PER_CARD: "1000000000",
+  CARDVAULT_RATE_LIMIT_PER_TENANT: "1000000000",
+};
+export const BENCH_ACTOR = { tenantId: "bench", subject: "bench" };
+
+/** The scenarios' tenant (3 tries) and cards, each with PIN 1234 and a wrong CVV, made through the services. */
+export async function seedCards(
+  services: Runtime["services"],
+): Promise<{ token: string; wrongCvv: string }[]> {
+  await services.tenants.add({ id: BENCH_ACTOR.tenantId, maxCvvTries: 3, maxPinTries: 3 });
+  const cards: { token: string; wrongCvv: string }[] = [];
+  for (let i = 0; i < CARDS; i++) {
+    const card = await services.cards.create(BENCH_ACTOR, { type: "virtual" });
+    await services.pin.set(BENCH_ACTOR, card.publicToken, "1234");
+    const { cvv } = await services.cvv.get(BENCH_ACTOR, card.publicToken);
+    cards.push({ token: card.publicToken, wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
+  }
+  return cards;
+}
+
+/** Cards, PINs and wrong CVVs made before serve starts (setup, not measured), and a token for every scope. */
 async function seed(dataDir: string) {
-  const env = { CARDVAULT_JWT_SECRET: SECRET, CARDVAULT_MASTER_KEY: MASTER };
-  const runtime = await openRuntime(loadConfig(env, { dataDir }), { warn: () => {} });
+  const runtime = await openRuntime(loadConfig(BENCH_ENV, { dataDir }), { warn: () => {} });
   try {
-    await runtime.services.tenants.add({ id: "bench", maxCvvTries: 3, maxPinTries: 3 });
-    const actor = { tenantId: "bench", subject: "bench" };
-    const cards: { token: string; wrongCvv: string }[] = [];
-    for (let i = 0; i < CARDS; i++) {
-      const card = await runtime.services.cards.create(actor, { type: "virtual" });
-      await runtime.services.pin.set(actor, card.publicToken, "1234");
-      const { cvv } = await runtime.services.cvv.get(actor, card.publicToken);
-      cards.push({ token: card.publicToken, wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
-    }
+    const cards = await seedCards(runtime.services);
     const token = await mintToken({
       secret: SECRET,
-      tenantId: "bench",
+      tenantId: BENCH_ACTOR.tenantId,
       scopes: [...scopes],
-      subject: "bench",
+      subject: BENCH_ACTOR.subject,
       ttlSeconds: 6 * 3600,
       tenantClaim: runtime.config.auth.tenantClaim,
       clock: systemClock,
     });
-    return { cards, token, env };
+    return { cards, token };
   } finally {
     await runtime.close();
   }
@@ -96,7 +111,7 @@ export async function runHttpBench(
   const dataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-"));
   const children: Child[] = [];
   try {
-    const { cards, token, env } = await seed(dataDir);
+    const { cards, token } = await seed(dataDir);
     const helloPort = await freePort();
     const servePort = await freePort();
     // The baseline is a few lines of TypeScript: tsx transforms it once at start, then it is plain JavaScript.
@@ -112,12 +127,9 @@ export async function runHttpBench(
         dataDir,
       ]),
       {
-        ...env,
+        ...BENCH_ENV,
         CARDVAULT_JOBS: "off",
         NODE_ENV: "development",
-        // The brute-force limiter still counts every attempt (same writes); it just never refuses one here.
-        CARDVAULT_RATE_LIMIT_PER_CARD: "1000000000",
-        CARDVAULT_RATE_LIMIT_PER_TENANT: "1000000000",
         ...options.env,
       },
     );

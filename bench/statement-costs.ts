@@ -1,5 +1,5 @@
 // `npx tsx bench/statement-costs.ts`: where a verify's SQLite time goes. Runs the HTTP verify scenario's
-// service calls in process (50 concurrent callers; per card: a rate-limit count and a wrong CVV, twice, then
+// service calls in process on the same seeded cards (50 concurrent callers; per card: a rate-limit count and a wrong CVV, twice, then
 // an unblock) on a temporary SQLite store, timing every better-sqlite3 statement by its SQL text.
 // Invariant: measurement only; the statements are the services' own, with group commit as serve runs it.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,9 +8,9 @@ import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { loadConfig } from "../src/config.js";
 import { openRuntime } from "../src/runtime.js";
+import { BENCH_ACTOR, BENCH_ENV, seedCards } from "./http-bench.js";
 
 const CALLERS = 50;
-const CARDS = 200;
 
 // Every statement object shares this prototype: wrap its run/all/get with a timer.
 const statementPrototype = Object.getPrototypeOf(new SqliteDatabase(":memory:").prepare("select 1"));
@@ -34,33 +34,22 @@ for (const method of ["run", "all", "get"]) {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), "cardvault-statements-"));
-const env = {
-  CARDVAULT_JWT_SECRET: "statement-costs-secret-long-enough-for-hs256",
-  CARDVAULT_MASTER_KEY: "42".repeat(32),
-  CARDVAULT_JOBS: "off",
-  CARDVAULT_RATE_LIMIT_PER_CARD: "1000000000",
-  CARDVAULT_RATE_LIMIT_PER_TENANT: "1000000000",
-};
-const runtime = await openRuntime(loadConfig(env, { dataDir }), { warn: () => {} });
+const runtime = await openRuntime(loadConfig({ ...BENCH_ENV, CARDVAULT_JOBS: "off" }, { dataDir }), {
+  warn: () => {},
+});
 try {
   const { services } = runtime;
-  await services.tenants.add({ id: "bench", maxCvvTries: 3, maxPinTries: 3 });
-  const actor = { tenantId: "bench", subject: "bench" };
-  const cards: string[] = [];
-  for (let i = 0; i < CARDS; i++)
-    cards.push((await services.cards.create(actor, { type: "virtual" })).publicToken);
-  const wrongCvv = async (token: string) =>
-    String((Number((await services.cvv.get(actor, token)).cvv) + 1) % 1000).padStart(3, "0");
-  const wrong = new Map(await Promise.all(cards.map(async (t) => [t, await wrongCvv(t)] as const)));
+  const actor = BENCH_ACTOR;
+  const cards = await seedCards(services);
 
   let next = 0;
   const oneCard = async () => {
-    const token = cards[next++ % CARDS]!;
+    const card = cards[next++ % cards.length]!;
     for (let i = 0; i < 2; i++) {
-      await services.rateLimits.attempt(actor, { kind: "verify", route: "bench", publicToken: token });
-      await services.cvv.verify(actor, token, wrong.get(token)!);
+      await services.rateLimits.attempt(actor, { kind: "verify", route: "bench", publicToken: card.token });
+      await services.cvv.verify(actor, card.token, card.wrongCvv);
     }
-    await services.cvv.setStatus(actor, token, "Unblocked", {});
+    await services.cvv.setStatus(actor, card.token, "Unblocked", {});
   };
   const run = (perCaller: number) =>
     Promise.all(

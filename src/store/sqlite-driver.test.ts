@@ -72,6 +72,22 @@ describe("SQLite group commit", () => {
     ]);
   });
 
+  it("a write outside a transaction opens a group too, instead of committing on its own", async () => {
+    let seenByWrite: string[] = [];
+    await Promise.all([
+      db
+        .insertInto("items")
+        .values({ id: "a", n: 1 })
+        .execute()
+        .then(() => {
+          seenByWrite = committed();
+        }),
+      insert("b"),
+    ]);
+    // Had it committed alone, its answer would have come before "b" was committed.
+    expect(seenByWrite).toEqual(["a=1", "b=1"]);
+  });
+
   it("rolls back a failing transaction alone; the rest of its group commits", async () => {
     const results = await Promise.allSettled([
       insert("a"),
@@ -201,7 +217,7 @@ describe("SQLite group commit", () => {
     expect(committed()).toEqual(["b=1"]);
   });
 
-  it("a statement with no group open runs in autocommit (a PRAGMA such as wal_checkpoint works)", async () => {
+  it("a write outside a transaction is answered committed; a PRAGMA with no group open runs on its own", async () => {
     await db.insertInto("items").values({ id: "a", n: 1 }).execute();
     expect(committed()).toEqual(["a=1"]);
     const { rows } = await sql<{ busy: number }>`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);

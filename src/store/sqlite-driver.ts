@@ -67,9 +67,16 @@ const STATEMENT_CACHE_SIZE = 500;
 /** Statements that act on the connection or the file, not on rows; some cannot run inside a transaction. */
 const CONNECTION_STATEMENT = /^\s*(pragma|vacuum)\b/i;
 
+/** A statement and what the driver needs to know of it, worked out once when it is prepared. */
+interface Prepared {
+  statement: SqliteDatabase.Statement;
+  /** A PRAGMA or VACUUM: never run inside another unit's group. */
+  onConnection: boolean;
+}
+
 class GroupCommitDriver implements Driver {
   readonly #sqlite: SqliteDatabase.Database;
-  readonly #statements = new Map<string, SqliteDatabase.Statement>();
+  readonly #statements = new Map<string, Prepared>();
   readonly #connection: DatabaseConnection;
   readonly #queue: (() => void)[] = [];
   #locked = false;
@@ -169,8 +176,8 @@ class GroupCommitDriver implements Driver {
   #execute<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     try {
       this.#assertGroupAlive();
-      const statement = this.#prepare(query.sql);
-      if (CONNECTION_STATEMENT.test(query.sql)) {
+      const { statement, onConnection } = this.#prepare(query.sql);
+      if (onConnection) {
         if (this.#group && !this.#unitGroup) this.#commit(this.#group);
       } else if (!this.#group && !statement.readonly) {
         // A write outside a transaction joins a group too: a commit of its own would cost more than it does.
@@ -190,7 +197,7 @@ class GroupCommitDriver implements Driver {
   }
 
   #run(text: string): QueryResult<unknown> {
-    return this.#step(this.#prepare(text), []);
+    return this.#step(this.#prepare(text).statement, []);
   }
 
   #step(statement: SqliteDatabase.Statement, parameters: readonly unknown[]): QueryResult<unknown> {
@@ -210,16 +217,16 @@ class GroupCommitDriver implements Driver {
   }
 
   /** Statements are kept by text: preparing costs more than running the short queries of a verify. */
-  #prepare(text: string) {
-    let statement = this.#statements.get(text);
-    if (!statement) {
-      statement = this.#sqlite.prepare(text);
+  #prepare(text: string): Prepared {
+    let prepared = this.#statements.get(text);
+    if (!prepared) {
+      prepared = { statement: this.#sqlite.prepare(text), onConnection: CONNECTION_STATEMENT.test(text) };
       // Bounded: multi-row inserts make one SQL text per row count.
       if (this.#statements.size >= STATEMENT_CACHE_SIZE)
         this.#statements.delete(this.#statements.keys().next().value as string);
-      this.#statements.set(text, statement);
+      this.#statements.set(text, prepared);
     }
-    return statement;
+    return prepared;
   }
 
   #lock(): Promise<void> {
