@@ -34,7 +34,7 @@ async function seed(runtime: Runtime, count: number): Promise<void> {
   const actor = { tenantId: "bench", subject: "bench" };
   // One real card gives the sealed PIN every bench row shares (rotation never opens it).
   const template = await services.cards.create(actor, { type: "virtual" });
-  const model = (await services.repos.cards.findByToken("bench", template.publicToken))!;
+  const model = (await runtime.repos.cards.findByToken("bench", template.publicToken))!;
   const stamp = systemClock.now().toISOString();
   const rows = [];
   for (let i = 0; i < count; i++) {

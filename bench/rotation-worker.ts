@@ -8,10 +8,7 @@
 
 import { loadConfig } from "../src/config.js";
 import { uuidv7 } from "../src/lib/ids.js";
-import { openRuntime } from "../src/runtime.js";
-import { createAuditBatchRecorder } from "../src/services/audit.js";
-import { createCardClock } from "../src/services/card-clock.js";
-import { createRotationService } from "../src/services/rotation.js";
+import { createServices, openRuntime } from "../src/runtime.js";
 import { chunksOf } from "../src/store/chunks.js";
 import type { Db, Store } from "../src/store/db.js";
 
@@ -19,14 +16,14 @@ const BATCH = 1000;
 const REHEARSALS = 4;
 const mode = process.argv[2] === "baseline" ? "baseline" : "real";
 const runtime = await openRuntime(loadConfig(process.env), { warn: () => {} });
-const { services, store, clock } = runtime;
+const { repos, store, clock } = runtime;
 
 async function baselineBatch(
   now: Date,
   transaction: Store["transaction"] = store.transaction,
 ): Promise<number> {
   return transaction(async (tx) => {
-    const due = await services.repos.cards.claimDue(now.toISOString(), BATCH, undefined, tx);
+    const due = await repos.cards.claimDue(now.toISOString(), BATCH, undefined, tx);
     const stamp = now.toISOString();
     const next = new Date(now.getTime() + 24 * 3600_000).toISOString();
     for (const card of due) {
@@ -89,14 +86,13 @@ async function rehearse<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
 }
 
 /** The real path wired as runtime.ts wires it, on a store whose transactions always roll back. */
-const rehearsal = createRotationService({
-  store: { transaction: rehearse },
-  cards: services.repos.cards,
+const rehearsal = createServices({
+  store: { ...store, transaction: rehearse },
+  repos,
   keys: runtime.keys,
-  recordMany: createAuditBatchRecorder({ audit: services.repos.audit, clock }),
-  publishMany: services.publishMany,
-  cardClock: createCardClock({ clock, testClocks: services.repos.testClocks }),
-});
+  clock,
+  rateLimits: runtime.config.rateLimits,
+}).rotation;
 for (let i = 0; i < REHEARSALS; i++) {
   if (mode === "real") await rehearsal.runDue(clock.now(), { limit: BATCH });
   else await baselineBatch(clock.now(), rehearse);
@@ -109,7 +105,9 @@ process.on("message", async (message: { go?: boolean }) => {
   const now = clock.now();
   for (;;) {
     const done =
-      mode === "real" ? await services.rotation.runDue(now, { limit: BATCH }) : await baselineBatch(now);
+      mode === "real"
+        ? await runtime.services.rotation.runDue(now, { limit: BATCH })
+        : await baselineBatch(now);
     total += done;
     if (done === 0) break;
   }

@@ -19,6 +19,7 @@ import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
 import { createAuditBatchRecorder, createAuditRecorder, createAuditService } from "./services/audit.js";
 import { createCardClock } from "./services/card-clock.js";
+import { createCardTransaction } from "./services/card-transaction.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
 import { createEventService } from "./services/events.js";
@@ -128,14 +129,9 @@ export async function openStore(config: Config, options: { migrate?: boolean } =
   return store;
 }
 
-export function createServices(deps: {
-  store: Store;
-  keys: KeyProvider;
-  clock: Clock;
-  rateLimits: RateLimits;
-}) {
-  const { store, keys, clock } = deps;
-  const repos = {
+/** The repositories over one store: what services, jobs and the HTTP layer's plumbing (idempotency) read. */
+export function createRepos(store: Store) {
+  return {
     tenants: createTenantRepo(store.db),
     cards: createCardRepo(store.db, store.kind),
     audit: createAuditRepo(store.db),
@@ -148,18 +144,41 @@ export function createServices(deps: {
     rateLimits: createRateLimitRepo(store.db),
     revealSessions: createRevealSessionRepo(store.db),
   };
+}
+
+export type Repos = ReturnType<typeof createRepos>;
+
+/** The event outbox's writers: one event, or a batch's events and their webhook deliveries in few statements. */
+export function createPublishers(repos: Pick<Repos, "outbox" | "webhooks">, clock: Clock) {
+  const publisherDeps = { outbox: repos.outbox, webhooks: repos.webhooks, clock };
+  return { publish: createEventPublisher(publisherDeps), publishMany: createBatchPublisher(publisherDeps) };
+}
+
+/** Every capability, each wired with exactly the dependencies it uses; nothing but services. */
+export function createServices(deps: {
+  store: Store;
+  repos: Repos;
+  keys: KeyProvider;
+  clock: Clock;
+  rateLimits: RateLimits;
+}) {
+  const { store, repos, keys, clock } = deps;
   const record = createAuditRecorder({ audit: repos.audit, clock });
   const recordMany = createAuditBatchRecorder({ audit: repos.audit, clock });
-  const publisherDeps = { outbox: repos.outbox, webhooks: repos.webhooks, clock };
-  const publish = createEventPublisher(publisherDeps);
-  /** For batches (the rotation scheduler): many events and their webhook deliveries in few statements. */
-  const publishMany = createBatchPublisher(publisherDeps);
-  /** What `createWebhookSender` needs; add timeoutMs, batchSize or a logger when starting it. */
-  const webhookSenderDeps: WebhookSenderDeps = { deliveries: repos.webhooks, keys, clock };
-  const counterDeps = { store, cards: repos.cards, record, publish, clock };
+  const { publish, publishMany } = createPublishers(repos, clock);
+  const rateLimits = createRateLimitService({
+    store,
+    rateLimits: repos.rateLimits,
+    record,
+    clock,
+    limits: deps.rateLimits,
+  });
+  const withCard = createCardTransaction({ store, cards: repos.cards, limits: rateLimits });
+  const counterDeps = { cards: repos.cards, withCard, record, publish, clock };
   const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
   const rotation = createRotationService({
     store,
+    withCard,
     cards: repos.cards,
     keys,
     recordMany,
@@ -167,8 +186,7 @@ export function createServices(deps: {
     cardClock,
   });
   const secureData = createSecureDataService({
-    store,
-    cards: repos.cards,
+    withCard,
     tenants: repos.tenants,
     sessionKeys: repos.secureDataSessionKeys,
     keys,
@@ -176,10 +194,10 @@ export function createServices(deps: {
     clock,
   });
   return {
-    repos,
     tenants: createTenantService({ tenants: repos.tenants, clock }),
     cards: createCardService({
       store,
+      withCard,
       tenants: repos.tenants,
       cards: repos.cards,
       testClocks: repos.testClocks,
@@ -197,15 +215,9 @@ export function createServices(deps: {
       record,
       clock,
     }),
-    cvv: createCvvService({
-      store,
-      cards: repos.cards,
-      keys,
-      record,
-      counter: createTryCounter(counterDeps, "cvv"),
-    }),
+    cvv: createCvvService({ withCard, keys, record, counter: createTryCounter(counterDeps, "cvv") }),
     pin: createPinService({
-      store,
+      withCard,
       cards: repos.cards,
       keys,
       record,
@@ -218,6 +230,7 @@ export function createServices(deps: {
     secureData,
     reveal: createRevealService({
       store,
+      withCard,
       cards: repos.cards,
       tenants: repos.tenants,
       sessions: repos.revealSessions,
@@ -234,15 +247,6 @@ export function createServices(deps: {
       clock,
     }),
     keyRotation: createKeyRotationService({ store, cards: repos.cards, keys, record }),
-    rateLimits: createRateLimitService({
-      store,
-      rateLimits: repos.rateLimits,
-      record,
-      clock,
-      limits: deps.rateLimits,
-    }),
-    publishMany,
-    webhookSenderDeps,
   };
 }
 
@@ -253,18 +257,27 @@ export interface Runtime {
   clock: Clock;
   store: Store;
   keys: KeyProvider;
+  repos: Repos;
   services: Services;
   jwtSecret: string | undefined;
   close(): Promise<void>;
 }
 
+/** What `createWebhookSender` needs; add timeoutMs, batchSize or a logger when starting it. */
+export function webhookSenderDeps(runtime: Pick<Runtime, "repos" | "keys" | "clock">): WebhookSenderDeps {
+  return { deliveries: runtime.repos.webhooks, keys: runtime.keys, clock: runtime.clock };
+}
+
 /** The background jobs a process runs: `serve` (unless CARDVAULT_JOBS=off) and `cardvault worker`. */
-export function createJobs(runtime: Pick<Runtime, "services" | "clock" | "store">, logger?: Logger): Job[] {
+export function createJobs(
+  runtime: Pick<Runtime, "services" | "repos" | "keys" | "clock" | "store">,
+  logger?: Logger,
+): Job[] {
   return [
-    createWebhookSender({ ...runtime.services.webhookSenderDeps, logger }),
+    createWebhookSender({ ...webhookSenderDeps(runtime), logger }),
     createRotationScheduler({
       rotation: runtime.services.rotation,
-      leases: runtime.services.repos.leases,
+      leases: runtime.repos.leases,
       clock: runtime.clock,
       holder: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
       exclusive: runtime.store.kind === "sqlite",
@@ -278,12 +291,14 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
   const keys = openKeys(config, clock, warn);
   const jwtSecret = resolveJwtSecret(config, warn);
   const store = await openStore(config);
+  const repos = createRepos(store);
   return {
     config,
     clock,
     store,
     keys,
-    services: createServices({ store, keys, clock, rateLimits: config.rateLimits }),
+    repos,
+    services: createServices({ store, repos, keys, clock, rateLimits: config.rateLimits }),
     jwtSecret,
     close: () => store.close(),
   };

@@ -75,7 +75,7 @@ describe("CVV", () => {
       updatedBy: "agent 7",
     });
 
-    const events = await h.runtime.services.repos.outbox.list("acme");
+    const events = await h.runtime.repos.outbox.list("acme");
     const types = events.filter((e) => e.payload.includes(t)).map((e) => e.type);
     expect(types).toEqual(["card.created", "cvv.blocked", "cvv.unblocked"]);
   });

@@ -113,6 +113,7 @@ describe("rate limits", () => {
     const other = await openRuntime(h.config, { warn: () => {} });
     const second = await buildApp({
       services: other.services,
+      idempotency: other.repos.idempotency,
       verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: TEST_JWT_SECRET }, systemClock),
       store: other.store,
       clock: systemClock,

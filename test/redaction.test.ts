@@ -14,6 +14,7 @@ import { createWebhookSender } from "../src/jobs/webhook-sender.js";
 import { loadKeystore, rotateKeys } from "../src/keys/keystore-file.js";
 import { systemClock } from "../src/lib/clock.js";
 import { createLogger } from "../src/lib/logger.js";
+import { webhookSenderDeps } from "../src/runtime.js";
 import { expectedCvv, keyMaterial, panOf } from "./helpers/card-secrets.js";
 import { createHarness, type Harness, TEST_JWT_SECRET, TEST_MASTER_KEY } from "./helpers/harness.js";
 
@@ -198,7 +199,7 @@ describe("secrets never leak", () => {
 
     // Webhooks: deliver everything queued to the local receiver.
     const sender = createWebhookSender({
-      ...h.runtime.services.webhookSenderDeps,
+      ...webhookSenderDeps(h.runtime),
       logger: createLogger("trace", sink),
     });
     while ((await sender.runOnce()) > 0) {}

@@ -6,13 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
-import { createBatchPublisher } from "../src/events/outbox.js";
 import { fixedClock } from "../src/lib/clock.js";
-import { openRuntime, type Runtime } from "../src/runtime.js";
-import { createAuditBatchRecorder } from "../src/services/audit.js";
-import { createCardClock } from "../src/services/card-clock.js";
-import { createRotationService, SCHEDULER_SUBJECT } from "../src/services/rotation.js";
+import { createServices, openRuntime, type Runtime } from "../src/runtime.js";
+import { SCHEDULER_SUBJECT } from "../src/services/rotation.js";
 import type { CardRepo } from "../src/store/card-repo.js";
+import { keystoreOf, openSealedPan } from "./helpers/card-secrets.js";
 import { createTestDatabase, prepareStoreAndKeys, type TestDatabase } from "./helpers/test-database.js";
 
 const START = "2026-03-01T15:00:00.000Z";
@@ -63,8 +61,8 @@ async function dueCards(count: number) {
     );
     tokens.push(...created.map((c) => c.publicToken));
   }
-  await services.repos.testClocks.advance(testClockId, plus(START, 24 * H));
-  const rows = await Promise.all(tokens.map((t) => services.repos.cards.findByToken("acme", t)));
+  await runtime.repos.testClocks.advance(testClockId, plus(START, 24 * H));
+  const rows = await Promise.all(tokens.map((t) => runtime.repos.cards.findByToken("acme", t)));
   return { testClockId, cards: rows.map((r) => r!) };
 }
 
@@ -129,15 +127,14 @@ describe("batched automatic rotations", () => {
     // No PAN in any row the batch wrote (the CVV is never passed to them at all).
     const written = JSON.stringify([audits, events]);
     for (const card of cards.slice(0, 50)) {
-      const pan = await runtime.keys.openPan(card.pan_sealed, { tenantId: "acme", cardId: card.id });
+      const pan = openSealedPan(keystoreOf(runtime.config.dataDir, MASTER_KEY), card);
       expect(written).not.toContain(pan);
     }
   });
 
   it("skips only the cards changed between the claim and the batch UPDATE, leaving no trace for them", async () => {
     const { testClockId, cards } = await dueCards(12);
-    const { services, store, keys } = runtime;
-    const { repos } = services;
+    const { services, store, keys, repos } = runtime;
     let changed: { forced: string; rescheduled: string } | undefined;
     // Another writer gets in after the claim: a forced rotation of one card, an interval change of another.
     const racingCards: CardRepo = {
@@ -147,7 +144,7 @@ describe("batched automatic rotations", () => {
         const [forced, rescheduled] = [due[3]!, due[7]!];
         await repos.cards.rotate(
           forced.id,
-          { serviceCode: forced.cvv_service_code },
+          forced,
           {
             cvv_service_code: forced.cvv_service_code === "555" ? "556" : "555",
             rotation_interval_hours: 24,
@@ -159,6 +156,7 @@ describe("batched automatic rotations", () => {
         );
         await repos.cards.setSchedule(
           rescheduled.id,
+          rescheduled,
           {
             rotation_interval_hours: 6,
             next_rotation_at: plus(START, 30 * H),
@@ -171,13 +169,12 @@ describe("batched automatic rotations", () => {
         return due;
       },
     };
-    const rotation = createRotationService({
+    const { rotation } = createServices({
       store,
-      cards: racingCards,
+      repos: { ...repos, cards: racingCards },
       keys,
-      recordMany: createAuditBatchRecorder({ audit: repos.audit, clock }),
-      publishMany: createBatchPublisher({ outbox: repos.outbox, webhooks: repos.webhooks, clock }),
-      cardClock: createCardClock({ clock, testClocks: repos.testClocks }),
+      clock,
+      rateLimits: runtime.config.rateLimits,
     });
 
     expect(await rotation.runDue(new Date(plus(START, 24 * H)), { limit: 100, testClockId })).toBe(10);
@@ -219,7 +216,7 @@ describe("batched automatic rotations", () => {
 
   it("rotateDue applies nothing for an empty batch or for rows whose due time moved", async () => {
     const { cards } = await dueCards(3);
-    const { repos } = runtime.services;
+    const { repos } = runtime;
     expect(await repos.cards.rotateDue([])).toEqual(new Set());
     const changes = {
       cvv_service_code: "321",
@@ -233,7 +230,7 @@ describe("batched automatic rotations", () => {
         cards.map((card, i) => ({
           id: card.id,
           expected: {
-            serviceCode: card.cvv_service_code,
+            version: card.version,
             dueAt: i === 1 ? plus(START, 25 * H) : card.next_rotation_at!,
           },
           changes,

@@ -225,7 +225,7 @@ describe("rotation scheduler on the system clock", () => {
     );
     const deps = {
       rotation: h.runtime.services.rotation,
-      leases: h.runtime.services.repos.leases,
+      leases: h.runtime.repos.leases,
       clock: system,
       exclusive: true,
     };

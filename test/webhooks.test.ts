@@ -10,6 +10,7 @@ import { verifyWebhook } from "../src/client/verify-webhook.js";
 import { createWebhookSender, type WebhookSenderDeps } from "../src/jobs/webhook-sender.js";
 import { fixedClock } from "../src/lib/clock.js";
 import { createLogger } from "../src/lib/logger.js";
+import { createPublishers, webhookSenderDeps } from "../src/runtime.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 
 type Mode = "ok" | "fail" | "hang";
@@ -114,7 +115,7 @@ beforeAll(async () => {
     (path) => secrets.get(path),
     () => clock.now(),
   );
-  senderDeps = { ...h.runtime.services.webhookSenderDeps, timeoutMs: 300, logger };
+  senderDeps = { ...webhookSenderDeps(h.runtime), timeoutMs: 300, logger };
 });
 afterAll(async () => {
   await receiver.close();
@@ -395,7 +396,9 @@ describe("delivery", () => {
       type: "card.cvv.changed" as const,
       data: { publicToken: `10000000${i}`, rotationType: "AUTOMATIC" },
     }));
-    await h.runtime.store.transaction((tx) => h.runtime.services.publishMany(tx, events));
+    await h.runtime.store.transaction((tx) =>
+      createPublishers(h.runtime.repos, h.runtime.clock).publishMany(tx, events),
+    );
     const a = createWebhookSender({ ...senderDeps, batchSize: 7 });
     const b = createWebhookSender({ ...senderDeps, batchSize: 7 });
     const [sentA, sentB] = await Promise.all([a.runOnce(), b.runOnce()]);
@@ -445,7 +448,9 @@ describe("batch publishing", () => {
       data: { publicToken: String(200000000 + i), rotationType: "AUTOMATIC" },
     }));
     const started = performance.now();
-    await h.runtime.store.transaction((tx) => h.runtime.services.publishMany(tx, events));
+    await h.runtime.store.transaction((tx) =>
+      createPublishers(h.runtime.repos, h.runtime.clock).publishMany(tx, events),
+    );
     expect(performance.now() - started).toBeLessThan(5_000);
     expect(await countFor(wanted.id)).toBe(2000);
     expect(await countFor(other.id)).toBe(0);
@@ -454,7 +459,7 @@ describe("batch publishing", () => {
     // Nothing is queued when the transaction rolls back.
     await expect(
       h.runtime.store.transaction(async (tx) => {
-        await h.runtime.services.publishMany(tx, events.slice(0, 10));
+        await createPublishers(h.runtime.repos, h.runtime.clock).publishMany(tx, events.slice(0, 10));
         throw new Error("rolled back");
       }),
     ).rejects.toThrow("rolled back");

@@ -7,20 +7,48 @@ export type CardType = (typeof cardTypes)[number];
 export const cardStatuses = ["active", "inactive", "suspended", "closed"] as const;
 export type CardStatus = (typeof cardStatuses)[number];
 
-/** closed is terminal; everything else may move freely between the live states. */
+/**
+ * The card life cycle, one row per status: where a card may go from it, and what its secrets may still do.
+ * closed is final (docs/api.md): no way out of it, and its CVV and PIN are dead. A suspended card keeps
+ * its CVV and PIN working for the program's own checks but shows its details to no one (Thredd's "card
+ * blocked" status hides card data from the cardholder; see docs/reveal.md).
+ */
+export const lifeCycle: Record<
+  CardStatus,
+  { next: readonly CardStatus[]; secretsUsable: boolean; revealable: boolean }
+> = {
+  active: { next: cardStatuses, secretsUsable: true, revealable: true },
+  inactive: { next: cardStatuses, secretsUsable: true, revealable: true },
+  suspended: { next: cardStatuses, secretsUsable: true, revealable: false },
+  closed: { next: ["closed"], secretsUsable: false, revealable: false },
+};
+
 export function assertStatusTransition(from: CardStatus, to: CardStatus): void {
-  if (from === "closed" && to !== "closed") {
-    throw new AppError("invalid_state_transition", "A closed card cannot be reopened.");
+  if (!lifeCycle[from].next.includes(to)) {
+    throw new AppError(
+      "invalid_state_transition",
+      from === "closed" ? "A closed card cannot be reopened." : `A card cannot go from ${from} to ${to}.`,
+    );
   }
 }
 
 /** CVV and PIN operations are refused on a closed card: its secrets are dead. */
 export function assertCardOpen(status: CardStatus): void {
-  if (status === "closed") {
+  if (!lifeCycle[status].secretsUsable) {
     throw new AppError(
       "card_closed",
       "The card is closed; its CVV and PIN can no longer be used or changed.",
     );
+  }
+}
+
+/** The card's details are shown (reveal page, Get Card Data through a session) only in a revealable status. */
+export function assertCardRevealable(status: CardStatus): void {
+  if (status === "closed") {
+    throw new AppError("card_closed", "The card is closed; its details can no longer be shown.");
+  }
+  if (!lifeCycle[status].revealable) {
+    throw new AppError("card_blocked", "The card is blocked; its details cannot be shown while it is.");
   }
 }
 

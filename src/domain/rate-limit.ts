@@ -3,6 +3,13 @@
 // only decides, so every process on one database reaches the same verdict from the same counts.
 export type RateLimitClass = "verify" | "reveal" | "secure-data";
 
+/** A limited attempt, as its route declares it: its class, its route and the card it names. */
+export interface LimitedAttempt {
+  kind: RateLimitClass;
+  route: string;
+  publicToken?: string;
+}
+
 export interface RateLimits {
   /** Attempts per card (tenant + public token) per window, across every limited route. */
   perCard: number;

@@ -1,12 +1,7 @@
 // Reveal-session rules: origins accepted only in exact serialised form, fields, lifetimes, session states.
 import { describe, expect, it } from "vitest";
-import {
-  assertCardRevealable,
-  assertSessionUsable,
-  normaliseFields,
-  parseTargetOrigin,
-  sessionExpiry,
-} from "./reveal.js";
+import { assertCardRevealable } from "./card.js";
+import { assertSessionUsable, normaliseFields, parseTargetOrigin, sessionExpiry } from "./reveal.js";
 
 const now = new Date("2026-11-28T10:00:00Z");
 

@@ -67,13 +67,3 @@ export function assertSessionUsable(
     throw new AppError("reveal_session_expired", "This reveal session has expired; ask for a new one.");
   }
 }
-
-/** A card's details are shown only while it is usable: a suspended card is blocked, a closed one is dead. */
-export function assertCardRevealable(status: string): void {
-  if (status === "closed") {
-    throw new AppError("card_closed", "The card is closed; its details can no longer be shown.");
-  }
-  if (status === "suspended") {
-    throw new AppError("card_blocked", "The card is blocked; its details cannot be shown while it is.");
-  }
-}

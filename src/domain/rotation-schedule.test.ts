@@ -2,12 +2,12 @@
 import { describe, expect, it } from "vitest";
 import {
   applyRotation,
-  clearInterval,
   isDue,
   isValidInterval,
   type RotationSchedule,
   SCHEDULING_WINDOW_MS,
-  setInterval,
+  scheduleEvery,
+  unschedule,
 } from "./rotation-schedule.js";
 
 const at = (iso: string) => new Date(`2026-03-01T${iso}Z`);
@@ -80,7 +80,7 @@ describe("rotation schedule", () => {
   });
 
   it("setting an interval is a scheduling: next at now + interval, and a forced rotation right after does not reschedule", () => {
-    const set = setInterval(at("10:00:00"), 6);
+    const set = scheduleEvery(at("10:00:00"), 6);
     expect(set).toEqual({
       intervalHours: 6,
       nextRotationAt: at("16:00:00"),
@@ -92,12 +92,12 @@ describe("rotation schedule", () => {
   });
 
   it("changing the interval reschedules from now", () => {
-    const changed = setInterval(at("12:00:00"), 48);
+    const changed = scheduleEvery(at("12:00:00"), 48);
     expect(changed.nextRotationAt).toEqual(day(3, "12:00:00"));
   });
 
   it("a deleted schedule never falls due; forced rotations still rotate without scheduling", () => {
-    const cleared = clearInterval(daily(at("15:00:00")));
+    const cleared = unschedule(daily(at("15:00:00")));
     expect(cleared.nextRotationAt).toBeNull();
     expect(isDue(cleared, day(9, "00:00:00"))).toBe(false);
     const forced = applyRotation(cleared, at("16:00:00"), "MANUAL");

@@ -1,4 +1,5 @@
-// The dynamic-CVV rotation schedule, to the letter of the seed (Pismo's "Rotate virtual card CVV"):
+// The dynamic-CVV rotation schedule, to the letter of Pismo's "Rotate virtual card CVV"
+// (https://developers.pismo.io/pismo-docs/reference/post-v2-reset-cvv):
 // every rotation rotates; a rotation at time T schedules the next automatic rotation at T + interval only
 // if no scheduling took place in the two minutes before T. Setting an interval is a scheduling request too.
 // An automatic rotation that runs late (the service was down) rotates once and keeps the cadence: its T is
@@ -32,7 +33,7 @@ export function scheduledRecently(schedule: RotationSchedule, now: Date): boolea
 }
 
 /** Setting (or changing) the interval schedules the next rotation at now + interval. */
-export function setInterval(now: Date, intervalHours: number): RotationSchedule {
+export function scheduleEvery(now: Date, intervalHours: number): RotationSchedule {
   return {
     intervalHours,
     nextRotationAt: new Date(now.getTime() + intervalHours * HOUR_MS),
@@ -41,7 +42,7 @@ export function setInterval(now: Date, intervalHours: number): RotationSchedule 
 }
 
 /** Deleting the interval stops automatic rotation; forced rotations still work. */
-export function clearInterval(schedule: RotationSchedule): RotationSchedule {
+export function unschedule(schedule: RotationSchedule): RotationSchedule {
   return { ...schedule, intervalHours: null, nextRotationAt: null };
 }
 

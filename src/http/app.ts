@@ -16,21 +16,23 @@ import { AppError } from "../domain/errors.js";
 import type { RateLimitClass } from "../domain/rate-limit.js";
 import type { Clock } from "../lib/clock.js";
 import type { Services } from "../runtime.js";
-import { RateLimitedError } from "../services/rate-limits.js";
 import type { Store } from "../store/db.js";
+import type { IdempotencyRepo } from "../store/idempotency-repo.js";
 import { type Principal, requireScope, type Scope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
 import { idempotencyHooks } from "./idempotency.js";
 import { handleError } from "./problems.js";
 import { registerV1Routes } from "./v1/index.js";
-import { actorOf } from "./v1/schemas.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
     /** The scope a route needs; routes without one are public (health, docs). */
     scope?: Scope;
-    /** Brute-force limits (per tenant and per card) apply; set from the scope unless a route says otherwise. */
+    /**
+     * Brute-force limits (per tenant and per card) apply; set from the scope unless a route says otherwise.
+     * The attempt is counted in the service's transaction (services/rate-limits.ts), through the actor.
+     */
     rateLimit?: RateLimitClass | false;
   }
   interface FastifyRequest {
@@ -40,6 +42,8 @@ declare module "fastify" {
 
 export interface AppDeps {
   services: Services;
+  /** The idempotency keys' store: plumbing of the HTTP layer, not a service. */
+  idempotency: IdempotencyRepo;
   verifier: TokenVerifier;
   store: Pick<Store, "ping">;
   clock: Clock;
@@ -162,27 +166,8 @@ export async function buildApp(deps: AppDeps) {
     requireScope(request.principal, scope);
   };
 
-  // After validation (malformed input is refused without being counted), before idempotency and the handler:
-  // an attempt over a limit is audited and answered 429 with Retry-After, and never reaches a service.
-  const limitRate = async (request: FastifyRequest, reply: FastifyReply) => {
-    const kind = request.routeOptions.config.rateLimit;
-    if (!kind || !request.principal) return;
-    const params = (request.params ?? {}) as Record<string, unknown>;
-    const card = params.publicToken ?? params.cardId;
-    try {
-      await deps.services.rateLimits.attempt(actorOf(request), {
-        kind,
-        route: `${request.method} ${request.routeOptions.url}`,
-        publicToken: typeof card === "string" ? card : undefined,
-      });
-    } catch (error) {
-      if (error instanceof RateLimitedError) reply.header("retry-after", String(error.retryAfterSeconds));
-      throw error;
-    }
-  };
-
   const idempotency = idempotencyHooks({
-    idempotency: deps.services.repos.idempotency,
+    idempotency: deps.idempotency,
     clock: deps.clock,
     ttlHours: deps.idempotencyTtlHours,
   });
@@ -202,10 +187,7 @@ export async function buildApp(deps: AppDeps) {
     if ([route.method].flat().some((method) => !BODILESS.has(method))) {
       addRouteHooks(route, "preValidation", [emptyBodyAsObject]);
     }
-    addRouteHooks(route, "preHandler", [
-      ...(route.config?.rateLimit ? [limitRate] : []),
-      ...(route.config?.idempotent ? [idempotency.preHandler] : []),
-    ]);
+    addRouteHooks(route, "preHandler", route.config?.idempotent ? [idempotency.preHandler] : []);
     if (route.config?.idempotent) addRouteHooks(route, "onSend", [idempotency.onSend], "last");
   });
 

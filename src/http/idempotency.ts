@@ -90,7 +90,8 @@ export function idempotencyHooks(deps: { idempotency: IdempotencyRepo; clock: Cl
     const claim = request.idempotencyClaim;
     if (!claim) return payload;
     request.idempotencyClaim = undefined;
-    if (reply.statusCode >= 500) {
+    // A failure or a rate-limit refusal is not an answer to keep: the retry must be able to go through.
+    if (reply.statusCode >= 500 || reply.statusCode === 429) {
       await repo.release(claim.tenantId, claim.key);
       return payload;
     }

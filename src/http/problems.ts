@@ -3,6 +3,7 @@
 // produces a 500; a real 500 never echoes its internal message.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, type FieldErrors } from "../domain/errors.js";
+import { RateLimitedError } from "../services/rate-limits.js";
 
 const PROBLEM_BASE = "https://cardvault.dev/problems/";
 
@@ -195,6 +196,7 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
   const { appError, unexpected } = toAppError(error);
   if (unexpected) request.log.error({ err: error }, "request failed");
   if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
+  if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
   const problem = renderProblem(appError, request.id);
   return reply.status(appError.status).type("application/problem+json").send(problem);
 }

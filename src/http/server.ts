@@ -11,6 +11,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
   const { config } = runtime;
   const app = await buildApp({
     services: runtime.services,
+    idempotency: runtime.repos.idempotency,
     verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, runtime.clock),
     store: runtime.store,
     clock: runtime.clock,

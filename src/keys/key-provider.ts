@@ -1,6 +1,9 @@
-// The one interface through which everything touches key material (our "HSM"). Callers pass key ids and
-// card data; keys never leave the provider, and a clear PIN from an enciphered PIN block never does either.
-// A PKCS#11 or cloud HSM implements this same interface; the local keystore is the default.
+// The one interface through which everything touches key material (our "HSM"). Callers pass a card as it is
+// stored (its sealed PAN with the binding it was sealed under, and its key ids) and get results back: keys,
+// clear PANs and the clear PIN of an enciphered PIN block never leave the provider. A clear PAN or PIN goes
+// in only where it comes from outside (a PIN the cardholder sets, a PAN presented for a look-up). A PKCS#11
+// module implements this same interface (there the PAN is opened inside the token); the local keystore is
+// the default. Every provider runs the contract suite in key-provider.contract.ts.
 export const keyTypes = [
   "cvk",
   "pvk",
@@ -57,10 +60,17 @@ export interface DeviceEnvelope {
   replayId: string;
 }
 
-export interface CvvInput {
-  cvkId: string;
-  pan: string;
+/**
+ * A card as the provider takes it: the PAN sealed (AES-256-GCM, its key id in the envelope) with the binding
+ * it was sealed under, and what its CVV is derived from. A binding that is not the one the PAN was sealed
+ * under does not open it: a row copied to another tenant or card is useless.
+ */
+export interface SealedCard {
+  tenantId: string;
+  cardId: string;
+  panSealed: string;
   expiry: string;
+  cvkId: string;
   serviceCode: string;
 }
 
@@ -72,49 +82,76 @@ export interface StoredPin {
   pinSealed: string;
 }
 
+/** A card with its stored PIN, for the PIN operations. */
+export interface SealedPinCard extends SealedCard {
+  pin: StoredPin;
+}
+
+/** A new card's PAN, drawn inside the provider from the tenant's BIN: sealed, fingerprinted and masked. */
+export interface IssuedPan {
+  panSealed: string;
+  fingerprint: string;
+  first6: string;
+  last4: string;
+}
+
+/** What Get Card Data may deliver; the payload carries exactly the fields asked for. */
+export type CardDataField = "pan" | "cvv" | "expiry" | "pin";
+
+export type PinBlockAttempt = { format: 0 | 1 | 3 | 4; pinBlock: string; keyId?: string };
+
 export interface KeyProvider {
   activeKeyId(type: KeyType): string;
   listKeys(): KeyInfo[];
 
-  deriveCvv(input: CvvInput): Promise<string>;
-  /** Many CVVs at once (the rotation scheduler's path); results in input order. */
-  deriveCvvBatch(inputs: readonly CvvInput[]): Promise<string[]>;
-  /** Constant-time comparison of a presented CVV with the derived one. */
-  verifyCvv(input: CvvInput, presented: string): Promise<boolean>;
-
+  /** Draws a Luhn-valid PAN of `length` digits under `bin` and seals it to `binding`. */
+  issuePan(request: {
+    bin: string;
+    length: number;
+    binding: { tenantId: string; cardId: string };
+  }): Promise<IssuedPan>;
+  /** Seals a PAN that comes from outside (a card brought over from another processor). */
   sealPan(pan: string, binding: { tenantId: string; cardId: string }): Promise<string>;
-  openPan(sealed: string, binding: { tenantId: string; cardId: string }): Promise<string>;
-  /** Key rotation: the same PAN sealed again under the active pan-data key (unchanged if already under it). */
-  resealPan(sealed: string, binding: { tenantId: string; cardId: string }): Promise<string>;
-  /** Key rotation: the stored PIN block enciphered again under the active pin-storage key (checked against its PVV first; PVV untouched). */
-  resealPin(pan: string, stored: StoredPin): Promise<string>;
+  /** Keyed fingerprint for uniqueness and look-ups of a presented PAN; never hashed without a key. */
+  panFingerprint(pan: string): Promise<string>;
+
+  deriveCvv(card: SealedCard): Promise<string>;
+  /** Many CVVs at once (the rotation scheduler's path); results in input order. */
+  deriveCvvBatch(cards: readonly SealedCard[]): Promise<string[]>;
+  /** Constant-time comparison of a presented CVV with the derived one. */
+  verifyCvv(card: SealedCard, presented: string): Promise<boolean>;
+
+  /** Seals a PIN as an enciphered format-4 block and computes its PVV under the active PVK. */
+  sealPin(card: SealedCard, pin: string): Promise<StoredPin>;
+  /** A random PIN of `length` digits, sealed like sealPin: a new card's PIN, which no one outside saw. */
+  sealRandomPin(card: SealedCard, length: number): Promise<StoredPin>;
+  openPin(card: SealedPinCard): Promise<string>;
+  verifyPin(card: SealedPinCard, presented: string): Promise<boolean>;
+  /** Deciphers a PIN block under a PIN encryption key and verifies it; the clear PIN stays inside. */
+  verifyPinBlock(card: SealedPinCard, block: PinBlockAttempt): Promise<boolean>;
+
+  /**
+   * Key rotation: the PAN and PIN block sealed again under the active pan-data and pin-storage keys (each
+   * unchanged if already under it; the PIN block is checked against its PVV first; the PVV is untouched).
+   */
+  reseal(card: SealedPinCard): Promise<{ panSealed: string; pinSealed: string }>;
+
   /** Webhook signing secrets at rest: AES-256-GCM, bound to tenant + endpoint id like a sealed PAN. */
   sealWebhookSecret(secret: string, binding: { tenantId: string; endpointId: string }): Promise<string>;
   openWebhookSecret(sealed: string, binding: { tenantId: string; endpointId: string }): Promise<string>;
-  /** Keyed fingerprint for uniqueness and look-ups; the clear PAN is never hashed without a key. */
-  panFingerprint(pan: string): Promise<string>;
-
-  /** Seals a PIN as an enciphered format-4 block and computes its PVV under the active PVK. */
-  sealPin(pan: string, pin: string): Promise<StoredPin>;
-  openPin(pan: string, stored: StoredPin): Promise<string>;
-  verifyPin(pan: string, stored: StoredPin, presented: string): Promise<boolean>;
-  /** Deciphers a PIN block under a PIN encryption key and verifies it; the clear PIN stays inside. */
-  verifyPinBlock(
-    pan: string,
-    stored: StoredPin,
-    block: { format: 0 | 1 | 3 | 4; pinBlock: string; keyId?: string },
-  ): Promise<boolean>;
 
   /** Get Card Data: the public halves of every wrap and sign key version. */
   secureDataKeys(): SecureDataPublicKey[];
   /**
-   * Unwraps a device's AES-256 session key (RSA-OAEP-SHA256 under the active wrap key, or a retired one not
-   * yet past its not-after, or only `keyId` when given), encrypts the payload under it with AES-256-CBC and
-   * signs the result. The session key never leaves the provider.
+   * Get Card Data for a device that sent an RSA-wrapped AES-256 session key: the card's `fields` as a JSON
+   * payload (card-data.ts) encrypted under the session key with AES-256-CBC and signed. The session key is
+   * unwrapped (RSA-OAEP-SHA256 under the active wrap key, or a retired one not yet past its not-after, or only
+   * `keyId` when given), used and wiped inside the provider; so is the payload.
    */
   sealForDevice(request: {
+    card: SealedPinCard;
+    fields: readonly CardDataField[];
     wrappedKey: Buffer;
-    payload: Buffer;
     now: Date;
     keyId?: string;
   }): Promise<DeviceEnvelope>;
@@ -123,7 +160,8 @@ export interface KeyProvider {
    * encrypted to the device key (compact JWE, ECDH-ES + A256GCM). replayId is the device key's thumbprint.
    */
   sealForDeviceJwe(request: {
+    card: SealedPinCard;
+    fields: readonly CardDataField[];
     deviceKey: Record<string, unknown>;
-    payload: Buffer;
   }): Promise<{ jwe: string; signingKeyId: string; replayId: string }>;
 }

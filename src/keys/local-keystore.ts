@@ -1,6 +1,7 @@
 // The local KeyProvider: keys from the keystore file, held in memory, used through node:crypto. Ciphers and
 // generators are built once per key and reused, because CVV and PIN checks sit on the authorisation path.
 // Every ciphertext names the key that made it, so keys can rotate while old ciphertexts stay readable.
+// A card's PAN is opened in one place, panOf(), and only for the operation at hand.
 import {
   constants,
   createCipheriv,
@@ -12,20 +13,25 @@ import {
   type KeyObject,
   privateDecrypt,
   randomBytes,
+  randomInt,
   sign,
   timingSafeEqual,
 } from "node:crypto";
 import { CompactEncrypt, CompactSign, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import { computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
+import { generatePan } from "../crypto/pan.js";
 import { createPinBlockCipher, type PinBlockCipher } from "../crypto/pin-block.js";
 import { createPvvGenerator } from "../crypto/pvv.js";
 import { AppError } from "../domain/errors.js";
+import { cardDataPayload } from "./card-data.js";
 import type {
-  CvvInput,
+  CardDataField,
   KeyInfo,
   KeyProvider,
   KeyType,
+  SealedCard,
+  SealedPinCard,
   SecureDataPublicKey,
   StoredPin,
 } from "./key-provider.js";
@@ -170,13 +176,47 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
     return k;
   }
 
-  function cvvOf(input: CvvInput): string {
-    let generate = cvvGenerators.get(input.cvkId);
+  /** The one place a card's PAN is opened: under the key its envelope names, bound to its tenant and id. */
+  function panOf(card: SealedCard): string {
+    return openText(card.panSealed, "pan-data", panAad(card), "PAN");
+  }
+
+  /** HMAC-SHA-256 under the active fingerprint key, named by it. */
+  function fingerprintOf(pan: string): string {
+    const k = activeKey("fingerprint");
+    return `${k.id}:${createHmac("sha256", k.material).update(pan).digest("base64url")}`;
+  }
+
+  function cvvOf(card: SealedCard, pan = panOf(card)): string {
+    let generate = cvvGenerators.get(card.cvkId);
     if (!generate) {
-      generate = createCvvGenerator(key(input.cvkId, "cvk").material);
-      cvvGenerators.set(input.cvkId, generate);
+      generate = createCvvGenerator(key(card.cvkId, "cvk").material);
+      cvvGenerators.set(card.cvkId, generate);
     }
-    return generate({ pan: input.pan, expiry: input.expiry, serviceCode: input.serviceCode });
+    return generate({ pan, expiry: card.expiry, serviceCode: card.serviceCode });
+  }
+
+  function sealPinFor(pan: string, pin: string): StoredPin {
+    const storage = activeKey("pin-storage");
+    const pvk = activeKey("pvk");
+    const pvki = 1;
+    return {
+      pvkId: pvk.id,
+      pvki,
+      pvv: pvvOf(pvk.id, pvki, pan, pin),
+      pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
+    };
+  }
+
+  /** Get Card Data's clear payload; the caller wipes it once encrypted. */
+  function payloadOf(card: SealedPinCard, fields: readonly CardDataField[]): Buffer {
+    const pan = panOf(card);
+    return cardDataPayload(fields, {
+      pan: () => pan,
+      cvv: () => cvvOf(card, pan),
+      expiry: card.expiry,
+      pin: () => openCheckedPin(pan, card.pin),
+    });
   }
 
   function pvvOf(pvkId: string, pvki: number, pan: string, pin: string): string {
@@ -272,19 +312,35 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
     activeKeyId: (type) => activeKey(type).id,
     listKeys: (): KeyInfo[] => keys.map(({ material: _material, ...info }) => info),
 
-    deriveCvv: async (input) => cvvOf(input),
-    async deriveCvvBatch(inputs) {
-      const results: string[] = new Array(inputs.length);
+    async issuePan({ bin, length, binding }) {
+      const pan = generatePan(bin, length, () => randomInt(10));
+      return {
+        panSealed: sealText("pan-data", pan, panAad(binding)),
+        fingerprint: fingerprintOf(pan),
+        first6: pan.slice(0, 6),
+        last4: pan.slice(-4),
+      };
+    },
+    sealPan: async (pan, binding) => sealText("pan-data", pan, panAad(binding)),
+    panFingerprint: async (pan) => fingerprintOf(pan),
+
+    deriveCvv: async (card) => cvvOf(card),
+    async deriveCvvBatch(cards) {
+      const results: string[] = new Array(cards.length);
       const byKey = new Map<string, number[]>();
-      inputs.forEach((input, i) => {
-        const group = byKey.get(input.cvkId);
+      cards.forEach((card, i) => {
+        const group = byKey.get(card.cvkId);
         if (group) group.push(i);
-        else byKey.set(input.cvkId, [i]);
+        else byKey.set(card.cvkId, [i]);
       });
       for (const [cvkId, indexes] of byKey) {
         const cvvs = computeCvvBatch(
           key(cvkId, "cvk").material,
-          indexes.map((i) => inputs[i]!),
+          indexes.map((i) => ({
+            pan: panOf(cards[i]!),
+            expiry: cards[i]!.expiry,
+            serviceCode: cards[i]!.serviceCode,
+          })),
         );
         indexes.forEach((inputIndex, j) => {
           results[inputIndex] = cvvs[j]!;
@@ -292,50 +348,18 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       }
       return results;
     },
-    verifyCvv: async (input, presented) => equalSecrets(cvvOf(input), presented),
+    verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
 
-    sealPan: async (pan, binding) => sealText("pan-data", pan, panAad(binding)),
-    openPan: async (sealed, binding) => openText(sealed, "pan-data", panAad(binding), "PAN"),
-    async resealPan(sealed, binding) {
-      if (sealed.startsWith(`${ENVELOPE_VERSION}:${activeKey("pan-data").id}:`)) return sealed;
-      return sealText("pan-data", openText(sealed, "pan-data", panAad(binding), "PAN"), panAad(binding));
+    sealPin: async (card, pin) => sealPinFor(panOf(card), pin),
+    async sealRandomPin(card, length) {
+      let pin = "";
+      for (let i = 0; i < length; i++) pin += String(randomInt(10));
+      return sealPinFor(panOf(card), pin);
     },
-    async resealPin(pan, stored) {
-      const storage = activeKey("pin-storage");
-      if (stored.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`)) return stored.pinSealed;
-      const pin = openCheckedPin(pan, stored);
-      const block = sealPinBlock(storage, pan, pin);
-      return [ENVELOPE_VERSION, storage.id, block].join(":");
-    },
+    openPin: async (card) => openCheckedPin(panOf(card), card.pin),
+    verifyPin: async (card, presented) => pinMatches(panOf(card), card.pin, presented),
 
-    sealWebhookSecret: async (secret, binding) =>
-      sealText("webhook-secret", secret, webhookSecretAad(binding)),
-    openWebhookSecret: async (sealed, binding) =>
-      openText(sealed, "webhook-secret", webhookSecretAad(binding), "webhook secret"),
-
-    async panFingerprint(pan) {
-      const k = activeKey("fingerprint");
-      return `${k.id}:${createHmac("sha256", k.material).update(pan).digest("base64url")}`;
-    },
-
-    async sealPin(pan, pin) {
-      const storage = activeKey("pin-storage");
-      const pvk = activeKey("pvk");
-      const pvki = 1;
-      const block = sealPinBlock(storage, pan, pin);
-      return {
-        pvkId: pvk.id,
-        pvki,
-        pvv: pvvOf(pvk.id, pvki, pan, pin),
-        pinSealed: [ENVELOPE_VERSION, storage.id, block].join(":"),
-      };
-    },
-
-    openPin: async (pan, stored) => openCheckedPin(pan, stored),
-
-    verifyPin: async (pan, stored, presented) => pinMatches(pan, stored, presented),
-
-    async verifyPinBlock(pan, stored, { format, pinBlock, keyId }) {
+    async verifyPinBlock(card, { format, pinBlock, keyId }) {
       const pek = keyId ? byId.get(keyId) : activeKey(format === 4 ? "pek-aes" : "pek-tdes");
       const expectedType: KeyType = format === 4 ? "pek-aes" : "pek-tdes";
       if (!pek || pek.type !== expectedType) {
@@ -347,6 +371,7 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
           },
         );
       }
+      const pan = panOf(card);
       let presented: string;
       try {
         presented = pinBlockCipherOf(pek).decipher({ format, block: pinBlock, pan });
@@ -360,15 +385,39 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
           },
         );
       }
-      return pinMatches(pan, stored, presented);
+      return pinMatches(pan, card.pin, presented);
     },
+
+    async reseal(card) {
+      const panKey = activeKey("pan-data");
+      const storage = activeKey("pin-storage");
+      const panCurrent = card.panSealed.startsWith(`${ENVELOPE_VERSION}:${panKey.id}:`);
+      const pinCurrent = card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
+      if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
+      const pan = panOf(card);
+      return {
+        panSealed: panCurrent ? card.panSealed : sealText("pan-data", pan, panAad(card)),
+        pinSealed: pinCurrent
+          ? card.pin.pinSealed
+          : [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, openCheckedPin(pan, card.pin))].join(
+              ":",
+            ),
+      };
+    },
+
+    sealWebhookSecret: async (secret, binding) =>
+      sealText("webhook-secret", secret, webhookSecretAad(binding)),
+    openWebhookSecret: async (sealed, binding) =>
+      openText(sealed, "webhook-secret", webhookSecretAad(binding), "webhook secret"),
 
     secureDataKeys: () => secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } })),
 
-    async sealForDevice({ wrappedKey, payload, now, keyId }) {
+    async sealForDevice({ card, fields, wrappedKey, now, keyId }) {
       const signer = activeKey("secure-data-sign");
       const { key: sessionKey, wrapKeyId } = unwrapSessionKey(wrappedKey, wrapKeysFor(now, keyId));
+      let payload: Buffer | undefined;
       try {
+        payload = payloadOf(card, fields);
         const iv = randomBytes(16);
         const cipher = createCipheriv("aes-256-cbc", sessionKey, iv);
         const encryptedPayload = Buffer.concat([cipher.update(payload), cipher.final()]);
@@ -384,10 +433,11 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
         return { iv, encryptedPayload, signature, wrapKeyId, signingKeyId: signer.id, replayId };
       } finally {
         sessionKey.fill(0);
+        payload?.fill(0);
       }
     },
 
-    async sealForDeviceJwe({ deviceKey, payload }) {
+    async sealForDeviceJwe({ card, fields, deviceKey }) {
       const signer = activeKey("secure-data-sign");
       const jwk = deviceKey as JWK;
       let publicKey: Awaited<ReturnType<typeof importJWK>>;
@@ -405,9 +455,15 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
           },
         );
       }
-      const jws = await new CompactSign(payload)
-        .setProtectedHeader({ alg: "PS256", kid: signer.id })
-        .sign(privateKeyOf(signer));
+      const payload = payloadOf(card, fields);
+      let jws: string;
+      try {
+        jws = await new CompactSign(payload)
+          .setProtectedHeader({ alg: "PS256", kid: signer.id })
+          .sign(privateKeyOf(signer));
+      } finally {
+        payload.fill(0);
+      }
       const jwe = await new CompactEncrypt(Buffer.from(jws))
         .setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", cty: "JOSE" })
         .encrypt(publicKey);

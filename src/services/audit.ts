@@ -2,6 +2,7 @@
 // one statement per chunk) runs inside the caller's transaction, so an audit row exists exactly when its
 // change does. Details carry reasons and states, never a PAN, CVV, PIN, PIN block or key.
 
+import type { LimitedAttempt } from "../domain/rate-limit.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
 import type { AuditRepo } from "../store/audit-repo.js";
@@ -9,11 +10,15 @@ import type { Db } from "../store/db.js";
 import type { AuditRow } from "../store/schema.js";
 import { assertCursor, type Page, pageOf } from "./pagination.js";
 
-/** Who is calling: taken from the verified token, plus the request id for correlation. */
+/**
+ * Who is calling: taken from the verified token, plus the request id for correlation, and the limited
+ * attempt the call makes when its route is rate limited (counted in the operation's transaction).
+ */
 export interface Actor {
   tenantId: string;
   subject: string;
   requestId?: string;
+  attempt?: LimitedAttempt;
 }
 
 export interface AuditEntry {

@@ -1,8 +1,8 @@
-// Card life cycle: issue a card (PAN, CVV service code, random PIN, all sealed), read it, change its status.
-// A card's PAN is only ever written sealed and bound to its tenant and id; the view never shows more than
-// the first six and last four digits.
+// Card life cycle: issue a card (PAN, CVV service code, random PIN, all drawn and sealed inside the key
+// provider), read it, change its status along domain/card.ts's life cycle. A card's PAN is only ever written
+// sealed and bound to its tenant and id; the view never shows more than the first six and last four digits.
+// A status change is decided on the card as read in its own transaction, and written only onto that version.
 import { CVV2_SERVICE_CODE } from "../crypto/cvv.js";
-import { generatePan } from "../crypto/pan.js";
 import {
   assertStatusTransition,
   type CardStatus,
@@ -12,7 +12,7 @@ import {
   parseExpiry,
 } from "../domain/card.js";
 import { AppError, validationFailed } from "../domain/errors.js";
-import { isValidInterval, type RotationSchedule, setInterval } from "../domain/rotation-schedule.js";
+import { isValidInterval, type RotationSchedule, scheduleEvery } from "../domain/rotation-schedule.js";
 import type { EventPublisher } from "../events/outbox.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
@@ -23,8 +23,8 @@ import type { TenantRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { TestClockRepo } from "../store/test-clock-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { findCard } from "./card-lookup.js";
-import { randomPin } from "./pin.js";
+import { type CardTransaction, findCard, written } from "./card-transaction.js";
+import { NEW_PIN_LENGTH } from "./pin.js";
 import { scheduleColumns } from "./rotation.js";
 
 const NO_SCHEDULE: RotationSchedule = { intervalHours: null, nextRotationAt: null, lastScheduledAt: null };
@@ -67,10 +67,11 @@ export interface CardChanges {
 
 export interface CardServiceDeps {
   store: Pick<Store, "transaction">;
-  tenants: TenantRepo;
-  cards: CardRepo;
-  testClocks: TestClockRepo;
-  keys: KeyProvider;
+  withCard: CardTransaction;
+  tenants: Pick<TenantRepo, "find">;
+  cards: Pick<CardRepo, "insert" | "fingerprintExists" | "tokenExists" | "findByToken" | "update">;
+  testClocks: Pick<TestClockRepo, "find">;
+  keys: Pick<KeyProvider, "issuePan" | "sealRandomPin" | "activeKeyId">;
   record: AuditRecorder;
   publish: EventPublisher;
   clock: Clock;
@@ -155,14 +156,19 @@ export function createCardService(deps: CardServiceDeps) {
       }
       const expiry = input.expiry === undefined ? defaultExpiry(now) : parseExpiry(input.expiry, now);
 
+      const id = uuidv7(deps.clock);
+      const binding = { tenantId: tenant.id, cardId: id };
       const pan = await draw(
-        () => generatePan(tenant.bin, tenant.pan_length),
-        async (candidate) => deps.cards.fingerprintExists(await deps.keys.panFingerprint(candidate)),
+        () => deps.keys.issuePan({ bin: tenant.bin, length: tenant.pan_length, binding }),
+        (issued) => deps.cards.fingerprintExists(issued.fingerprint),
         "PAN",
       );
       const publicToken = await draw(newPublicToken, (t) => deps.cards.tokenExists(t), "public token");
-      const id = uuidv7(deps.clock);
-      const sealedPin = await deps.keys.sealPin(pan, randomPin());
+      const cvkId = deps.keys.activeKeyId("cvk");
+      const sealedPin = await deps.keys.sealRandomPin(
+        { ...binding, panSealed: pan.panSealed, expiry, cvkId, serviceCode: CVV2_SERVICE_CODE },
+        NEW_PIN_LENGTH,
+      );
       const stamp = now.toISOString();
       const row = {
         id,
@@ -170,14 +176,14 @@ export function createCardService(deps: CardServiceDeps) {
         public_token: publicToken,
         type: input.type,
         status: input.status ?? "active",
-        pan_sealed: await deps.keys.sealPan(pan, { tenantId: tenant.id, cardId: id }),
-        pan_fingerprint: await deps.keys.panFingerprint(pan),
-        pan_first6: pan.slice(0, 6),
-        pan_last4: pan.slice(-4),
+        pan_sealed: pan.panSealed,
+        pan_fingerprint: pan.fingerprint,
+        pan_first6: pan.first6,
+        pan_last4: pan.last4,
         expiry,
         cardholder_name: input.cardholderName ?? null,
         customer_reference: input.customerReference ?? null,
-        cvk_id: deps.keys.activeKeyId("cvk"),
+        cvk_id: cvkId,
         cvv_service_code: CVV2_SERVICE_CODE,
         cvv_tries_remaining: tenant.max_cvv_tries,
         pin_sealed: sealedPin.pinSealed,
@@ -187,7 +193,7 @@ export function createCardService(deps: CardServiceDeps) {
         pin_tries_remaining: tenant.max_pin_tries,
         created_at: stamp,
         updated_at: stamp,
-        ...scheduleColumns(interval === null ? NO_SCHEDULE : setInterval(now, interval)),
+        ...scheduleColumns(interval === null ? NO_SCHEDULE : scheduleEvery(now, interval)),
         last_rotated_at: null,
         test_clock_id: input.testClockId ?? null,
       };
@@ -214,18 +220,17 @@ export function createCardService(deps: CardServiceDeps) {
       return viewOf(await findCard(deps.cards, actor, publicToken));
     },
 
-    async update(actor: Actor, publicToken: string, changes: CardChanges): Promise<CardView> {
-      const card = await findCard(deps.cards, actor, publicToken);
-      if (changes.status) assertStatusTransition(card.status as CardStatus, changes.status);
-      const stamp = deps.clock.now().toISOString();
-      const patch = {
-        ...(changes.status ? { status: changes.status } : {}),
-        // A closed card is never rotated again.
-        ...(changes.status === "closed" ? { next_rotation_at: null } : {}),
-        ...(changes.cardholderName !== undefined ? { cardholder_name: changes.cardholderName } : {}),
-      };
-      await deps.store.transaction(async (tx) => {
-        await deps.cards.update(card.id, patch, stamp, tx);
+    update(actor: Actor, publicToken: string, changes: CardChanges): Promise<CardView> {
+      return deps.withCard(actor, publicToken, async (tx, card) => {
+        if (changes.status) assertStatusTransition(card.status as CardStatus, changes.status);
+        const stamp = deps.clock.now().toISOString();
+        const patch = {
+          ...(changes.status ? { status: changes.status } : {}),
+          // A closed card is never rotated again.
+          ...(changes.status === "closed" ? { next_rotation_at: null } : {}),
+          ...(changes.cardholderName !== undefined ? { cardholder_name: changes.cardholderName } : {}),
+        };
+        written(await deps.cards.update(card.id, card, patch, stamp, tx));
         await deps.record(tx, actor, {
           action: "card.update",
           outcome: "success",
@@ -245,8 +250,8 @@ export function createCardService(deps: CardServiceDeps) {
             data: { publicToken, status: changes.status, previousStatus: card.status },
           });
         }
+        return viewOf({ ...card, ...patch, updated_at: stamp });
       });
-      return viewOf({ ...card, ...patch, updated_at: stamp });
     },
   };
 }

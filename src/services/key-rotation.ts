@@ -1,15 +1,18 @@
 // Online re-encryption after `keys rotate`: every sealed PAN and PIN block moves to the active pan-data and
-// pin-storage key versions in small batches while the API keeps serving. Each batch is one transaction whose
-// updates are conditional on the envelopes read, with one audit record per tenant touched; keys stay in keys/.
+// pin-storage key versions in small batches while the API keeps serving. The key provider reseals each card
+// as it is stored (the clear PAN and PIN stay inside it). A batch is one transaction: the cards read, their
+// envelopes replaced each only if still the ones read (on PostgreSQL a PIN set meanwhile wins and the card is
+// found again by the next batch), and one audit record per tenant touched.
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { CardRepo } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { AuditRecorder } from "./audit.js";
+import { sealedCardOf } from "./card-transaction.js";
 
 export interface KeyRotationServiceDeps {
   store: Pick<Store, "transaction">;
-  cards: CardRepo;
-  keys: KeyProvider;
+  cards: Pick<CardRepo, "listNotSealedUnder" | "countNotSealedUnder" | "replaceSealed">;
+  keys: Pick<KeyProvider, "activeKeyId" | "reseal">;
   record: AuditRecorder;
 }
 
@@ -28,27 +31,17 @@ export function createKeyRotationService(deps: KeyRotationServiceDeps) {
 
   return {
     /** Re-encrypts up to `limit` cards still sealed under an older key version. */
-    async reencryptBatch(limit: number): Promise<BatchResult> {
+    reencryptBatch(limit: number): Promise<BatchResult> {
       const { pan, pin } = prefixes();
-      const rows = await deps.cards.listNotSealedUnder(pan, pin, limit);
-      if (rows.length === 0) return { found: 0, reencrypted: 0 };
-      // Crypto outside the transaction, so the write lock is held only for the conditional updates.
-      const next = await Promise.all(
-        rows.map(async (row) => {
-          const binding = { tenantId: row.tenant_id, cardId: row.id };
-          const clearPan = await deps.keys.openPan(row.pan_sealed, binding);
-          return {
-            pan_sealed: await deps.keys.resealPan(row.pan_sealed, binding),
-            pin_sealed: await deps.keys.resealPin(clearPan, {
-              pvkId: row.pvk_id,
-              pvki: row.pvki,
-              pvv: row.pvv,
-              pinSealed: row.pin_sealed,
-            }),
-          };
-        }),
-      );
-      const reencrypted = await deps.store.transaction(async (tx) => {
+      return deps.store.transaction(async (tx) => {
+        const rows = await deps.cards.listNotSealedUnder(pan, pin, limit, tx);
+        if (rows.length === 0) return { found: 0, reencrypted: 0 };
+        const next = await Promise.all(
+          rows.map(async (row) => {
+            const sealed = await deps.keys.reseal(sealedCardOf(row));
+            return { pan_sealed: sealed.panSealed, pin_sealed: sealed.pinSealed };
+          }),
+        );
         const perTenant = new Map<string, number>();
         for (const [i, row] of rows.entries()) {
           if (await deps.cards.replaceSealed(row.id, row, next[i]!, tx)) {
@@ -66,9 +59,8 @@ export function createKeyRotationService(deps: KeyRotationServiceDeps) {
             },
           );
         }
-        return [...perTenant.values()].reduce((a, b) => a + b, 0);
+        return { found: rows.length, reencrypted: [...perTenant.values()].reduce((a, b) => a + b, 0) };
       });
-      return { found: rows.length, reencrypted };
     },
 
     /** Cards still sealed under an older key version (0 when the rotation is complete). */

@@ -1,62 +1,47 @@
-// PIN operations. The PIN lives only as an enciphered ISO 9564 format-4 block plus a PVV; it is opened only
-// for an explicit, audited read, and an enciphered PIN block presented for verification is opened inside the
-// key provider, never here.
-import { randomInt } from "node:crypto";
+// PIN operations. The PIN lives only as an enciphered ISO 9564 format-4 block plus a PVV; the key provider
+// opens it only for an explicit, audited read, and an enciphered PIN block presented for verification is
+// opened inside the key provider, never here. Each operation is one transaction on the card as read: a PIN
+// set meanwhile makes a verify decide again against the new PIN.
 import type { EventPublisher } from "../events/outbox.js";
-import type { KeyProvider, StoredPin } from "../keys/key-provider.js";
+import type { KeyProvider, PinBlockAttempt } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
-import type { CardRepo, CardWithLimits } from "../store/card-repo.js";
-import type { Store } from "../store/db.js";
+import type { CardRepo } from "../store/card-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { findOpenCard } from "./card-lookup.js";
-import { counterOperations, type StatusChange, type TryCounter } from "./try-counter.js";
+import { type CardTransaction, open, sealedCardOf, written } from "./card-transaction.js";
+import type { StatusChange, TryCounter } from "./try-counter.js";
 
 export interface PinServiceDeps {
-  store: Pick<Store, "transaction">;
-  cards: CardRepo;
-  keys: KeyProvider;
+  withCard: CardTransaction;
+  cards: Pick<CardRepo, "update">;
+  keys: Pick<KeyProvider, "sealPin" | "openPin" | "verifyPin" | "verifyPinBlock">;
   record: AuditRecorder;
   publish: EventPublisher;
   counter: TryCounter;
   clock: Clock;
 }
 
-export type PinAttempt = { pin: string } | { pinBlock: string; format: 0 | 1 | 3 | 4; keyId?: string };
+export type PinAttempt = { pin: string } | PinBlockAttempt;
 
-/** A random PIN for a new card, as Thredd allocates one at creation. */
-export function randomPin(length = 4): string {
-  let pin = "";
-  for (let i = 0; i < length; i++) pin += String(randomInt(10));
-  return pin;
-}
-
-function storedPin(card: CardWithLimits): StoredPin {
-  return { pvkId: card.pvk_id, pvki: card.pvki, pvv: card.pvv, pinSealed: card.pin_sealed };
-}
+/** A new card's PIN: as Thredd allocates one at creation, random, and seen by no one. */
+export const NEW_PIN_LENGTH = 4;
 
 export function createPinService(deps: PinServiceDeps) {
-  const openPan = (actor: Actor, card: CardWithLimits) =>
-    deps.keys.openPan(card.pan_sealed, { tenantId: actor.tenantId, cardId: card.id });
-
   return {
-    ...counterOperations(deps.cards, deps.counter),
+    status: deps.counter.status,
+    setStatus: deps.counter.setStatus,
+
     /** Sets or changes the PIN; a new PIN starts with a full try counter. */
-    async set(actor: Actor, publicToken: string, pin: string, change: StatusChange = {}): Promise<void> {
-      const card = await findOpenCard(deps.cards, actor, publicToken);
-      const sealed = await deps.keys.sealPin(await openPan(actor, card), pin);
-      await deps.store.transaction(async (tx) => {
-        await deps.cards.update(
-          card.id,
-          {
-            pin_sealed: sealed.pinSealed,
-            pvv: sealed.pvv,
-            pvk_id: sealed.pvkId,
-            pvki: sealed.pvki,
-            pin_tries_remaining: card.max_pin_tries,
-          },
-          deps.clock.now().toISOString(),
-          tx,
-        );
+    set(actor: Actor, publicToken: string, pin: string, change: StatusChange = {}): Promise<void> {
+      return deps.withCard(actor, publicToken, async (tx, card) => {
+        const sealed = await deps.keys.sealPin(sealedCardOf(open(card)), pin);
+        const changes = {
+          pin_sealed: sealed.pinSealed,
+          pvv: sealed.pvv,
+          pvk_id: sealed.pvkId,
+          pvki: sealed.pvki,
+          pin_tries_remaining: card.max_pin_tries,
+        };
+        written(await deps.cards.update(card.id, card, changes, deps.clock.now().toISOString(), tx));
         await deps.record(tx, actor, {
           action: "pin.set",
           outcome: "success",
@@ -72,28 +57,24 @@ export function createPinService(deps: PinServiceDeps) {
       });
     },
 
-    async get(actor: Actor, publicToken: string): Promise<{ pin: string }> {
-      const card = await findOpenCard(deps.cards, actor, publicToken);
-      const pin = await deps.keys.openPin(await openPan(actor, card), storedPin(card));
-      await deps.store.transaction((tx) =>
-        deps.record(tx, actor, { action: "pin.read", outcome: "success", card }),
-      );
-      return { pin };
+    get(actor: Actor, publicToken: string): Promise<{ pin: string }> {
+      return deps.withCard(actor, publicToken, async (tx, card) => {
+        const pin = await deps.keys.openPin(sealedCardOf(open(card)));
+        await deps.record(tx, actor, { action: "pin.read", outcome: "success", card });
+        return { pin };
+      });
     },
 
-    async verify(actor: Actor, publicToken: string, attempt: PinAttempt) {
-      const card = await findOpenCard(deps.cards, actor, publicToken);
-      const pan = await openPan(actor, card);
-      const matched =
-        "pin" in attempt
-          ? await deps.keys.verifyPin(pan, storedPin(card), attempt.pin)
-          : await deps.keys.verifyPinBlock(pan, storedPin(card), attempt);
-      return deps.counter.recordAttempt(
-        actor,
-        card,
-        matched,
-        "pin" in attempt ? "pin" : `pin_block_format_${attempt.format}`,
-      );
+    verify(actor: Actor, publicToken: string, attempt: PinAttempt) {
+      return deps.withCard(actor, publicToken, async (tx, card) => {
+        const sealed = sealedCardOf(open(card));
+        const matched =
+          "pin" in attempt
+            ? await deps.keys.verifyPin(sealed, attempt.pin)
+            : await deps.keys.verifyPinBlock(sealed, attempt);
+        const method = "pin" in attempt ? "pin" : `pin_block_format_${attempt.format}`;
+        return deps.counter.recordAttempt(tx, actor, card, matched, method);
+      });
     },
   };
 }

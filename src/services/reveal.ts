@@ -3,9 +3,9 @@
 // made. Only a SHA-256 digest of the token is stored; the token is never logged, audited or returned again.
 // A session is consumed by one guarded UPDATE, so a token delivers at most once across every process.
 import { createHash, randomBytes } from "node:crypto";
+import { assertCardRevealable, type CardStatus } from "../domain/card.js";
 import { AppError } from "../domain/errors.js";
 import {
-  assertCardRevealable,
   assertSessionUsable,
   normaliseFields,
   parseTargetOrigin,
@@ -21,14 +21,15 @@ import type { RevealSessionRepo } from "../store/reveal-session-repo.js";
 import type { RevealSessionRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { findCard } from "./card-lookup.js";
+import { type CardTransaction, findCard } from "./card-transaction.js";
 import type { SecureDataAnswer, SecureDataService } from "./secure-data.js";
 
 export interface RevealServiceDeps {
   store: Pick<Store, "transaction">;
-  cards: CardRepo;
-  tenants: TenantRepo;
-  sessions: RevealSessionRepo;
+  withCard: CardTransaction;
+  cards: Pick<CardRepo, "findByToken">;
+  tenants: Pick<TenantRepo, "find">;
+  sessions: Pick<RevealSessionRepo, "insert" | "findByTokenHash" | "findById" | "consume">;
   secureData: Pick<SecureDataService, "deliver" | "publicKeys">;
   record: AuditRecorder;
   clock: Clock;
@@ -86,7 +87,7 @@ export function createRevealService(deps: RevealServiceDeps) {
     try {
       assertSessionUsable(session, deps.clock.now());
       const card = await findCard(deps.cards, actor, session.public_token);
-      assertCardRevealable(card.status);
+      assertCardRevealable(card.status as CardStatus);
       return { actor, card };
     } catch (error) {
       if (error instanceof AppError && audit) await refused(session, actor, error);
@@ -115,20 +116,19 @@ export function createRevealService(deps: RevealServiceDeps) {
       const targetOrigin = parseTargetOrigin(input.targetOrigin);
       const now = deps.clock.now();
       const expiresAt = sessionExpiry(now, input.ttlSeconds).toISOString();
-      const card = await findCard(deps.cards, actor, publicToken);
-      assertCardRevealable(card.status);
-      if (fields.includes("pin")) {
-        const tenant = await deps.tenants.find(actor.tenantId);
-        if (tenant?.secure_data_pin !== 1) {
-          throw new AppError(
-            "reveal_pin_not_allowed",
-            "This card program does not deliver PINs (enable it with `cardvault tenants add … --secure-data-pin`).",
-          );
-        }
-      }
       const token = `rvs_${randomBytes(32).toString("base64url")}`;
       const id = uuidv7(deps.clock);
-      await deps.store.transaction(async (tx) => {
+      await deps.withCard(actor, publicToken, async (tx, card) => {
+        assertCardRevealable(card.status as CardStatus);
+        if (fields.includes("pin")) {
+          const tenant = await deps.tenants.find(actor.tenantId, tx);
+          if (tenant?.secure_data_pin !== 1) {
+            throw new AppError(
+              "reveal_pin_not_allowed",
+              "This card program does not deliver PINs (enable it with `cardvault tenants add … --secure-data-pin`).",
+            );
+          }
+        }
         await deps.sessions.insert(
           {
             id,

@@ -3,17 +3,18 @@
 // different CVV, applies the pure scheduling rules of domain/rotation-schedule.ts, and announces itself with
 // a card.cvv.changed event — never carrying the CVV — in the same transaction. The scheduler's path works a
 // whole batch at once (one conditional UPDATE, one audit insert, one outbox insert): its cost per card is
-// the cryptography, not round trips.
+// the cryptography, not round trips. A forced rotation or a schedule change is one transaction on the card
+// as read, written only onto that version: a card closed meanwhile is never rotated or rescheduled.
 import { randomInt } from "node:crypto";
 import { assertCardOpen, type CardStatus } from "../domain/card.js";
 import { AppError, validationFailed } from "../domain/errors.js";
 import {
   applyRotation,
-  clearInterval,
   isValidInterval,
   type RotationSchedule,
   type RotationType,
-  setInterval,
+  scheduleEvery,
+  unschedule,
 } from "../domain/rotation-schedule.js";
 import type { BatchEventPublisher, NewEvent } from "../events/outbox.js";
 import type { KeyProvider } from "../keys/key-provider.js";
@@ -22,7 +23,7 @@ import type { Db, Store } from "../store/db.js";
 import type { CardRow } from "../store/schema.js";
 import type { Actor, AuditBatchRecorder, AuditEntry } from "./audit.js";
 import type { CardClock } from "./card-clock.js";
-import { findCard } from "./card-lookup.js";
+import { type CardTransaction, findCard, sealedCardOf, written } from "./card-transaction.js";
 
 export type OperationType = "ROTATE_CVV" | "CHANGE_CVV_ROTATION" | "DELETE_CVV_ROTATION";
 
@@ -48,8 +49,9 @@ interface Change {
 
 export interface RotationServiceDeps {
   store: Pick<Store, "transaction">;
-  cards: CardRepo;
-  keys: KeyProvider;
+  withCard: CardTransaction;
+  cards: Pick<CardRepo, "findByToken" | "rotate" | "rotateDue" | "setSchedule" | "claimDue">;
+  keys: Pick<KeyProvider, "deriveCvvBatch">;
   recordMany: AuditBatchRecorder;
   publishMany: BatchEventPublisher;
   cardClock: CardClock;
@@ -58,7 +60,6 @@ export interface RotationServiceDeps {
 /** Who automatic rotations are recorded as. */
 export const SCHEDULER_SUBJECT = "system:rotation-scheduler";
 const MAX_DRAWS = 50;
-const MAX_RACES = 5;
 
 export function scheduleOf(
   card: Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at">,
@@ -92,27 +93,17 @@ function assertRotatable(card: CardRow): void {
 }
 
 export function createRotationService(deps: RotationServiceDeps) {
-  const panOf = (card: CardRow) =>
-    deps.keys.openPan(card.pan_sealed, { tenantId: card.tenant_id, cardId: card.id });
-  const cvvInput = (card: CardRow, pan: string, serviceCode: string) => ({
-    cvkId: card.cvk_id,
-    pan,
-    expiry: card.expiry,
-    serviceCode,
-  });
-
   /** New service codes for the cards, each yielding a CVV different from the card's current one. */
-  async function newServiceCodes(cards: CardRow[], pans: string[]): Promise<string[]> {
-    const current = await deps.keys.deriveCvvBatch(
-      cards.map((c, i) => cvvInput(c, pans[i]!, c.cvv_service_code)),
-    );
+  async function newServiceCodes(cards: CardRow[]): Promise<string[]> {
+    const sealed = cards.map(sealedCardOf);
+    const current = await deps.keys.deriveCvvBatch(sealed);
     const codes = cards.map((c) => drawServiceCode(c.cvv_service_code));
     let pending = cards.map((_, i) => i);
     for (let draw = 0; pending.length > 0; draw++) {
       if (draw === MAX_DRAWS)
         throw new AppError("internal_error", "Could not draw a service code giving a new CVV.");
       const cvvs = await deps.keys.deriveCvvBatch(
-        pending.map((i) => cvvInput(cards[i]!, pans[i]!, codes[i]!)),
+        pending.map((i) => ({ ...sealed[i]!, serviceCode: codes[i]! })),
       );
       pending = pending.filter((i, j) => cvvs[j] === current[i]);
       for (const i of pending) codes[i] = drawServiceCode(cards[i]!.cvv_service_code);
@@ -155,17 +146,18 @@ export function createRotationService(deps: RotationServiceDeps) {
     );
   }
 
-  /** A forced rotation's write; null when a concurrent change got there first (the caller re-reads). */
+  /** A forced rotation's write, onto the version read. */
   async function applyManual(tx: Db, actor: Actor, card: CardRow, serviceCode: string, now: Date) {
     const { schedule } = applyRotation(scheduleOf(card), now, "MANUAL");
     const columns = scheduleColumns(schedule);
-    const applied = await deps.cards.rotate(
-      card.id,
-      { serviceCode: card.cvv_service_code },
-      { ...columns, cvv_service_code: serviceCode, last_rotated_at: now.toISOString() },
-      tx,
+    written(
+      await deps.cards.rotate(
+        card.id,
+        card,
+        { ...columns, cvv_service_code: serviceCode, last_rotated_at: now.toISOString() },
+        tx,
+      ),
     );
-    if (!applied) return null;
     const change: Change = {
       operationType: "ROTATE_CVV",
       rotationType: "MANUAL",
@@ -196,7 +188,7 @@ export function createRotationService(deps: RotationServiceDeps) {
       const columns = scheduleColumns(schedule);
       const write: DueRotation = {
         id: card.id,
-        expected: { serviceCode: card.cvv_service_code, dueAt: card.next_rotation_at! },
+        expected: { version: card.version, dueAt: card.next_rotation_at! },
         changes: { ...columns, cvv_service_code: codes[i]!, last_rotated_at: cardNow.toISOString() },
       };
       const change: Change = {
@@ -216,12 +208,6 @@ export function createRotationService(deps: RotationServiceDeps) {
     return rotated.length;
   }
 
-  async function findRotatable(actor: Actor, publicToken: string): Promise<CardRow> {
-    const card = await findCard(deps.cards, actor, publicToken);
-    assertRotatable(card);
-    return card;
-  }
-
   function view(
     card: Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_rotated_at">,
   ): RotationView {
@@ -232,17 +218,13 @@ export function createRotationService(deps: RotationServiceDeps) {
     };
   }
 
-  async function changeSchedule(
-    actor: Actor,
-    publicToken: string,
-    hours: number | null,
-  ): Promise<RotationView> {
-    const card = await findRotatable(actor, publicToken);
-    const now = await deps.cardClock(card);
-    const schedule = hours === null ? clearInterval(scheduleOf(card)) : setInterval(now, hours);
-    const columns = scheduleColumns(schedule);
-    await deps.store.transaction(async (tx) => {
-      await deps.cards.setSchedule(card.id, columns, now.toISOString(), tx);
+  function changeSchedule(actor: Actor, publicToken: string, hours: number | null): Promise<RotationView> {
+    return deps.withCard(actor, publicToken, async (tx, card) => {
+      assertRotatable(card);
+      const now = await deps.cardClock(card, tx);
+      const schedule = hours === null ? unschedule(scheduleOf(card)) : scheduleEvery(now, hours);
+      const columns = scheduleColumns(schedule);
+      written(await deps.cards.setSchedule(card.id, card, columns, now.toISOString(), tx));
       const change: Change = {
         operationType: hours === null ? "DELETE_CVV_ROTATION" : "CHANGE_CVV_ROTATION",
         rotationType: "MANUAL",
@@ -250,8 +232,8 @@ export function createRotationService(deps: RotationServiceDeps) {
         intervalHours: hours,
       };
       await announce(tx, [{ actor, card, change }]);
+      return view({ ...card, ...columns });
     });
-    return view({ ...card, ...columns });
   }
 
   return {
@@ -264,18 +246,18 @@ export function createRotationService(deps: RotationServiceDeps) {
       if (options.serviceCode !== undefined && !/^[0-9]{3}$/.test(options.serviceCode)) {
         throw validationFailed("serviceCode", "serviceCode must be exactly 3 digits.");
       }
-      for (let race = 0; race < MAX_RACES; race++) {
-        const card = await findRotatable(actor, publicToken);
-        const now = await deps.cardClock(card);
-        const code = options.serviceCode ?? (await newServiceCodes([card], [await panOf(card)]))[0]!;
-        const result = await deps.store.transaction((tx) => applyManual(tx, actor, card, code, now));
-        if (result) return result;
-      }
-      throw new AppError("concurrent_update", "The card's CVV is being rotated by another request; retry.");
+      return deps.withCard(actor, publicToken, async (tx, card) => {
+        assertRotatable(card);
+        const now = await deps.cardClock(card, tx);
+        const code = options.serviceCode ?? (await newServiceCodes([card]))[0]!;
+        return applyManual(tx, actor, card, code, now);
+      });
     },
 
     async get(actor: Actor, publicToken: string): Promise<RotationView> {
-      return view(await findRotatable(actor, publicToken));
+      const card = await findCard(deps.cards, actor, publicToken);
+      assertRotatable(card);
+      return view(card);
     },
 
     async setInterval(actor: Actor, publicToken: string, intervalHours: number): Promise<RotationView> {
@@ -298,8 +280,7 @@ export function createRotationService(deps: RotationServiceDeps) {
       return deps.store.transaction(async (tx) => {
         const due = await deps.cards.claimDue(now.toISOString(), options.limit, options.testClockId, tx);
         if (due.length === 0) return 0;
-        const pans = await Promise.all(due.map(panOf));
-        return applyDue(tx, due, await newServiceCodes(due, pans), now);
+        return applyDue(tx, due, await newServiceCodes(due), now);
       });
     },
   };

@@ -1,24 +1,21 @@
 // Get Card Data: a card's PAN, CVV, expiry (and PIN when the tenant enables it) delivered encrypted to the
 // cardholder's device, under a session key only the device holds. A session key delivers once: its digest is
 // claimed in the same transaction as the audit record, so a replay is refused and nothing is sent twice.
-// The session key is unwrapped, used and wiped inside keys/; it is never logged, stored or returned.
-import { expiryToDate } from "../domain/card.js";
+// The session key is unwrapped, used and wiped inside keys/, and so is the clear payload (keys/card-data.ts);
+// neither is ever logged, stored or returned. Delivery, replay claim and audit record are one transaction.
 import { AppError } from "../domain/errors.js";
-import type { KeyProvider, SecureDataPublicKey } from "../keys/key-provider.js";
+import type { CardDataField, KeyProvider, SecureDataPublicKey } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
-import type { CardRepo } from "../store/card-repo.js";
-import type { Store } from "../store/db.js";
 import type { SecureDataRepo } from "../store/secure-data-repo.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { findOpenCard } from "./card-lookup.js";
+import { type CardTransaction, open, sealedCardOf } from "./card-transaction.js";
 
 export interface SecureDataServiceDeps {
-  store: Pick<Store, "transaction">;
-  cards: CardRepo;
-  tenants: TenantRepo;
-  sessionKeys: SecureDataRepo;
-  keys: KeyProvider;
+  withCard: CardTransaction;
+  tenants: Pick<TenantRepo, "find">;
+  sessionKeys: Pick<SecureDataRepo, "claim">;
+  keys: Pick<KeyProvider, "secureDataKeys" | "sealForDevice" | "sealForDeviceJwe">;
   record: AuditRecorder;
   clock: Clock;
 }
@@ -39,41 +36,7 @@ export type SecureDataAnswer =
     }
   | { kind: "jwe"; jwe: string; signingKeyId: string };
 
-/** The clear payload, in Thredd's field names; exists only between the key provider's calls. */
-interface CardData {
-  PAN: string;
-  CVV: string;
-  expiryDate: string;
-  PIN?: string;
-}
-
 export function createSecureDataService(deps: SecureDataServiceDeps) {
-  async function payloadOf(actor: Actor, publicToken: string, pinWanted: boolean) {
-    const card = await findOpenCard(deps.cards, actor, publicToken);
-    const tenant = await deps.tenants.find(actor.tenantId);
-    const withPin = pinWanted && tenant?.secure_data_pin === 1;
-    const pan = await deps.keys.openPan(card.pan_sealed, { tenantId: actor.tenantId, cardId: card.id });
-    const data: CardData = {
-      PAN: pan,
-      CVV: await deps.keys.deriveCvv({
-        cvkId: card.cvk_id,
-        pan,
-        expiry: card.expiry,
-        serviceCode: card.cvv_service_code,
-      }),
-      expiryDate: expiryToDate(card.expiry),
-    };
-    if (withPin) {
-      data.PIN = await deps.keys.openPin(pan, {
-        pvkId: card.pvk_id,
-        pvki: card.pvki,
-        pvv: card.pvv,
-        pinSealed: card.pin_sealed,
-      });
-    }
-    return { card, withPin, payload: Buffer.from(JSON.stringify(data), "utf8") };
-  }
-
   return {
     /** The public keys a device needs: every current wrap and sign key (the active ones first). */
     publicKeys(): SecureDataPublicKey[] {
@@ -91,43 +54,39 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
       request: SecureDataRequest,
       options: { includePin?: boolean } = {},
     ): Promise<SecureDataAnswer> {
-      const { card, withPin, payload } = await payloadOf(actor, publicToken, options.includePin ?? true);
-      let answer: SecureDataAnswer;
-      let replayId: string;
-      try {
+      const delivered = await deps.withCard(actor, publicToken, async (tx, card) => {
+        const tenant = await deps.tenants.find(actor.tenantId, tx);
+        const withPin = (options.includePin ?? true) && tenant?.secure_data_pin === 1;
+        const fields: CardDataField[] = ["pan", "cvv", "expiry", ...(withPin ? (["pin"] as const) : [])];
+        const sealed = sealedCardOf(open(card));
+        let answer: SecureDataAnswer;
+        let replayId: string;
         if ("wrappedKey" in request) {
-          const sealed = await deps.keys.sealForDevice({
+          const envelope = await deps.keys.sealForDevice({
+            card: sealed,
+            fields,
             wrappedKey: request.wrappedKey,
-            payload,
             now: deps.clock.now(),
             keyId: request.keyId,
           });
-          replayId = sealed.replayId;
+          replayId = envelope.replayId;
           answer = {
             kind: "rsa",
-            iv: sealed.iv.toString("base64"),
-            encryptedPayload: sealed.encryptedPayload.toString("base64"),
-            signatureOfPayloadAndIv: sealed.signature.toString("base64"),
-            wrapKeyId: sealed.wrapKeyId,
-            signingKeyId: sealed.signingKeyId,
+            iv: envelope.iv.toString("base64"),
+            encryptedPayload: envelope.encryptedPayload.toString("base64"),
+            signatureOfPayloadAndIv: envelope.signature.toString("base64"),
+            wrapKeyId: envelope.wrapKeyId,
+            signingKeyId: envelope.signingKeyId,
           };
         } else {
-          const sealed = await deps.keys.sealForDeviceJwe({ deviceKey: request.deviceKey, payload });
-          replayId = sealed.replayId;
-          answer = { kind: "jwe", jwe: sealed.jwe, signingKeyId: sealed.signingKeyId };
+          const jwe = await deps.keys.sealForDeviceJwe({
+            card: sealed,
+            fields,
+            deviceKey: request.deviceKey,
+          });
+          replayId = jwe.replayId;
+          answer = { kind: "jwe", jwe: jwe.jwe, signingKeyId: jwe.signingKeyId };
         }
-      } finally {
-        payload.fill(0);
-      }
-
-      const method = answer.kind === "rsa" ? "rsa-oaep+aes-cbc" : "ecdh-es+a256gcm";
-      const details = {
-        method,
-        wrapKeyId: answer.kind === "rsa" ? answer.wrapKeyId : undefined,
-        signingKeyId: answer.signingKeyId,
-        includesPin: withPin,
-      };
-      const first = await deps.store.transaction(async (tx) => {
         const claimed = await deps.sessionKeys.claim(
           {
             replay_id: replayId,
@@ -142,17 +101,22 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
           action: "secure_data.read",
           outcome: claimed ? "success" : "replay_refused",
           card,
-          details,
+          details: {
+            method: answer.kind === "rsa" ? "rsa-oaep+aes-cbc" : "ecdh-es+a256gcm",
+            wrapKeyId: answer.kind === "rsa" ? answer.wrapKeyId : undefined,
+            signingKeyId: answer.signingKeyId,
+            includesPin: withPin,
+          },
         });
-        return claimed;
+        return claimed ? answer : undefined;
       });
-      if (!first) {
+      if (!delivered) {
         throw new AppError(
           "session_key_replayed",
           "This session key was already used: generate a fresh AES-256 key (or device key) for every request.",
         );
       }
-      return answer;
+      return delivered;
     },
   };
 }

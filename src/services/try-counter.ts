@@ -1,6 +1,7 @@
 // The try counter both the CVV and the PIN use: verify (one atomic step, audited, a "blocked" event when a
 // wrong try uses up the last one), status, and block/unblock. One implementation, so the two secrets can never
-// drift apart in their rules.
+// drift apart in their rules; what differs between them is one table keyed by the secret, so a third secret
+// that does not fill in its row does not compile.
 import {
   counterStepFor,
   type TryState,
@@ -11,13 +12,20 @@ import {
 import type { EventPublisher } from "../events/outbox.js";
 import type { Clock } from "../lib/clock.js";
 import type { CardRepo, CardWithLimits, CounterState, Secret } from "../store/card-repo.js";
-import type { Store } from "../store/db.js";
+import type { Db } from "../store/db.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { findOpenCard, findOpenCounters } from "./card-lookup.js";
+import { CardMovedError, type CardTransaction, findOpenCounters, open, written } from "./card-transaction.js";
+
+/** Where each secret keeps its count and its limit. */
+const counters: Record<Secret, { remaining: (c: CounterState) => number; max: (c: CounterState) => number }> =
+  {
+    cvv: { remaining: (c) => c.cvv_tries_remaining, max: (c) => c.max_cvv_tries },
+    pin: { remaining: (c) => c.pin_tries_remaining, max: (c) => c.max_pin_tries },
+  };
 
 export interface TryCounterDeps {
-  store: Pick<Store, "transaction">;
-  cards: CardRepo;
+  cards: Pick<CardRepo, "stepCounter" | "setCounter" | "findCountersByToken">;
+  withCard: CardTransaction;
   record: AuditRecorder;
   publish: EventPublisher;
   clock: Clock;
@@ -29,58 +37,74 @@ export interface StatusChange {
 }
 
 export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
-  const maxOf = (card: CounterState) => (secret === "cvv" ? card.max_cvv_tries : card.max_pin_tries);
-  const remainingOf = (card: CounterState) =>
-    secret === "cvv" ? card.cvv_tries_remaining : card.pin_tries_remaining;
+  const { remaining, max } = counters[secret];
 
   return {
-    status: (card: CounterState): TryState => tryState(remainingOf(card), maxOf(card)),
-
-    /** Records the result of a comparison: one atomic counter step and its audit row, in one transaction. */
-    recordAttempt(
+    /**
+     * Records the result of a comparison inside the operation's transaction: one atomic counter step on the
+     * card as read (a card that moved meanwhile is decided again), its audit row, and the event when a wrong
+     * try used up the last one.
+     */
+    async recordAttempt(
+      tx: Db,
       actor: Actor,
       card: CardWithLimits,
       matched: boolean,
       method?: string,
     ): Promise<VerifyOutcome> {
-      const max = maxOf(card);
-      return deps.store.transaction(async (tx) => {
-        const after = await deps.cards.stepCounter(card.id, secret, counterStepFor(matched), max, tx);
-        const outcome = verifyOutcome(matched, after, max);
-        await deps.record(tx, actor, {
-          action: `${secret}.verify`,
-          outcome: outcome.result,
-          card,
-          details: { remainingTries: outcome.remainingTries, method },
-        });
-        if (outcome.result === "mismatch" && outcome.status === "Blocked") {
-          await deps.publish(tx, {
-            tenantId: actor.tenantId,
-            cardId: card.id,
-            type: `${secret}.blocked`,
-            data: { publicToken: card.public_token, reason: "too_many_wrong_tries" },
-          });
-        }
-        return outcome;
+      const after = await deps.cards.stepCounter(
+        card.id,
+        secret,
+        counterStepFor(matched),
+        max(card),
+        card,
+        tx,
+      );
+      if (after === "moved") throw new CardMovedError();
+      const outcome = verifyOutcome(matched, after === "blocked" ? null : after, max(card));
+      await deps.record(tx, actor, {
+        action: `${secret}.verify`,
+        outcome: outcome.result,
+        card,
+        details: { remainingTries: outcome.remainingTries, method },
       });
+      if (outcome.result === "mismatch" && outcome.status === "Blocked") {
+        await deps.publish(tx, {
+          tenantId: actor.tenantId,
+          cardId: card.id,
+          type: `${secret}.blocked`,
+          data: { publicToken: card.public_token, reason: "too_many_wrong_tries" },
+        });
+      }
+      return outcome;
+    },
+
+    /** The counter of an open card of this tenant. */
+    async status(actor: Actor, publicToken: string): Promise<TryState> {
+      const card = await findOpenCounters(deps.cards, actor, publicToken);
+      return tryState(remaining(card), max(card));
     },
 
     /** Unblocked restores the full count (at any time, as Thredd does); Blocked sets it to zero. */
     setStatus(
       actor: Actor,
-      card: CardWithLimits,
+      publicToken: string,
       status: TryState["status"],
       change: StatusChange,
     ): Promise<TryState> {
-      const value = status === "Unblocked" ? maxOf(card) : 0;
-      return deps.store.transaction(async (tx) => {
-        await deps.cards.setCounter(card.id, secret, value, deps.clock.now().toISOString(), tx);
+      return deps.withCard(actor, publicToken, async (tx, card) => {
+        open(card);
+        const value = status === "Unblocked" ? max(card) : 0;
+        const expected = { version: card.version, remaining: remaining(card) };
+        written(
+          await deps.cards.setCounter(card.id, secret, value, expected, deps.clock.now().toISOString(), tx),
+        );
         await deps.record(tx, actor, {
           action: status === "Unblocked" ? `${secret}.unblock` : `${secret}.block`,
           outcome: "success",
           card,
           details: {
-            previousRemainingTries: remainingOf(card),
+            previousRemainingTries: remaining(card),
             description: change.description,
             updatedBy: change.updatedBy,
           },
@@ -94,22 +118,10 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
             reason: status === "Unblocked" ? "unblocked" : "blocked_by_request",
           },
         });
-        return tryState(value, maxOf(card));
+        return tryState(value, max(card));
       });
     },
   };
 }
 
 export type TryCounter = ReturnType<typeof createTryCounter>;
-
-/** The card-level counter operations the CVV and PIN services both offer, by public token. */
-export function counterOperations(cards: CardRepo, counter: TryCounter) {
-  return {
-    async status(actor: Actor, publicToken: string): Promise<TryState> {
-      return counter.status(await findOpenCounters(cards, actor, publicToken));
-    },
-    async setStatus(actor: Actor, publicToken: string, status: TryState["status"], change: StatusChange) {
-      return counter.setStatus(actor, await findOpenCard(cards, actor, publicToken), status, change);
-    },
-  };
-}

@@ -1,5 +1,8 @@
 // Cards and their try counters. Every counter change is one UPDATE … RETURNING guarded in SQL, never a
 // read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N.
+// Every other change a service decides from what it read is written only if the card's row version is still
+// the one read (and moves it on); a write that finds it moved changes nothing and says so, and the service
+// reads again and decides again (services/card-transaction.ts).
 import { sql } from "kysely";
 import type { Db, StoreKind } from "./db.js";
 import { everyColumn, prepared } from "./prepared.js";
@@ -32,7 +35,7 @@ export type ScheduleColumns = Pick<
 /** One automatic rotation of a batch: the values the caller claimed the card with, and what to write. */
 export interface DueRotation {
   id: string;
-  expected: { serviceCode: string; dueAt: string };
+  expected: { version: number; dueAt: string };
   changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string };
 }
 
@@ -64,7 +67,13 @@ const COLUMNS: Record<keyof NewCardRow, true> = {
   last_scheduled_at: true,
   last_rotated_at: true,
   test_clock_id: true,
+  version: true,
 };
+
+/** What a guarded write compares: the row version the caller read. */
+export interface Expected {
+  version: number;
+}
 
 export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
   // The queries every CVV and PIN call and every card creation run, compiled once (prepared.ts).
@@ -89,30 +98,45 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     withLimitsByToken(p).select(["cards.status", "cards.cvv_tries_remaining", "cards.pin_tries_remaining"]),
   );
   const counterStep = (column: (typeof counterColumn)[Secret], step: "reset" | "decrement") =>
-    prepared((p: { cardId: string; max: number }) =>
+    prepared((p: { cardId: string; max: number; version: number }) =>
       db
         .updateTable("cards")
         .set((eb) => ({ [column]: step === "reset" ? p.max : eb(column, "-", 1) }))
         .where("id", "=", p.cardId)
+        .where("version", "=", p.version)
         .where(column, ">", 0)
         .returning(sql<number>`${sql.ref(column)}`.as("remaining")),
     );
+  const versionOf = prepared((p: { cardId: string }) =>
+    db.selectFrom("cards").select("version").where("id", "=", p.cardId),
+  );
   const counterSteps = perSecret((column) => ({
     reset: counterStep(column, "reset"),
     decrement: counterStep(column, "decrement"),
   }));
   const counterSet = (column: (typeof counterColumn)[Secret]) =>
-    prepared((p: { cardId: string; value: number; updatedAt: string }) =>
+    prepared((p: { cardId: string; value: number; updatedAt: string; version: number; remaining: number }) =>
       db
         .updateTable("cards")
         .set({ [column]: p.value, updated_at: p.updatedAt })
-        .where("id", "=", p.cardId),
+        .where("id", "=", p.cardId)
+        .where("version", "=", p.version)
+        .where(column, "=", p.remaining),
     );
+  /** A decided change: only onto the version read, and the version moves on. */
+  const guardedUpdate = (tx: Db, cardId: string, expected: Expected, changes: Record<string, unknown>) =>
+    tx
+      .updateTable("cards")
+      .set((eb) => ({ ...changes, version: eb("version", "+", 1) }))
+      .where("id", "=", cardId)
+      .where("version", "=", expected.version)
+      .executeTakeFirst()
+      .then((result) => Number(result.numUpdatedRows) === 1);
   const counterSets = perSecret(counterSet);
 
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
-      await insertOne(tx, row);
+      await insertOne(tx, { ...row, version: row.version ?? 0 });
     },
 
     async findByToken(
@@ -135,8 +159,10 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       return (await idByFingerprint(tx, { value: fingerprint })).rows.length > 0;
     },
 
-    async update(
+    /** Changes the card if it is still at the version read; false (nothing written) when it moved. */
+    update(
       cardId: string,
+      expected: Expected,
       changes: Partial<
         Pick<
           CardRow,
@@ -153,52 +179,46 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       >,
       updatedAt: string,
       tx: Db = db,
-    ): Promise<void> {
-      await tx
-        .updateTable("cards")
-        .set({ ...changes, updated_at: updatedAt })
-        .where("id", "=", cardId)
-        .execute();
+    ): Promise<boolean> {
+      return guardedUpdate(tx, cardId, expected, { ...changes, updated_at: updatedAt });
     },
 
     /**
-     * Moves a counter one step, only while it is above zero. Returns the count after the step, or null when
-     * the counter was already at zero (the secret is blocked and the step did nothing).
+     * Moves a counter one step, only while it is above zero and the card is at the version read. Returns the
+     * count after the step; "blocked" when the counter was already at zero (the step did nothing); "moved"
+     * when the card changed since it was read (nothing done: decide again).
      */
     async stepCounter(
       cardId: string,
       secret: Secret,
       step: "reset" | "decrement",
       max: number,
+      expected: Expected,
       tx: Db = db,
-    ): Promise<number | null> {
-      const row = (await counterSteps[secret][step](tx, { cardId, max })).rows[0];
-      return row === undefined ? null : Number(row.remaining);
+    ): Promise<number | "blocked" | "moved"> {
+      const row = (await counterSteps[secret][step](tx, { cardId, max, version: expected.version })).rows[0];
+      if (row !== undefined) return Number(row.remaining);
+      const now = (await versionOf(tx, { cardId })).rows[0];
+      return now !== undefined && Number(now.version) === expected.version ? "blocked" : "moved";
     },
 
     /**
-     * Gives the card a new CVV service code, only if the code is still the one the caller derived from
-     * (optimistic concurrency: two rotations racing cannot both apply on top of the same CVV).
+     * Gives the card a new CVV service code, only if the card is still at the version read (two rotations
+     * racing cannot both apply on top of the same CVV, nor one onto a card closed meanwhile).
      */
-    async rotate(
+    rotate(
       cardId: string,
-      expected: { serviceCode: string },
+      expected: Expected,
       changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string },
       tx: Db = db,
     ): Promise<boolean> {
-      const result = await tx
-        .updateTable("cards")
-        .set({ ...changes, updated_at: changes.last_rotated_at })
-        .where("id", "=", cardId)
-        .where("cvv_service_code", "=", expected.serviceCode)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      return guardedUpdate(tx, cardId, expected, { ...changes, updated_at: changes.last_rotated_at });
     },
 
     /**
      * Applies a batch of automatic rotations with one statement, each guarded like rotate() and by its due
-     * time as well (an automatic rotation serves one due time): the row must still have the service code
-     * and the next_rotation_at it was claimed with. Returns the ids it changed; a card that moved meanwhile
+     * time as well (an automatic rotation serves one due time): the row must still have the version and the
+     * next_rotation_at it was claimed with. Returns the ids it changed; a card that moved meanwhile
      * is left as it is and its id is missing. The rows travel as one JSON
      * parameter (SQLite) or one array per column (PostgreSQL), so the SQL text is the same for any batch.
      */
@@ -208,17 +228,14 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       return new Set(rows.rows.map((r) => r.id));
     },
 
-    async setSchedule(
+    setSchedule(
       cardId: string,
+      expected: Expected,
       schedule: ScheduleColumns,
       updatedAt: string,
       tx: Db = db,
-    ): Promise<void> {
-      await tx
-        .updateTable("cards")
-        .set({ ...schedule, updated_at: updatedAt })
-        .where("id", "=", cardId)
-        .execute();
+    ): Promise<boolean> {
+      return guardedUpdate(tx, cardId, expected, { ...schedule, updated_at: updatedAt });
     },
 
     /**
@@ -254,7 +271,19 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
      */
     listNotSealedUnder(panPrefix: string, pinPrefix: string, limit: number, tx: Db = db) {
       return notSealedUnder(tx, panPrefix, pinPrefix)
-        .select(["id", "tenant_id", "public_token", "pan_sealed", "pin_sealed", "pvv", "pvk_id", "pvki"])
+        .select([
+          "id",
+          "tenant_id",
+          "public_token",
+          "pan_sealed",
+          "pin_sealed",
+          "pvv",
+          "pvk_id",
+          "pvki",
+          "expiry",
+          "cvk_id",
+          "cvv_service_code",
+        ])
         .orderBy("id")
         .limit(limit)
         .execute();
@@ -287,15 +316,21 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    /** Sets a counter outright: the maximum to unblock, zero to block. */
+    /**
+     * Sets a counter outright (the maximum to unblock, zero to block), only if the card is at the version read
+     * and the counter still at the count read, so the count it replaces is the one recorded. The version does
+     * not move: a try in flight may still count, after the change.
+     */
     async setCounter(
       cardId: string,
       secret: Secret,
       value: number,
+      expected: Expected & { remaining: number },
       updatedAt: string,
       tx: Db = db,
-    ): Promise<void> {
-      await counterSets[secret](tx, { cardId, value, updatedAt });
+    ): Promise<boolean> {
+      const result = await counterSets[secret](tx, { cardId, value, updatedAt, ...expected });
+      return Number(result.numAffectedRows ?? 0) === 1;
     },
   };
 }
@@ -304,7 +339,7 @@ function rotateDueSqlite(rotations: readonly DueRotation[]) {
   const rows = JSON.stringify(
     rotations.map((r) => [
       r.id,
-      r.expected.serviceCode,
+      r.expected.version,
       r.expected.dueAt,
       r.changes.cvv_service_code,
       r.changes.rotation_interval_hours,
@@ -320,10 +355,11 @@ function rotateDueSqlite(rotations: readonly DueRotation[]) {
       next_rotation_at = v.value ->> 5,
       last_scheduled_at = v.value ->> 6,
       last_rotated_at = v.value ->> 7,
-      updated_at = v.value ->> 7
+      updated_at = v.value ->> 7,
+      version = cards.version + 1
     from json_each(${rows}) as v
     where cards.id = v.value ->> 0
-      and cards.cvv_service_code = v.value ->> 1
+      and cards.version = v.value ->> 1
       and cards.next_rotation_at = v.value ->> 2
     returning cards.id`;
 }
@@ -337,19 +373,20 @@ function rotateDuePostgres(rotations: readonly DueRotation[]) {
       next_rotation_at = v.next_rotation_at,
       last_scheduled_at = v.last_scheduled_at,
       last_rotated_at = v.rotated_at,
-      updated_at = v.rotated_at
+      updated_at = v.rotated_at,
+      version = cards.version + 1
     from unnest(
       ${column((r) => r.id)}::text[],
-      ${column((r) => r.expected.serviceCode)}::text[],
+      ${column((r) => r.expected.version)}::integer[],
       ${column((r) => r.expected.dueAt)}::text[],
       ${column((r) => r.changes.cvv_service_code)}::text[],
       ${column((r) => r.changes.rotation_interval_hours)}::integer[],
       ${column((r) => r.changes.next_rotation_at)}::text[],
       ${column((r) => r.changes.last_scheduled_at)}::text[],
       ${column((r) => r.changes.last_rotated_at)}::text[]
-    ) as v(id, expected_code, due_at, service_code, interval_hours, next_rotation_at, last_scheduled_at, rotated_at)
+    ) as v(id, expected_version, due_at, service_code, interval_hours, next_rotation_at, last_scheduled_at, rotated_at)
     where cards.id = v.id
-      and cards.cvv_service_code = v.expected_code
+      and cards.version = v.expected_version
       and cards.next_rotation_at = v.due_at
     returning cards.id`;
 }

@@ -1,6 +1,6 @@
 // The database's shape as Kysely sees it. Times are ISO-8601 UTC strings (sortable, identical on SQLite and
 // PostgreSQL). No column holds a clear PAN, CVV or PIN: pan_sealed and pin_sealed are envelopes from keys/.
-import type { Insertable, Selectable } from "kysely";
+import type { Generated, Insertable, Selectable } from "kysely";
 
 export interface TenantsTable {
   id: string;
@@ -46,6 +46,8 @@ export interface CardsTable {
   last_scheduled_at: string | null;
   last_rotated_at: string | null;
   test_clock_id: string | null;
+  /** Moves on with every decided change (migration 0007); guarded writes compare it. */
+  version: Generated<number>;
 }
 
 export interface TestClocksTable {

@@ -41,7 +41,7 @@ beforeAll(async () => {
       ),
     );
   }
-  await services.repos.testClocks.advance(clockId, "2026-03-02T15:00:00.000Z");
+  await world.runtime.repos.testClocks.advance(clockId, "2026-03-02T15:00:00.000Z");
 }, 180_000);
 afterAll(async () => {
   receiver?.close();

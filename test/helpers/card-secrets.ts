@@ -1,9 +1,11 @@
-// Test-side access to what a card really holds, computed independently of the HTTP layer: the PAN opened
-// from the database row, the CVV re-derived with the crypto module under the keystore's CVK.
+// Test-side access to what a card really holds, computed independently of the service and its key provider:
+// the PAN opened from the database row with the keystore's own key material, the CVV re-derived with the
+// crypto module under the keystore's CVK.
+import { createDecipheriv } from "node:crypto";
 import { join } from "node:path";
 import { computeCvv } from "../../src/crypto/cvv.js";
 import type { KeyType } from "../../src/keys/key-provider.js";
-import { loadKeystore } from "../../src/keys/keystore-file.js";
+import { type ClearKey, loadKeystore } from "../../src/keys/keystore-file.js";
 import type { Harness } from "./harness.js";
 import { TEST_MASTER_KEY } from "./harness.js";
 
@@ -15,15 +17,35 @@ export async function cardRow(h: Harness, publicToken: string) {
     .executeTakeFirstOrThrow();
 }
 
+/** Opens a sealed PAN ("v1:<key id>:<nonce>:<ct‖tag>", AAD "cardvault:pan:<tenant>:<card>") by hand. */
+export function openSealedPan(
+  keys: readonly ClearKey[],
+  row: { pan_sealed: string; tenant_id: string; id: string },
+): string {
+  const [, kid, nonce, ct] = row.pan_sealed.split(":");
+  const key = keys.find((k) => k.id === kid);
+  if (!key || !nonce || !ct) throw new Error(`no key for ${row.pan_sealed.slice(0, 24)}`);
+  const raw = Buffer.from(ct, "base64url");
+  const decipher = createDecipheriv("aes-256-gcm", key.material, Buffer.from(nonce, "base64url"));
+  decipher.setAAD(Buffer.from(`cardvault:pan:${row.tenant_id}:${row.id}`));
+  decipher.setAuthTag(raw.subarray(raw.length - 16));
+  return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString(
+    "utf8",
+  );
+}
+
+export function keystoreOf(dataDir: string, masterKeyHex = TEST_MASTER_KEY): ClearKey[] {
+  return loadKeystore(join(dataDir, "keystore.json"), Buffer.from(masterKeyHex, "hex"));
+}
+
 export async function panOf(h: Harness, publicToken: string): Promise<string> {
-  const row = await cardRow(h, publicToken);
-  return h.runtime.keys.openPan(row.pan_sealed, { tenantId: row.tenant_id, cardId: row.id });
+  return openSealedPan(keystoreOf(h.dataDir), await cardRow(h, publicToken));
 }
 
 export function keyMaterial(h: Harness, id: string): Buffer;
 export function keyMaterial(h: Harness, type: KeyType, active: true): Buffer;
 export function keyMaterial(h: Harness, idOrType: string, active?: true): Buffer {
-  const keys = loadKeystore(join(h.dataDir, "keystore.json"), Buffer.from(TEST_MASTER_KEY, "hex"));
+  const keys = keystoreOf(h.dataDir);
   const key = active
     ? keys.find((k) => k.type === idOrType && k.active)
     : keys.find((k) => k.id === idOrType);

@@ -61,6 +61,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   }
   const app = await buildApp({
     services: runtime.services,
+    idempotency: runtime.repos.idempotency,
     verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, clock),
     store: runtime.store,
     clock,

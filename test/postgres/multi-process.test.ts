@@ -175,7 +175,7 @@ describe("three workers on one test clock", () => {
       tokens.push(...batch.map((c) => c.publicToken));
     }
     // Move the clock directly so the workers, not the advance request, do the rotations.
-    await runtime.services.repos.testClocks.advance(clockId, "2026-03-02T15:00:00.000Z");
+    await runtime.repos.testClocks.advance(clockId, "2026-03-02T15:00:00.000Z");
     // Info level: the "worker running" line tells when a worker is up.
     const workerEnv = {
       ...env,

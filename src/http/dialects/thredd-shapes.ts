@@ -7,6 +7,7 @@ import type { CardStatus } from "../../domain/card.js";
 import { AppError, validationFailed } from "../../domain/errors.js";
 import type { TryState } from "../../domain/tries.js";
 import type { CardView, NewCard } from "../../services/cards.js";
+import { RateLimitedError } from "../../services/rate-limits.js";
 import { renderProblem, toAppError } from "../problems.js";
 import { PublicTokenParams } from "../v1/schemas.js";
 
@@ -41,6 +42,7 @@ export function handleThreddError(error: unknown, request: FastifyRequest, reply
   const { appError, unexpected } = toAppError(error);
   if (unexpected) request.log.error({ err: error }, "request failed");
   if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
+  if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
   const problem = renderProblem(appError, request.id);
   return reply
     .status(appError.status)

@@ -94,7 +94,19 @@ export const errorResponses = {
   422: Problem,
 } as const;
 
+/** The caller, and the limited attempt it makes when its route is rate limited (counted by the service). */
 export function actorOf(request: FastifyRequest): Actor {
   const principal = request.principal!;
-  return { tenantId: principal.tenantId, subject: principal.subject, requestId: request.id };
+  const actor: Actor = { tenantId: principal.tenantId, subject: principal.subject, requestId: request.id };
+  const kind = request.routeOptions.config.rateLimit;
+  if (kind) {
+    const params = (request.params ?? {}) as Record<string, unknown>;
+    const card = params.publicToken ?? params.cardId;
+    actor.attempt = {
+      kind,
+      route: `${request.method} ${request.routeOptions.url}`,
+      publicToken: typeof card === "string" ? card : undefined,
+    };
+  }
+  return actor;
 }

@@ -7,6 +7,7 @@ import * as m0003 from "./0003-secure-data.js";
 import * as m0004 from "./0004-webhooks.js";
 import * as m0005 from "./0005-rate-limits.js";
 import * as m0006 from "./0006-reveal-sessions.js";
+import * as m0007 from "./0007-card-version.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   "0004-webhooks": m0004,
   "0005-rate-limits": m0005,
   "0006-reveal-sessions": m0006,
+  "0007-card-version": m0007,
 };
 
 export const migrationProvider: MigrationProvider = {

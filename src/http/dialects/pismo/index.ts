@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { AppError } from "../../../domain/errors.js";
 import { PUBLIC_TOKEN_PATTERN } from "../../../lib/ids.js";
+import { RateLimitedError } from "../../../services/rate-limits.js";
 import type { RotationService } from "../../../services/rotation.js";
 import { toAppError } from "../../problems.js";
 import { actorOf } from "../../v1/schemas.js";
@@ -22,6 +23,7 @@ function handlePismoError(error: unknown, request: FastifyRequest, reply: Fastif
   const { appError, unexpected } = toAppError(error);
   if (unexpected) request.log.error({ err: error }, "request failed");
   if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
+  if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
   const fields = appError.fields
     ? Object.entries(appError.fields).map(([f, m]) => `${f} ${m.join(", ")}`)
     : [];

@@ -1,0 +1,126 @@
+// One transaction per card operation. The operation finds the caller's card, decides from what it read and
+// writes its change, its audit record and its events, all in one store transaction; its writes are guarded
+// by the card's row version (store/card-repo.ts), so a change that lands in between is never overwritten:
+// the guarded write reports the card moved, and the whole operation runs again on what is there now. A
+// limited attempt (verify, CVV/PIN read, Get Card Data) is counted last in that same transaction, so an
+// allowed attempt commits once. A card of another tenant is looked up with the caller's tenant id and is
+// simply not found: it answers exactly like a card that does not exist.
+import { assertCardOpen, type CardStatus } from "../domain/card.js";
+import { AppError, cardNotFound } from "../domain/errors.js";
+import type { SealedPinCard } from "../keys/key-provider.js";
+import type { CardRepo, CardWithLimits, CounterState } from "../store/card-repo.js";
+import type { Db, Store } from "../store/db.js";
+import type { CardRow } from "../store/schema.js";
+import type { Actor } from "./audit.js";
+import type { RateLimitService } from "./rate-limits.js";
+
+/** A guarded write found the card changed since it was read: read again, decide again. */
+export class CardMovedError extends Error {
+  constructor() {
+    super("The card changed since it was read.");
+    this.name = "CardMovedError";
+  }
+}
+
+/** How often an operation decides again before it gives up with 409 concurrent_update. */
+const MAX_ROUNDS = 5;
+
+export interface CardTransactionDeps {
+  store: Pick<Store, "transaction">;
+  cards: Pick<CardRepo, "findByToken">;
+  limits: Pick<RateLimitService, "charge" | "settle">;
+}
+
+export type CardWork<T> = (tx: Db, card: CardWithLimits) => Promise<T>;
+
+/** `withCard(actor, publicToken, work)`: runs work on the card, in one transaction, as described above. */
+export type CardTransaction = <T>(actor: Actor, publicToken: string, work: CardWork<T>) => Promise<T>;
+
+export function createCardTransaction(deps: CardTransactionDeps): CardTransaction {
+  async function decide<T>(actor: Actor, publicToken: string, work: CardWork<T>): Promise<T> {
+    for (let round = 1; ; round++) {
+      try {
+        return await deps.store.transaction(async (tx) => {
+          const card = await deps.cards.findByToken(actor.tenantId, publicToken, tx);
+          if (!card) throw cardNotFound();
+          const result = await work(tx, card);
+          await deps.limits.charge(tx, actor);
+          return result;
+        });
+      } catch (error) {
+        if (!(error instanceof CardMovedError)) throw error;
+        if (round === MAX_ROUNDS) {
+          throw new AppError("concurrent_update", "The card is being changed by other requests; retry.");
+        }
+      }
+    }
+  }
+
+  return async (actor, publicToken, work) => {
+    try {
+      return await decide(actor, publicToken, work);
+    } catch (error) {
+      throw await deps.limits.settle(actor, error);
+    }
+  };
+}
+
+/** Guards a write's answer: false means the card moved since it was read. */
+export function written(applied: boolean): void {
+  if (!applied) throw new CardMovedError();
+}
+
+/** For CVV and PIN operations: the card must not be closed. */
+export function open<T extends { status: string }>(card: T): T {
+  assertCardOpen(card.status as CardStatus);
+  return card;
+}
+
+/** A plain read of the caller's card, for answers that change nothing. */
+export async function findCard(
+  cards: Pick<CardRepo, "findByToken">,
+  actor: Actor,
+  publicToken: string,
+): Promise<CardWithLimits> {
+  const card = await cards.findByToken(actor.tenantId, publicToken);
+  if (!card) throw cardNotFound();
+  return card;
+}
+
+/** For a CVV or PIN status read: the counters of an open card of this tenant (a read; nothing to guard). */
+export async function findOpenCounters(
+  cards: Pick<CardRepo, "findCountersByToken">,
+  actor: Actor,
+  publicToken: string,
+): Promise<CounterState> {
+  const counters = await cards.findCountersByToken(actor.tenantId, publicToken);
+  if (!counters) throw cardNotFound();
+  return open(counters);
+}
+
+/** The card as the key provider takes it: sealed PAN, binding and key ids; never a clear PAN. */
+export function sealedCardOf(
+  card: Pick<
+    CardRow,
+    | "id"
+    | "tenant_id"
+    | "pan_sealed"
+    | "expiry"
+    | "cvk_id"
+    | "cvv_service_code"
+    | "pvk_id"
+    | "pvki"
+    | "pvv"
+    | "pin_sealed"
+  >,
+): SealedPinCard {
+  return {
+    tenantId: card.tenant_id,
+    cardId: card.id,
+    panSealed: card.pan_sealed,
+    expiry: card.expiry,
+    cvkId: card.cvk_id,
+    serviceCode: card.cvv_service_code,
+    pin: { pvkId: card.pvk_id, pvki: card.pvki, pvv: card.pvv, pinSealed: card.pin_sealed },
+  };
+}
