@@ -1,22 +1,82 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+// The local keystore: the keystore file (sealed under the master key, versions, rotation, retirement) and the
+// local KeyProvider, which runs the provider contract suite over keys the suite chose, then the behaviour only
+// a file-backed provider has (adopting a rotated keystore while running).
+import { createHash, createHmac, createPrivateKey, createPublicKey } from "node:crypto";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { testRsaKeyGenerator } from "../../test/helpers/test-rsa-keys.js";
 import { computeCvv } from "../crypto/cvv.js";
+import { keyCheckValue } from "../crypto/kcv.js";
 import { fixedClock } from "../lib/clock.js";
-import { initKeystore, loadKeystore, rotateKeys } from "./keystore-file.js";
+import { type ContractKey, describeKeyProviderContract } from "./key-provider.contract.js";
+import type { KeyType, SealedCard } from "./key-provider.js";
+import { type ClearKey, initKeystore, loadKeystore, retireKeys, rotateKeys } from "./keystore-file.js";
 import { createLocalKeyProvider } from "./local-keystore.js";
 
 const clock = fixedClock("2026-11-28T10:00:00Z");
 const master = Buffer.alloc(32, 7);
+const options = { generateRsaKey: testRsaKeyGenerator };
 const pan = "4000001234567899";
 const binding = { tenantId: "acme", cardId: "card-1" };
 
-function freshKeystore() {
+function freshKeystore(): string {
   const file = join(mkdtempSync(join(tmpdir(), "cardvault-keys-")), "keystore.json");
-  initKeystore(file, master, clock);
+  initKeystore(file, master, clock, options);
   return file;
 }
+
+const tdesTypes: readonly KeyType[] = ["cvk", "pvk", "pek-tdes"];
+
+/** The keystore entry `keys init` would make for this material: version by order, the last of a type active. */
+function asClearKeys(keys: readonly ContractKey[]): ClearKey[] {
+  const versions = new Map<KeyType, number>();
+  const last = new Map(keys.map((k) => [k.type, k.id]));
+  const createdAt = clock.now().toISOString();
+  return keys.map((k) => {
+    const version = (versions.get(k.type) ?? 0) + 1;
+    versions.set(k.type, version);
+    let algorithm: string;
+    let kcv: string;
+    let notAfter: string | undefined;
+    if (tdesTypes.includes(k.type)) {
+      algorithm = "tdes-2key";
+      kcv = keyCheckValue(k.material, "tdes", 3);
+    } else if (k.type === "fingerprint") {
+      algorithm = "hmac-sha256";
+      kcv = createHmac("sha256", k.material).update(Buffer.alloc(16)).digest("hex").slice(0, 6).toUpperCase();
+    } else if (k.type === "secure-data-wrap" || k.type === "secure-data-sign") {
+      const publicKey = createPublicKey(createPrivateKey({ key: k.material, format: "der", type: "pkcs8" }));
+      const bits = publicKey.asymmetricKeyDetails?.modulusLength;
+      algorithm = k.type === "secure-data-wrap" ? `rsa-${bits}-oaep-sha256` : `rsa-${bits}-pss-sha256`;
+      const spki = publicKey.export({ type: "spki", format: "der" });
+      kcv = createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
+      notAfter = "2028-11-27T10:00:00.000Z";
+    } else {
+      algorithm = `aes-${k.material.length * 8}`;
+      kcv = keyCheckValue(k.material, "aes", 3);
+    }
+    return {
+      id: k.id,
+      type: k.type,
+      version,
+      algorithm,
+      kcv,
+      createdAt,
+      ...(notAfter ? { notAfter } : {}),
+      active: last.get(k.type) === k.id,
+      retired: false,
+      material: Buffer.from(k.material),
+    };
+  });
+}
+
+describeKeyProviderContract("local keystore", {
+  provider: async (keys) => createLocalKeyProvider(asClearKeys(keys)),
+  fresh: async () => createLocalKeyProvider(loadKeystore(freshKeystore(), master)),
+  rsaKey: (bits) => testRsaKeyGenerator(bits),
+});
 
 describe("keystore file", () => {
   it("creates one active version of every key type, none of them in the clear on disk", () => {
@@ -40,25 +100,39 @@ describe("keystore file", () => {
       expect(text).not.toContain(k.material.toString("hex"));
       expect(text).not.toContain(k.material.toString("base64"));
     }
+    expect(initKeystore(file, master, clock, options)).toEqual([]); // idempotent
   });
 
-  it("gives 3DES keys odd parity", () => {
-    for (const k of loadKeystore(freshKeystore(), master).filter((k) => k.algorithm.startsWith("tdes"))) {
-      for (const byte of k.material)
-        expect(byte.toString(2).split("1").length - 1).toSatisfy((n: number) => n % 2 === 1);
+  it("gives 3DES keys odd parity, and every key the check value of its material", () => {
+    for (const k of loadKeystore(freshKeystore(), master)) {
+      if (k.algorithm.startsWith("tdes")) {
+        for (const byte of k.material)
+          expect(byte.toString(2).split("1").length - 1).toSatisfy((n: number) => n % 2 === 1);
+        expect(k.kcv).toBe(keyCheckValue(k.material, "tdes", 3));
+      }
+      if (k.algorithm.startsWith("aes")) expect(k.kcv).toBe(keyCheckValue(k.material, "aes", 3));
     }
   });
 
   it("says so when the master key is wrong, and names a damaged key", () => {
     const file = freshKeystore();
     expect(() => loadKeystore(file, Buffer.alloc(32, 8))).toThrow(/master key does not open/);
+    expect(() => rotateKeys(file, Buffer.alloc(32, 8), ["cvk"], clock)).toThrow(/master key does not open/);
     const store = JSON.parse(readFileSync(file, "utf8"));
     store.keys[0].sealed = Buffer.from("garbage".repeat(8)).toString("base64");
     writeFileSync(file, JSON.stringify(store));
     expect(() => loadKeystore(file, master)).toThrow(/cvk-v1 .* damaged/);
   });
 
-  it("rotation adds a new active version and retires the old one", () => {
+  it("refuses a sealed key moved to another entry (the key id is the AAD)", () => {
+    const file = freshKeystore();
+    const store = JSON.parse(readFileSync(file, "utf8"));
+    store.keys[1].sealed = store.keys[0].sealed; // cvk-v1's material under pvk-v1's id
+    writeFileSync(file, JSON.stringify(store));
+    expect(() => loadKeystore(file, master)).toThrow(/pvk-v1 .* damaged/);
+  });
+
+  it("rotation adds a new active version; retiring needs a newer version first", () => {
     const file = freshKeystore();
     expect(rotateKeys(file, master, ["pan-data"], clock)).toEqual(["pan-data-v2"]);
     const keys = loadKeystore(file, master).filter((k) => k.type === "pan-data");
@@ -66,81 +140,83 @@ describe("keystore file", () => {
       ["pan-data-v1", false],
       ["pan-data-v2", true],
     ]);
+    expect(() => retireKeys(file, master, ["pan-data-v2"], clock)).toThrow(/active pan-data key/);
+    expect(retireKeys(file, master, ["pan-data-v1"], clock)).toEqual(["pan-data-v1"]);
+    expect(retireKeys(file, master, ["pan-data-v1"], clock)).toEqual([]);
+    const retired = loadKeystore(file, master).find((k) => k.id === "pan-data-v1")!;
+    expect(retired).toMatchObject({ active: false, retired: true, retiredAt: clock.now().toISOString() });
   });
 });
 
-describe("local key provider", () => {
-  it("seals a PAN bound to tenant and card, and refuses it under another binding, naming the key", async () => {
-    const keys = createLocalKeyProvider(loadKeystore(freshKeystore(), master));
-    const sealed = await keys.sealPan(pan, binding);
-    expect(sealed).toMatch(/^v1:pan-data-v1:/);
-    expect(sealed).not.toContain(pan);
-    expect(await keys.openPan(sealed, binding)).toBe(pan);
-    await expect(keys.openPan(sealed, { ...binding, cardId: "card-2" })).rejects.toThrow(/pan-data-v1/);
-    await expect(keys.openPan(sealed, { ...binding, tenantId: "globex" })).rejects.toMatchObject({
-      code: "key_unavailable",
-    });
-    const tampered = `${sealed.slice(0, -4)}${sealed.slice(-4) === "AAAA" ? "BBBB" : "AAAA"}`;
-    await expect(keys.openPan(tampered, binding)).rejects.toMatchObject({ code: "key_unavailable" });
+describe("local key provider over a keystore file", () => {
+  const cardOf = async (keys: ReturnType<typeof createLocalKeyProvider>): Promise<SealedCard> => ({
+    ...binding,
+    panSealed: await keys.sealPan(pan, binding),
+    expiry: "2912",
+    cvkId: keys.activeKeyId("cvk"),
+    serviceCode: "000",
   });
 
-  it("seals webhook secrets bound to tenant and endpoint, and refuses them anywhere else", async () => {
-    const keys = createLocalKeyProvider(loadKeystore(freshKeystore(), master));
-    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    const where = { tenantId: "acme", endpointId: "ep-1" };
-    const sealed = await keys.sealWebhookSecret(secret, where);
-    expect(sealed).toMatch(/^v1:webhook-secret-v1:/);
-    expect(sealed).not.toContain("MfKQ9r8G");
-    expect(await keys.openWebhookSecret(sealed, where)).toBe(secret);
-    await expect(keys.openWebhookSecret(sealed, { ...where, endpointId: "ep-2" })).rejects.toThrow(
-      /webhook secret/,
-    );
-    await expect(keys.openWebhookSecret(sealed, { ...where, tenantId: "globex" })).rejects.toMatchObject({
-      code: "key_unavailable",
-    });
-    // A sealed PAN is not a sealed webhook secret, even with matching ids: the key type differs.
-    const sealedPan = await keys.sealPan("4000001234567899", { tenantId: "acme", cardId: "ep-1" });
-    await expect(keys.openWebhookSecret(sealedPan, where)).rejects.toMatchObject({ code: "key_unavailable" });
+  afterEach(() => {
+    vi.restoreAllMocks();
   });
 
   it("keeps opening old ciphertexts after a rotation, and seals new ones under the new key", async () => {
     const file = freshKeystore();
     const before = createLocalKeyProvider(loadKeystore(file, master));
-    const old = await before.sealPan(pan, binding);
-    const oldPin = await before.sealPin(pan, "123456");
-    rotateKeys(file, master, ["pan-data", "pin-storage"], clock);
-    const after = createLocalKeyProvider(loadKeystore(file, master));
-    expect(await after.openPan(old, binding)).toBe(pan);
-    expect(await after.openPin(pan, oldPin)).toBe("123456");
+    const card = await cardOf(before);
+    const pinCard = { ...card, pin: await before.sealPin(card, "123456") };
+    rotateKeys(file, master, ["pan-data", "pin-storage", "cvk"], clock);
+    const keys = loadKeystore(file, master);
+    const after = createLocalKeyProvider(keys);
+    const cvk1 = keys.find((k) => k.id === "cvk-v1")!.material;
+    expect(await after.deriveCvv(card)).toBe(
+      computeCvv({ cvk: cvk1, pan, expiry: "2912", serviceCode: "000" }),
+    );
+    expect(await after.openPin(pinCard)).toBe("123456");
     expect(await after.sealPan(pan, binding)).toMatch(/^v1:pan-data-v2:/);
-    expect((await after.sealPin(pan, "1234")).pinSealed).toMatch(/^v1:pin-storage-v2:/);
+    expect((await after.sealPin(card, "1234")).pinSealed).toMatch(/^v1:pin-storage-v2:/);
+    expect(after.activeKeyId("cvk")).toBe("cvk-v2");
+    const resealed = await after.reseal(pinCard);
+    expect(resealed.panSealed).toMatch(/^v1:pan-data-v2:/);
+    expect(resealed.pinSealed).toMatch(/^v1:pin-storage-v2:/);
   });
 
-  it("derives the CVV with the Visa method under the named CVK, and compares in constant time", async () => {
-    const clear = loadKeystore(freshKeystore(), master);
-    const keys = createLocalKeyProvider(clear);
-    const input = { cvkId: "cvk-v1", pan, expiry: "2912", serviceCode: "000" };
-    const expected = computeCvv({
-      cvk: clear.find((k) => k.id === "cvk-v1")!.material,
-      pan,
-      expiry: "2912",
-      serviceCode: "000",
-    });
-    expect(await keys.deriveCvv(input)).toBe(expected);
-    expect(await keys.verifyCvv(input, expected)).toBe(true);
-    expect(await keys.verifyCvv(input, "99")).toBe(false);
-    await expect(keys.deriveCvv({ ...input, cvkId: "cvk-v9" })).rejects.toThrow(/cvk-v9/);
-  });
+  it("adopts a keystore rotated by another process: at once for an unknown key id, else within a second", async () => {
+    const file = freshKeystore();
+    let seen = statSync(file).mtimeMs;
+    let loads = 0;
+    const reload = () => {
+      const now = statSync(file).mtimeMs;
+      if (now === seen) return undefined;
+      seen = now;
+      loads++;
+      return loadKeystore(file, master);
+    };
+    let t = 1_000_000;
+    vi.spyOn(performance, "now").mockImplementation(() => t);
+    const running = createLocalKeyProvider(loadKeystore(file, master), reload);
+    const card = await cardOf(running);
 
-  it("seals PINs as format-4 blocks with a PVV, and verifies the whole PIN", async () => {
-    const keys = createLocalKeyProvider(loadKeystore(freshKeystore(), master));
-    const stored = await keys.sealPin(pan, "123456");
-    expect(stored).toMatchObject({ pvkId: "pvk-v1", pvki: 1, pvv: expect.stringMatching(/^[0-9]{4}$/) });
-    expect(await keys.openPin(pan, stored)).toBe("123456");
-    expect(await keys.verifyPin(pan, stored, "123456")).toBe(true);
-    expect(await keys.verifyPin(pan, stored, "123499")).toBe(false); // same PVV, different PIN
-    expect(await keys.verifyPin(pan, stored, "1234")).toBe(false);
-    await expect(keys.openPin("4000001234567808", stored)).rejects.toMatchObject({ code: "key_unavailable" });
+    await new Promise((resolve) => setTimeout(resolve, 5)); // a distinct mtime
+    rotateKeys(file, master, ["pan-data"], clock);
+    const other = createLocalKeyProvider(loadKeystore(file, master));
+    const newer = { ...card, panSealed: await other.sealPan(pan, binding) };
+    expect(newer.panSealed).toMatch(/^v1:pan-data-v2:/);
+    // An envelope naming a key it has not seen makes the running provider reload at once.
+    expect(await running.deriveCvv(newer)).toBe(await other.deriveCvv(newer));
+    expect(loads).toBe(1);
+    expect(await running.sealPan(pan, binding)).toMatch(/^v1:pan-data-v2:/);
+
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    rotateKeys(file, master, ["pan-data"], clock);
+    t += 10; // within the check interval: still v2
+    expect(await running.sealPan(pan, binding)).toMatch(/^v1:pan-data-v2:/);
+    t += 1_000; // past it: the new version is active
+    expect(await running.sealPan(pan, binding)).toMatch(/^v1:pan-data-v3:/);
+    expect(running.activeKeyId("pan-data")).toBe("pan-data-v3");
+    expect(running.listKeys().filter((k) => k.type === "pan-data")).toHaveLength(3);
+    expect(await running.deriveCvv(card)).toBe(await other.deriveCvv(card)); // v1 still opens
   });
 
   it("fingerprints PANs with a keyed HMAC that names its key", async () => {

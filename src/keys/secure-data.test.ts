@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { testRsaKeyGenerator } from "../../test/helpers/test-rsa-keys.js";
 import { fixedClock } from "../lib/clock.js";
+import type { KeyProvider, SealedPinCard } from "./key-provider.js";
 import { initKeystore, loadKeystore, rotateKeys } from "./keystore-file.js";
 import { createLocalKeyProvider } from "./local-keystore.js";
 
@@ -27,6 +28,21 @@ function keystore() {
   const file = join(mkdtempSync(join(tmpdir(), "cardvault-sd-keys-")), "keystore.json");
   initKeystore(file, master, clock, options);
   return file;
+}
+
+const PAN = "4000001234567899";
+
+/** A card as the store holds it: PAN sealed to its binding, PIN sealed with its PVV. */
+async function cardIn(provider: KeyProvider): Promise<SealedPinCard> {
+  const binding = { tenantId: "acme", cardId: "card-1" };
+  const card = {
+    ...binding,
+    panSealed: await provider.sealPan(PAN, binding),
+    expiry: "2911",
+    cvkId: provider.activeKeyId("cvk"),
+    serviceCode: "000",
+  };
+  return { ...card, pin: await provider.sealPin(card, "1234") };
 }
 
 const wrapUnder = (pem: string, sessionKey: Buffer) =>
@@ -52,10 +68,11 @@ describe("secure-data keys in the local key provider", () => {
     const sign = provider.secureDataKeys().find((k) => k.use === "sign");
     const wrap = provider.secureDataKeys().find((k) => k.use === "wrap");
     const sessionKey = randomBytes(32);
-    const payload = Buffer.from('{"PAN":"4000001234567899","CVV":"123","expiryDate":"2029-11-30"}');
+    const card = await cardIn(provider);
     const sealed = await provider.sealForDevice({
+      card,
+      fields: ["pan", "cvv", "expiry"],
       wrappedKey: wrapUnder(wrap!.pem, sessionKey),
-      payload: Buffer.from(payload),
       now: clock.now(),
     });
     const signedBytes = Buffer.concat([sealed.encryptedPayload, sealed.iv]);
@@ -65,7 +82,10 @@ describe("secure-data keys in the local key provider", () => {
       false,
     );
     const decipher = createDecipheriv("aes-256-cbc", sessionKey, sealed.iv);
-    expect(Buffer.concat([decipher.update(sealed.encryptedPayload), decipher.final()])).toEqual(payload);
+    const payload = JSON.parse(
+      Buffer.concat([decipher.update(sealed.encryptedPayload), decipher.final()]).toString("utf8"),
+    );
+    expect(payload).toEqual({ PAN, CVV: await provider.deriveCvv(card), expiryDate: "2029-11-30" });
     expect(sealed.replayId).not.toContain(sessionKey.toString("base64url"));
   });
 
@@ -85,27 +105,32 @@ describe("secure-data keys in the local key provider", () => {
       ["secure-data-wrap-v2", true],
     ]);
     const oldWrapped = wrapUnder(before.pem, randomBytes(32));
-    const payload = Buffer.from("{}");
+    const request = { card: await cardIn(provider), fields: ["expiry"] as const };
     const now = clock.now();
-    expect((await provider.sealForDevice({ wrappedKey: oldWrapped, payload, now })).wrapKeyId).toBe(
+    expect((await provider.sealForDevice({ ...request, wrappedKey: oldWrapped, now })).wrapKeyId).toBe(
       "secure-data-wrap-v1",
     );
     const newWrapped = wrapUnder(wraps[1]!.pem, randomBytes(32));
-    expect((await provider.sealForDevice({ wrappedKey: newWrapped, payload, now })).wrapKeyId).toBe(
+    expect((await provider.sealForDevice({ ...request, wrappedKey: newWrapped, now })).wrapKeyId).toBe(
       "secure-data-wrap-v2",
     );
     await expect(
-      provider.sealForDevice({ wrappedKey: newWrapped, payload, now, keyId: "secure-data-wrap-v1" }),
+      provider.sealForDevice({ ...request, wrappedKey: newWrapped, now, keyId: "secure-data-wrap-v1" }),
     ).rejects.toMatchObject({ code: "session_key_invalid" });
 
     const later = new Date("2029-01-01T00:00:00Z");
     await expect(
-      provider.sealForDevice({ wrappedKey: oldWrapped, payload, now: later }),
+      provider.sealForDevice({ ...request, wrappedKey: oldWrapped, now: later }),
     ).rejects.toMatchObject({
       code: "session_key_invalid",
     });
     await expect(
-      provider.sealForDevice({ wrappedKey: oldWrapped, payload, now: later, keyId: "secure-data-wrap-v1" }),
+      provider.sealForDevice({
+        ...request,
+        wrappedKey: oldWrapped,
+        now: later,
+        keyId: "secure-data-wrap-v1",
+      }),
     ).rejects.toMatchObject({ code: "validation_failed" });
   });
 
