@@ -1,0 +1,82 @@
+// How many transactions an authorisation-path call costs on PostgreSQL, seen on the wire: the service's
+// database link runs through a TCP proxy that reads the server's ReadyForQuery messages. Each one whose
+// status byte is 'I' (idle) ends a transaction — an explicit COMMIT or ROLLBACK, or a statement that ran on
+// its own — so their count is what the caller waited on. A verify, a CVV read and a PIN verify are one
+// transaction each (lookup, counter step, audit row and the attempt's rate-limit count together).
+import { connect, createServer, type Server } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wrongCvv } from "../helpers/card-secrets.js";
+import { createHarness, type Harness } from "../helpers/harness.js";
+import { freePort } from "../helpers/processes.js";
+
+let h: Harness;
+let proxy: Server;
+let transactionsEnded = 0;
+
+/** Counts ReadyForQuery ('Z', length 5, status byte) messages with status 'I' in the server's stream. */
+function countReadyForQuery() {
+  let pending = Buffer.alloc(0);
+  return (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5) {
+      const length = pending.readUInt32BE(1);
+      if (pending.length < 1 + length) break;
+      if (pending[0] === 0x5a && pending[5] === 0x49) transactionsEnded++;
+      pending = pending.subarray(1 + length);
+    }
+  };
+}
+
+const target = new URL(process.env.CARDVAULT_TEST_DATABASE_URL ?? "postgres://127.0.0.1:5432/postgres");
+beforeAll(async () => {
+  const port = await freePort();
+  proxy = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) s.on("error", () => s.destroy());
+    client.pipe(upstream);
+    upstream.on("data", countReadyForQuery());
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => proxy.listen(port, "127.0.0.1", () => resolve()));
+  h = await createHarness({
+    env: { CARDVAULT_RATE_LIMIT_PER_CARD: "1000", CARDVAULT_RATE_LIMIT_PER_TENANT: "100000" },
+    databaseUrlFor: (url) => {
+      const viaProxy = new URL(url);
+      viaProxy.hostname = "127.0.0.1";
+      viaProxy.port = String(port);
+      return viaProxy.toString();
+    },
+  });
+}, 30_000);
+afterAll(async () => {
+  await h.close();
+  proxy.close();
+});
+
+/** Transactions the calls ended, per call. */
+async function transactionsPer(calls: number, call: () => Promise<unknown>): Promise<number> {
+  await call(); // the first call of a kind may prepare or prune; count the steady state
+  const before = transactionsEnded;
+  for (let i = 0; i < calls; i++) await call();
+  return (transactionsEnded - before) / calls;
+}
+
+describe("transactions per call on PostgreSQL", () => {
+  it("a CVV verify, a CVV read and a PIN verify are one transaction each", async () => {
+    const { publicToken } = await h.createCard();
+    const cvv = await wrongCvv(h, publicToken);
+    const verify = () => h.call("POST", `/v1/cards/${publicToken}/cvv/verify`, { cvv });
+    const unblock = () => h.call("POST", `/v1/cards/${publicToken}/cvv/unblock`);
+    expect(
+      await transactionsPer(10, async () => {
+        expect((await verify()).statusCode).toBe(200);
+      }),
+    ).toBe(1);
+    await unblock();
+    expect(await transactionsPer(10, () => h.call("GET", `/v1/cards/${publicToken}/cvv`))).toBe(1);
+    await h.call("PUT", `/v1/cards/${publicToken}/pin`, { pin: "4821" });
+    expect(
+      await transactionsPer(10, () => h.call("POST", `/v1/cards/${publicToken}/pin/verify`, { pin: "4821" })),
+    ).toBe(1);
+  });
+});
