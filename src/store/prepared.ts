@@ -1,6 +1,6 @@
 // Queries of the authorisation path, built and compiled once instead of on every call. Kysely builds an
 // immutable query tree and compiles it to SQL each time a query runs, which costs several times what SQLite
-// takes to run the short statements of a verify (≈30 µs against ≈5 µs, see BENCHMARKS.md). A prepared query
+// takes to run the short statements of a verify (figures in BENCHMARKS.md, "prepared.ts"). A prepared query
 // is built once with named placeholders where its values go; each call only binds the values and sends the
 // same SQL text, which the SQLite statement cache (db.ts) then reuses too.
 // Invariant: the SQL is exactly what the Kysely builder produces, so a prepared query and its builder form
