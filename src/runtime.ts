@@ -66,7 +66,13 @@ export function resolveJwtSecret(config: Config, warn: (message: string) => void
   return devSecret(config.dataDir, "dev-jwt-secret", 32, warn);
 }
 
-/** Opens the keystore; in development it is created on first use, in production `keys init` must run first. */
+/**
+ * Opens the keystore; in development it is created on first use, in production `keys init` must run first.
+ * Processes starting together agree on one set of keys: the master key is settled first (a development one is
+ * published once, and every process reads the published file), then the keystore sealed by it is created or
+ * completed under the keystore lock, which re-reads the file, so a process that finds nothing left to add
+ * simply loads what another one wrote.
+ */
 export function openKeys(config: Config, clock: Clock, warn: (message: string) => void): KeyProvider {
   const file = keystorePath(config);
   const masterKey = resolveMasterKey(config, warn);

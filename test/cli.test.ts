@@ -1,10 +1,11 @@
 // The operator's commands, run as a user would run them: as a real process from the repository root.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { cardvaultCommand } from "./helpers/processes.js";
 
 const root = join(import.meta.dirname, "..");
 const dataDir = mkdtempSync(join(tmpdir(), "cardvault-cli-"));
@@ -17,8 +18,9 @@ const baseEnv = {
   CARDVAULT_JWT_SECRET: "",
 };
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+function cli(args: string[], env: Record<string, string> = {}, options: { umask?: number } = {}) {
+  const [command, commandArgs] = cardvaultCommand(args, options);
+  const result = spawnSync(command, commandArgs, {
     cwd: root,
     env: { ...baseEnv, ...env },
     encoding: "utf8",
@@ -160,5 +162,104 @@ describe("cardvault CLI", () => {
     const result = cli(["frobnicate"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/unknown command/);
+  });
+});
+
+describe("files the commands create, under umask 000", () => {
+  const open = { umask: 0o000 };
+  const fresh = () => join(mkdtempSync(join(dataDir, "files-")), "missing", "data");
+  /** The directory's mode and each file's in it, as octal strings. */
+  const modes = (dir: string) => ({
+    dir: (statSync(dir).mode & 0o777).toString(8),
+    files: Object.fromEntries(
+      readdirSync(dir).map((name) => [name, (statSync(join(dir, name)).mode & 0o777).toString(8)]),
+    ),
+  });
+  const privately = (names: string[]) => ({
+    dir: "700",
+    files: Object.fromEntries(names.map((name) => [name, "600"])),
+  });
+
+  it("`keys init` creates a missing nested data directory 0700, and the keystore 0600", () => {
+    const dir = fresh();
+    const init = cli(["keys", "init", "--data-dir", dir], { CARDVAULT_MASTER_KEY: "33".repeat(32) }, open);
+    expect(init.stderr).toBe("");
+    expect(init.code).toBe(0);
+    expect(modes(dir)).toEqual(privately(["keystore.json", "keystore.json.lock"]));
+    expect((statSync(join(dir, "..")).mode & 0o777).toString(8)).toBe("700");
+    // With the development master key, which is created too.
+    const dev = fresh();
+    expect(cli(["keys", "init", "--data-dir", dev], {}, open).code).toBe(0);
+    expect(modes(dev)).toEqual(privately(["dev-master.key", "keystore.json", "keystore.json.lock"]));
+  });
+
+  it("`migrate`, `tenants add` and `token` create their files 0600 in a 0700 directory", () => {
+    const migrated = fresh();
+    expect(cli(["migrate", "--data-dir", migrated], {}, open).code).toBe(0);
+    expect(modes(migrated)).toEqual(privately(["cardvault.db"]));
+    const tenants = fresh();
+    expect(cli(["tenants", "add", "acme", "--data-dir", tenants], {}, open).code).toBe(0);
+    expect(modes(tenants)).toEqual(privately(["cardvault.db"]));
+    const token = fresh();
+    expect(
+      cli(["token", "--tenant", "acme", "--scope", "cvv:read", "--data-dir", token], {}, open).code,
+    ).toBe(0);
+    expect(modes(token)).toEqual(privately(["dev-jwt-secret"]));
+  });
+
+  it("tightens a database, -wal and -shm an older build left readable by others", () => {
+    const dir = fresh();
+    expect(cli(["migrate", "--data-dir", dir]).code).toBe(0);
+    chmodSync(dir, 0o700);
+    const db = join(dir, "cardvault.db");
+    chmodSync(db, 0o644);
+    // Empty -wal and -shm, as a process that was killed leaves them (SQLite reads both as empty).
+    for (const suffix of ["-wal", "-shm"]) writeFileSync(`${db}${suffix}`, "", { mode: 0o644 });
+    expect(cli(["tenants", "list", "--data-dir", dir], {}, open).code).toBe(0);
+    const { files } = modes(dir);
+    expect(files["cardvault.db"]).toBe("600");
+    for (const [name, mode] of Object.entries(files)) expect([name, mode]).toEqual([name, "600"]);
+  });
+
+  it("`serve` on a fresh data directory: the database, its -wal and -shm, keys and secrets are 0600", async () => {
+    const dir = fresh();
+    const port = await freePort();
+    const [command, commandArgs] = cardvaultCommand(
+      ["serve", "--port", String(port), "--data-dir", dir],
+      open,
+    );
+    const server = spawn(command, commandArgs, { cwd: root, env: baseEnv });
+    let output = "";
+    server.stdout.on("data", (d) => {
+      output += d;
+    });
+    server.stderr.on("data", (d) => {
+      output += d;
+    });
+    try {
+      let ready = false;
+      for (let i = 0; i < 150 && !ready; i++) {
+        ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+        if (!ready) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ready, output).toBe(true);
+      expect(modes(dir)).toEqual(
+        privately([
+          "cardvault.db",
+          "cardvault.db-shm",
+          "cardvault.db-wal",
+          "dev-jwt-secret",
+          "dev-master.key",
+          "keystore.json",
+          "keystore.json.lock",
+        ]),
+      );
+    } finally {
+      server.kill("SIGTERM");
+      await new Promise((resolve) => server.on("exit", resolve));
+    }
   });
 });

@@ -1,6 +1,9 @@
 // The local keystore file: every key, versioned, each sealed with AES-256-GCM under the master key (AAD = the
 // key id, so sealed keys cannot be swapped between entries). The file never holds a clear key; a check value
 // of the master key lets start-up say "wrong master key" instead of failing on the first card.
+// Every change (create, add missing types, rotate, retire) re-reads the file under a lock held across processes
+// (keystore.json.lock) and replaces it whole, 0600: processes starting together on a fresh data directory end up
+// with one keystore, and a reader never sees half of one.
 import {
   createCipheriv,
   createDecipheriv,
@@ -11,9 +14,11 @@ import {
   generateKeyPairSync,
   randomBytes,
 } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { keyCheckValue } from "../crypto/kcv.js";
 import type { Clock } from "../lib/clock.js";
+import { LockTimeoutError, withFileLock } from "../lib/file-lock.js";
+import { replaceFile } from "../lib/private-files.js";
 import { type KeyInfo, type KeyType, keyTypes } from "./key-provider.js";
 
 const FORMAT = "cardvault-keystore/1";
@@ -105,28 +110,33 @@ export function loadKeystore(file: string, masterKey: Buffer): ClearKey[] {
   }));
 }
 
-/** Creates the keystore, or adds version 1 of any key type it lacks. Returns the ids created. */
+/**
+ * Creates the keystore, or adds version 1 of any key type it lacks. Returns the ids created (none when another
+ * process created them first: the caller then loads theirs). The file is rewritten only when something changed.
+ */
 export function initKeystore(
   file: string,
   masterKey: Buffer,
   clock: Clock,
   options: KeystoreOptions = {},
 ): string[] {
-  const store: KeystoreFile = existsSync(file)
-    ? readFile(file)
-    : { format: FORMAT, masterKeyCheck: masterKeyCheck(masterKey), keys: [] };
-  if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
-    throw new KeystoreError(`The master key does not open the keystore ${file}.`);
-  }
-  const created: string[] = [];
-  for (const type of keyTypes) {
-    if (store.keys.some((k) => k.type === type)) continue;
-    const key = newKey(type, 1, masterKey, clock, options);
-    store.keys.push(key);
-    created.push(key.id);
-  }
-  writeFile(file, store);
-  return created;
+  return withKeystoreLock(file, () => {
+    const store: KeystoreFile = existsSync(file)
+      ? readFile(file)
+      : { format: FORMAT, masterKeyCheck: masterKeyCheck(masterKey), keys: [] };
+    if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+      throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+    }
+    const created: string[] = [];
+    for (const type of keyTypes) {
+      if (store.keys.some((k) => k.type === type)) continue;
+      const key = newKey(type, 1, masterKey, clock, options);
+      store.keys.push(key);
+      created.push(key.id);
+    }
+    if (created.length > 0) writeFile(file, store);
+    return created;
+  });
 }
 
 /** Adds a new version of each given type; new work uses it, existing ciphertexts keep naming their key. */
@@ -137,18 +147,20 @@ export function rotateKeys(
   clock: Clock,
   options: KeystoreOptions = {},
 ): string[] {
-  const store = readFile(file);
-  if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
-    throw new KeystoreError(`The master key does not open the keystore ${file}.`);
-  }
-  const newest = newestVersions(store.keys);
-  const created = types.map((type) => {
-    const key = newKey(type, (newest.get(type) ?? 0) + 1, masterKey, clock, options);
-    store.keys.push(key);
-    return key.id;
+  return withKeystoreLock(file, () => {
+    const store = readFile(file);
+    if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+      throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+    }
+    const newest = newestVersions(store.keys);
+    const created = types.map((type) => {
+      const key = newKey(type, (newest.get(type) ?? 0) + 1, masterKey, clock, options);
+      store.keys.push(key);
+      return key.id;
+    });
+    writeFile(file, store);
+    return created;
   });
-  writeFile(file, store);
-  return created;
 }
 
 /**
@@ -156,21 +168,37 @@ export function rotateKeys(
  * type cannot be retired. Retired keys still open old backups but are listed as retired. Returns the ids changed.
  */
 export function retireKeys(file: string, masterKey: Buffer, ids: readonly string[], clock: Clock): string[] {
-  const store = readFile(file);
-  if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
-    throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+  return withKeystoreLock(file, () => {
+    const store = readFile(file);
+    if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+      throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+    }
+    const newest = newestVersions(store.keys);
+    const retired: string[] = [];
+    for (const k of store.keys) {
+      if (!ids.includes(k.id) || k.retiredAt) continue;
+      if (newest.get(k.type) === k.version)
+        throw new KeystoreError(`Key ${k.id} is the active ${k.type} key; rotate first.`);
+      k.retiredAt = clock.now().toISOString();
+      retired.push(k.id);
+    }
+    if (retired.length > 0) writeFile(file, store);
+    return retired;
+  });
+}
+
+/**
+ * Read-modify-write of the keystore, one process at a time: without it two processes that each found a key type
+ * missing would each generate their own, the last rename would win, and the other would serve with keys no
+ * file holds (cards it sealed would open nowhere else). The lock is the kernel's, so a holder that dies frees it.
+ */
+function withKeystoreLock<T>(file: string, fn: () => T): T {
+  try {
+    return withFileLock(`${file}.lock`, fn);
+  } catch (error) {
+    if (error instanceof LockTimeoutError) throw new KeystoreError(error.message);
+    throw error;
   }
-  const newest = newestVersions(store.keys);
-  const retired: string[] = [];
-  for (const k of store.keys) {
-    if (!ids.includes(k.id) || k.retiredAt) continue;
-    if (newest.get(k.type) === k.version)
-      throw new KeystoreError(`Key ${k.id} is the active ${k.type} key; rotate first.`);
-    k.retiredAt = clock.now().toISOString();
-    retired.push(k.id);
-  }
-  if (retired.length > 0) writeFile(file, store);
-  return retired;
 }
 
 function newKey(
@@ -271,9 +299,7 @@ function readFile(file: string): KeystoreFile {
   return parsed;
 }
 
-/** Write-then-rename, so a crash never leaves half a keystore. */
+/** Write-then-rename (0600, in a directory created 0700), so neither a crash nor a reader sees half a keystore. */
 function writeFile(file: string, store: KeystoreFile): void {
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(store, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, file);
+  replaceFile(file, `${JSON.stringify(store, null, 2)}\n`);
 }

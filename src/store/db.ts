@@ -3,11 +3,10 @@
 // repositories are the same code on every database. `kind` lets a repository pick a dialect-only clause
 // (FOR UPDATE SKIP LOCKED) in one place. On SQLite the transactions of one event-loop turn share a commit
 // (sqlite-driver.ts); a transaction is still answered only once it is committed.
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
+import { createPrivateFile, tightenFile } from "../lib/private-files.js";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
 import type { Database } from "./schema.js";
 import { groupCommitDialect } from "./sqlite-driver.js";
@@ -26,7 +25,14 @@ export interface Store {
 }
 
 export function openSqliteStore(file: string): Store {
-  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+  if (file !== ":memory:" && file !== "") {
+    // The database holds card data: created 0600 (in a 0700 directory) before SQLite opens it, as SQLite
+    // would create it 0644 and gives the -wal and -shm files it creates the database file's mode. Files an
+    // older build left readable by others are tightened.
+    createPrivateFile(file);
+    tightenFile(`${file}-wal`);
+    tightenFile(`${file}-shm`);
+  }
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("synchronous = NORMAL");

@@ -23,8 +23,22 @@ export interface CardvaultProcess {
   exited: Promise<number | string>;
 }
 
-export function spawnCardvault(args: string[], env: Record<string, string>): CardvaultProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+/** The command line that runs the CLI from the sources, under `umask` when given (through sh: a test's own
+ * process.umask() would change it for every test in the worker). */
+export function cardvaultCommand(args: string[], options: { umask?: number } = {}): [string, string[]] {
+  const node = [process.execPath, "--import", "tsx", "src/cli/main.ts", ...args];
+  if (options.umask === undefined) return [node[0]!, node.slice(1)];
+  const umask = options.umask.toString(8).padStart(3, "0");
+  return ["/bin/sh", ["-c", `umask ${umask} && exec "$0" "$@"`, ...node]];
+}
+
+export function spawnCardvault(
+  args: string[],
+  env: Record<string, string>,
+  options: { umask?: number } = {},
+): CardvaultProcess {
+  const [command, commandArgs] = cardvaultCommand(args, options);
+  const child = spawn(command, commandArgs, {
     cwd: root,
     env: { ...process.env, NODE_ENV: "development", CARDVAULT_LOG_LEVEL: "warn", ...env },
   });
