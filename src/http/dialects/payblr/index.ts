@@ -2,8 +2,8 @@
 // own paths (card-cvv/…, card-pin/…) with Payblr's differences: Create Card answers 201, CVV status also
 // reports the remaining tries, and the CVV-status PUT defaults to Unblocked (the seed's "Unblock CVV").
 import type { FastifyInstance } from "fastify";
-import { type ThreddDeps, threddOperations } from "../thredd-operations.js";
-import { prepareThreddScope } from "../thredd-shapes.js";
+import { type ThreddDeps, threddOperations } from "../thredd/operations.js";
+import { prepareThreddScope } from "../thredd/shapes.js";
 
 export const PAYBLR_PREFIX = "/thr/thredd";
 

@@ -4,11 +4,11 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import type { CardService } from "../../services/cards.js";
-import type { CvvService } from "../../services/cvv.js";
-import type { PinService } from "../../services/pin.js";
-import type { SecureDataService } from "../../services/secure-data.js";
-import { actorOf } from "../v1/schemas.js";
+import type { CardService } from "../../../services/cards.js";
+import type { CvvService } from "../../../services/cvv.js";
+import type { PinService } from "../../../services/pin.js";
+import type { SecureDataService } from "../../../services/secure-data.js";
+import { actorOf } from "../../v1/schemas.js";
 import {
   CardDataBody,
   CardDataView,
@@ -36,7 +36,7 @@ import {
   threddStatusView,
   triesView,
   withFieldNames,
-} from "./thredd-shapes.js";
+} from "./shapes.js";
 
 export interface ThreddDeps {
   cards: CardService;

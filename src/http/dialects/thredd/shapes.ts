@@ -3,13 +3,13 @@
 // every rule (status transitions, tries, expiry) stays in the services, so both dialects behave identically.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Static, Type } from "typebox";
-import type { CardStatus } from "../../domain/card.js";
-import { AppError, validationFailed } from "../../domain/errors.js";
-import type { TryState } from "../../domain/tries.js";
-import type { CardView, NewCard } from "../../services/cards.js";
-import { RateLimitedError } from "../../services/rate-limits.js";
-import { renderProblem, toAppError } from "../problems.js";
-import { PublicTokenParams } from "../v1/schemas.js";
+import type { CardStatus } from "../../../domain/card.js";
+import { AppError, validationFailed } from "../../../domain/errors.js";
+import type { TryState } from "../../../domain/tries.js";
+import type { CardView, NewCard } from "../../../services/cards.js";
+import { RateLimitedError } from "../../../services/rate-limits.js";
+import { renderProblem, toAppError } from "../../problems.js";
+import { PublicTokenParams } from "../../v1/schemas.js";
 
 export { PublicTokenParams };
 
