@@ -22,7 +22,7 @@ import { type Principal, requireScope, type Scope, type TokenVerifier } from "./
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
 import { idempotencyHooks } from "./idempotency.js";
-import { handleError } from "./problems.js";
+import { problemShape, setErrorShape } from "./problems.js";
 import { registerV1Routes } from "./v1/index.js";
 
 declare module "fastify" {
@@ -138,16 +138,9 @@ export async function buildApp(deps: AppDeps) {
     requestTimeout: 30_000,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setErrorHandler(handleError);
+  setErrorShape(app, problemShape);
   // A JSON API: plain text is not a body we accept (415).
   app.removeContentTypeParser("text/plain");
-  app.setNotFoundHandler((request, reply) =>
-    handleError(
-      new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`),
-      request,
-      reply,
-    ),
-  );
 
   // Security headers go on every answer, errors and refusals included, so they are set before anything can
   // fail. A route that sets its own policy (the card reveal page, framed by its session's origin) replaces it.
