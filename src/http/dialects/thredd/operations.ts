@@ -192,7 +192,10 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       );
     },
 
-    /** The seed's "POST to the CVV endpoint" unblock. */
+    /**
+     * The older unblock: "execute a POST call to the cards CVV endpoint" (Thredd Cards API, "Card Verification
+     * Value (CVV)", "Unblock a Card's CVV"); Thredd's current pages use PUT …/cvv/status (updateCvvStatus).
+     */
     unblockCvv(path: string) {
       app.post(
         path,
