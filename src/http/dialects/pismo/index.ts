@@ -5,7 +5,6 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { PUBLIC_TOKEN_PATTERN } from "../../../lib/ids.js";
-import { RateLimitedError } from "../../../services/rate-limits.js";
 import type { RotationService } from "../../../services/rotation.js";
 import { type ErrorShape, setErrorShape } from "../../problems.js";
 import { actorOf } from "../../v1/schemas.js";
@@ -44,7 +43,7 @@ export async function registerPismoDialect(
       app.post(
         "/v2/cards/:cardId/reset-cvv",
         {
-          config: { scope: "cvv:manage", idempotent: true },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "cardId", idempotent: true },
           schema: {
             tags,
             summary: "Pismo: force a virtual card's CVV rotation.",
@@ -66,7 +65,7 @@ export async function registerPismoDialect(
       app.patch(
         "/v2/cards/:cardId/cvv-rotation",
         {
-          config: { scope: "cvv:manage" },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "cardId" },
           schema: {
             tags,
             summary: "Pismo: set or change the CVV rotation interval in hours.",
@@ -91,7 +90,7 @@ export async function registerPismoDialect(
       app.delete(
         "/v2/cards/:cardId/cvv-rotation",
         {
-          config: { scope: "cvv:manage" },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "cardId" },
           schema: {
             tags,
             summary: "Pismo: delete the CVV rotation interval.",
