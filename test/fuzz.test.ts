@@ -1,13 +1,13 @@
-// Bad input, generated: fast-check drives every route of the OpenAPI document (native and dialects) with bad
-// path tokens, non-object and mistyped bodies, unicode, huge numbers, deep nesting, 1 MB bodies, bad headers
+// Bad input, generated: fast-check drives every route of the OpenAPI document (native and dialects; schemas from
+// the document, the card parameter from each route's declared contract) with bad path tokens, non-object and mistyped bodies, unicode, huge numbers, deep nesting, 1 MB bodies, bad headers
 // and query values. Every answer must be a 4xx error body with the security headers (never 2xx or 5xx), and
 // a digest of every table must be unchanged.
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { declaredRoutes, type Method } from "./helpers/declared-routes.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 
-type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 interface JsonSchema {
   type?: string;
   properties?: Record<string, JsonSchema>;
@@ -22,6 +22,8 @@ interface JsonSchema {
 interface Route {
   method: Method;
   path: string;
+  /** The declared card parameter, as it appears in the document's path ({publicToken}), or false. */
+  cardParam: string | false;
   body?: JsonSchema;
   query?: { name: string; schema: JsonSchema }[];
 }
@@ -86,11 +88,9 @@ const json = (value: unknown) => ({
   headers: { "content-type": "application/json" },
 });
 const urlOf = (route: Route, token = card) =>
-  route.path
-    .replace(/\{(publicToken|cardId)\}/, token)
-    .replace("{id}", "00000000-0000-7000-8000-000000000000");
+  route.path.replace(`{${route.cardParam}}`, token).replace("{id}", "00000000-0000-7000-8000-000000000000");
 const hasBody = (r: Route) => r.method !== "GET" && r.method !== "DELETE";
-const isCardRoute = (r: Route) => /\{(publicToken|cardId)\}/.test(r.path);
+const isCardRoute = (r: Route) => r.cardParam !== false;
 /** Objects every branch of which refuses unknown keys, so one unknown key makes any body invalid. */
 const closed = (s: JsonSchema | undefined): boolean =>
   s !== undefined &&
@@ -155,10 +155,12 @@ beforeAll(async () => {
       >
     >;
   };
+  const cardParams = new Map(declaredRoutes(h.app).map((r) => [`${r.method} ${r.url}`, r.cardParam]));
   routes = Object.entries(doc.paths).flatMap(([path, ops]) =>
     Object.entries(ops).map(([method, op]) => ({
       method: method.toUpperCase() as Method,
       path,
+      cardParam: cardParams.get(`${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ":$1")}`) ?? false,
       body: op.requestBody?.content["application/json"]?.schema,
       query: op.parameters?.filter((p) => p.in === "query").map((p) => ({ name: p.name, schema: p.schema })),
     })),

@@ -1,16 +1,17 @@
-// The security matrix, run against every route the OpenAPI document lists (native and every dialect): every way
-// a bearer token can be wrong → 401, under the HS256 secret and under a JWKS (RS256) configuration, every
-// missing scope → 403, another tenant's card → 404 with the same body and latency as an unknown card.
-import { randomBytes } from "node:crypto";
+// The security matrix, run against every authenticated route as it declares itself (its scope and the parameter
+// that names its card, native and every dialect): every way a bearer token can be wrong → 401, under the
+// HS256 secret and under a JWKS (RS256) configuration, every missing scope → 403, another tenant's card → 404
+// with the same body and latency as an unknown card. A new route is covered as soon as it is registered.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scopes } from "../src/http/auth.js";
 
-type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
-
+import { type DeclaredRoute, declaredRoutes, urlFor, validBody } from "./helpers/declared-routes.js";
 import { createHarness, type Harness, TEST_JWT_SECRET } from "./helpers/harness.js";
+
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
 
 /** Every request the matrix makes and checks, printed at the end (docs/security.md quotes it). */
 let casesRun = 0;
@@ -21,12 +22,8 @@ let otherTenantCard: string;
 const ISSUER = "https://auth.example.test";
 const AUDIENCE = "cardvault";
 
-interface RouteCase {
-  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
-  path: string;
-  scope: string;
-}
-let routes: RouteCase[] = [];
+let routes: DeclaredRoute[] = [];
+let documented: string[] = [];
 
 const secret = new TextEncoder().encode(TEST_JWT_SECRET);
 const now = () => Math.floor(Date.now() / 1000);
@@ -103,53 +100,21 @@ beforeAll(async () => {
   h = await createHarness({ env: { CARDVAULT_JWT_ISSUER: ISSUER, CARDVAULT_JWT_AUDIENCE: AUDIENCE } });
   card = (await h.createCard()).publicToken;
   otherTenantCard = (await h.createCard({ type: "virtual" }, await h.token(undefined, "globex"))).publicToken;
+  routes = declaredRoutes(h.app);
   const doc = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json() as {
-    paths: Record<string, Record<string, { security?: { bearer: string[] }[] }>>;
+    paths: Record<string, Record<string, unknown>>;
   };
-  routes = Object.entries(doc.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, op]) => ({
-      method: method.toUpperCase() as RouteCase["method"],
-      path,
-      scope: op.security?.[0]?.bearer[0] ?? "",
-    })),
+  documented = Object.entries(doc.paths).flatMap(([path, methods]) =>
+    Object.keys(methods).map((method) => `${method.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ":$1")}`),
   );
 });
 afterAll(() => h.close());
 
-const urlFor = (route: RouteCase, publicToken: string) =>
-  route.path.replace("{publicToken}", publicToken).replace("{cardId}", publicToken);
-const isCardRoute = (route: RouteCase) =>
-  route.path.includes("{publicToken}") || route.path.includes("{cardId}");
+const where = (route: DeclaredRoute) => `${route.method} ${route.url}`;
 
 /** The machine code of an error body, in the native shape (code) or a dialect's (error_code, title…). */
 function errorCode(body: Record<string, unknown>): string {
   return String(body.code ?? body.error_code ?? "").toLowerCase();
-}
-
-/** A well-formed RSA-OAEP-wrapped key (the right length for RSA-4096); it reaches the card look-up first. */
-const WRAPPED_KEY = randomBytes(512).toString("base64");
-
-/** A body that passes validation on each route, so only authorisation decides the answer. */
-function validBody(route: RouteCase): unknown {
-  if (route.method === "GET" || route.method === "DELETE") return undefined;
-  if (route.path.endsWith("/secure-data") || route.path.endsWith("/encrypted")) return { key: WRAPPED_KEY };
-  if (route.method === "PUT" && route.path.endsWith("/cvv/status")) return { status: "Unblocked" };
-  if (route.method === "PUT" && route.path.endsWith("/status")) return { cardStatusCode: "00" };
-  if (route.method === "POST" && route.path.endsWith("/pin") && !route.path.startsWith("/v1/")) {
-    return { cardPin: "1234" };
-  }
-  if (route.path === "/v1/cards") return { type: "virtual" };
-  if (route.path.endsWith("/reveal-sessions"))
-    return { fields: ["pan"], targetOrigin: "https://app.example" };
-  if (route.path.endsWith("/cvv/verify")) return { cvv: "123" };
-  if (route.path.endsWith("/pin/verify")) return { pin: "1234" };
-  if (route.path.endsWith("/pin")) return { pin: "1234" };
-  if (route.path.endsWith("/cvv/rotation")) return { intervalHours: 24 };
-  if (route.path.endsWith("/cvv-rotation")) return { cvv_rotation_interval_hours: 24 };
-  if (route.path === "/v1/test-clocks") return { frozenTime: "2026-01-01T00:00:00Z" };
-  if (route.path.endsWith("/advance")) return { to: "2027-01-01T00:00:00Z" };
-  if (route.method === "PATCH") return { cardholderName: "Someone" };
-  return {};
 }
 
 /** Every bad token on every route → 401 problem (or the dialect's shape) with WWW-Authenticate. */
@@ -164,8 +129,8 @@ async function expectUnauthorizedEverywhere(
       const response = await harness.call(route.method, urlFor(route, publicToken), validBody(route), {
         token: await make(),
       });
-      expect(response.statusCode, `${name}: ${route.method} ${route.path}`).toBe(401);
-      expect(errorCode(response.json()), `${route.method} ${route.path}`).toBe("unauthorized");
+      expect(response.statusCode, `${name}: ${where(route)}`).toBe(401);
+      expect(errorCode(response.json()), where(route)).toBe("unauthorized");
       expect(response.headers["www-authenticate"]).toMatch(/^Bearer/);
       cases++;
     }
@@ -175,9 +140,30 @@ async function expectUnauthorizedEverywhere(
 }
 
 describe("security matrix", () => {
-  it("covers every documented route, each with a scope", () => {
-    expect(routes.length).toBeGreaterThanOrEqual(13);
-    for (const route of routes) expect(route.scope, `${route.method} ${route.path}`).not.toBe("");
+  it("covers every documented route: each is a declared route with a scope", () => {
+    expect(routes.length).toBeGreaterThanOrEqual(56);
+    expect(routes.map(where).sort()).toEqual(expect.arrayContaining(documented));
+    for (const route of routes) expect(route.scope, where(route)).toBeTruthy();
+  });
+
+  it("limits every route that verifies or hands out a card secret, per card, in every dialect", () => {
+    // The classes of docs/security.md, by what a route does (which its scope says), whatever its dialect.
+    const classOf: Record<string, string> = {
+      "cvv:verify": "verify",
+      "pin:verify": "verify",
+      "cvv:read": "reveal",
+      "pin:read": "reveal",
+      "cards:secure-data": "secure-data",
+    };
+    for (const route of routes) {
+      expect(route.rateLimit, where(route)).toBe(classOf[route.scope] ?? false);
+      // A URL with a card token in it names it as the card (the per-card limit and the 404 test below use it);
+      // false there would quietly drop both.
+      const token = /:(publicToken|cardId)\b/.exec(route.url)?.[1];
+      if (token) expect(route.cardParam, where(route)).toBe(token);
+    }
+    const limited = routes.filter((r) => r.rateLimit);
+    expect(new Set(limited.map((r) => r.url.split("/")[1]))).toEqual(new Set(["v1", "api", "thr"]));
   });
 
   it("answers 401 with a problem and WWW-Authenticate for every bad token on every route", async () => {
@@ -193,7 +179,7 @@ describe("security matrix", () => {
       const response = await h.call(route.method, urlFor(route, card), validBody(route), {
         token: await sign(claims({ scope: allBut })),
       });
-      expect(response.statusCode, `${route.method} ${route.path}`).toBe(403);
+      expect(response.statusCode, where(route)).toBe(403);
       expect(errorCode(response.json())).toBe("forbidden");
       expect(JSON.stringify(response.json())).toContain(route.scope);
       casesRun++;
@@ -202,10 +188,10 @@ describe("security matrix", () => {
 
   it("answers 404 on every card route for another tenant's card, exactly as for an unknown card", async () => {
     const token = await sign(claims());
-    for (const route of routes.filter(isCardRoute)) {
+    for (const route of routes.filter((r) => r.cardParam)) {
       const foreign = await h.call(route.method, urlFor(route, otherTenantCard), validBody(route), { token });
       const unknown = await h.call(route.method, urlFor(route, "999999999"), validBody(route), { token });
-      expect(foreign.statusCode, `${route.method} ${route.path}`).toBe(404);
+      expect(foreign.statusCode, where(route)).toBe(404);
       expect(unknown.statusCode).toBe(404);
       const { traceId: _a, ...foreignBody } = foreign.json();
       const { traceId: _b, ...unknownBody } = unknown.json();

@@ -1,6 +1,7 @@
 // buildApp(deps): the HTTP application without listen(), so tests drive it with inject() or a real port.
-// Cross-cutting rules live here once: request ids, security headers, authentication by route scope,
-// idempotency, one error handler, and the OpenAPI document.
+// Cross-cutting rules live here once: request ids, security headers, authentication and idempotency as each
+// route's declared contract says (route-contract.ts, checked here at registration; its rate-limit class and
+// card parameter reach the services through actorOf), one error handler, and the OpenAPI document.
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -13,27 +14,22 @@ import Fastify, {
   type RouteOptions,
 } from "fastify";
 import { AppError } from "../domain/errors.js";
-import type { RateLimitClass } from "../domain/rate-limit.js";
 import type { Clock } from "../lib/clock.js";
 import type { Services } from "../runtime.js";
 import type { Store } from "../store/db.js";
 import type { IdempotencyRepo } from "../store/idempotency-repo.js";
-import { type Principal, requireScope, type Scope, type TokenVerifier } from "./auth.js";
+import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
 import { idempotencyHooks } from "./idempotency.js";
-import { handleError } from "./problems.js";
+import { problemShape, setErrorShape } from "./problems.js";
+import { type RouteContract, routeContract } from "./route-contract.js";
 import { registerV1Routes } from "./v1/index.js";
 
 declare module "fastify" {
-  interface FastifyContextConfig {
-    /** The scope a route needs; routes without one are public (health, docs). */
-    scope?: Scope;
-    /**
-     * Brute-force limits (per tenant and per card) apply; set from the scope unless a route says otherwise.
-     * The attempt is counted in the service's transaction (services/rate-limits.ts), through the actor.
-     */
-    rateLimit?: RateLimitClass | false;
+  interface FastifyInstance {
+    /** Every authenticated route's declared contract, in registration order (HEAD twins of GETs included). */
+    routeContracts: readonly RouteContract[];
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -67,15 +63,6 @@ const API_SECURITY_HEADERS = {
   ...SECURITY_HEADERS,
   "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
   "x-frame-options": "DENY",
-};
-
-/** Routes that verify or hand out a card secret are limited, in every dialect, by the scope they need. */
-const RATE_LIMITED_SCOPES: Partial<Record<Scope, RateLimitClass>> = {
-  "cvv:verify": "verify",
-  "pin:verify": "verify",
-  "cvv:read": "reveal",
-  "pin:read": "reveal",
-  "cards:secure-data": "secure-data",
 };
 
 /** One log line per request, written when it is answered, instead of Fastify's two (the first at debug). */
@@ -138,16 +125,9 @@ export async function buildApp(deps: AppDeps) {
     requestTimeout: 30_000,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setErrorHandler(handleError);
+  setErrorShape(app, problemShape);
   // A JSON API: plain text is not a body we accept (415).
   app.removeContentTypeParser("text/plain");
-  app.setNotFoundHandler((request, reply) =>
-    handleError(
-      new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`),
-      request,
-      reply,
-    ),
-  );
 
   // Security headers go on every answer, errors and refusals included, so they are set before anything can
   // fail. A route that sets its own policy (the card reveal page, framed by its session's origin) replaces it.
@@ -173,13 +153,13 @@ export async function buildApp(deps: AppDeps) {
   });
 
   // Each route gets only the hooks its contract needs (a request pays for every hook it passes through).
-  // The scope a route needs is published in the OpenAPI document (3.1 allows role names in a bearer
-  // requirement).
+  // A contract that cannot hold throws here, so the app does not start. The scope a route needs is published
+  // in the OpenAPI document (3.1 allows role names in a bearer requirement).
+  const routeContracts: RouteContract[] = [];
+  app.decorate("routeContracts", routeContracts);
   app.addHook("onRoute", (route) => {
-    const scope = route.config?.scope;
-    if (scope && route.config?.rateLimit === undefined && RATE_LIMITED_SCOPES[scope]) {
-      route.config = { ...route.config, rateLimit: RATE_LIMITED_SCOPES[scope] };
-    }
+    routeContracts.push(...routeContract(route));
+    const { scope, idempotent } = route.config ?? {};
     if (scope) {
       route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
       addRouteHooks(route, "onRequest", [authenticate]);
@@ -187,8 +167,8 @@ export async function buildApp(deps: AppDeps) {
     if ([route.method].flat().some((method) => !BODILESS.has(method))) {
       addRouteHooks(route, "preValidation", [emptyBodyAsObject]);
     }
-    addRouteHooks(route, "preHandler", route.config?.idempotent ? [idempotency.preHandler] : []);
-    if (route.config?.idempotent) addRouteHooks(route, "onSend", [idempotency.onSend], "last");
+    addRouteHooks(route, "preHandler", idempotent ? [idempotency.preHandler] : []);
+    if (idempotent) addRouteHooks(route, "onSend", [idempotency.onSend], "last");
   });
 
   await app.register(swagger, {

@@ -1,7 +1,8 @@
 // One place where failures become responses. Every error is first normalised to an AppError (Fastify's
-// validation and parser errors included), then rendered as RFC 9457 problem+json. Nothing a client sends
-// produces a 500; a real 500 never echoes its internal message.
-import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+// validation and parser errors included), then rendered in the shape of the API that was called: RFC 9457
+// problem+json for the native API, each dialect's vendor shape for its routes (dialectErrorHandler). Nothing
+// a client sends produces a 500; a real 500 never echoes its internal message.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, type FieldErrors } from "../domain/errors.js";
 import { RateLimitedError } from "../services/rate-limits.js";
 
@@ -191,12 +192,48 @@ export function renderProblem(error: AppError, traceId: string): Problem {
   };
 }
 
-/** The app's error handler: log what was unexpected (without request bodies), answer with a problem. */
-export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
-  const { appError, unexpected } = toAppError(error);
-  if (unexpected) request.log.error({ err: error }, "request failed");
-  if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
-  if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
-  const problem = renderProblem(appError, request.id);
-  return reply.status(appError.status).type("application/problem+json").send(problem);
+/** How one API shows an error to its clients; the rest of error handling is the same for every API. */
+export interface ErrorShape {
+  /** The body's media type; left unset, Fastify's JSON default applies. */
+  contentType?: string;
+  /** The body, from the normalised error (with per-field messages for validation failures) and the request id. */
+  body(error: AppError, requestId: string): unknown;
+  /** An unknown route's message, where the vendor documents one; otherwise it names the method and path. */
+  notFoundMessage?: string;
 }
+
+/**
+ * The error handler of one API: normalise (toAppError), log what was unexpected (without request bodies),
+ * challenge a 401 with WWW-Authenticate, say when to retry a 429 (Retry-After), answer with the request id
+ * and the API's own body.
+ */
+export function dialectErrorHandler(shape: ErrorShape) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const { appError, unexpected } = toAppError(error);
+    if (unexpected) request.log.error({ err: error }, "request failed");
+    if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
+    if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
+    reply.status(appError.status).header("x-request-id", request.id);
+    if (shape.contentType) reply.type(shape.contentType);
+    return reply.send(shape.body(appError, request.id));
+  };
+}
+
+/** Every failure in a scope (the app, or a dialect's encapsulated plugin), unknown routes included, in one shape. */
+export function setErrorShape(scope: FastifyInstance, shape: ErrorShape): void {
+  const handle = dialectErrorHandler(shape);
+  scope.setErrorHandler(handle);
+  scope.setNotFoundHandler((request, reply) =>
+    handle(
+      new AppError(
+        "not_found",
+        shape.notFoundMessage ?? `No route for ${request.method} ${request.url.split("?")[0]}.`,
+      ),
+      request,
+      reply,
+    ),
+  );
+}
+
+/** The native API's shape: RFC 9457 problem+json. */
+export const problemShape: ErrorShape = { contentType: "application/problem+json", body: renderProblem };

@@ -21,7 +21,7 @@ export function registerAuditRoutes(root: FastifyInstance, audit: AuditService):
   app.get(
     "/v1/audit-events",
     {
-      config: { scope: "audit:read" },
+      config: { scope: "audit:read", rateLimit: false, cardParam: false },
       schema: {
         tags: ["audit"],
         querystring: ListQuery,

@@ -51,7 +51,7 @@ export function registerCardRoutes(root: FastifyInstance, cards: CardService): v
   app.post(
     "/v1/cards",
     {
-      config: { scope: "cards:write", idempotent: true },
+      config: { scope: "cards:write", rateLimit: false, cardParam: false, idempotent: true },
       schema: {
         tags: ["cards"],
         summary: "Issue a card: a PAN, a CVV and a random PIN are allocated.",
@@ -65,7 +65,7 @@ export function registerCardRoutes(root: FastifyInstance, cards: CardService): v
   app.get(
     "/v1/cards/:publicToken",
     {
-      config: { scope: "cards:read" },
+      config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
       schema: { tags: ["cards"], params: PublicTokenParams, response: { 200: CardView, ...errorResponses } },
     },
     async (request) => cards.get(actorOf(request), request.params.publicToken),
@@ -74,7 +74,7 @@ export function registerCardRoutes(root: FastifyInstance, cards: CardService): v
   app.patch(
     "/v1/cards/:publicToken",
     {
-      config: { scope: "cards:write" },
+      config: { scope: "cards:write", rateLimit: false, cardParam: "publicToken" },
       schema: {
         tags: ["cards"],
         summary: "Change a card's status (active, inactive, suspended, closed) or cardholder name.",

@@ -28,7 +28,7 @@ export function registerCounterRoutes(
   app.get(
     `/v1/cards/:publicToken/${secret}/status`,
     {
-      config: { scope: "cards:read" },
+      config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
       schema: {
         tags: [secret],
         summary: `The ${label} try counter: Unblocked or Blocked, remaining and maximum tries.`,
@@ -42,7 +42,7 @@ export function registerCounterRoutes(
   app.post(
     `/v1/cards/:publicToken/${secret}/unblock`,
     {
-      config: { scope: `${secret}:manage`, idempotent: true },
+      config: { scope: `${secret}:manage`, rateLimit: false, cardParam: "publicToken", idempotent: true },
       schema: {
         tags: [secret],
         summary: `Unblock the ${label}: the try counter goes back to its maximum, at any time.`,

@@ -14,7 +14,7 @@ export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void 
   app.get(
     "/v1/cards/:publicToken/cvv",
     {
-      config: { scope: "cvv:read" },
+      config: { scope: "cvv:read", rateLimit: "reveal", cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Read the card's current CVV (audited).",
@@ -28,7 +28,7 @@ export function registerCvvRoutes(root: FastifyInstance, cvv: CvvService): void 
   app.post(
     "/v1/cards/:publicToken/cvv/verify",
     {
-      config: { scope: "cvv:verify", idempotent: true },
+      config: { scope: "cvv:verify", rateLimit: "verify", cardParam: "publicToken", idempotent: true },
       schema: {
         tags,
         summary: "Verify a CVV: a wrong one uses up a try; at zero the CVV is Blocked until unblocked.",

@@ -17,7 +17,7 @@ export function registerEventRoutes(root: FastifyInstance, events: EventService)
   app.get(
     "/v1/events",
     {
-      config: { scope: "events:read" },
+      config: { scope: "events:read", rateLimit: false, cardParam: false },
       schema: {
         tags: ["events"],
         querystring: Type.Object(

@@ -31,7 +31,7 @@ export function registerPinRoutes(root: FastifyInstance, pin: PinService): void 
   app.put(
     "/v1/cards/:publicToken/pin",
     {
-      config: { scope: "pin:write" },
+      config: { scope: "pin:write", rateLimit: false, cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Set or change the PIN (4–12 digits); the PIN try counter starts again at its maximum.",
@@ -49,7 +49,7 @@ export function registerPinRoutes(root: FastifyInstance, pin: PinService): void 
   app.get(
     "/v1/cards/:publicToken/pin",
     {
-      config: { scope: "pin:read" },
+      config: { scope: "pin:read", rateLimit: "reveal", cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Read the card's PIN (audited).",
@@ -63,7 +63,7 @@ export function registerPinRoutes(root: FastifyInstance, pin: PinService): void 
   app.post(
     "/v1/cards/:publicToken/pin/verify",
     {
-      config: { scope: "pin:verify", idempotent: true },
+      config: { scope: "pin:verify", rateLimit: "verify", cardParam: "publicToken", idempotent: true },
       schema: {
         tags,
         summary: "Verify a PIN, clear or as an enciphered ISO 9564 PIN block; checked against the PVV.",

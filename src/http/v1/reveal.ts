@@ -125,7 +125,7 @@ export function registerRevealRoutes(root: FastifyInstance, reveal: RevealServic
   app.post(
     "/v1/cards/:publicToken/reveal-sessions",
     {
-      config: { scope: "cards:reveal" },
+      config: { scope: "cards:reveal", rateLimit: false, cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Mint a single-use, short-lived session for the embeddable card reveal page; audited.",

@@ -19,7 +19,7 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
   app.post(
     "/v1/cards/:publicToken/cvv/rotate",
     {
-      config: { scope: "cvv:manage", idempotent: true },
+      config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken", idempotent: true },
       schema: {
         tags,
         summary:
@@ -52,7 +52,7 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
   app.get(
     url,
     {
-      config: { scope: "cards:read" },
+      config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
       schema: { tags, params: PublicTokenParams, response: { 200: RotationView, ...errorResponses } },
     },
     async (request) => rotation.get(actorOf(request), request.params.publicToken),
@@ -61,7 +61,7 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
   app.put(
     url,
     {
-      config: { scope: "cvv:manage" },
+      config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Set the rotation interval; the next automatic rotation is then at now + interval.",
@@ -80,7 +80,7 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
   app.delete(
     url,
     {
-      config: { scope: "cvv:manage" },
+      config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Stop automatic rotation (forced rotations still work).",

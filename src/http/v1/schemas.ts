@@ -94,14 +94,16 @@ export const errorResponses = {
   422: Problem,
 } as const;
 
-/** The caller, and the limited attempt it makes when its route is rate limited (counted by the service). */
+/**
+ * The caller, and the limited attempt it makes when its route is rate limited (counted by the service): the
+ * class and the card are the ones the route declares (rateLimit, cardParam; see route-contract.ts).
+ */
 export function actorOf(request: FastifyRequest): Actor {
   const principal = request.principal!;
   const actor: Actor = { tenantId: principal.tenantId, subject: principal.subject, requestId: request.id };
-  const kind = request.routeOptions.config.rateLimit;
+  const { rateLimit: kind, cardParam } = request.routeOptions.config;
   if (kind) {
-    const params = (request.params ?? {}) as Record<string, unknown>;
-    const card = params.publicToken ?? params.cardId;
+    const card = cardParam ? (request.params as Record<string, unknown>)[cardParam] : undefined;
     actor.attempt = {
       kind,
       route: `${request.method} ${request.routeOptions.url}`,

@@ -78,7 +78,7 @@ export function registerSecureDataRoutes(root: FastifyInstance, secureData: Secu
   app.post(
     "/v1/cards/:publicToken/secure-data",
     {
-      config: { scope: "cards:secure-data" },
+      config: { scope: "cards:secure-data", rateLimit: "secure-data", cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Get Card Data: PAN, CVV, expiry (and PIN if enabled) encrypted for the device; audited.",
@@ -104,7 +104,7 @@ export function registerSecureDataRoutes(root: FastifyInstance, secureData: Secu
   app.get(
     "/v1/secure-data/keys",
     {
-      config: { scope: "cards:secure-data" },
+      config: { scope: "cards:secure-data", rateLimit: "secure-data", cardParam: false },
       schema: {
         tags,
         summary: "The public wrap and signing keys (JWK and PEM, with kid and not-after).",

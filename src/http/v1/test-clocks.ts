@@ -19,7 +19,7 @@ export function registerTestClockRoutes(root: FastifyInstance, testClocks: TestC
   app.post(
     "/v1/test-clocks",
     {
-      config: { scope: "cards:write", idempotent: true },
+      config: { scope: "cards:write", rateLimit: false, cardParam: false, idempotent: true },
       schema: {
         tags,
         summary: "Create a test clock (sandbox tenants only).",
@@ -33,7 +33,7 @@ export function registerTestClockRoutes(root: FastifyInstance, testClocks: TestC
   app.get(
     "/v1/test-clocks/:id",
     {
-      config: { scope: "cards:read" },
+      config: { scope: "cards:read", rateLimit: false, cardParam: false },
       schema: { tags, params: IdParams, response: { 200: TestClockView, ...errorResponses } },
     },
     async (request) => testClocks.get(actorOf(request), request.params.id),
@@ -42,7 +42,7 @@ export function registerTestClockRoutes(root: FastifyInstance, testClocks: TestC
   app.post(
     "/v1/test-clocks/:id/advance",
     {
-      config: { scope: "cards:write" },
+      config: { scope: "cards:write", rateLimit: false, cardParam: false },
       schema: {
         tags,
         summary: "Move the clock forward and run every rotation that falls due for its cards.",

@@ -72,7 +72,7 @@ const pageOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
 
 export function registerWebhookRoutes(root: FastifyInstance, webhooks: WebhookService): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const config = { scope: "webhooks:manage" } as const;
+  const config = { scope: "webhooks:manage", rateLimit: false, cardParam: false } as const;
   const tags = ["webhooks"];
 
   app.post(

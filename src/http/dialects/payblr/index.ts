@@ -1,9 +1,13 @@
 // The Payblr PSP API at /thr/thredd: Payblr wraps Thredd, so these are the Thredd operations under Payblr's
-// own paths (card-cvv/…, card-pin/…) with Payblr's differences: Create Card answers 201, CVV status also
-// reports the remaining tries, and the CVV-status PUT defaults to Unblocked (the seed's "Unblock CVV").
+// own paths (card-cvv/…, card-pin/…) with Payblr's differences, each as Payblr documents it:
+// - Create Card answers 201 Created (Payblr PSP API, "Card issuance":
+//   https://apim-pyb-psp-eu-dev-01.developer.azure-api.net/card-issuance);
+// - CVV status "also includes the CVV status and remaining tries", and the CVV-status PUT is "4. Unblock CVV",
+//   shown without a body, so a missing status means Unblocked (Payblr PSP API, "CVV & PIN Management":
+//   https://apim-pyb-psp-eu-dev-01.developer.azure-api.net/CVV-PIN-management).
 import type { FastifyInstance } from "fastify";
-import { type ThreddDeps, threddOperations } from "../thredd-operations.js";
-import { prepareThreddScope } from "../thredd-shapes.js";
+import { type ThreddDeps, threddOperations } from "../thredd/operations.js";
+import { prepareThreddScope } from "../thredd/shapes.js";
 
 export const PAYBLR_PREFIX = "/thr/thredd";
 

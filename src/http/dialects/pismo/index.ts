@@ -2,13 +2,11 @@
 // error object {error_code, message}, and the status codes Pismo documents. `cardId` is the card's public
 // token. Translation only: the rotation service holds every rule.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import { AppError } from "../../../domain/errors.js";
 import { PUBLIC_TOKEN_PATTERN } from "../../../lib/ids.js";
-import { RateLimitedError } from "../../../services/rate-limits.js";
 import type { RotationService } from "../../../services/rotation.js";
-import { toAppError } from "../../problems.js";
+import { type ErrorShape, setErrorShape } from "../../problems.js";
 import { actorOf } from "../../v1/schemas.js";
 
 const CardParams = Type.Object(
@@ -18,23 +16,19 @@ const CardParams = Type.Object(
 const PismoError = Type.Object({ error_code: Type.String(), message: Type.String() });
 const errors = { 400: PismoError, 401: PismoError, 403: PismoError, 404: PismoError, 409: PismoError };
 
-/** Pismo's error object; the code is ours, upper-cased as Pismo's codes are. */
-function handlePismoError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
-  const { appError, unexpected } = toAppError(error);
-  if (unexpected) request.log.error({ err: error }, "request failed");
-  if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
-  if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
-  const fields = appError.fields
-    ? Object.entries(appError.fields).map(([f, m]) => `${f} ${m.join(", ")}`)
-    : [];
-  return reply
-    .status(appError.status)
-    .header("x-request-id", request.id)
-    .send({
-      error_code: appError.code.toUpperCase(),
-      message: [appError.message, ...fields].join(" — "),
-    });
-}
+/**
+ * Pismo's error object {error_code, message} (Pismo API reference, "ErrorObject", e.g. "Reset CVV2 retry
+ * counter": https://developers.pismo.io/pismo-docs/reference/patch-card-config-reset-cvv2-try-counter); the
+ * code is ours, upper-cased as Pismo's codes are, and field errors are appended to the message.
+ */
+const pismoErrorShape: ErrorShape = {
+  body(error) {
+    const fields = error.fields ? Object.entries(error.fields).map(([f, m]) => `${f} ${m.join(", ")}`) : [];
+    return { error_code: error.code.toUpperCase(), message: [error.message, ...fields].join(" — ") };
+  },
+  // Pismo's description of a 404 ("Rotate virtual card CVV", responses).
+  notFoundMessage: "The specified resource was not found.",
+};
 
 export async function registerPismoDialect(
   root: FastifyInstance,
@@ -43,16 +37,13 @@ export async function registerPismoDialect(
   await root.register(
     async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
-      app.setErrorHandler(handlePismoError);
-      app.setNotFoundHandler((request, reply) =>
-        handlePismoError(new AppError("not_found", "The specified resource was not found."), request, reply),
-      );
+      setErrorShape(app, pismoErrorShape);
       const tags = ["pismo"];
 
       app.post(
         "/v2/cards/:cardId/reset-cvv",
         {
-          config: { scope: "cvv:manage", idempotent: true },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "cardId", idempotent: true },
           schema: {
             tags,
             summary: "Pismo: force a virtual card's CVV rotation.",
@@ -74,7 +65,7 @@ export async function registerPismoDialect(
       app.patch(
         "/v2/cards/:cardId/cvv-rotation",
         {
-          config: { scope: "cvv:manage" },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "cardId" },
           schema: {
             tags,
             summary: "Pismo: set or change the CVV rotation interval in hours.",
@@ -99,7 +90,7 @@ export async function registerPismoDialect(
       app.delete(
         "/v2/cards/:cardId/cvv-rotation",
         {
-          config: { scope: "cvv:manage" },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "cardId" },
           schema: {
             tags,
             summary: "Pismo: delete the CVV rotation interval.",

@@ -1,9 +1,11 @@
 // The Thredd Cards API at /api/v1 (Thredd's own base path): a Thredd client changes its base URL and keeps
-// working. Paths as Thredd documents them, plus the seed's legacy "POST /cards/{publicToken}/cvv" unblock.
-// Translation only; the shared operations and shapes live in ../thredd-operations.ts and ../thredd-shapes.ts.
+// working. Paths as Thredd documents them, plus the older unblock that Thredd's CVV page describes as "execute
+// a POST call to the cards CVV endpoint" (Thredd Cards API, "Card Verification Value (CVV)", "Unblock a
+// Card's CVV": https://cardsapidocs.globalprocessing.com/docs/card-verification-value-cvv). Translation only;
+// the operations and shapes Payblr shares live beside this file, in operations.ts and shapes.ts.
 import type { FastifyInstance } from "fastify";
-import { type ThreddDeps, threddOperations } from "../thredd-operations.js";
-import { prepareThreddScope } from "../thredd-shapes.js";
+import { type ThreddDeps, threddOperations } from "./operations.js";
+import { prepareThreddScope } from "./shapes.js";
 
 export const THREDD_PREFIX = "/api/v1";
 

@@ -1,20 +1,20 @@
 // What the Thredd Cards API and Payblr (a Thredd wrapper) share: request and response schemas in Thredd's
 // field names, the translation to and from cardvault's card model, and Thredd's error body. Translation only:
 // every rule (status transitions, tries, expiry) stays in the services, so both dialects behave identically.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type Static, Type } from "typebox";
-import type { CardStatus } from "../../domain/card.js";
-import { AppError, validationFailed } from "../../domain/errors.js";
-import type { TryState } from "../../domain/tries.js";
-import type { CardView, NewCard } from "../../services/cards.js";
-import { RateLimitedError } from "../../services/rate-limits.js";
-import { renderProblem, toAppError } from "../problems.js";
-import { PublicTokenParams } from "../v1/schemas.js";
+import type { CardStatus } from "../../../domain/card.js";
+import { AppError, validationFailed } from "../../../domain/errors.js";
+import type { TryState } from "../../../domain/tries.js";
+import type { CardView, NewCard } from "../../../services/cards.js";
+import { type ErrorShape, renderProblem, setErrorShape } from "../../problems.js";
+import { PublicTokenParams } from "../../v1/schemas.js";
 
 export { PublicTokenParams };
 
 // ---------------------------------------------------------------------------------------------------------
-// Errors: {type, title, status, traceId, errors: {field: [messages]}} as Thredd documents, served as
+// Errors: {type, title, status, traceId, errors: {field: [messages]}} as Thredd documents them (Thredd Cards
+// API, "Errors": https://cardsapidocs.thredd.com/reference/errors), served as
 // application/problem+json, plus the RFC 9457 "detail" and cardvault's stable "code" as extension members
 // (a Thredd client ignores them; they make one error vocabulary across the native API and every dialect).
 
@@ -38,27 +38,23 @@ export const threddErrors = {
   422: ThreddProblem,
 } as const;
 
-export function handleThreddError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
-  const { appError, unexpected } = toAppError(error);
-  if (unexpected) request.log.error({ err: error }, "request failed");
-  if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
-  if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
-  const problem = renderProblem(appError, request.id);
-  return reply
-    .status(appError.status)
-    .type("application/problem+json")
-    .send({
+/** Thredd's error body ({@link ThreddProblem}), as application/problem+json. */
+export const threddErrorShape: ErrorShape = {
+  contentType: "application/problem+json",
+  body(error, requestId) {
+    const problem = renderProblem(error, requestId);
+    return {
       type: problem.type,
       // ASP.NET's wording, which Thredd's own example carries (with its typo fixed).
-      title:
-        appError.code === "validation_failed" ? "One or more validation errors occurred." : problem.title,
+      title: error.code === "validation_failed" ? "One or more validation errors occurred." : problem.title,
       status: problem.status,
       traceId: problem.traceId,
-      errors: appError.fields ?? { resource: [appError.message] },
+      errors: error.fields ?? { resource: [error.message] },
       detail: problem.detail,
       code: problem.code,
-    });
-}
+    };
+  },
+};
 
 /**
  * Sets up an encapsulated dialect scope: Thredd's error body for every failure and unknown route, and a JSON
@@ -66,14 +62,7 @@ export function handleThreddError(error: unknown, request: FastifyRequest, reply
  * empty body on body-less POSTs such as "unblock CVV").
  */
 export function prepareThreddScope(scope: FastifyInstance): void {
-  scope.setErrorHandler(handleThreddError);
-  scope.setNotFoundHandler((request, reply) =>
-    handleThreddError(
-      new AppError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`),
-      request,
-      reply,
-    ),
-  );
+  setErrorShape(scope, threddErrorShape);
   const parseJson = scope.getDefaultJsonParser("error", "error");
   scope.removeContentTypeParser("application/json");
   scope.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {

@@ -4,11 +4,11 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import type { CardService } from "../../services/cards.js";
-import type { CvvService } from "../../services/cvv.js";
-import type { PinService } from "../../services/pin.js";
-import type { SecureDataService } from "../../services/secure-data.js";
-import { actorOf } from "../v1/schemas.js";
+import type { CardService } from "../../../services/cards.js";
+import type { CvvService } from "../../../services/cvv.js";
+import type { PinService } from "../../../services/pin.js";
+import type { SecureDataService } from "../../../services/secure-data.js";
+import { actorOf } from "../../v1/schemas.js";
 import {
   CardDataBody,
   CardDataView,
@@ -36,7 +36,7 @@ import {
   threddStatusView,
   triesView,
   withFieldNames,
-} from "./thredd-shapes.js";
+} from "./shapes.js";
 
 export interface ThreddDeps {
   cards: CardService;
@@ -61,7 +61,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.post(
         path,
         {
-          config: { scope: "cards:write", idempotent: true },
+          config: { scope: "cards:write", rateLimit: false, cardParam: false, idempotent: true },
           schema: {
             tags,
             summary: "Create a card (Thredd fields).",
@@ -86,7 +86,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.get(
         path,
         {
-          config: { scope: "cards:read" },
+          config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
           schema: { tags, params: PublicTokenParams, response: { 200: ThreddCardView, ...threddErrors } },
         },
         async (request) => threddCardView(await deps.cards.get(actorOf(request), request.params.publicToken)),
@@ -97,7 +97,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.get(
         path,
         {
-          config: { scope: "cards:read" },
+          config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
           schema: { tags, params: PublicTokenParams, response: { 200: ThreddStatusView, ...threddErrors } },
         },
         async (request) =>
@@ -109,7 +109,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.put(
         path,
         {
-          config: { scope: "cards:write" },
+          config: { scope: "cards:write", rateLimit: false, cardParam: "publicToken" },
           schema: {
             tags,
             summary:
@@ -136,7 +136,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.get(
         path,
         {
-          config: { scope: "cvv:read" },
+          config: { scope: "cvv:read", rateLimit: "reveal", cardParam: "publicToken" },
           schema: { tags, params: PublicTokenParams, response: { 200: CvvView, ...threddErrors } },
         },
         async (request) => {
@@ -151,7 +151,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.get(
         path,
         {
-          config: { scope: "cards:read" },
+          config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
           schema: {
             tags,
             params: PublicTokenParams,
@@ -172,7 +172,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.put(
         path,
         {
-          config: { scope: "cvv:manage" },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken" },
           schema: {
             tags,
             summary: "Block or unblock the CVV; Unblocked restores every try.",
@@ -192,12 +192,15 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       );
     },
 
-    /** The seed's "POST to the CVV endpoint" unblock. */
+    /**
+     * The older unblock: "execute a POST call to the cards CVV endpoint" (Thredd Cards API, "Card Verification
+     * Value (CVV)", "Unblock a Card's CVV"); Thredd's current pages use PUT …/cvv/status (updateCvvStatus).
+     */
     unblockCvv(path: string) {
       app.post(
         path,
         {
-          config: { scope: "cvv:manage", idempotent: true },
+          config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken", idempotent: true },
           schema: {
             tags,
             summary: "Unblock the CVV.",
@@ -217,7 +220,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.post(
         path,
         {
-          config: { scope: "pin:write" },
+          config: { scope: "pin:write", rateLimit: false, cardParam: "publicToken" },
           schema: {
             tags,
             summary: "Set the PIN (cardPin: a string of 4–12 digits); the PIN counter starts again.",
@@ -237,7 +240,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.get(
         path,
         {
-          config: { scope: "pin:read" },
+          config: { scope: "pin:read", rateLimit: "reveal", cardParam: "publicToken" },
           schema: { tags, params: PublicTokenParams, response: { 200: PinView, ...threddErrors } },
         },
         async (request) => deps.pin.get(actorOf(request), request.params.publicToken),
@@ -248,7 +251,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.get(
         path,
         {
-          config: { scope: "cards:read" },
+          config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
           schema: { tags, params: PublicTokenParams, response: { 200: PinStatusView, ...threddErrors } },
         },
         async (request) => pinStatusView(await deps.pin.status(actorOf(request), request.params.publicToken)),
@@ -259,7 +262,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.post(
         path,
         {
-          config: { scope: "pin:manage", idempotent: true },
+          config: { scope: "pin:manage", rateLimit: false, cardParam: "publicToken", idempotent: true },
           preValidation: requireJsonContentType,
           schema: {
             tags,
@@ -282,7 +285,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.post(
         path,
         {
-          config: { scope: "cards:secure-data" },
+          config: { scope: "cards:secure-data", rateLimit: "secure-data", cardParam: "publicToken" },
           schema: {
             tags,
             summary:
