@@ -104,7 +104,8 @@ export function registerSecureDataRoutes(root: FastifyInstance, secureData: Secu
   app.get(
     "/v1/secure-data/keys",
     {
-      config: { scope: "cards:secure-data", rateLimit: "secure-data", cardParam: false },
+      // Public keys, no card secret: nothing to brute-force, so no attempt is counted.
+      config: { scope: "cards:secure-data", rateLimit: false, cardParam: false },
       schema: {
         tags,
         summary: "The public wrap and signing keys (JWK and PEM, with kid and not-after).",
