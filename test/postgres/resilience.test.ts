@@ -1,51 +1,23 @@
 // Losing the database: requests answer 503 problems (nothing changes), /readyz fails, and both recover by
 // themselves when the database comes back — no restart. The database link runs through a TCP proxy the
 // test cuts and restores.
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DatabaseProxy, startDatabaseProxy } from "../helpers/database-proxy.js";
 import { createHarness, type Harness } from "../helpers/harness.js";
-import { freePort } from "../helpers/processes.js";
 
 let h: Harness;
-let port: number;
-let proxy: Server | undefined;
-const sockets = new Set<Socket>();
-
-function startProxy(target: URL): Promise<void> {
-  proxy = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => s.destroy());
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  return new Promise((resolve) => proxy!.listen(port, "127.0.0.1", () => resolve()));
-}
-
-async function cutProxy(): Promise<void> {
-  const closed = new Promise((resolve) => proxy!.close(resolve));
-  for (const s of sockets) s.destroy();
-  await closed;
-}
+let proxy: DatabaseProxy;
 
 const target = new URL(process.env.CARDVAULT_TEST_DATABASE_URL ?? "postgres://127.0.0.1:5432/postgres");
 beforeAll(async () => {
-  port = await freePort();
-  await startProxy(target);
+  proxy = await startDatabaseProxy(target);
   h = await createHarness({
     env: { CARDVAULT_DB_CONNECTION_TIMEOUT_MS: "500", CARDVAULT_DB_STATEMENT_TIMEOUT_MS: "2000" },
-    databaseUrlFor: (url) => {
-      const viaProxy = new URL(url);
-      viaProxy.hostname = "127.0.0.1";
-      viaProxy.port = String(port);
-      return viaProxy.toString();
-    },
+    databaseUrlFor: proxy.urlFor,
   });
 }, 30_000);
 afterAll(async () => {
-  if (proxy?.listening) await cutProxy();
+  if (proxy.listening) await proxy.cut();
   await h.close();
 });
 
@@ -55,7 +27,7 @@ describe("database outage", () => {
     expect(ready.statusCode).toBe(200);
     const before = await h.createCard();
 
-    await cutProxy();
+    await proxy.cut();
     const notReady = await h.app.inject({ method: "GET", url: "/readyz" });
     expect(notReady.statusCode).toBe(503);
     const create = await h.call("POST", "/v1/cards", { type: "virtual" });
@@ -64,7 +36,7 @@ describe("database outage", () => {
     const verify = await h.call("POST", `/v1/cards/${before.publicToken}/cvv/verify`, { cvv: "000" });
     expect(verify.statusCode).toBe(503);
 
-    await startProxy(target);
+    await proxy.start();
     let recovered = 0;
     for (let i = 0; i < 50 && recovered !== 200; i++) {
       recovered = (await h.app.inject({ method: "GET", url: "/readyz" })).statusCode;

@@ -3,14 +3,13 @@
 // status byte is 'I' (idle) ends a transaction — an explicit COMMIT or ROLLBACK, or a statement that ran on
 // its own — so their count is what the caller waited on. A verify, a CVV read and a PIN verify are one
 // transaction each (lookup, counter step, audit row and the attempt's rate-limit count together).
-import { connect, createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wrongCvv } from "../helpers/card-secrets.js";
+import { type DatabaseProxy, startDatabaseProxy } from "../helpers/database-proxy.js";
 import { createHarness, type Harness } from "../helpers/harness.js";
-import { freePort } from "../helpers/processes.js";
 
 let h: Harness;
-let proxy: Server;
+let proxy: DatabaseProxy;
 let transactionsEnded = 0;
 
 /** Counts ReadyForQuery ('Z', length 5, status byte) messages with status 'I' in the server's stream. */
@@ -29,28 +28,15 @@ function countReadyForQuery() {
 
 const target = new URL(process.env.CARDVAULT_TEST_DATABASE_URL ?? "postgres://127.0.0.1:5432/postgres");
 beforeAll(async () => {
-  const port = await freePort();
-  proxy = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) s.on("error", () => s.destroy());
-    client.pipe(upstream);
-    upstream.on("data", countReadyForQuery());
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => proxy.listen(port, "127.0.0.1", () => resolve()));
+  proxy = await startDatabaseProxy(target, countReadyForQuery);
   h = await createHarness({
     env: { CARDVAULT_RATE_LIMIT_PER_CARD: "1000", CARDVAULT_RATE_LIMIT_PER_TENANT: "100000" },
-    databaseUrlFor: (url) => {
-      const viaProxy = new URL(url);
-      viaProxy.hostname = "127.0.0.1";
-      viaProxy.port = String(port);
-      return viaProxy.toString();
-    },
+    databaseUrlFor: proxy.urlFor,
   });
 }, 30_000);
 afterAll(async () => {
   await h.close();
-  proxy.close();
+  await proxy.cut();
 });
 
 /** Transactions the calls ended, per call. */
