@@ -35,7 +35,10 @@ export function openSqliteStore(file: string): Store {
   }
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma("journal_mode = WAL");
-  sqlite.pragma("synchronous = NORMAL");
+  // FULL: every COMMIT is on disk before its answer. NORMAL in WAL mode may forget the last commits on a power
+  // cut, and with them counted wrong tries (the brute-force defence). Group commit shares one sync among the
+  // transactions of a turn; the cost is in BENCHMARKS.md ("synchronous = FULL").
+  sqlite.pragma("synchronous = FULL");
   // Checkpoint every ~40 MB of WAL instead of every ~4 MB: the pages the authorisation path rewrites all the
   // time (counters, the audit tail, rate-limit rows) are then copied back once per checkpoint, not once per
   // few hundred requests. The file is cut back to 64 MB after each checkpoint.
