@@ -123,16 +123,16 @@ const UNAVAILABLE_CODES = new Set([
   "SQLITE_CANTOPEN",
 ]);
 
+function primaryCode(code: string): string {
+  return /^SQLITE_[A-Z]+/.exec(code)?.[0] ?? code;
+}
+
 /** A transaction that failed for one of these rolled back: the request changed nothing. */
 export function isStoreUnavailable(error: unknown): boolean {
   const candidate = error as { code?: unknown; message?: unknown } | null;
   if (!candidate || typeof candidate !== "object") return false;
-  if (
-    typeof candidate.code === "string" &&
-    (UNAVAILABLE_CODES.has(candidate.code) || candidate.code.startsWith("SQLITE_IOERR"))
-  ) {
-    return true;
-  }
+  // SQLite's extended codes (SQLITE_BUSY_SNAPSHOT, SQLITE_IOERR_FSYNC…) count as their primary code.
+  if (typeof candidate.code === "string" && UNAVAILABLE_CODES.has(primaryCode(candidate.code))) return true;
   return (
     typeof candidate.message === "string" &&
     /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
