@@ -111,4 +111,25 @@ describe("idempotency keys", () => {
     );
     expect(response.statusCode).toBe(400);
   });
+
+  it("does not keep a 409 concurrent_update: the retry with the same key goes through", async () => {
+    const token = await h.token(); // at the clock's time (earlier tests moved it past the default token's life)
+    const card = await h.createCard({ type: "virtual" }, token);
+    const cards = h.runtime.repos.cards;
+    const setCounter = cards.setCounter;
+    // Every round of the unblock loses its guarded write, as under a storm of concurrent changes.
+    cards.setCounter = async () => false;
+    const headers = { "idempotency-key": "unblock-under-contention" };
+    const url = `/v1/cards/${card.publicToken}/cvv/unblock`;
+    try {
+      const first = await h.call("POST", url, {}, { headers, token });
+      expect(first.statusCode).toBe(409);
+      expect(first.json().code).toBe("concurrent_update");
+    } finally {
+      cards.setCounter = setCounter;
+    }
+    const retry = await h.call("POST", url, {}, { headers, token });
+    expect(retry.headers["idempotent-replayed"]).toBeUndefined();
+    expect(retry.statusCode).toBe(204);
+  });
 });

@@ -32,6 +32,28 @@ async function blockedAudits(): Promise<Record<string, unknown>[]> {
 }
 
 describe("rate limits", () => {
+  it("refuses an attempt over the limit before any work: no CVV is compared, no try counted", async () => {
+    const { publicToken } = await h.createCard();
+    const cvv = await wrongCvv(h, publicToken);
+    const keys = h.runtime.keys;
+    const verifyCvv = keys.verifyCvv;
+    let compared = 0;
+    keys.verifyCvv = (...args) => {
+      compared++;
+      return verifyCvv(...args);
+    };
+    try {
+      const statuses = [];
+      for (let i = 0; i < 8; i++)
+        statuses.push((await h.call("POST", `/v1/cards/${publicToken}/cvv/verify`, { cvv })).statusCode);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      expect(compared).toBe(5);
+    } finally {
+      keys.verifyCvv = verifyCvv;
+    }
+    expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/status`)).json().remainingTries).toBe(99 - 5);
+  });
+
   it("per card: the 6th CVV verification in a window is refused with 429 + Retry-After, audited, uncounted", async () => {
     const { publicToken } = await h.createCard();
     const cvv = await wrongCvv(h, publicToken);

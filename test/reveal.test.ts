@@ -242,6 +242,53 @@ describe("the page's calls", () => {
     );
   });
 
+  it("decides on the card in the transaction that delivers: a card suspended after the check shows nothing", async () => {
+    const card = await h.createCard();
+    const session = (await mint(h, card.publicToken)).json();
+    const state = await h.call("GET", "/reveal/api/session", undefined, asSession(session.token));
+    const wrap = (state.json().keys as (PublishedKey & { active: boolean })[]).find(
+      (k) => k.use === "wrap" && k.active,
+    )!;
+    const { key } = await createSessionKey(await importWrapKey(wrap.jwk));
+    const cards = h.runtime.repos.cards;
+    const findByToken = cards.findByToken;
+    let suspendOnce = true;
+    // The spend's check reads the card outside any transaction; the card is suspended right after that read.
+    cards.findByToken = async (...args) => {
+      const found = await findByToken(...args);
+      if (suspendOnce && args[2] === undefined) {
+        suspendOnce = false;
+        expect(
+          (await h.call("PATCH", `/v1/cards/${card.publicToken}`, { status: "suspended" })).statusCode,
+        ).toBe(200);
+      }
+      return found;
+    };
+    let answer: Awaited<ReturnType<typeof h.call>>;
+    try {
+      answer = await h.call(
+        "POST",
+        "/reveal/api/secure-data",
+        { key, keyId: wrap.kid },
+        asSession(session.token),
+      );
+    } finally {
+      cards.findByToken = findByToken;
+    }
+    expect(suspendOnce).toBe(false);
+    expect(answer.statusCode).toBe(409);
+    expect(answer.json().code).toBe("card_blocked");
+    expect(await auditActions(h, card.publicToken)).toContain("reveal_session.used:card_blocked");
+    expect(await auditActions(h, card.publicToken)).not.toContain("secure_data.read:success");
+  });
+
+  it("leaves the session unspent when the delivery fails (a key that does not unwrap)", async () => {
+    const card = await h.createCard();
+    const session = (await mint(h, card.publicToken)).json();
+    expect((await spend(session.token)).json().code).toBe("session_key_invalid");
+    expect((await revealAsPage(h, session.token)).status).toBe(200);
+  });
+
   it("lets exactly one of several concurrent uses of a session through", async () => {
     const card = await h.createCard();
     const session = (await mint(h, card.publicToken)).json();

@@ -10,8 +10,8 @@ export type CardStatus = (typeof cardStatuses)[number];
 /**
  * The card life cycle, one row per status: where a card may go from it, and what its secrets may still do.
  * closed is final (docs/api.md): no way out of it, and its CVV and PIN are dead. A suspended card keeps
- * its CVV and PIN working for the program's own checks but shows its details to no one (Thredd's "card
- * blocked" status hides card data from the cardholder; see docs/reveal.md).
+ * its CVV and PIN working for the program's own calls, but the cardholder's reveal page shows it as blocked
+ * (docs/reveal.md).
  */
 export const lifeCycle: Record<
   CardStatus,

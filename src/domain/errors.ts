@@ -60,6 +60,15 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * Failures a client should retry as they are: nothing was done, and the same request may go through later
+ * (a store or key failure, a rate-limit refusal, a card that kept changing under the request). An answer
+ * kept for an Idempotency-Key must never be one of these.
+ */
+export function isTransient(error: AppError): boolean {
+  return error.status >= 500 || error.code === "rate_limited" || error.code === "concurrent_update";
+}
+
 export const cardNotFound = () => new AppError("card_not_found", "No card with this public token.");
 
 export const validationFailed = (field: string, message: string) =>

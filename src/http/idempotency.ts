@@ -19,6 +19,8 @@ declare module "fastify" {
   }
   interface FastifyRequest {
     idempotencyClaim?: { tenantId: string; key: string };
+    /** Set by the error handler: the answer is a failure to retry as it is (domain/errors.ts isTransient). */
+    transientFailure?: boolean;
   }
 }
 
@@ -90,8 +92,8 @@ export function idempotencyHooks(deps: { idempotency: IdempotencyRepo; clock: Cl
     const claim = request.idempotencyClaim;
     if (!claim) return payload;
     request.idempotencyClaim = undefined;
-    // A failure or a rate-limit refusal is not an answer to keep: the retry must be able to go through.
-    if (reply.statusCode >= 500 || reply.statusCode === 429) {
+    // A failure to retry is not an answer to keep: the retry with the same key must be able to go through.
+    if (reply.statusCode >= 500 || request.transientFailure) {
       await repo.release(claim.tenantId, claim.key);
       return payload;
     }

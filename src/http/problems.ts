@@ -3,7 +3,7 @@
 // problem+json for the native API, each dialect's vendor shape for its routes (dialectErrorHandler). Nothing
 // a client sends produces a 500; a real 500 never echoes its internal message.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AppError, type ErrorCode, type FieldErrors } from "../domain/errors.js";
+import { AppError, type ErrorCode, type FieldErrors, isTransient } from "../domain/errors.js";
 import { RateLimitedError } from "../services/rate-limits.js";
 
 const PROBLEM_BASE = "https://cardvault.dev/problems/";
@@ -213,6 +213,7 @@ export function dialectErrorHandler(shape: ErrorShape) {
     if (unexpected) request.log.error({ err: error }, "request failed");
     if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
     if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
+    request.transientFailure = isTransient(appError);
     reply.status(appError.status).header("x-request-id", request.id);
     if (shape.contentType) reply.type(shape.contentType);
     return reply.send(shape.body(appError, request.id));

@@ -21,73 +21,111 @@ export interface RateLimitServiceDeps {
 /** Thrown when an attempt is over a limit; the HTTP layer answers 429 with Retry-After. */
 export class RateLimitedError extends AppError {
   readonly retryAfterSeconds: number;
-  constructor(scope: "card" | "tenant", retryAfterSeconds: number) {
+  readonly scope: "card" | "tenant";
+  readonly limit: number;
+  constructor(refusal: { scope: "card" | "tenant"; limit: number; retryAfterSeconds: number }) {
     super(
       "rate_limited",
-      `Too many attempts for this ${scope}; retry after ${retryAfterSeconds} s. The attempt was not processed.`,
+      `Too many attempts for this ${refusal.scope}; retry after ${refusal.retryAfterSeconds} s. The attempt was not processed.`,
     );
-    this.retryAfterSeconds = retryAfterSeconds;
+    this.retryAfterSeconds = refusal.retryAfterSeconds;
+    this.scope = refusal.scope;
+    this.limit = refusal.limit;
   }
 }
 
 export function createRateLimitService(deps: RateLimitServiceDeps) {
   let prunedWindow = "";
 
+  const windowNow = () => windowOf(deps.clock.now(), deps.limits.windowSeconds);
+  const bucketsOf = (actor: Actor, attempt: LimitedAttempt) =>
+    bucketsFor(deps.limits, actor.tenantId, attempt.publicToken);
+
   /** Counts the attempt in tx; the refusal when a limit is passed (nothing audited yet). */
   async function count(tx: Db, actor: Actor, attempt: LimitedAttempt) {
-    const window = windowOf(deps.clock.now(), deps.limits.windowSeconds);
-    const buckets = bucketsFor(deps.limits, actor.tenantId, attempt.publicToken);
+    const window = windowNow();
+    const buckets = bucketsOf(actor, attempt);
     const counts = await deps.rateLimits.increment(
       buckets.map((b) => b.key),
       window.start,
       tx,
     );
-    // Once per window per process: windows before the previous one can no longer block anything.
-    if (prunedWindow !== window.start) {
-      prunedWindow = window.start;
-      const previous = windowOf(new Date(Date.parse(window.start) - 1), deps.limits.windowSeconds).start;
-      await deps.rateLimits.prune(previous, tx);
-    }
     const refused = verdict(buckets, counts, window.secondsLeft);
-    return refused.allowed ? undefined : refused;
+    return refused.allowed ? undefined : new RateLimitedError(refused);
   }
 
   return {
     /**
-     * Counts the actor's attempt, if it makes one, inside the operation's transaction; throws RateLimitedError
-     * when a limit is passed, which rolls the whole operation back (see settle).
+     * Before an operation does any work: refuses (RateLimitedError) an attempt that its count would take over
+     * a limit, reading the counts without locking them. The count itself comes last (charge).
+     */
+    async check(tx: Db, actor: Actor): Promise<void> {
+      if (!actor.attempt) return;
+      const window = windowNow();
+      const buckets = bucketsOf(actor, actor.attempt);
+      const counts = await deps.rateLimits.current(
+        buckets.map((b) => b.key),
+        window.start,
+        tx,
+      );
+      const after = new Map(buckets.map((b) => [b.key, (counts.get(b.key) ?? 0) + 1]));
+      const refused = verdict(buckets, after, window.secondsLeft);
+      if (!refused.allowed) throw new RateLimitedError(refused);
+    },
+
+    /**
+     * Counts the actor's attempt, if it makes one, as the last step of the operation's transaction (on
+     * PostgreSQL the tenant's window row is then locked only until the commit); throws RateLimitedError when a
+     * limit is passed, which rolls the whole operation back (see settle).
      */
     async charge(tx: Db, actor: Actor): Promise<void> {
       if (!actor.attempt) return;
       const refused = await count(tx, actor, actor.attempt);
-      if (refused) throw new RateLimitedError(refused.scope, refused.retryAfterSeconds);
+      if (refused) throw refused;
     },
 
     /**
      * After an operation failed (its transaction, and the count in it, rolled back): counts the attempt on its
-     * own, so a refused or failing attempt counts as well. Over a limit it audits the refusal and returns the
-     * error to answer instead; otherwise the operation's own error.
+     * own, so a refused or failing attempt counts as well. A refusal — this count's, or the operation's own if
+     * the window turned meanwhile — is audited and is the answer; otherwise the operation's own error.
      */
     async settle(actor: Actor, failure: unknown): Promise<unknown> {
       const attempt = actor.attempt;
       if (!attempt) return failure;
       return deps.store.transaction(async (tx) => {
-        const refused = await count(tx, actor, attempt);
-        if (!refused) return failure;
+        const refusal =
+          (await count(tx, actor, attempt)) ?? (failure instanceof RateLimitedError ? failure : undefined);
+        if (!refusal) return failure;
         await deps.record(tx, actor, {
           action: "rate_limit.blocked",
           outcome: "blocked",
           details: {
             kind: attempt.kind,
             route: attempt.route,
-            limitedBy: refused.scope,
-            limit: refused.limit,
+            limitedBy: refusal.scope,
+            limit: refusal.limit,
             windowSeconds: deps.limits.windowSeconds,
             publicToken: attempt.publicToken,
           },
         });
-        return new RateLimitedError(refused.scope, refused.retryAfterSeconds);
+        return refusal;
       });
+    },
+
+    /**
+     * Housekeeping, once per window per process, outside any transaction: windows before the previous one can
+     * no longer block anything. A prune that fails is tried again by the next call.
+     */
+    async prune(): Promise<void> {
+      const window = windowNow();
+      if (prunedWindow === window.start) return;
+      const previous = windowOf(new Date(Date.parse(window.start) - 1), deps.limits.windowSeconds).start;
+      try {
+        await deps.rateLimits.prune(previous);
+        prunedWindow = window.start;
+      } catch {
+        // The store is failing; the request that ran into it has already answered so.
+      }
     },
   };
 }

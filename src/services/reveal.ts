@@ -22,7 +22,7 @@ import type { RevealSessionRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { type CardTransaction, findCard } from "./card-transaction.js";
-import type { SecureDataAnswer, SecureDataService } from "./secure-data.js";
+import { replayed, type SecureDataAnswer, type SecureDataService } from "./secure-data.js";
 
 export interface RevealServiceDeps {
   store: Pick<Store, "transaction">;
@@ -30,7 +30,7 @@ export interface RevealServiceDeps {
   cards: Pick<CardRepo, "findByToken">;
   tenants: Pick<TenantRepo, "find">;
   sessions: Pick<RevealSessionRepo, "insert" | "findByTokenHash" | "findById" | "consume">;
-  secureData: Pick<SecureDataService, "deliver" | "publicKeys">;
+  secureData: Pick<SecureDataService, "deliverIn" | "publicKeys">;
   record: AuditRecorder;
   clock: Clock;
 }
@@ -173,38 +173,50 @@ export function createRevealService(deps: RevealServiceDeps) {
       };
     },
 
-    /** Spends the session (once, atomically) and delivers the card data encrypted to the page's session key. */
+    /**
+     * Spends the session and delivers the card data encrypted to the page's session key, in one transaction
+     * on the card as it is then: a card suspended or closed since the session was checked shows nothing, and a
+     * delivery that fails (a key that does not unwrap, a replayed key) leaves the session unspent. Every
+     * refusal is audited against the card, with its reason.
+     */
     async reveal(
       token: string,
       request: { wrappedKey: Buffer; keyId?: string },
       requestId?: string,
     ): Promise<{ fields: RevealField[]; answer: SecureDataAnswer }> {
       const session = await presented(token);
-      const { actor, card } = await check(session, { requestId });
+      const { actor } = await check(session, { requestId });
       const now = deps.clock.now().toISOString();
-      const consumed = await deps.store.transaction(async (tx) => {
-        const row = await deps.sessions.consume(session.token_hash, now, tx);
-        if (row) {
+      let revealed: { fields: RevealField[]; answer: SecureDataAnswer } | undefined;
+      try {
+        revealed = await deps.withCard(actor, session.public_token, async (tx, card) => {
+          assertCardRevealable(card.status as CardStatus);
+          const consumed = await deps.sessions.consume(session.token_hash, now, tx);
+          if (!consumed) return undefined;
+          const fields = fieldsOf(consumed);
+          const answer =
+            (await deps.secureData.deliverIn(tx, actor, card, request, {
+              includePin: fields.includes("pin"),
+            })) ?? replayed();
           await deps.record(tx, actor, {
             action: "reveal_session.used",
             outcome: "success",
             card,
             details: { sessionId: session.id, fields: session.fields },
           });
-        }
-        return row;
-      });
-      if (!consumed) {
+          return { fields, answer };
+        });
+      } catch (error) {
+        if (error instanceof AppError) await refused(session, actor, error);
+        throw error;
+      }
+      if (!revealed) {
         // Another presentation won the race, or the session ran out between the check and the update.
         const latest = (await deps.sessions.findById(session.id)) ?? session;
         await check(latest, { requestId });
         throw invalidSession();
       }
-      const fields = fieldsOf(consumed);
-      const answer = await deps.secureData.deliver(actor, consumed.public_token, request, {
-        includePin: fields.includes("pin"),
-      });
-      return { fields, answer };
+      return revealed;
     },
   };
 }

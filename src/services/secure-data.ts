@@ -6,6 +6,8 @@
 import { AppError } from "../domain/errors.js";
 import type { CardDataField, KeyProvider, SecureDataPublicKey } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
+import type { CardWithLimits } from "../store/card-repo.js";
+import type { Db } from "../store/db.js";
 import type { SecureDataRepo } from "../store/secure-data-repo.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
@@ -47,78 +49,90 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
         .sort((a, b) => Number(b.active) - Number(a.active) || a.kid.localeCompare(b.kid));
     },
 
-    /** `includePin: false` leaves the PIN out even where the tenant enables it (a reveal session that did not ask). */
-    async deliver(
-      actor: Actor,
-      publicToken: string,
-      request: SecureDataRequest,
-      options: { includePin?: boolean } = {},
-    ): Promise<SecureDataAnswer> {
-      const delivered = await deps.withCard(actor, publicToken, async (tx, card) => {
-        const tenant = await deps.tenants.find(actor.tenantId, tx);
-        const withPin = (options.includePin ?? true) && tenant?.secure_data_pin === 1;
-        const fields: CardDataField[] = ["pan", "cvv", "expiry", ...(withPin ? (["pin"] as const) : [])];
-        const sealed = sealedCardOf(open(card));
-        let answer: SecureDataAnswer;
-        let replayId: string;
-        if ("wrappedKey" in request) {
-          const envelope = await deps.keys.sealForDevice({
-            card: sealed,
-            fields,
-            wrappedKey: request.wrappedKey,
-            now: deps.clock.now(),
-            keyId: request.keyId,
-          });
-          replayId = envelope.replayId;
-          answer = {
-            kind: "rsa",
-            iv: envelope.iv.toString("base64"),
-            encryptedPayload: envelope.encryptedPayload.toString("base64"),
-            signatureOfPayloadAndIv: envelope.signature.toString("base64"),
-            wrapKeyId: envelope.wrapKeyId,
-            signingKeyId: envelope.signingKeyId,
-          };
-        } else {
-          const jwe = await deps.keys.sealForDeviceJwe({
-            card: sealed,
-            fields,
-            deviceKey: request.deviceKey,
-          });
-          replayId = jwe.replayId;
-          answer = { kind: "jwe", jwe: jwe.jwe, signingKeyId: jwe.signingKeyId };
-        }
-        const claimed = await deps.sessionKeys.claim(
-          {
-            replay_id: replayId,
-            tenant_id: actor.tenantId,
-            card_id: card.id,
-            used_at: deps.clock.now().toISOString(),
-          },
-          tx,
-        );
-        // A replay is worth a trace of its own: someone is presenting a key that already delivered secrets.
-        await deps.record(tx, actor, {
-          action: "secure_data.read",
-          outcome: claimed ? "success" : "replay_refused",
-          card,
-          details: {
-            method: answer.kind === "rsa" ? "rsa-oaep+aes-cbc" : "ecdh-es+a256gcm",
-            wrapKeyId: answer.kind === "rsa" ? answer.wrapKeyId : undefined,
-            signingKeyId: answer.signingKeyId,
-            includesPin: withPin,
-          },
-        });
-        return claimed ? answer : undefined;
-      });
-      if (!delivered) {
-        throw new AppError(
-          "session_key_replayed",
-          "This session key was already used: generate a fresh AES-256 key (or device key) for every request.",
-        );
-      }
-      return delivered;
+    /** Get Card Data for the caller's card, in one transaction (see deliverIn). */
+    async deliver(actor: Actor, publicToken: string, request: SecureDataRequest): Promise<SecureDataAnswer> {
+      const delivered = await deps.withCard(actor, publicToken, (tx, card) =>
+        deliverIn(tx, actor, open(card), request, { includePin: true }),
+      );
+      return delivered ?? replayed();
     },
+
+    deliverIn,
   };
+
+  /**
+   * Delivers inside the caller's transaction on the card as read there (the caller decides whether the card
+   * may show its data): the payload sealed to the device, the session key claimed, the read audited.
+   * Undefined when the session key already delivered once: the replay is audited, nothing is sent, and the
+   * caller answers replayed() after its transaction commits. `includePin: false` leaves the PIN out even where
+   * the tenant enables it (a reveal session that did not ask).
+   */
+  async function deliverIn(
+    tx: Db,
+    actor: Actor,
+    card: CardWithLimits,
+    request: SecureDataRequest,
+    options: { includePin: boolean },
+  ): Promise<SecureDataAnswer | undefined> {
+    const tenant = await deps.tenants.find(actor.tenantId, tx);
+    const withPin = options.includePin && tenant?.secure_data_pin === 1;
+    const fields: CardDataField[] = ["pan", "cvv", "expiry", ...(withPin ? (["pin"] as const) : [])];
+    const sealed = sealedCardOf(card);
+    let answer: SecureDataAnswer;
+    let replayId: string;
+    if ("wrappedKey" in request) {
+      const envelope = await deps.keys.sealForDevice({
+        card: sealed,
+        fields,
+        wrappedKey: request.wrappedKey,
+        now: deps.clock.now(),
+        keyId: request.keyId,
+      });
+      replayId = envelope.replayId;
+      answer = {
+        kind: "rsa",
+        iv: envelope.iv.toString("base64"),
+        encryptedPayload: envelope.encryptedPayload.toString("base64"),
+        signatureOfPayloadAndIv: envelope.signature.toString("base64"),
+        wrapKeyId: envelope.wrapKeyId,
+        signingKeyId: envelope.signingKeyId,
+      };
+    } else {
+      const jwe = await deps.keys.sealForDeviceJwe({ card: sealed, fields, deviceKey: request.deviceKey });
+      replayId = jwe.replayId;
+      answer = { kind: "jwe", jwe: jwe.jwe, signingKeyId: jwe.signingKeyId };
+    }
+    const claimed = await deps.sessionKeys.claim(
+      {
+        replay_id: replayId,
+        tenant_id: actor.tenantId,
+        card_id: card.id,
+        used_at: deps.clock.now().toISOString(),
+      },
+      tx,
+    );
+    // A replay is worth a trace of its own: someone is presenting a key that already delivered secrets.
+    await deps.record(tx, actor, {
+      action: "secure_data.read",
+      outcome: claimed ? "success" : "replay_refused",
+      card,
+      details: {
+        method: answer.kind === "rsa" ? "rsa-oaep+aes-cbc" : "ecdh-es+a256gcm",
+        wrapKeyId: answer.kind === "rsa" ? answer.wrapKeyId : undefined,
+        signingKeyId: answer.signingKeyId,
+        includesPin: withPin,
+      },
+    });
+    return claimed ? answer : undefined;
+  }
+}
+
+/** What a replayed session key gets, once the replay's audit record has committed. */
+export function replayed(): never {
+  throw new AppError(
+    "session_key_replayed",
+    "This session key was already used: generate a fresh AES-256 key (or device key) for every request.",
+  );
 }
 
 export type SecureDataService = ReturnType<typeof createSecureDataService>;
