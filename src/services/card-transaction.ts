@@ -2,8 +2,8 @@
 // writes its change, its audit record and its events, all in one store transaction; its writes are guarded
 // by the card's row version (store/card-repo.ts), so a change that lands in between is never overwritten:
 // the guarded write reports the card moved, and the whole operation runs again on what is there now. A
-// limited attempt (verify, CVV/PIN read, Get Card Data) is refused before any work when it would pass a limit,
-// and counted last in that same transaction, so an allowed attempt commits once. A card of another tenant is looked up with the caller's tenant id and is
+// limited attempt (verify, CVV/PIN read, Get Card Data) is refused before any work when this process knows
+// its bucket full, and counted last in that same transaction, so an allowed attempt commits once. A card of another tenant is looked up with the caller's tenant id and is
 // simply not found: it answers exactly like a card that does not exist.
 import { assertCardOpen, type CardStatus } from "../domain/card.js";
 import { AppError, cardNotFound } from "../domain/errors.js";
@@ -41,7 +41,7 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
     for (let round = 1; ; round++) {
       try {
         return await deps.store.transaction(async (tx) => {
-          await deps.limits.check(tx, actor);
+          deps.limits.check(actor);
           const card = await deps.cards.findByToken(actor.tenantId, publicToken, tx);
           if (!card) throw cardNotFound();
           const result = await work(tx, card);
@@ -63,6 +63,8 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
     } catch (error) {
       throw await deps.limits.settle(actor, error);
     } finally {
+      // Housekeeping in a statement of its own, once per window, after the answer is decided; it never fails
+      // a request.
       if (actor.attempt) await deps.limits.prune();
     }
   };

@@ -37,6 +37,12 @@ export class RateLimitedError extends AppError {
 export function createRateLimitService(deps: RateLimitServiceDeps) {
   let prunedWindow = "";
 
+  /**
+   * The buckets this process has seen reach their limit in the current window (its own counts return the
+   * total of every process): the next attempt in them would pass it, so it is refused before any work.
+   */
+  let full = { window: "", keys: new Set<string>() };
+
   const windowNow = () => windowOf(deps.clock.now(), deps.limits.windowSeconds);
   const bucketsOf = (actor: Actor, attempt: LimitedAttempt) =>
     bucketsFor(deps.limits, actor.tenantId, attempt.publicToken);
@@ -50,26 +56,25 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
       window.start,
       tx,
     );
+    if (full.window !== window.start) full = { window: window.start, keys: new Set() };
+    for (const b of buckets) if ((counts.get(b.key) ?? 0) >= b.limit) full.keys.add(b.key);
     const refused = verdict(buckets, counts, window.secondsLeft);
     return refused.allowed ? undefined : new RateLimitedError(refused);
   }
 
   return {
     /**
-     * Before an operation does any work: refuses (RateLimitedError) an attempt that its count would take over
-     * a limit, reading the counts without locking them. The count itself comes last (charge).
+     * Before an operation does any work: refuses (RateLimitedError) an attempt in a bucket this process has
+     * seen reach its limit in this window. No statement: the authoritative count comes last (charge), and an
+     * attempt another process took over the limit is refused there, rolled back, and known from then on.
      */
-    async check(tx: Db, actor: Actor): Promise<void> {
+    check(actor: Actor): void {
       if (!actor.attempt) return;
       const window = windowNow();
+      if (full.window !== window.start) return;
       const buckets = bucketsOf(actor, actor.attempt);
-      const counts = await deps.rateLimits.current(
-        buckets.map((b) => b.key),
-        window.start,
-        tx,
-      );
-      const after = new Map(buckets.map((b) => [b.key, (counts.get(b.key) ?? 0) + 1]));
-      const refused = verdict(buckets, after, window.secondsLeft);
+      const seen = new Map(buckets.map((b) => [b.key, full.keys.has(b.key) ? b.limit + 1 : 0]));
+      const refused = verdict(buckets, seen, window.secondsLeft);
       if (!refused.allowed) throw new RateLimitedError(refused);
     },
 

@@ -1,7 +1,6 @@
 // Rate-limit counters. Each attempt is counted by one INSERT … ON CONFLICT DO UPDATE … RETURNING (SQLite ≥ 3.35
 // and PostgreSQL alike): the increment and the read are one atomic statement, so concurrent attempts on any
-// number of processes are all counted and none is lost. A plain read of the counts lets an operation refuse
-// an attempt already over a limit before doing any of its work.
+// number of processes are all counted and none is lost.
 import type { Db } from "./db.js";
 import { prepared } from "./prepared.js";
 
@@ -26,19 +25,6 @@ export function createRateLimitRepo(db: Db) {
         )
         .returning(["bucket", "count"]),
     );
-  const currents = new Map<number, ReturnType<typeof currentOf>>();
-  const currentOf = (count: number) =>
-    prepared((p: Record<string, string>) =>
-      db
-        .selectFrom("rate_limits")
-        .select(["bucket", "count"])
-        .where("window_start", "=", p.window!)
-        .where(
-          "bucket",
-          "in",
-          Array.from({ length: count }, (_, i) => p[`bucket${i}`]!),
-        ),
-    );
   const valuesOf = (buckets: readonly string[], windowStart: string) => {
     const values: Record<string, string> = { window: windowStart };
     buckets.forEach((bucket, i) => {
@@ -48,21 +34,6 @@ export function createRateLimitRepo(db: Db) {
   };
 
   return {
-    /** Each bucket's count in this window so far (absent: none yet). */
-    async current(
-      buckets: readonly string[],
-      windowStart: string,
-      tx: Db = db,
-    ): Promise<Map<string, number>> {
-      let current = currents.get(buckets.length);
-      if (!current) {
-        current = currentOf(buckets.length);
-        currents.set(buckets.length, current);
-      }
-      const { rows } = await current(tx, valuesOf(buckets, windowStart));
-      return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
-    },
-
     /** Adds one to each bucket's count in this window and returns the counts after the increment. */
     async increment(
       buckets: readonly string[],
