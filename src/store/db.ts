@@ -44,8 +44,8 @@ export function openSqliteStore(file: string): Store {
   // few hundred requests. The file is cut back to 64 MB after each checkpoint.
   sqlite.pragma("wal_autocheckpoint = 10000");
   sqlite.pragma("journal_size_limit = 67108864");
-  // RETURNING (counters, rate limits) buffers its rows in a temporary table: in memory that costs ≈ 1 µs, in a
-  // temporary file (the default) ≈ 25 µs a statement for opening and closing the file.
+  // RETURNING (counters, rate limits) buffers its rows in a temporary table: in memory, not in a temporary file
+  // (the default) that is opened and closed for every statement (BENCHMARKS.md, "temp_store = MEMORY").
   sqlite.pragma("temp_store = MEMORY");
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
