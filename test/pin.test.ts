@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encipherPinBlock } from "../src/crypto/pin-block.js";
+import { decipherPinBlock, encipherPinBlock } from "../src/crypto/pin-block.js";
 import { computePvv } from "../src/crypto/pvv.js";
 import { auditActions, cardRow, keyMaterial, panOf } from "./helpers/card-secrets.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
@@ -21,12 +21,18 @@ describe("PIN", () => {
     expect(pin).toMatch(/^[0-9]{4}$/);
 
     const row = await cardRow(h, card.publicToken);
-    expect(row.pin_sealed).not.toContain(pin);
+    // Enciphered: the block opens, under the pin-storage key its envelope names, to this PIN, and it is not
+    // the clear PIN field (control nibble 4, length 4, the digits). A search for the 4 digits in the hex
+    // would fail by chance about once in 2,000 cards.
+    const [, storageKeyId, block] = row.pin_sealed.split(":");
+    const pan = await panOf(h, card.publicToken);
+    expect(decipherPinBlock({ format: 4, key: keyMaterial(h, storageKeyId!), block: block!, pan })).toBe(pin);
+    expect(block!.slice(0, 6)).not.toBe(`44${pin}`);
     expect(row.pvv).toBe(
       computePvv({
         pvk: keyMaterial(h, row.pvk_id),
         pvki: row.pvki,
-        pan: await panOf(h, card.publicToken),
+        pan,
         pin,
       }),
     );
