@@ -3,8 +3,9 @@
 // by the card's row version (store/card-repo.ts), so a change that lands in between is never overwritten:
 // the guarded write reports the card moved, and the whole operation runs again on what is there now. A
 // limited attempt (verify, CVV/PIN read, Get Card Data) is refused before any work when this process knows
-// its bucket full, and counted last in that same transaction, so an allowed attempt commits once. A card of another tenant is looked up with the caller's tenant id and is
-// simply not found: it answers exactly like a card that does not exist.
+// its bucket full, and counted last in that same transaction, so an allowed attempt commits once. A card of
+// another tenant is looked up with the caller's tenant id and is simply not found: it answers exactly like a
+// card that does not exist.
 import { assertCardOpen, type CardStatus } from "../domain/card.js";
 import { AppError, cardNotFound } from "../domain/errors.js";
 import type { SealedPinCard } from "../keys/key-provider.js";
@@ -41,7 +42,6 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
     for (let round = 1; ; round++) {
       try {
         return await deps.store.transaction(async (tx) => {
-          deps.limits.check(actor);
           const card = await deps.cards.findByToken(actor.tenantId, publicToken, tx);
           if (!card) throw cardNotFound();
           const result = await work(tx, card);
@@ -59,6 +59,7 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
 
   return async (actor, publicToken, work) => {
     try {
+      deps.limits.check(actor);
       return await decide(actor, publicToken, work);
     } catch (error) {
       throw await deps.limits.settle(actor, error);
