@@ -102,6 +102,8 @@ describe("batched automatic rotations", () => {
     for (const card of after) {
       const before = cards.find((c) => c.id === card.id)!;
       expect(card.cvv_service_code).not.toBe(before.cvv_service_code);
+      // The code it rotated away from is kept, so no later rotation brings that CVV back.
+      expect(JSON.parse(card.cvv_history)).toEqual([before.cvv_service_code]);
       expect(card.last_rotated_at).toBe(plus(START, 24 * H));
       expect(card.next_rotation_at).toBe(plus(START, 48 * H));
       expect(card.last_scheduled_at).toBe(plus(START, 24 * H));
@@ -147,6 +149,7 @@ describe("batched automatic rotations", () => {
           forced,
           {
             cvv_service_code: forced.cvv_service_code === "555" ? "556" : "555",
+            cvv_history: JSON.stringify([forced.cvv_service_code]),
             rotation_interval_hours: 24,
             next_rotation_at: plus(START, 48 * H),
             last_scheduled_at: plus(START, 24 * H),
@@ -220,6 +223,7 @@ describe("batched automatic rotations", () => {
     expect(await repos.cards.rotateDue([])).toEqual(new Set());
     const changes = {
       cvv_service_code: "321",
+      cvv_history: "[]",
       rotation_interval_hours: 24,
       next_rotation_at: plus(START, 48 * H),
       last_scheduled_at: plus(START, 24 * H),

@@ -160,6 +160,29 @@ describe("CVV rotation on a test clock", () => {
     expect((await cardRow(h, card.publicToken)).cvv_service_code).toBe("123");
   });
 
+  it("never brings back one of the card's last 10 CVVs: drawn codes avoid them, a chosen one that would is 409", async () => {
+    const clock = await testClock();
+    const card = await newCard(clock.id);
+    const seen = [await cvvOf(card.publicToken)];
+    for (let i = 0; i < 10; i++) {
+      expect((await forceRotate(card.publicToken)).statusCode).toBe(200);
+      const cvv = await cvvOf(card.publicToken);
+      expect(seen.slice(-10), `rotation ${i + 1}`).not.toContain(cvv);
+      seen.push(cvv);
+    }
+    // The card's first service code (000) would bring its first CVV back: refused, nothing changes.
+    const before = await cardRow(h, card.publicToken);
+    const events = (await cvvEvents(card.publicToken)).length;
+    const codes = ["000", before.cvv_service_code];
+    for (const serviceCode of codes) {
+      const refused = await forceRotate(card.publicToken, { serviceCode });
+      expect(refused.statusCode, serviceCode).toBe(409);
+      expect(refused.json().code).toBe("cvv_would_repeat");
+    }
+    expect((await cardRow(h, card.publicToken)).cvv_service_code).toBe(before.cvv_service_code);
+    expect(await cvvEvents(card.publicToken)).toHaveLength(events);
+  });
+
   it("sets, reads and deletes the interval; a deleted schedule never rotates, forced rotations still work", async () => {
     const clock = await testClock();
     const card = await newCard(clock.id);

@@ -12,6 +12,8 @@ export const errorStatus = {
   card_closed: 409,
   card_not_virtual: 409,
   concurrent_update: 409,
+  /** A rotation to a chosen service code would bring back a CVV the card had in its last 10 rotations. */
+  cvv_would_repeat: 409,
   sandbox_only: 403,
   invalid_state_transition: 409,
   idempotency_in_progress: 409,

@@ -60,6 +60,18 @@ export interface RotationServiceDeps {
 /** Who automatic rotations are recorded as. */
 export const SCHEDULER_SUBJECT = "system:rotation-scheduler";
 const MAX_DRAWS = 50;
+/** How many previous service codes a card keeps: a rotation never brings back a CVV of its last 10. */
+const HISTORY = 10;
+
+/** The card's current service code and the previous ones it keeps, most recent first. */
+function recentCodes(card: Pick<CardRow, "cvv_service_code" | "cvv_history">): string[] {
+  return [card.cvv_service_code, ...(JSON.parse(card.cvv_history) as string[])];
+}
+
+/** The previous codes to keep after a rotation away from the current one. */
+function historyAfterRotation(card: Pick<CardRow, "cvv_service_code" | "cvv_history">): string {
+  return JSON.stringify(recentCodes(card).slice(0, HISTORY));
+}
 
 export function scheduleOf(
   card: Pick<CardRow, "rotation_interval_hours" | "next_rotation_at" | "last_scheduled_at">,
@@ -93,10 +105,20 @@ function assertRotatable(card: CardRow): void {
 }
 
 export function createRotationService(deps: RotationServiceDeps) {
-  /** New service codes for the cards, each yielding a CVV different from the card's current one. */
-  async function newServiceCodes(cards: CardRow[]): Promise<string[]> {
+  /** The CVVs each card may not get again: its current one and those of its last codes, derived again. */
+  async function recentCvvs(cards: readonly CardRow[]): Promise<Set<string>[]> {
+    const codes = cards.map(recentCodes);
+    const sealed = cards.flatMap((card, i) =>
+      codes[i]!.map((serviceCode) => ({ ...sealedCardOf(card), serviceCode })),
+    );
+    const cvvs = await deps.keys.deriveCvvBatch(sealed);
+    let next = 0;
+    return codes.map((own) => new Set(own.map(() => cvvs[next++]!)));
+  }
+
+  /** New service codes for the cards, each yielding a CVV the card has not had in its last rotations. */
+  async function newServiceCodes(cards: CardRow[], recent: Set<string>[]): Promise<string[]> {
     const sealed = cards.map(sealedCardOf);
-    const current = await deps.keys.deriveCvvBatch(sealed);
     const codes = cards.map((c) => drawServiceCode(c.cvv_service_code));
     let pending = cards.map((_, i) => i);
     for (let draw = 0; pending.length > 0; draw++) {
@@ -105,10 +127,23 @@ export function createRotationService(deps: RotationServiceDeps) {
       const cvvs = await deps.keys.deriveCvvBatch(
         pending.map((i) => ({ ...sealed[i]!, serviceCode: codes[i]! })),
       );
-      pending = pending.filter((i, j) => cvvs[j] === current[i]);
+      pending = pending.filter((i, j) => recent[i]!.has(cvvs[j]!));
       for (const i of pending) codes[i] = drawServiceCode(cards[i]!.cvv_service_code);
     }
     return codes;
+  }
+
+  /** A code the caller chose: refused when its CVV is one of the card's recent ones (it would come back). */
+  async function chosenServiceCode(card: CardRow, serviceCode: string): Promise<string> {
+    const [recent] = await recentCvvs([card]);
+    const [cvv] = await deps.keys.deriveCvvBatch([{ ...sealedCardOf(card), serviceCode }]);
+    if (recent!.has(cvv!)) {
+      throw new AppError(
+        "cvv_would_repeat",
+        `This service code gives a CVV the card had in its last ${HISTORY} rotations; choose another or let cardvault draw one.`,
+      );
+    }
+    return serviceCode;
   }
 
   const auditOf = (actor: Actor, card: CardRow, change: Change): { actor: Actor; entry: AuditEntry } => ({
@@ -154,7 +189,12 @@ export function createRotationService(deps: RotationServiceDeps) {
       await deps.cards.rotate(
         card.id,
         card,
-        { ...columns, cvv_service_code: serviceCode, last_rotated_at: now.toISOString() },
+        {
+          ...columns,
+          cvv_service_code: serviceCode,
+          cvv_history: historyAfterRotation(card),
+          last_rotated_at: now.toISOString(),
+        },
         tx,
       ),
     );
@@ -189,7 +229,12 @@ export function createRotationService(deps: RotationServiceDeps) {
       const write: DueRotation = {
         id: card.id,
         expected: { version: card.version, dueAt: card.next_rotation_at! },
-        changes: { ...columns, cvv_service_code: codes[i]!, last_rotated_at: cardNow.toISOString() },
+        changes: {
+          ...columns,
+          cvv_service_code: codes[i]!,
+          cvv_history: historyAfterRotation(card),
+          last_rotated_at: cardNow.toISOString(),
+        },
       };
       const change: Change = {
         operationType: "ROTATE_CVV",
@@ -249,7 +294,10 @@ export function createRotationService(deps: RotationServiceDeps) {
       return deps.withCard(actor, publicToken, async (tx, card) => {
         assertRotatable(card);
         const now = await deps.cardClock(card, tx);
-        const code = options.serviceCode ?? (await newServiceCodes([card]))[0]!;
+        const code =
+          options.serviceCode === undefined
+            ? (await newServiceCodes([card], await recentCvvs([card])))[0]!
+            : await chosenServiceCode(card, options.serviceCode);
         return applyManual(tx, actor, card, code, now);
       });
     },
@@ -280,7 +328,7 @@ export function createRotationService(deps: RotationServiceDeps) {
       return deps.store.transaction(async (tx) => {
         const due = await deps.cards.claimDue(now.toISOString(), options.limit, options.testClockId, tx);
         if (due.length === 0) return 0;
-        return applyDue(tx, due, await newServiceCodes(due), now);
+        return applyDue(tx, due, await newServiceCodes(due, await recentCvvs(due)), now);
       });
     },
   };

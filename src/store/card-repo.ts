@@ -36,8 +36,15 @@ export type ScheduleColumns = Pick<
 export interface DueRotation {
   id: string;
   expected: { version: number; dueAt: string };
-  changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string };
+  changes: RotationColumns;
 }
+
+/** What a rotation writes: the new service code, the codes before it, and the schedule. */
+export type RotationColumns = ScheduleColumns & {
+  cvv_service_code: string;
+  cvv_history: string;
+  last_rotated_at: string;
+};
 
 const COLUMNS: Record<keyof NewCardRow, true> = {
   id: true,
@@ -68,6 +75,7 @@ const COLUMNS: Record<keyof NewCardRow, true> = {
   last_rotated_at: true,
   test_clock_id: true,
   version: true,
+  cvv_history: true,
 };
 
 /** What a guarded write compares: the row version the caller read. */
@@ -136,7 +144,7 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
 
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
-      await insertOne(tx, { ...row, version: row.version ?? 0 });
+      await insertOne(tx, { ...row, version: row.version ?? 0, cvv_history: row.cvv_history ?? "[]" });
     },
 
     async findByToken(
@@ -209,7 +217,7 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     rotate(
       cardId: string,
       expected: Expected,
-      changes: ScheduleColumns & { cvv_service_code: string; last_rotated_at: string },
+      changes: RotationColumns,
       tx: Db = db,
     ): Promise<boolean> {
       return guardedUpdate(tx, cardId, expected, { ...changes, updated_at: changes.last_rotated_at });
@@ -346,6 +354,7 @@ function rotateDueSqlite(rotations: readonly DueRotation[]) {
       r.changes.next_rotation_at,
       r.changes.last_scheduled_at,
       r.changes.last_rotated_at,
+      r.changes.cvv_history,
     ]),
   );
   return sql<{ id: string }>`
@@ -355,6 +364,7 @@ function rotateDueSqlite(rotations: readonly DueRotation[]) {
       next_rotation_at = v.value ->> 5,
       last_scheduled_at = v.value ->> 6,
       last_rotated_at = v.value ->> 7,
+      cvv_history = v.value ->> 8,
       updated_at = v.value ->> 7,
       version = cards.version + 1
     from json_each(${rows}) as v
@@ -373,6 +383,7 @@ function rotateDuePostgres(rotations: readonly DueRotation[]) {
       next_rotation_at = v.next_rotation_at,
       last_scheduled_at = v.last_scheduled_at,
       last_rotated_at = v.rotated_at,
+      cvv_history = v.cvv_history,
       updated_at = v.rotated_at,
       version = cards.version + 1
     from unnest(
@@ -383,8 +394,9 @@ function rotateDuePostgres(rotations: readonly DueRotation[]) {
       ${column((r) => r.changes.rotation_interval_hours)}::integer[],
       ${column((r) => r.changes.next_rotation_at)}::text[],
       ${column((r) => r.changes.last_scheduled_at)}::text[],
-      ${column((r) => r.changes.last_rotated_at)}::text[]
-    ) as v(id, expected_version, due_at, service_code, interval_hours, next_rotation_at, last_scheduled_at, rotated_at)
+      ${column((r) => r.changes.last_rotated_at)}::text[],
+      ${column((r) => r.changes.cvv_history)}::text[]
+    ) as v(id, expected_version, due_at, service_code, interval_hours, next_rotation_at, last_scheduled_at, rotated_at, cvv_history)
     where cards.id = v.id
       and cards.version = v.expected_version
       and cards.next_rotation_at = v.due_at

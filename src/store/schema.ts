@@ -48,6 +48,8 @@ export interface CardsTable {
   test_clock_id: string | null;
   /** Moves on with every decided change (migration 0007); guarded writes compare it. */
   version: Generated<number>;
+  /** The previous CVV service codes, most recent first, at most 10 (JSON; migration 0009). */
+  cvv_history: Generated<string>;
 }
 
 export interface TestClocksTable {
