@@ -214,12 +214,7 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
      * Gives the card a new CVV service code, only if the card is still at the version read (two rotations
      * racing cannot both apply on top of the same CVV, nor one onto a card closed meanwhile).
      */
-    rotate(
-      cardId: string,
-      expected: Expected,
-      changes: RotationColumns,
-      tx: Db = db,
-    ): Promise<boolean> {
+    rotate(cardId: string, expected: Expected, changes: RotationColumns, tx: Db = db): Promise<boolean> {
       return guardedUpdate(tx, cardId, expected, { ...changes, updated_at: changes.last_rotated_at });
     },
 
