@@ -225,6 +225,7 @@ export function createServices(deps: {
     pin: createPinService({
       withCard,
       cards: repos.cards,
+      tenants: repos.tenants,
       keys,
       record,
       publish,

@@ -91,6 +91,16 @@ describe("cardvault CLI", () => {
     expect(cli(["tenants", "add", "acme", "--data-dir", dataDir]).stderr).toMatch(/already exists/);
   });
 
+  it("adds a tenant that accepts format-1 PIN blocks only when asked (--allow-pin-block-format-1)", () => {
+    expect(cli(["tenants", "add", "legacy", "--allow-pin-block-format-1", "--data-dir", dataDir]).code).toBe(
+      0,
+    );
+    expect(cli(["tenants", "add", "strict", "--data-dir", dataDir]).code).toBe(0);
+    const lines = cli(["tenants", "list", "--data-dir", dataDir]).stdout.split("\n");
+    expect(lines.find((l) => l.startsWith("legacy\t"))).toMatch(/\tallowPinBlockFormat1/);
+    expect(lines.find((l) => l.startsWith("strict\t"))).not.toMatch(/allowPinBlockFormat1/);
+  });
+
   it("stops in production without a master key", () => {
     const result = cli(["serve", "--data-dir", dataDir, "--port", "0"], { NODE_ENV: "production" });
     expect(result.code).toBe(2);

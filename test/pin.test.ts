@@ -6,7 +6,7 @@ import { createHarness, type Harness } from "./helpers/harness.js";
 
 let h: Harness;
 beforeAll(async () => {
-  h = await createHarness();
+  h = await createHarness({ allowPinBlockFormat1: ["acme"] });
 });
 afterAll(() => h.close());
 
@@ -140,15 +140,9 @@ describe("PIN", () => {
     }
   });
 
-  it("refuses a PIN block that does not decode, or a key id of the wrong kind, without counting a try", async () => {
+  it("refuses a key id of the wrong kind, a block of the wrong size, or a clear PIN mixed in, without counting a try", async () => {
     const card = await h.createCard();
     const t = card.publicToken;
-    const garbage = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: "FFFFFFFFFFFFFFFF", format: 0 });
-    expect(garbage.statusCode).toBe(400);
-    expect(garbage.json()).toMatchObject({
-      code: "validation_failed",
-      errors: { pinBlock: expect.any(Array) },
-    });
     const wrongKind = await h.call("POST", pinUrl(t, "/verify"), {
       pinBlock: "0".repeat(16),
       format: 0,
@@ -156,8 +150,85 @@ describe("PIN", () => {
     });
     expect(wrongKind.statusCode).toBe(400);
     expect(wrongKind.json().errors).toHaveProperty("keyId");
+    const wrongSize = await h.call("POST", pinUrl(t, "/verify"), { pinBlock: "0".repeat(16), format: 4 });
+    expect(wrongSize.statusCode).toBe(400);
+    expect(wrongSize.json().errors).toHaveProperty("pinBlock");
     const mixed = await h.call("POST", pinUrl(t, "/verify"), { pin: "1234", format: 0 });
     expect(mixed.statusCode).toBe(400);
     expect((await h.call("GET", pinUrl(t, "/status"))).json()).toMatchObject({ remainingTries: 3 });
+    expect((await auditActions(h, t)).filter((a) => a.startsWith("pin.verify"))).toEqual([]);
+  });
+
+  // Hardening II: a block that did not decode answered 400 with no try and no audit row, a free oracle on
+  // the PIN block's structure (and so on the PAN or the key). It is now a wrong try like any other.
+  it("counts a PIN block that does not decode as a wrong try, audited, answering exactly like a wrong PIN", async () => {
+    const card = await h.createCard();
+    const t = card.publicToken;
+    await h.call("PUT", pinUrl(t), { pin: "730142" });
+    const pan = await panOf(h, t);
+    const tdes = keyMaterial(h, "pek-tdes", true);
+    const aes = keyMaterial(h, "pek-aes", true);
+    const format1Block = encipherPinBlock({ format: 1, pin: "730142", key: tdes }).toString("hex");
+    const undecodable = [
+      { pinBlock: "FFFFFFFFFFFFFFFF", format: 0 },
+      { pinBlock: format1Block, format: 0 }, // a format-1 block read as format 0
+      { pinBlock: "F".repeat(32), format: 4, keyId: "pek-aes-v1" },
+    ];
+    const answers = [];
+    for (const body of undecodable) {
+      const response = await h.call("POST", pinUrl(t, "/verify"), body);
+      expect(response.statusCode, JSON.stringify(body.format)).toBe(200);
+      answers.push(response.json());
+    }
+    expect(answers).toEqual([
+      { result: "mismatch", status: "Unblocked", remainingTries: 2 },
+      { result: "mismatch", status: "Unblocked", remainingTries: 1 },
+      { result: "mismatch", status: "Blocked", remainingTries: 0 },
+    ]);
+    const rows = await h.runtime.store.db
+      .selectFrom("audit_events")
+      .select(["action", "outcome", "details"])
+      .where("public_token", "=", t)
+      .where("action", "=", "pin.verify")
+      .orderBy("id")
+      .execute();
+    expect(rows).toHaveLength(3);
+    expect(rows.map((r) => r.outcome)).toEqual(["mismatch", "mismatch", "mismatch"]);
+    const details = rows.map((r) => JSON.parse(String(r.details)) as Record<string, unknown>);
+    expect(details.map((d) => d.method)).toEqual([
+      "pin_block_format_0",
+      "pin_block_format_0",
+      "pin_block_format_4",
+    ]);
+    for (const d of details) expect(d.pinBlock).toBe("did_not_decode");
+    const text = JSON.stringify(rows).toUpperCase();
+    for (const { pinBlock } of undecodable) expect(text).not.toContain(pinBlock.toUpperCase());
+    expect(text).not.toContain("730142");
+    // A wrong PIN and an undecodable block are one answer: blocked now, with the right block too.
+    const good = encipherPinBlock({ format: 4, pin: "730142", pan, key: aes }).toString("hex");
+    expect((await h.call("POST", pinUrl(t, "/verify"), { pinBlock: good, format: 4 })).json()).toMatchObject({
+      result: "blocked",
+    });
+  });
+
+  it("refuses format 1 (not PAN-bound) with a 400 naming the field, using no try, unless the tenant allows it", async () => {
+    const globex = await h.token(undefined, "globex");
+    const card = await h.createCard(undefined, globex);
+    const t = card.publicToken;
+    const pinBlock = encipherPinBlock({
+      format: 1,
+      pin: "1234",
+      key: keyMaterial(h, "pek-tdes", true),
+    }).toString("hex");
+    const refused = await h.call("POST", pinUrl(t, "/verify"), { pinBlock, format: 1 }, { token: globex });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({
+      code: "validation_failed",
+      errors: { format: expect.any(Array) },
+    });
+    expect((await h.call("GET", pinUrl(t, "/status"), undefined, { token: globex })).json()).toMatchObject({
+      remainingTries: 3,
+    });
+    expect((await auditActions(h, t)).filter((a) => a.startsWith("pin.verify"))).toEqual([]);
   });
 });

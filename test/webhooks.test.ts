@@ -115,7 +115,15 @@ beforeAll(async () => {
     (path) => secrets.get(path),
     () => clock.now(),
   );
-  senderDeps = { ...webhookSenderDeps(h.runtime), timeoutMs: 300, logger };
+  // No name resolves in these tests unless a test maps it itself: a delivery can only reach 127.0.0.1.
+  senderDeps = {
+    ...webhookSenderDeps(h.runtime),
+    timeoutMs: 300,
+    logger,
+    resolveHost: async () => {
+      throw Object.assign(new Error("tests resolve no names"), { code: "ENOTFOUND" });
+    },
+  };
 });
 afterAll(async () => {
   await receiver.close();
@@ -161,12 +169,12 @@ describe("webhook endpoints API", () => {
     const before = (await call("GET", "/v1/webhook-endpoints?limit=100")).json().items.length;
     const cases: [unknown, string][] = [
       [{}, "url"],
-      [{ url: "ftp://example.com/" }, "url"],
+      [{ url: "ftp://example.invalid/" }, "url"],
       [{ url: "not a url" }, "url"],
-      [{ url: "https://user:pw@example.com/" }, "url"],
-      [{ url: "https://example.com/", eventTypes: ["card.exploded"] }, "eventTypes"],
-      [{ url: "https://example.com/", eventTypes: [] }, "eventTypes"],
-      [{ url: "https://example.com/", secret: "whsec_mine" }, "secret"],
+      [{ url: "https://user:pw@example.invalid/" }, "url"],
+      [{ url: "https://example.invalid/", eventTypes: ["card.exploded"] }, "eventTypes"],
+      [{ url: "https://example.invalid/", eventTypes: [] }, "eventTypes"],
+      [{ url: "https://example.invalid/", secret: "whsec_mine" }, "secret"],
       [{ url: 42 }, "url"],
     ];
     for (const [body, field] of cases) {
@@ -187,6 +195,22 @@ describe("webhook endpoints API", () => {
       "http://[::1]/x",
       "http://localhost:8080/x",
       "http://10.0.0.8/x",
+    ]) {
+      const response = await call("POST", "/v1/webhook-endpoints", { url }, { token: globex });
+      expect(response.statusCode, url).toBe(400);
+      expect(response.json().detail).toMatch(/internal address/);
+    }
+  });
+
+  it("refuses the IANA special-purpose blocks at creation: local-use NAT64, Teredo, 6to4 relay (Hardening II)", async () => {
+    const globex = await h.token(undefined, "globex");
+    for (const url of [
+      "http://[64:ff9b:1::a00:1]/x",
+      "https://[2001::1]/x",
+      "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x",
+      "http://192.88.99.1/x",
+      "http://[::ffff:192.88.99.2]/x",
+      "http://[2002:c058:6301::1]/x",
     ]) {
       const response = await call("POST", "/v1/webhook-endpoints", { url }, { token: globex });
       expect(response.statusCode, url).toBe(400);
@@ -362,6 +386,48 @@ describe("delivery", () => {
     );
   });
 
+  it("refuses at delivery time a name that resolves to a Teredo or local-use NAT64 address (Hardening II)", async () => {
+    const globex = await h.token(undefined, "globex");
+    const created = [];
+    for (const name of ["teredo.example.test", "nat64.example.test"]) {
+      const response = await call(
+        "POST",
+        "/v1/webhook-endpoints",
+        { url: `https://${name}/hook`, eventTypes: ["card.created"] },
+        { token: globex },
+      );
+      expect(response.statusCode, response.body).toBe(201);
+      created.push(response.json() as { id: string });
+    }
+    const sender = createWebhookSender({
+      ...senderDeps,
+      resolveHost: async (host) =>
+        host.startsWith("teredo")
+          ? [{ address: "2001:0:4136:e378:8000:63bf:3fff:fdd2", family: 6 }]
+          : [{ address: "64:ff9b:1::a00:1", family: 6 }],
+    });
+    await h.createCard(undefined, globex);
+    await sender.runOnce();
+    const errors = [];
+    for (const endpoint of created) {
+      const items = (
+        await call("GET", `/v1/webhook-endpoints/${endpoint.id}/deliveries`, undefined, { token: globex })
+      ).json().items;
+      expect(items[0]).toMatchObject({ status: "failed", lastStatusCode: null });
+      errors.push(items[0].lastError);
+    }
+    expect(errors).toEqual([
+      expect.stringMatching(/^blocked_address: teredo\.example\.test resolves to a Teredo address/),
+      expect.stringMatching(/^blocked_address: nat64\.example\.test resolves to a local-use NAT64 address/),
+    ]);
+    for (const endpoint of created) {
+      expect(
+        (await call("DELETE", `/v1/webhook-endpoints/${endpoint.id}`, undefined, { token: globex }))
+          .statusCode,
+      ).toBe(204);
+    }
+  });
+
   it("connects to the address it checked, whatever the name resolves to later", async () => {
     const endpoint = await createEndpoint("/pinned", { eventTypes: ["card.created"] });
     // acme may use private addresses: the unknown name is pinned to the receiver's address.
@@ -427,7 +493,7 @@ describe("batch publishing", () => {
       await call(
         "POST",
         "/v1/webhook-endpoints",
-        { url: "https://hooks.example.com/all" },
+        { url: "https://hooks.example.invalid/all" },
         { token: globexToken },
       )
     ).json() as { id: string };

@@ -19,11 +19,12 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
     "rotation-interval-hours": { type: "string" },
     "allow-private-webhooks": { type: "boolean" },
     "secure-data-pin": { type: "boolean" },
+    "allow-pin-block-format-1": { type: "boolean" },
   });
   const [action, id] = positionals;
   if (action !== "add" && action !== "list") {
     throw new UsageError(
-      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] [--allow-private-webhooks] [--secure-data-pin] | tenants list",
+      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] [--allow-private-webhooks] [--secure-data-pin] [--allow-pin-block-format-1] | tenants list",
     );
   }
   const store = await openStore(configFrom(values));
@@ -31,7 +32,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
   try {
     if (action === "list") {
       for (const t of await tenants.list()) {
-        const flags = `${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}${t.secure_data_pin ? "\tsecureDataPin" : ""}`;
+        const flags = `${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}${t.secure_data_pin ? "\tsecureDataPin" : ""}${t.allow_pin_block_format_1 ? "\tallowPinBlockFormat1" : ""}`;
         io.stdout(
           `${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${flags}`,
         );
@@ -53,6 +54,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
       ),
       allowPrivateWebhooks: values["allow-private-webhooks"],
       secureDataPin: values["secure-data-pin"],
+      allowPinBlockFormat1: values["allow-pin-block-format-1"],
     });
     io.stdout(
       `added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`,

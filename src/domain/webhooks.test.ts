@@ -3,7 +3,6 @@ import { AppError } from "./errors.js";
 import {
   blockedAddressReason,
   endpointWants,
-  expandIpv6,
   nextAttemptAt,
   parseWebhookUrl,
   RETRY_DELAYS_MS,
@@ -51,10 +50,42 @@ describe("blockedAddressReason", () => {
     expect(blockedAddressReason(address)).toBeNull();
   });
 
-  it("expands IPv6 shorthand", () => {
-    expect(expandIpv6("2001:db8::1")).toEqual([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
-    expect(expandIpv6("::ffff:1.2.3.4")).toEqual([0, 0, 0, 0, 0, 0xffff, 0x102, 0x304]);
+  // Hardening II: blocks of the IANA special-purpose registries the hand-written check let through.
+  it.each([
+    ["64:ff9b:1::1", "local-use NAT64"],
+    ["64:ff9b:1:ffff::a00:1", "local-use NAT64"],
+    ["2001::1", "Teredo"],
+    ["2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"],
+    ["192.88.99.1", "6to4 relay anycast"],
+    ["192.88.99.2", "6to4 relay anycast"],
+    ["::ffff:192.88.99.1", "6to4 relay anycast"],
+    ["64:ff9b::192.88.99.1", "6to4 relay anycast"],
+    ["2002:c058:6301::1", "6to4 relay anycast"],
+    ["192.31.196.1", "AS112"],
+    ["192.52.193.1", "AMT"],
+    ["192.175.48.1", "AS112"],
+    ["192.0.0.170", "reserved"],
+    ["2001:2::1", "reserved"],
+    ["2001:20::1", "reserved"],
+    ["2620:4f:8000::1", "AS112"],
+    ["3fff::1", "documentation"],
+    ["5f00::1", "reserved"],
+    ["100:0:0:1::1", "reserved"],
+    ["::8.8.8.8", "reserved"],
+    ["4000::1", "reserved"],
+    ["fec0::1", "site-local"],
+    ["64:ff9b::ffff:ffff", "reserved"],
+    ["::ffff:255.255.255.255", "reserved"],
+  ])("refuses the special-purpose address %s (%s)", (address, reason) => {
+    expect(blockedAddressReason(address)).toBe(reason);
   });
+
+  it.each(["64:ff9b::8.8.8.8", "2002:808:808::1", "2a00:1450:4001::1", "2620:4f:8001::1"])(
+    "lets a public address carried or routed as %s through",
+    (address) => {
+      expect(blockedAddressReason(address)).toBeNull();
+    },
+  );
 });
 
 describe("parseWebhookUrl", () => {
@@ -70,19 +101,19 @@ describe("parseWebhookUrl", () => {
   };
 
   it("accepts https and http URLs with a public host", () => {
-    expect(parseWebhookUrl("https://hooks.example.com/cardvault?x=1", false).href).toBe(
-      "https://hooks.example.com/cardvault?x=1",
+    expect(parseWebhookUrl("https://hooks.example.invalid/cardvault?x=1", false).href).toBe(
+      "https://hooks.example.invalid/cardvault?x=1",
     );
     expect(parseWebhookUrl("http://93.184.216.34:8080/", false).port).toBe("8080");
   });
 
   it("refuses other schemes, credentials, fragments and non-URLs", () => {
-    expect(refused("ftp://example.com/")).toMatch(/https/);
+    expect(refused("ftp://example.invalid/")).toMatch(/https/);
     expect(refused("file:///etc/passwd")).toMatch(/https/);
     expect(refused("not a url")).toMatch(/absolute/);
-    expect(refused("https://user:pw@example.com/")).toMatch(/credentials/);
-    expect(refused("https://example.com/#frag")).toMatch(/fragment/);
-    expect(refused(`https://example.com/${"a".repeat(2100)}`)).toMatch(/2048/);
+    expect(refused("https://user:pw@example.invalid/")).toMatch(/credentials/);
+    expect(refused("https://example.invalid/#frag")).toMatch(/fragment/);
+    expect(refused(`https://example.invalid/${"a".repeat(2100)}`)).toMatch(/2048/);
   });
 
   it("refuses internal literals and localhost names unless the tenant allows private addresses", () => {
@@ -95,6 +126,11 @@ describe("parseWebhookUrl", () => {
       "http://localhost:8080/",
       "http://api.localhost/",
       "http://169.254.169.254/latest/meta-data",
+      "http://[64:ff9b:1::a00:1]/",
+      "http://[2001::1]/",
+      "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+      "http://192.88.99.1/",
+      "http://[::ffff:192.88.99.1]/",
     ]) {
       expect(refused(url)).toMatch(/internal address/);
       expect(parseWebhookUrl(url, true)).toBeInstanceOf(URL);

@@ -1,7 +1,8 @@
-// Webhook rules, pure: which URLs an endpoint may have, which addresses a delivery may reach (no loopback,
-// private, link-local, CGNAT, ULA, multicast or unspecified address unless the tenant allows it), which events
+// Webhook rules, pure: which URLs an endpoint may have, which addresses a delivery may reach (no address of the
+// IANA special-purpose registries, multicast or IPv6 space outside 2000::/3 unless the tenant allows it; held
+// as node:net BlockLists, the IPv4 blocks also in their IPv4-mapped, NAT64 and 6to4 forms), which events
 // an endpoint receives, and the retry schedule (at least 24 hours of attempts before a delivery fails).
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import { validationFailed } from "./errors.js";
 
 export type DeliveryStatus = "pending" | "succeeded" | "failed" | "canceled";
@@ -79,72 +80,110 @@ function isLocalName(host: string): boolean {
 
 /** Why an address may not receive webhooks by default, or null when it is a public unicast address. */
 export function blockedAddressReason(address: string): string | null {
-  const family = isIP(address);
-  if (family === 4) return ipv4Reason(ipv4ToNumber(address));
-  if (family === 6) return ipv6Reason(expandIpv6(address));
-  return "not an IP address";
+  // A zone index (fe80::1%eth0) names an interface, not a different address.
+  const bare = address.split("%")[0]!;
+  const family = isIP(bare);
+  if (family === 0) return "not an IP address";
+  const type = family === 4 ? "ipv4" : "ipv6";
+  for (const [reason, list] of BLOCKED) if (list.check(bare, type)) return reason;
+  if (family === 4) return null;
+  // An IPv6 address that only carries an IPv4 address was judged above by that address.
+  if (TRANSLATED.check(bare, "ipv6")) return null;
+  // Everything outside 2000::/3, the only global unicast space allocated, is reserved by the IETF.
+  return GLOBAL_UNICAST_V6.check(bare, "ipv6") ? null : "reserved";
 }
 
-const IPV4_RANGES: ReadonlyArray<readonly [string, number, string]> = [
-  ["0.0.0.0", 8, "unspecified"],
-  ["10.0.0.0", 8, "private"],
-  ["100.64.0.0", 10, "carrier-grade NAT"],
-  ["127.0.0.0", 8, "loopback"],
-  ["169.254.0.0", 16, "link-local"],
-  ["172.16.0.0", 12, "private"],
-  ["192.0.0.0", 24, "reserved"],
-  ["192.0.2.0", 24, "documentation"],
-  ["192.168.0.0", 16, "private"],
-  ["198.18.0.0", 15, "benchmarking"],
-  ["198.51.100.0", 24, "documentation"],
-  ["203.0.113.0", 24, "documentation"],
-  ["224.0.0.0", 4, "multicast"],
-  ["240.0.0.0", 4, "reserved"],
+/**
+ * The IANA IPv4 Special-Purpose Address Registry
+ * (https://www.iana.org/assignments/iana-ipv4-special-registry, as updated 2024-03), every block, and the
+ * multicast space (RFC 5771). Blocks the registry marks globally reachable (AS112, AMT, PCP/TURN anycast) are
+ * refused too: none of them is a webhook receiver. The first matching row names the reason.
+ */
+const IPV4_SPECIAL: ReadonlyArray<readonly [base: string, prefix: number, reason: string]> = [
+  ["0.0.0.0", 8, "unspecified"], // RFC 791: "this network" (0.0.0.0/32: this host)
+  ["10.0.0.0", 8, "private"], // RFC 1918
+  ["100.64.0.0", 10, "carrier-grade NAT"], // RFC 6598: shared address space
+  ["127.0.0.0", 8, "loopback"], // RFC 1122
+  ["169.254.0.0", 16, "link-local"], // RFC 3927
+  ["172.16.0.0", 12, "private"], // RFC 1918
+  ["192.0.0.0", 24, "reserved"], // RFC 6890: IETF protocol assignments (with 192.0.0.0/29, .8, .9, .10, .170, .171)
+  ["192.0.2.0", 24, "documentation"], // RFC 5737: TEST-NET-1
+  ["192.31.196.0", 24, "AS112"], // RFC 7535
+  ["192.52.193.0", 24, "AMT"], // RFC 7450
+  ["192.88.99.0", 24, "6to4 relay anycast"], // RFC 7526 (deprecated), 192.88.99.2/32: 6a44 relay (RFC 6751)
+  ["192.168.0.0", 16, "private"], // RFC 1918
+  ["192.175.48.0", 24, "AS112"], // RFC 7534: direct delegation AS112 service
+  ["198.18.0.0", 15, "benchmarking"], // RFC 2544
+  ["198.51.100.0", 24, "documentation"], // RFC 5737: TEST-NET-2
+  ["203.0.113.0", 24, "documentation"], // RFC 5737: TEST-NET-3
+  ["224.0.0.0", 4, "multicast"], // RFC 5771 (IPv4 multicast address space registry)
+  ["240.0.0.0", 4, "reserved"], // RFC 1112, with 255.255.255.255/32, limited broadcast (RFC 919)
 ];
 
-function ipv4ToNumber(address: string): number {
-  return address.split(".").reduce((n, part) => n * 256 + Number(part), 0);
+/**
+ * The IANA IPv6 Special-Purpose Address Registry
+ * (https://www.iana.org/assignments/iana-ipv6-special-registry, as updated 2025-02), every block except the
+ * three that carry an IPv4 address, plus the rest of the IPv6 address space registry that is not global
+ * unicast (https://www.iana.org/assignments/ipv6-address-space: ULA, link-local, site-local, multicast).
+ * Blocks the registry marks globally reachable inside 2001::/23 (PCP/TURN/SRP anycast, AMT, AS112, ORCHIDv2,
+ * DRIP) are refused too. More specific rows come first: the first match names the reason.
+ */
+const IPV6_SPECIAL: ReadonlyArray<readonly [base: string, prefix: number, reason: string]> = [
+  ["::", 128, "unspecified"], // RFC 4291
+  ["::1", 128, "loopback"], // RFC 4291
+  ["64:ff9b:1::", 48, "local-use NAT64"], // RFC 8215: translates to any network, internal ones included
+  ["100::", 64, "discard"], // RFC 6666: discard-only
+  ["100:0:0:1::", 64, "reserved"], // RFC 9780: dummy IPv6 prefix
+  ["2001::", 32, "Teredo"], // RFC 4380, RFC 8190
+  ["2001:db8::", 32, "documentation"], // RFC 3849
+  ["2001::", 23, "reserved"], // RFC 2928: IETF protocol assignments (benchmarking 2001:2::/48, ORCHID, …)
+  ["2620:4f:8000::", 48, "AS112"], // RFC 7534: direct delegation AS112 service
+  ["3fff::", 20, "documentation"], // RFC 9637
+  ["5f00::", 16, "reserved"], // RFC 9602: segment routing (SRv6) SIDs
+  ["fc00::", 7, "unique local"], // RFC 4193
+  ["fe80::", 10, "link-local"], // RFC 4291
+  ["fec0::", 10, "site-local"], // RFC 3879: deprecated, not global
+  ["ff00::", 8, "multicast"], // RFC 4291
+];
+
+/**
+ * The registry's IPv6 blocks that carry an IPv4 address, judged by that address: IPv4-mapped ::ffff:0:0/96
+ * (RFC 4291), the NAT64 well-known prefix 64:ff9b::/96 (RFC 6052) and 6to4 2002::/16 (RFC 3056).
+ */
+function embeddedForms(base: string, prefix: number): [string, number][] {
+  const [a = 0, b = 0, c = 0, d = 0] = base.split(".").map(Number);
+  const hex = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+  return [
+    [`::ffff:${base}`, 96 + prefix],
+    [`64:ff9b::${base}`, 96 + prefix],
+    [`2002:${hex(a, b)}:${hex(c, d)}::`, 16 + prefix],
+  ];
 }
 
-function ipv4Reason(n: number): string | null {
-  for (const [base, bits, reason] of IPV4_RANGES) {
-    const size = 2 ** (32 - bits);
-    if (Math.floor(n / size) === Math.floor(ipv4ToNumber(base) / size)) return reason;
-  }
-  return null;
+function blockLists(): [reason: string, list: BlockList][] {
+  const row = (reason: string, subnets: [string, number, "ipv4" | "ipv6"][]): [string, BlockList] => {
+    const list = new BlockList();
+    for (const [base, prefix, type] of subnets) list.addSubnet(base, prefix, type);
+    return [reason, list];
+  };
+  return [
+    ...IPV4_SPECIAL.map(([base, prefix, reason]) =>
+      row(reason, [
+        [base, prefix, "ipv4"],
+        ...embeddedForms(base, prefix).map(([v6, bits]): [string, number, "ipv6"] => [v6, bits, "ipv6"]),
+      ]),
+    ),
+    ...IPV6_SPECIAL.map(([base, prefix, reason]) => row(reason, [[base, prefix, "ipv6"]])),
+  ];
 }
 
-/** The eight 16-bit groups of an IPv6 address (with "::" and a trailing dotted quad expanded). */
-export function expandIpv6(address: string): number[] {
-  let text = address.split("%")[0]!.toLowerCase();
-  const quad = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (quad) {
-    const n = ipv4ToNumber(quad[1]!);
-    text = `${text.slice(0, quad.index)}${Math.floor(n / 65536).toString(16)}:${(n % 65536).toString(16)}`;
-  }
-  const [head, tail] = text.split("::") as [string, string | undefined];
-  const parse = (part: string) => (part === "" ? [] : part.split(":").map((g) => Number.parseInt(g, 16)));
-  const left = parse(head);
-  const right = tail === undefined ? [] : parse(tail);
-  const zeros = tail === undefined ? [] : new Array<number>(8 - left.length - right.length).fill(0);
-  return [...left, ...zeros, ...right];
-}
+/** One BlockList per registry row, checked in the tables' order (the more specific rows first). */
+const BLOCKED: ReadonlyArray<readonly [string, BlockList]> = blockLists();
 
-function ipv6Reason(g: number[]): string | null {
-  const [g0 = 0, g1 = 0, , , , g5 = 0, g6 = 0, g7 = 0] = g;
-  const leadingZeros = g.slice(0, 5).every((x) => x === 0);
-  if (leadingZeros && g5 === 0 && g6 === 0 && g7 === 0) return "unspecified";
-  if (leadingZeros && g5 === 0 && g6 === 0 && g7 === 1) return "loopback";
-  // Addresses that carry an IPv4 address (mapped, NAT64, 6to4) are judged by that address.
-  if (leadingZeros && g5 === 0xffff) return ipv4Reason(g6 * 65536 + g7);
-  if (g0 === 0x64 && g1 === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return ipv4Reason(g6 * 65536 + g7);
-  if (g0 === 0x2002) return ipv4Reason(g1 * 65536 + (g[2] ?? 0));
-  if (leadingZeros && g5 === 0) return "reserved";
-  if ((g0 & 0xfe00) === 0xfc00) return "unique local";
-  if ((g0 & 0xffc0) === 0xfe80) return "link-local";
-  if ((g0 & 0xffc0) === 0xfec0) return "site-local";
-  if ((g0 & 0xff00) === 0xff00) return "multicast";
-  if (g0 === 0x2001 && g1 === 0x0db8) return "documentation";
-  if (g0 === 0x0100 && g.slice(1, 4).every((x) => x === 0)) return "discard";
-  return null;
-}
+const TRANSLATED = new BlockList();
+TRANSLATED.addSubnet("::ffff:0:0", 96, "ipv6");
+TRANSLATED.addSubnet("64:ff9b::", 96, "ipv6");
+TRANSLATED.addSubnet("2002::", 16, "ipv6");
+
+const GLOBAL_UNICAST_V6 = new BlockList();
+GLOBAL_UNICAST_V6.addSubnet("2000::", 3, "ipv6");

@@ -31,6 +31,7 @@ import {
   type KeyProvider,
   type KeyType,
   keyTypes,
+  PinBlockUndecodableError,
   type SealedCard,
   type SealedPinCard,
 } from "./key-provider.js";
@@ -456,20 +457,30 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
         }
       });
 
-      it("verifyPinBlock refuses a keyId it does not hold or of the wrong type, and an undecodable block, as validation_failed", async () => {
+      it("verifyPinBlock refuses a keyId it does not hold or of the wrong type, a malformed block, and an undecodable block (PinBlockUndecodableError), as validation_failed", async () => {
         const tdes = activeOf(keys, "pek-tdes");
         const aes = activeOf(keys, "pek-aes");
         const format0 = encipherPinBlock({ format: 0, pin: "482916", pan: PAN, key: tdes.material }).toString(
           "hex",
         );
         const format1 = encipherPinBlock({ format: 1, pin: "482916", key: tdes.material }).toString("hex");
-        const refused = (attempt: { format: 0 | 1 | 3 | 4; pinBlock: string; keyId?: string }) =>
-          expectRefused(p.verifyPinBlock(pinCard, attempt), "validation_failed", [PAN]);
+        // A wrong key or a malformed block is a plain validation_failed; a well-formed block that deciphers to
+        // no valid block is a PinBlockUndecodableError (the PIN service counts it as a wrong try).
+        const refused = async (
+          attempt: { format: 0 | 1 | 3 | 4; pinBlock: string; keyId?: string },
+          undecodable = false,
+        ) => {
+          const error = await expectRefused(p.verifyPinBlock(pinCard, attempt), "validation_failed", [PAN]);
+          expect(error instanceof PinBlockUndecodableError, JSON.stringify(attempt.format)).toBe(undecodable);
+          expect(error.fields).toHaveProperty(attempt.keyId && !undecodable ? "keyId" : "pinBlock");
+        };
         await refused({ format: 0, pinBlock: format0, keyId: "ct-pek-unknown" });
         await refused({ format: 0, pinBlock: format0, keyId: aes.id });
         await refused({ format: 4, pinBlock: `${format0}${format0}`, keyId: tdes.id });
         await refused({ format: 0, pinBlock: format0, keyId: activeOf(keys, "cvk").id });
-        await refused({ format: 0, pinBlock: format1, keyId: tdes.id }); // a format-1 block read as format 0
+        await refused({ format: 0, pinBlock: format1, keyId: tdes.id }, true); // a format-1 block read as format 0
+        await refused({ format: 0, pinBlock: "F".repeat(16) }, true);
+        await refused({ format: 4, pinBlock: "F".repeat(32) }, true);
         await refused({ format: 0, pinBlock: format0.slice(0, 8) });
         await refused({ format: 0, pinBlock: "ZZ".repeat(8) });
         await refused({ format: 4, pinBlock: format0 });

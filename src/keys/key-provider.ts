@@ -4,6 +4,8 @@
 // in only where it comes from outside (a PIN the cardholder sets, a PAN presented for a look-up). A PKCS#11
 // module implements this same interface (there the PAN is opened inside the token); the local keystore is
 // the default. Every provider runs the contract suite in key-provider.contract.ts.
+import { AppError } from "../domain/errors.js";
+
 export const keyTypes = [
   "cvk",
   "pvk",
@@ -100,6 +102,21 @@ export type CardDataField = "pan" | "cvv" | "expiry" | "pin";
 
 export type PinBlockAttempt = { format: 0 | 1 | 3 | 4; pinBlock: string; keyId?: string };
 
+/**
+ * verifyPinBlock: a well-formed block (hex, the format's size) under a usable key deciphered to something that
+ * is not a format-N PIN block. Unlike a wrong keyId or a block of the wrong size, this depends on the key, the
+ * PAN and the PIN, so a caller who could tell it from a wrong PIN would have an oracle: the PIN service counts
+ * it as a wrong try. Still a validation_failed AppError, so anywhere it is not caught it is a 400, never a 500.
+ */
+export class PinBlockUndecodableError extends AppError {
+  constructor(format: number) {
+    super("validation_failed", `The PIN block does not decode as format ${format}.`, {
+      fields: { pinBlock: ["does not decode under the given key and format"] },
+    });
+    this.name = "PinBlockUndecodableError";
+  }
+}
+
 export interface KeyProvider {
   activeKeyId(type: KeyType): string;
   listKeys(): KeyInfo[];
@@ -127,7 +144,11 @@ export interface KeyProvider {
   sealRandomPin(card: SealedCard, length: number): Promise<StoredPin>;
   openPin(card: SealedPinCard): Promise<string>;
   verifyPin(card: SealedPinCard, presented: string): Promise<boolean>;
-  /** Deciphers a PIN block under a PIN encryption key and verifies it; the clear PIN stays inside. */
+  /**
+   * Deciphers a PIN block under a PIN encryption key and verifies it; the clear PIN stays inside. A keyId that
+   * is not a PEK of the format's type, or a block that is not hex of the format's size, is a validation_failed
+   * AppError; a block that deciphers to no valid format-N block is a PinBlockUndecodableError.
+   */
   verifyPinBlock(card: SealedPinCard, block: PinBlockAttempt): Promise<boolean>;
 
   /**

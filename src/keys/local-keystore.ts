@@ -35,6 +35,7 @@ import type {
   SecureDataPublicKey,
   StoredPin,
 } from "./key-provider.js";
+import { PinBlockUndecodableError } from "./key-provider.js";
 import type { ClearKey } from "./keystore-file.js";
 
 const ENVELOPE_VERSION = "v1";
@@ -371,19 +372,20 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
           },
         );
       }
+      // The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400.
+      const bytes = format === 4 ? 16 : 8;
+      if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
+        throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
+          fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
+        });
+      }
       const pan = panOf(card);
       let presented: string;
       try {
         presented = pinBlockCipherOf(pek).decipher({ format, block: pinBlock, pan });
       } catch (error) {
         if (!(error instanceof CryptoInputError)) throw error;
-        throw new AppError(
-          "validation_failed",
-          `The PIN block does not decode as format ${format} under key ${pek.id}.`,
-          {
-            fields: { pinBlock: ["does not decode under the given key and format"] },
-          },
-        );
+        throw new PinBlockUndecodableError(format);
       }
       return pinMatches(pan, card.pin, presented);
     },

@@ -1,11 +1,15 @@
 // PIN operations. The PIN lives only as an enciphered ISO 9564 format-4 block plus a PVV; the key provider
 // opens it only for an explicit, audited read, and an enciphered PIN block presented for verification is
 // opened inside the key provider, never here. Each operation is one transaction on the card as read: a PIN
-// set meanwhile makes a verify decide again against the new PIN.
+// set meanwhile makes a verify decide again against the new PIN. A presented block that deciphers to no valid
+// block is a wrong try like a wrong PIN (same answer, counted, audited), so it tells the caller nothing more;
+// format 1, not bound to the PAN, is accepted only for a tenant that allows it.
+import { validationFailed } from "../domain/errors.js";
 import type { EventPublisher } from "../events/outbox.js";
-import type { KeyProvider, PinBlockAttempt } from "../keys/key-provider.js";
+import { type KeyProvider, type PinBlockAttempt, PinBlockUndecodableError } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import type { CardRepo } from "../store/card-repo.js";
+import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { type CardTransaction, open, sealedCardOf, written } from "./card-transaction.js";
 import type { StatusChange, TryCounter } from "./try-counter.js";
@@ -13,6 +17,7 @@ import type { StatusChange, TryCounter } from "./try-counter.js";
 export interface PinServiceDeps {
   withCard: CardTransaction;
   cards: Pick<CardRepo, "update">;
+  tenants: Pick<TenantRepo, "find">;
   keys: Pick<KeyProvider, "sealPin" | "openPin" | "verifyPin" | "verifyPinBlock">;
   record: AuditRecorder;
   publish: EventPublisher;
@@ -65,15 +70,43 @@ export function createPinService(deps: PinServiceDeps) {
       });
     },
 
-    verify(actor: Actor, publicToken: string, attempt: PinAttempt) {
+    async verify(actor: Actor, publicToken: string, attempt: PinAttempt) {
+      if (!("pin" in attempt) && attempt.format === 1) {
+        const tenant = await deps.tenants.find(actor.tenantId);
+        if (tenant?.allow_pin_block_format_1 !== 1) {
+          throw validationFailed(
+            "format",
+            "format 1 PIN blocks are not bound to the PAN and this card program does not accept them; use format 0, 3 or 4.",
+          );
+        }
+      }
       return deps.withCard(actor, publicToken, async (tx, card) => {
         const sealed = sealedCardOf(open(card));
-        const matched =
-          "pin" in attempt
-            ? await deps.keys.verifyPin(sealed, attempt.pin)
-            : await deps.keys.verifyPinBlock(sealed, attempt);
-        const method = "pin" in attempt ? "pin" : `pin_block_format_${attempt.format}`;
-        return deps.counter.recordAttempt(tx, actor, card, matched, method);
+        if ("pin" in attempt) {
+          return deps.counter.recordAttempt(
+            tx,
+            actor,
+            card,
+            await deps.keys.verifyPin(sealed, attempt.pin),
+            "pin",
+          );
+        }
+        let matched = false;
+        let note: Record<string, string> | undefined;
+        try {
+          matched = await deps.keys.verifyPinBlock(sealed, attempt);
+        } catch (error) {
+          if (!(error instanceof PinBlockUndecodableError)) throw error;
+          note = { pinBlock: "did_not_decode" };
+        }
+        return deps.counter.recordAttempt(
+          tx,
+          actor,
+          card,
+          matched,
+          `pin_block_format_${attempt.format}`,
+          note,
+        );
       });
     },
   };

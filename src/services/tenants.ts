@@ -21,6 +21,8 @@ export interface NewTenant {
   allowPrivateWebhooks?: boolean;
   /** Adds the PIN to Get Card Data payloads (PAN, CVV and expiry otherwise). */
   secureDataPin?: boolean;
+  /** Accepts format-1 PIN blocks, which are not bound to the PAN; refused by default. */
+  allowPinBlockFormat1?: boolean;
 }
 
 export const TENANT_DEFAULTS = { bin: "999999", panLength: 16, maxCvvTries: 3, maxPinTries: 3 } as const;
@@ -40,6 +42,7 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
         default_rotation_interval_hours: input.defaultRotationIntervalHours ?? null,
         webhooks_allow_private: input.allowPrivateWebhooks ? 1 : 0,
         secure_data_pin: input.secureDataPin ? 1 : 0,
+        allow_pin_block_format_1: input.allowPinBlockFormat1 ? 1 : 0,
       };
       const problems = [
         !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(row.id) && "id must be 1–63 lower-case letters, digits, - or _",

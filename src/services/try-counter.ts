@@ -51,6 +51,8 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
       card: CardWithLimits,
       matched: boolean,
       method?: string,
+      /** Extra audit details (fixed words, never the presented value). */
+      note?: Record<string, string>,
     ): Promise<VerifyOutcome> {
       const after = await deps.cards.stepCounter(
         card.id,
@@ -66,7 +68,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
         action: `${secret}.verify`,
         outcome: outcome.result,
         card,
-        details: { remainingTries: outcome.remainingTries, method },
+        details: { remainingTries: outcome.remainingTries, method, ...note },
       });
       if (outcome.result === "mismatch" && outcome.status === "Blocked") {
         await deps.publish(tx, {

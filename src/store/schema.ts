@@ -14,6 +14,8 @@ export interface TenantsTable {
   default_rotation_interval_hours: number | null;
   /** 1 lets this tenant's webhooks reach loopback and private addresses (tests, on-premises receivers). */
   webhooks_allow_private: number;
+  /** 1: PIN verification accepts format-1 blocks (not PAN-bound); 0 (default): refused. */
+  allow_pin_block_format_1: Generated<number>;
   /** 1 adds the PIN to this tenant's Get Card Data payloads. */
   secure_data_pin: number;
 }

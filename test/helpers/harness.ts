@@ -27,6 +27,8 @@ export interface HarnessOptions {
   allowPrivateWebhooks?: readonly string[];
   /** Rewrites the test database URL the service uses (e.g. to go through a proxy the test controls). */
   databaseUrlFor?: (url: string) => string;
+  /** Tenants (acme, globex) that accept format-1 (not PAN-bound) PIN blocks. */
+  allowPinBlockFormat1?: readonly string[];
   /** Tenants (acme, globex) whose Get Card Data payloads include the PIN. */
   secureDataPin?: readonly string[];
 }
@@ -57,6 +59,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       sandbox: id === "acme" && options.sandbox === true,
       allowPrivateWebhooks: options.allowPrivateWebhooks?.includes(id),
       secureDataPin: options.secureDataPin?.includes(id),
+      allowPinBlockFormat1: options.allowPinBlockFormat1?.includes(id),
     });
   }
   const app = await buildApp({

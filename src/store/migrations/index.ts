@@ -8,6 +8,7 @@ import * as m0004 from "./0004-webhooks.js";
 import * as m0005 from "./0005-rate-limits.js";
 import * as m0006 from "./0006-reveal-sessions.js";
 import * as m0007 from "./0007-card-version.js";
+import * as m0008 from "./0008-pin-block-format-1.js";
 import * as m0009 from "./0009-cvv-history.js";
 
 const migrations: Record<string, Migration> = {
@@ -18,7 +19,7 @@ const migrations: Record<string, Migration> = {
   "0005-rate-limits": m0005,
   "0006-reveal-sessions": m0006,
   "0007-card-version": m0007,
-  // 0008 is left for the change under review beside this one (tenant PIN-block settings).
+  "0008-pin-block-format-1": m0008,
   "0009-cvv-history": m0009,
 };
 
