@@ -143,6 +143,10 @@ export async function buildApp(deps: AppDeps) {
     const match = BEARER.exec(request.headers.authorization ?? "");
     if (!match) throw new AppError("unauthorized", "Send a bearer token: Authorization: Bearer <JWT>.");
     request.principal = await deps.verifier.verify(match[1]!);
+    // A good signature over a tenant this service does not hold is refused here, once, for every route.
+    if (!(await deps.services.tenants.isKnown(request.principal.tenantId))) {
+      throw new AppError("unknown_tenant", "The bearer token names a tenant that is not registered here.");
+    }
     requireScope(request.principal, scope);
   };
 
