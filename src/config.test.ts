@@ -41,4 +41,56 @@ describe("configuration", () => {
     expect(parseMasterKey(Buffer.from(hex, "hex").toString("base64"))?.toString("hex")).toBe(hex);
     expect(parseMasterKey("not a key")).toBeNull();
   });
+
+  it("reads a master key only as strict hex or canonical base64 (Hardening II)", () => {
+    const key = Buffer.from("0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff", "hex");
+    const canonical = key.toString("base64");
+    expect(parseMasterKey(canonical)?.equals(key)).toBe(true);
+    // Lenient forms Buffer.from(…, "base64") accepts: no padding, base64url, spaces or junk inside, a
+    // non-zero last bit the canonical form would not have (decodes to the same 32 bytes).
+    const lastChar = canonical.at(-2)!;
+    const sibling = "AEIMQUYcgkosw048".includes(lastChar)
+      ? String.fromCharCode(lastChar.charCodeAt(0) + 1)
+      : undefined;
+    const lenient = [
+      canonical.replace(/=+$/, ""),
+      key.toString("base64url"),
+      `${canonical.slice(0, 20)} ${canonical.slice(20)}`,
+      `${canonical.slice(0, 20)}!${canonical.slice(20, -1)}`,
+      ...(sibling ? [`${canonical.slice(0, -2)}${sibling}=`] : []),
+      "ab".repeat(31) + "zz",
+    ];
+    for (const value of lenient) {
+      expect(parseMasterKey(value), value).toBeNull();
+      expect(() => loadConfig({ CARDVAULT_MASTER_KEY: value }), value).toThrow(/CARDVAULT_MASTER_KEY/);
+    }
+    expect(parseMasterKey("AB".repeat(32))?.toString("hex")).toBe("ab".repeat(32));
+  });
+
+  it("refuses a trivially low-entropy JWT secret in production (Hardening II)", () => {
+    const production = { NODE_ENV: "production", CARDVAULT_MASTER_KEY: "ab".repeat(32) };
+    for (const secret of ["a".repeat(32), "ab".repeat(32), "abcdefg".repeat(6), "\0".repeat(40)]) {
+      expect(() => loadConfig({ ...production, CARDVAULT_JWT_SECRET: secret }), secret).toThrow(
+        /CARDVAULT_JWT_SECRET/,
+      );
+    }
+    expect(
+      loadConfig({ ...production, CARDVAULT_JWT_SECRET: "k7Q2-vX9m_Lp4ZtR8wYb3NcE6hJ0sFdA" }).production,
+    ).toBe(true);
+    // Development keeps working with whatever a developer types (it warns elsewhere, never reaches cards).
+    expect(loadConfig({ CARDVAULT_JWT_SECRET: "a".repeat(32) }).auth.hs256Secret).toBe("a".repeat(32));
+  });
+
+  it("serves the API documentation page in development, and in production only when enabled (Hardening II)", () => {
+    const production = {
+      NODE_ENV: "production",
+      CARDVAULT_MASTER_KEY: "ab".repeat(32),
+      CARDVAULT_JWT_SECRET: "k7Q2-vX9m_Lp4ZtR8wYb3NcE6hJ0sFdA",
+    };
+    expect(loadConfig({}).apiDocs).toBe(true);
+    expect(loadConfig({ CARDVAULT_API_DOCS: "off" }).apiDocs).toBe(false);
+    expect(loadConfig(production).apiDocs).toBe(false);
+    expect(loadConfig({ ...production, CARDVAULT_API_DOCS: "on" }).apiDocs).toBe(true);
+    expect(() => loadConfig({ CARDVAULT_API_DOCS: "yes" })).toThrow(/CARDVAULT_API_DOCS/);
+  });
 });

@@ -35,6 +35,8 @@ export interface Config {
   auth: AuthConfig;
   /** Brute-force limits on the verify, reveal and secure-data routes (fixed windows, held in the database). */
   rateLimits: RateLimits;
+  /** Serve the Swagger UI page at /docs (CARDVAULT_API_DOCS; on in development, off in production). */
+  apiDocs: boolean;
 }
 
 export interface ConfigOverrides {
@@ -94,7 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
-    problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or base64");
+    problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or canonical (padded) base64");
   }
   if (production && masterKey === undefined) {
     problems.push("CARDVAULT_MASTER_KEY is required when NODE_ENV=production (development keys are refused)");
@@ -105,6 +107,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const jwksUrl = env.CARDVAULT_JWKS_URL || undefined;
   if (hs256Secret !== undefined && Buffer.byteLength(hs256Secret) < 32) {
     problems.push("CARDVAULT_JWT_SECRET must be at least 32 bytes");
+  } else if (production && hs256Secret !== undefined && isLowEntropy(hs256Secret)) {
+    problems.push(
+      `CARDVAULT_JWT_SECRET is trivially guessable (fewer than ${MIN_DISTINCT_SECRET_BYTES} distinct bytes); use a random secret`,
+    );
   }
   if (jwksFile && jwksUrl) problems.push("set CARDVAULT_JWKS_FILE or CARDVAULT_JWKS_URL, not both");
   if (production && !hs256Secret && !jwksFile && !jwksUrl) {
@@ -126,6 +132,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (algorithms.length === 0) problems.push("CARDVAULT_JWT_ALGORITHMS is empty");
 
+  const apiDocs = env.CARDVAULT_API_DOCS ?? (production ? "off" : "on");
+  if (apiDocs !== "on" && apiDocs !== "off") problems.push("CARDVAULT_API_DOCS must be on or off");
+
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
 
   return {
@@ -143,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     runJobs: jobs === "on",
     jobIntervalMs,
     rateLimits,
+    apiDocs: apiDocs === "on",
     auth: {
       hs256Secret,
       jwksFile,
@@ -155,10 +165,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   };
 }
 
-/** 32 bytes from 64 hex digits or base64; null when it is neither. */
+/**
+ * 32 bytes from exactly 64 hex digits or canonical base64 (44 characters with its padding, re-encoding to the
+ * same text); null otherwise. Node's base64 decoder skips what it does not know, so a typo, a truncated or a
+ * base64url value would otherwise decode to some other 32 bytes and seal the keystore under them.
+ */
 export function parseMasterKey(value: string): Buffer | null {
   const trimmed = value.trim();
   if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, "hex");
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(trimmed)) return null;
   const b64 = Buffer.from(trimmed, "base64");
-  return b64.length === 32 ? b64 : null;
+  return b64.length === 32 && b64.toString("base64") === trimmed ? b64 : null;
+}
+
+/** A shared secret drawn from fewer distinct bytes than this is a pattern, not a key ("aaaa…", "abab…"). */
+const MIN_DISTINCT_SECRET_BYTES = 8;
+
+function isLowEntropy(secret: string): boolean {
+  return new Set(Buffer.from(secret)).size < MIN_DISTINCT_SECRET_BYTES;
 }

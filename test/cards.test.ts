@@ -159,8 +159,91 @@ describe("cards", () => {
     expect([200, 302]).toContain(ui.statusCode);
   });
 
+  it("serves /docs under a CSP that lets Swagger UI run and forbids framing (Hardening II)", async () => {
+    for (const url of [
+      "/docs",
+      "/docs/",
+      "/docs/static/index.html",
+      "/docs/static/swagger-ui-bundle.js",
+      "/docs/json",
+    ]) {
+      const response = await h.app.inject({ method: "GET", url });
+      expect(response.statusCode, url).toBeLessThan(400);
+      const csp = String(response.headers["content-security-policy"] ?? "");
+      expect(csp, url).toContain("frame-ancestors 'none'");
+      expect(csp, url).toMatch(/default-src 'none'/);
+      expect(csp, url).toMatch(/script-src 'self'(;|$)/);
+      expect(csp, url).not.toMatch(/script-src[^;]*unsafe/);
+      expect(response.headers["x-frame-options"], url).toBe("DENY");
+    }
+  });
+
+  it("does not serve /docs when the API documentation is off (production default) (Hardening II)", async () => {
+    const off = await createHarness({ env: { CARDVAULT_API_DOCS: "off" } });
+    try {
+      for (const url of ["/docs", "/docs/static/index.html", "/docs/json"]) {
+        expect((await off.app.inject({ method: "GET", url })).statusCode, url).toBe(404);
+      }
+    } finally {
+      await off.close();
+    }
+  });
+
   it("reports health and readiness without a token", async () => {
     expect((await h.app.inject({ method: "GET", url: "/healthz" })).json()).toEqual({ status: "ok" });
     expect((await h.app.inject({ method: "GET", url: "/readyz" })).json()).toEqual({ status: "ready" });
+  });
+});
+
+describe("cardholder name (Hardening II)", () => {
+  const bad = [
+    "Ada\u0000Lovelace",
+    "Ada\r\nLovelace",
+    "Ada\nX-Injected: 1",
+    "Ada \u202eecalevoL",
+    "Ada\u200fLovelace",
+    "Ada\tLovelace",
+    "<script>",
+    "Ada 😀",
+    " ",
+    " Ada",
+    "Ада Лавлейс",
+  ];
+
+  it("is restricted to a printable embossing set on create and update: 400 with a field error", async () => {
+    const { publicToken } = await h.createCard({ type: "virtual", cardholderName: "Ada Lovelace" });
+    for (const name of bad) {
+      const created = await h.call("POST", "/v1/cards", { type: "virtual", cardholderName: name });
+      expect(created.statusCode, JSON.stringify(name)).toBe(400);
+      expect(created.json().errors, JSON.stringify(name)).toHaveProperty("cardholderName");
+      const patched = await h.call("PATCH", `/v1/cards/${publicToken}`, { cardholderName: name });
+      expect(patched.statusCode, JSON.stringify(name)).toBe(400);
+      expect(patched.json().errors, JSON.stringify(name)).toHaveProperty("cardholderName");
+    }
+    expect((await h.call("GET", `/v1/cards/${publicToken}`)).json().cardholderName).toBe("Ada Lovelace");
+  });
+
+  it("accepts letters (Latin accented too), digits, space and . , ' - / &", async () => {
+    for (const name of [
+      "Zoë O'Brien-Müller",
+      "J. R. R. Tolkien & Co/Ltd, 3",
+      "ÅSA ØSTERGÅRD",
+      "Łukasz Żółć",
+    ]) {
+      const created = await h.call("POST", "/v1/cards", { type: "virtual", cardholderName: name });
+      expect(created.statusCode, name).toBe(201);
+      expect(created.json().cardholderName).toBe(name);
+    }
+  });
+
+  it("is refused by the service itself, whatever path sets it", async () => {
+    const actor = { tenantId: "acme", subject: "t" };
+    await expect(
+      h.runtime.services.cards.create(actor, { type: "virtual", cardholderName: "Ada\u202e" }),
+    ).rejects.toMatchObject({ code: "validation_failed", fields: { cardholderName: expect.any(Array) } });
+    const { publicToken } = await h.createCard();
+    await expect(
+      h.runtime.services.cards.update(actor, publicToken, { cardholderName: "Ada\r\n" }),
+    ).rejects.toMatchObject({ code: "validation_failed", fields: { cardholderName: expect.any(Array) } });
   });
 });

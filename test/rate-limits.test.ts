@@ -141,6 +141,7 @@ describe("rate limits", () => {
       clock: systemClock,
       bodyLimitBytes: h.config.bodyLimitBytes,
       idempotencyTtlHours: h.config.idempotencyTtlHours,
+      apiDocs: false,
     });
     try {
       const token = await h.token(undefined, "globex");

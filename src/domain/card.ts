@@ -1,8 +1,30 @@
 // Card rules: types, the status life cycle, and expiry dates. Pure; time comes in as an argument.
-import { AppError } from "./errors.js";
+import { AppError, validationFailed } from "./errors.js";
 
 export const cardTypes = ["virtual", "physical"] as const;
 export type CardType = (typeof cardTypes)[number];
+
+/**
+ * The cardholder name is embossed and printed: letters (ASCII, and the Latin accented ones of Latin-1 and
+ * Latin Extended-A, precomposed), digits, space and . , ' - / &, not starting with a space. No control
+ * characters (NUL, CR/LF, tab), no bidi overrides or other invisible format characters, no symbols or emoji.
+ * A JSON Schema pattern (the routes' schemas use it; it allows "", their minLength says otherwise).
+ */
+export const CARDHOLDER_NAME_PATTERN =
+  "^(?! )[A-Za-z0-9\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u017F .,'/&-]*$";
+/** The documented maximum of the native API (Thredd's title + first + last name fit in it: 10 + 40 + 40 + 2). */
+export const CARDHOLDER_NAME_MAX = 100;
+const cardholderName = new RegExp(CARDHOLDER_NAME_PATTERN, "u");
+
+/** Refuses a cardholder name outside the embossing set (400 naming the field), whatever path sets it. */
+export function assertCardholderName(name: string): void {
+  if (name.length < 1 || name.length > CARDHOLDER_NAME_MAX || !cardholderName.test(name)) {
+    throw validationFailed(
+      "cardholderName",
+      `cardholderName must be 1–${CARDHOLDER_NAME_MAX} letters, digits, spaces or . , ' - / & (not starting with a space).`,
+    );
+  }
+}
 
 export const cardStatuses = ["active", "inactive", "suspended", "closed"] as const;
 export type CardStatus = (typeof cardStatuses)[number];

@@ -6,6 +6,8 @@ export const errorStatus = {
   invalid_json: 400,
   unauthorized: 401,
   forbidden: 403,
+  /** A validly signed token names a tenant that is not registered here (nothing it could do is meaningful). */
+  unknown_tenant: 403,
   card_not_found: 404,
   not_found: 404,
   method_not_allowed: 405,

@@ -45,6 +45,8 @@ export interface AppDeps {
   clock: Clock;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
+  /** Serve the Swagger UI page at /docs (config.apiDocs: off in production unless enabled). */
+  apiDocs: boolean;
   logger?: FastifyServerOptions["loggerInstance"] | boolean;
 }
 
@@ -62,6 +64,18 @@ const SECURITY_HEADERS = {
 const API_SECURITY_HEADERS = {
   ...SECURITY_HEADERS,
   "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+};
+/**
+ * The API documentation page: Swagger UI's own files only (its index page loads every script from /docs/static,
+ * none inline), the document it fetches from /docs/json, its data: icons; inline styles, which its React views
+ * and rendered Markdown set. Never framed, no forms posted, no plugins.
+ */
+const DOCS_SECURITY_HEADERS = {
+  ...SECURITY_HEADERS,
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+    "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   "x-frame-options": "DENY",
 };
 
@@ -82,6 +96,11 @@ class OneLineLogController extends LogController {
 }
 
 const BODILESS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
+
+/** /docs and what lies under it, not a path that merely starts with the same letters (/docsfoo). */
+function isDocsUrl(url: string): boolean {
+  return url === "/docs" || url.startsWith("/docs/") || url.startsWith("/docs?");
+}
 
 /** A missing JSON body is an empty object, so validation names the missing fields, not "body must be object". */
 async function emptyBodyAsObject(request: FastifyRequest) {
@@ -132,7 +151,7 @@ export async function buildApp(deps: AppDeps) {
   // Security headers go on every answer, errors and refusals included, so they are set before anything can
   // fail. A route that sets its own policy (the card reveal page, framed by its session's origin) replaces it.
   app.addHook("onRequest", (request, reply, done) => {
-    reply.headers(request.url.startsWith("/docs") ? SECURITY_HEADERS : API_SECURITY_HEADERS);
+    reply.headers(isDocsUrl(request.url) ? DOCS_SECURITY_HEADERS : API_SECURITY_HEADERS);
     reply.header("x-request-id", request.id);
     done();
   });
@@ -143,6 +162,10 @@ export async function buildApp(deps: AppDeps) {
     const match = BEARER.exec(request.headers.authorization ?? "");
     if (!match) throw new AppError("unauthorized", "Send a bearer token: Authorization: Bearer <JWT>.");
     request.principal = await deps.verifier.verify(match[1]!);
+    // A good signature over a tenant this service does not hold is refused here, once, for every route.
+    if (!(await deps.services.tenants.isKnown(request.principal.tenantId))) {
+      throw new AppError("unknown_tenant", "The bearer token names a tenant that is not registered here.");
+    }
     requireScope(request.principal, scope);
   };
 
@@ -183,7 +206,7 @@ export async function buildApp(deps: AppDeps) {
       security: [{ bearer: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: "/docs" });
+  if (deps.apiDocs) await app.register(swaggerUi, { routePrefix: "/docs" });
 
   registerHealthRoutes(app, { store: deps.store });
   registerV1Routes(app, deps.services);

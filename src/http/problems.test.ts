@@ -1,6 +1,6 @@
 // Which store failures answer 503 (the transaction rolled back; retry) rather than 500.
 import { describe, expect, it } from "vitest";
-import { isStoreUnavailable } from "./problems.js";
+import { isClientAbort, isStoreUnavailable, toAppError } from "./problems.js";
 
 describe("isStoreUnavailable", () => {
   it("takes SQLite's extended codes as their primary code", () => {
@@ -16,5 +16,27 @@ describe("isStoreUnavailable", () => {
     for (const code of ["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_ERROR", "23505", "SQLITE_BUSYX"]) {
       expect(isStoreUnavailable({ code }), code).toBe(false);
     }
+  });
+
+  it("does not take a client that closed its socket mid-body for a store outage (Hardening II)", () => {
+    // Node's IncomingMessage abort (ECONNRESET "aborted"), and any socket error Fastify's body reader passed on.
+    const aborted = Object.assign(new Error("aborted"), { code: "ECONNRESET" });
+    const fromBodyReader = Object.assign(new Error("read ECONNRESET"), {
+      code: "ECONNRESET",
+      statusCode: 400,
+    });
+    for (const error of [aborted, fromBodyReader]) {
+      expect(isClientAbort(error)).toBe(true);
+      expect(isStoreUnavailable(error)).toBe(false);
+      expect(toAppError(error)).toMatchObject({ unexpected: false, clientAborted: true });
+    }
+    // The database's own connection resets still are.
+    const pgReset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET", syscall: "read" });
+    expect(isClientAbort(pgReset)).toBe(false);
+    expect(isStoreUnavailable(pgReset)).toBe(true);
+    expect(toAppError(pgReset)).toMatchObject({
+      unexpected: true,
+      appError: { code: "service_unavailable" },
+    });
   });
 });

@@ -40,9 +40,24 @@ interface AjvIssue {
   message?: string;
 }
 
-/** Maps anything thrown while handling a request to the AppError a client is shown. */
-export function toAppError(error: unknown): { appError: AppError; unexpected: boolean } {
+/**
+ * Maps anything thrown while handling a request to the AppError a client is shown; unexpected says it is
+ * logged as an error, clientAborted that the client closed its connection before its request was read.
+ */
+export function toAppError(error: unknown): {
+  appError: AppError;
+  unexpected: boolean;
+  clientAborted?: true;
+} {
   if (error instanceof AppError) return { appError: error, unexpected: error.status >= 500 };
+  // Checked before the store's failures: a client's reset carries the same socket codes as a database's.
+  if (isClientAbort(error)) {
+    return {
+      appError: new AppError("validation_failed", "The connection closed before the request body was read."),
+      unexpected: false,
+      clientAborted: true,
+    };
+  }
   const fastifyError = error as Partial<FastifyError> & {
     validation?: AjvIssue[];
     validationContext?: string;
@@ -97,13 +112,13 @@ export function toAppError(error: unknown): { appError: AppError; unexpected: bo
   };
 }
 
+/** Socket-level failures: of the database's connections, or of the client's own socket. */
+const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ECONNABORTED"]);
+
 // Connection-level failures of PostgreSQL (class 08, admin shutdown 57P0x, pool/socket errors) and the
 // SQLite conditions an operator fixes without a code change (disk full, read-only, locked, I/O error).
 const UNAVAILABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
+  ...SOCKET_CODES,
   "57P01",
   "57P02",
   "57P03",
@@ -127,10 +142,23 @@ function primaryCode(code: string): string {
   return /^SQLITE_[A-Z]+/.exec(code)?.[0] ?? code;
 }
 
+/**
+ * The client's socket failed while its request was read: Node aborts the request stream with ECONNRESET
+ * "aborted" when the connection closes mid-body, and Fastify's body reader passes any stream error on with a
+ * 4xx statusCode. A store's errors never carry a statusCode (they do not come from the request stream).
+ */
+export function isClientAbort(error: unknown): boolean {
+  const candidate = error as { code?: unknown; message?: unknown; statusCode?: unknown } | null;
+  if (!candidate || typeof candidate !== "object") return false;
+  if (typeof candidate.code !== "string" || !SOCKET_CODES.has(candidate.code)) return false;
+  return candidate.message === "aborted" || typeof candidate.statusCode === "number";
+}
+
 /** A transaction that failed for one of these rolled back: the request changed nothing. */
 export function isStoreUnavailable(error: unknown): boolean {
   const candidate = error as { code?: unknown; message?: unknown } | null;
   if (!candidate || typeof candidate !== "object") return false;
+  if (isClientAbort(error)) return false;
   // SQLite's extended codes (SQLITE_BUSY_SNAPSHOT, SQLITE_IOERR_FSYNC…) count as their primary code.
   if (typeof candidate.code === "string" && UNAVAILABLE_CODES.has(primaryCode(candidate.code))) return true;
   return (
@@ -209,8 +237,10 @@ export interface ErrorShape {
  */
 export function dialectErrorHandler(shape: ErrorShape) {
   return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const { appError, unexpected } = toAppError(error);
+    const { appError, unexpected, clientAborted } = toAppError(error);
     if (unexpected) request.log.error({ err: error }, "request failed");
+    // Nobody is left to answer; a client that goes away is routine, not an incident.
+    if (clientAborted) request.log.debug({ err: error }, "client closed the connection mid-request");
     if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
     if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
     request.transientFailure = isTransient(appError);

@@ -17,6 +17,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     clock: runtime.clock,
     bodyLimitBytes: config.bodyLimitBytes,
     idempotencyTtlHours: config.idempotencyTtlHours,
+    apiDocs: config.apiDocs,
     logger,
   });
   await app.listen({ host: config.host, port: config.port });

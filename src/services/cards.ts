@@ -4,6 +4,7 @@
 // A status change is decided on the card as read in its own transaction, and written only onto that version.
 import { CVV2_SERVICE_CODE } from "../crypto/cvv.js";
 import {
+  assertCardholderName,
   assertStatusTransition,
   type CardStatus,
   type CardType,
@@ -136,6 +137,7 @@ export function createCardService(deps: CardServiceDeps) {
 
   return {
     async create(actor: Actor, input: NewCard): Promise<CardView> {
+      if (input.cardholderName !== undefined) assertCardholderName(input.cardholderName);
       const tenant = await deps.tenants.find(actor.tenantId);
       if (!tenant) throw new AppError("forbidden", "The token's tenant is not registered with this service.");
       const now = await creationTime(tenant, input.testClockId);
@@ -220,7 +222,8 @@ export function createCardService(deps: CardServiceDeps) {
       return viewOf(await findCard(deps.cards, actor, publicToken));
     },
 
-    update(actor: Actor, publicToken: string, changes: CardChanges): Promise<CardView> {
+    async update(actor: Actor, publicToken: string, changes: CardChanges): Promise<CardView> {
+      if (changes.cardholderName !== undefined) assertCardholderName(changes.cardholderName);
       return deps.withCard(actor, publicToken, async (tx, card) => {
         if (changes.status) assertStatusTransition(card.status as CardStatus, changes.status);
         const stamp = deps.clock.now().toISOString();

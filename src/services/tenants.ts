@@ -27,8 +27,26 @@ export interface NewTenant {
 
 export const TENANT_DEFAULTS = { bin: "999999", panLength: 16, maxCvvTries: 3, maxPinTries: 3 } as const;
 
+/** How long a process trusts that a tenant it has seen exists (tenants are never deleted today). */
+const KNOWN_TENANT_TTL_MS = 60_000;
+const KNOWN_TENANT_LIMIT = 10_000;
+
 export function createTenantService(deps: { tenants: TenantRepo; clock: Clock }) {
+  // Authentication asks on every request: known tenants are kept per process for a short while; an unknown
+  // one is never kept, so a tenant registered a moment ago is accepted at once.
+  const known = new Map<string, number>();
   return {
+    /** Whether the tenant is registered: one prepared primary-key lookup, or none while it is cached. */
+    async isKnown(id: string): Promise<boolean> {
+      const now = deps.clock.now().getTime();
+      const until = known.get(id);
+      if (until !== undefined && now < until) return true;
+      known.delete(id);
+      if ((await deps.tenants.find(id)) === undefined) return false;
+      if (known.size >= KNOWN_TENANT_LIMIT) known.delete(known.keys().next().value as string);
+      known.set(id, now + KNOWN_TENANT_TTL_MS);
+      return true;
+    },
     async add(input: NewTenant): Promise<TenantRow> {
       const row: TenantRow = {
         id: input.id,

@@ -62,6 +62,17 @@ describe("Payblr: cards", () => {
     );
   });
 
+  it("refuses a cardholder name with NUL, CR/LF or a bidi override: 400 (Hardening II)", async () => {
+    for (const lastName of ["Love\u0000lace", "Lovelace\r\n", "\u202eLovelace"]) {
+      const response = await h.call("POST", `${base}/cards`, {
+        cardType: "Virtual",
+        cardHolder: { firstName: "Ada", lastName },
+      });
+      expect(response.statusCode, JSON.stringify(lastName)).toBe(400);
+      expect(response.body).toContain("cardHolder");
+    }
+  });
+
   it("physical cards start inactive unless activateNow is true", async () => {
     const { publicToken } = await createPayblrCard({ cardType: "Physical" });
     expect((await h.call("GET", `${base}/cards/${publicToken}/status`)).json()).toMatchObject({

@@ -106,6 +106,26 @@ describe("Thredd: cards", () => {
     }
   });
 
+  it("refuses a cardholder name outside the embossing set: 400 with a cardHolder field error (Hardening II)", async () => {
+    for (const cardHolder of [
+      { firstName: "Jon\u0000", lastName: "Smith" },
+      { firstName: "Jon", lastName: "Smith\r\nX" },
+      { title: "Mr\u202e", firstName: "Jon", lastName: "Smith" },
+      { firstName: "Jon", lastName: "Sm\u200fith" },
+    ]) {
+      const problem = expectThreddProblem(
+        await h.call("POST", `${base}/cards`, newCard({ cardHolder })),
+        400,
+        "validation_failed",
+      );
+      expect(Object.keys(problem.errors).join(), JSON.stringify(cardHolder)).toMatch(/^cardHolder/);
+    }
+    const ok = await createThreddCard({
+      cardHolder: { title: "Dr", firstName: "Zoë", lastName: "O'Brien-Müller" },
+    });
+    expect(ok).toMatchObject({ embossName: "Dr Zoë O'Brien-Müller" });
+  });
+
   it("activates as Thredd does (virtual active, physical inactive, unless activateNow says otherwise) and honours expiryDate", async () => {
     const statusOf = async (t: string) =>
       (await h.call("GET", `${base}/cards/${t}/status`)).json().cardStatusCode;

@@ -70,6 +70,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     clock,
     bodyLimitBytes: config.bodyLimitBytes,
     idempotencyTtlHours: config.idempotencyTtlHours,
+    apiDocs: config.apiDocs,
     logger: options.logger ?? false,
   });
 

@@ -5,6 +5,7 @@ import { Type } from "typebox";
 import type { CardService } from "../../services/cards.js";
 import {
   actorOf,
+  CardholderNameSchema,
   CardStatusSchema,
   CardTypeSchema,
   CardView,
@@ -18,7 +19,7 @@ const NewCardBody = Type.Object(
     expiry: Type.Optional(
       Type.String({ pattern: "^[0-9]{4}$", description: "YYMM; defaults to three years out." }),
     ),
-    cardholderName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    cardholderName: Type.Optional(CardholderNameSchema),
     customerReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     status: Type.Optional(Type.Union([Type.Literal("active"), Type.Literal("inactive")])),
     cvvRotationIntervalHours: Type.Optional(
@@ -38,7 +39,7 @@ const NewCardBody = Type.Object(
 const CardPatchBody = Type.Object(
   {
     status: Type.Optional(CardStatusSchema),
-    cardholderName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    cardholderName: Type.Optional(CardholderNameSchema),
     description: Type.Optional(Type.String({ maxLength: 800 })),
     updatedBy: Type.Optional(Type.String({ maxLength: 100 })),
   },

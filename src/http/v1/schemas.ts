@@ -2,6 +2,7 @@
 // stringify drops any field not named here, so a new column can never leak into a response by accident.
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
+import { CARDHOLDER_NAME_MAX, CARDHOLDER_NAME_PATTERN } from "../../domain/card.js";
 import { PUBLIC_TOKEN_PATTERN } from "../../lib/ids.js";
 import type { Actor } from "../../services/audit.js";
 
@@ -27,6 +28,14 @@ export const Problem = Type.Object(
   },
   { $id: "Problem", description: "RFC 9457 problem details." },
 );
+
+/** An embossed and printed name: the embossing set (domain/card.ts), 1–100 characters. */
+export const CardholderNameSchema = Type.String({
+  minLength: 1,
+  maxLength: CARDHOLDER_NAME_MAX,
+  pattern: CARDHOLDER_NAME_PATTERN,
+  description: "Letters (Latin accented too), digits, space and . , ' - / &; not starting with a space.",
+});
 
 export const CardTypeSchema = Type.Union([Type.Literal("virtual"), Type.Literal("physical")]);
 export const CardStatusSchema = Type.Union([

@@ -3,7 +3,7 @@
 // every rule (status transitions, tries, expiry) stays in the services, so both dialects behave identically.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type Static, Type } from "typebox";
-import type { CardStatus } from "../../../domain/card.js";
+import { CARDHOLDER_NAME_PATTERN, type CardStatus } from "../../../domain/card.js";
 import { AppError, validationFailed } from "../../../domain/errors.js";
 import type { TryState } from "../../../domain/tries.js";
 import type { CardView, NewCard } from "../../../services/cards.js";
@@ -109,9 +109,10 @@ export const ThreddNewCardBody = Type.Object(
     cardType: Type.Union([Type.Literal("Virtual"), Type.Literal("Physical")]),
     cardHolder: Type.Object(
       {
-        title: Type.Optional(Type.String({ maxLength: 10 })),
-        firstName: Type.String({ minLength: 1, maxLength: 40 }),
-        lastName: Type.String({ minLength: 1, maxLength: 40 }),
+        // Embossed as "title firstName lastName": each in the embossing set (domain/card.ts).
+        title: Type.Optional(Type.String({ maxLength: 10, pattern: CARDHOLDER_NAME_PATTERN })),
+        firstName: Type.String({ minLength: 1, maxLength: 40, pattern: CARDHOLDER_NAME_PATTERN }),
+        lastName: Type.String({ minLength: 1, maxLength: 40, pattern: CARDHOLDER_NAME_PATTERN }),
         dateOfBirth: Type.Optional(Type.String({ pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" })),
         mobile: Type.Optional(Type.String({ maxLength: 30 })),
         email: Type.Optional(Type.String({ maxLength: 254 })),

@@ -1,0 +1,55 @@
+// Hardening II (15): the API documentation page runs under its CSP in a real browser (Debian's Chromium):
+// Swagger UI renders the document and the browser reports no Content-Security-Policy violation.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHarness, type Harness } from "../helpers/harness.js";
+
+const CHROMIUM = process.env.CARDVAULT_CHROMIUM ?? "/usr/bin/chromium";
+
+describe.skipIf(!existsSync(CHROMIUM))("the /docs page in a browser", () => {
+  let h: Harness;
+  let context: BrowserContext;
+  let profile: string;
+  let origin: string;
+
+  beforeAll(async () => {
+    h = await createHarness();
+    await h.app.listen({ host: "127.0.0.1", port: 0 });
+    origin = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
+    profile = mkdtempSync(join(tmpdir(), "cardvault-chromium-"));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+      ],
+    });
+  });
+  afterAll(async () => {
+    await context?.close();
+    await h?.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
+
+  it("renders Swagger UI with no CSP violation", async () => {
+    const page = await context.newPage();
+    const violations: string[] = [];
+    page.on("console", (message) => {
+      if (/Content Security Policy|Refused to/i.test(message.text())) violations.push(message.text());
+    });
+    const response = await page.goto(`${origin}/docs`);
+    expect(response?.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
+    await page.locator(".swagger-ui .info .title").first().waitFor({ timeout: 15_000 });
+    await page.locator(".opblock").first().waitFor({ timeout: 15_000 });
+    await page.locator(".opblock").first().click();
+    await page.waitForTimeout(300);
+    expect(violations).toEqual([]);
+  });
+});
