@@ -44,7 +44,12 @@ describe("configuration", () => {
     expect(loadConfig({ CARDVAULT_PUBLIC_URL: "https://vault.example.com/cv" }).publicUrl).toBe(
       "https://vault.example.com/cv",
     );
-    for (const bad of ["vault.example.com", "ftp://vault.example.com", "https://vault.example.com/?x=1", "https://u@h"]) {
+    for (const bad of [
+      "vault.example.com",
+      "ftp://vault.example.com",
+      "https://vault.example.com/?x=1",
+      "https://u@h",
+    ]) {
       expect(() => loadConfig({ CARDVAULT_PUBLIC_URL: bad }), bad).toThrow(/CARDVAULT_PUBLIC_URL/);
     }
     expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/CARDVAULT_PUBLIC_URL is required/);

@@ -35,6 +35,13 @@ export interface Config {
   auth: AuthConfig;
   /** Brute-force limits on the verify, reveal and secure-data routes (fixed windows, held in the database). */
   rateLimits: RateLimits;
+  /**
+   * The base URL browsers reach cardvault at (CARDVAULT_PUBLIC_URL, no trailing slash): the reveal page's URL is
+   * built on it, never on a request's Host header. Required in production; in development the listen address.
+   */
+  publicUrl: string;
+  /** Reveal sessions a card may have minted in any hour (CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR). */
+  revealSessionsPerCardHour: number;
 }
 
 export interface ConfigOverrides {
@@ -92,6 +99,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     if (!Number.isInteger(value) || value < 1) problems.push(`rate limit ${name} must be a whole number ≥ 1`);
   }
 
+  const host = overrides.host ?? env.CARDVAULT_HOST ?? "127.0.0.1";
+  const configuredUrl = env.CARDVAULT_PUBLIC_URL || undefined;
+  let publicUrl = listenUrl(host, port);
+  if (configuredUrl !== undefined) {
+    const parsed = parsePublicUrl(configuredUrl);
+    if (parsed === null) {
+      problems.push(
+        "CARDVAULT_PUBLIC_URL must be an absolute http(s) URL (scheme, host, optional port and path; no query, fragment or credentials)",
+      );
+    } else publicUrl = parsed;
+  } else if (production) {
+    problems.push(
+      "CARDVAULT_PUBLIC_URL is required when NODE_ENV=production (the address browsers reach cardvault at)",
+    );
+  }
+
+  const revealSessionsPerCardHour = Number(env.CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR ?? 10);
+  if (!Number.isInteger(revealSessionsPerCardHour) || revealSessionsPerCardHour < 1) {
+    problems.push("CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR must be a whole number ≥ 1");
+  }
+
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
     problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or base64");
@@ -130,7 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 
   return {
     production,
-    host: overrides.host ?? env.CARDVAULT_HOST ?? "127.0.0.1",
+    host,
     port,
     dataDir,
     databaseFile: resolve(dataDir, "cardvault.db"),
@@ -143,6 +171,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     runJobs: jobs === "on",
     jobIntervalMs,
     rateLimits,
+    publicUrl,
+    revealSessionsPerCardHour,
     auth: {
       hs256Secret,
       jwksFile,
@@ -153,6 +183,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       tenantClaim: env.CARDVAULT_TENANT_CLAIM || "tenant",
     },
   };
+}
+
+/** An absolute http(s) URL without query, fragment or credentials, without its trailing slash; null otherwise. */
+export function parsePublicUrl(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return null;
+  if (url.username || url.password || url.search || url.hash || value.includes("?") || value.includes("#")) {
+    return null;
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The development default: the configured listen address (an unspecified address is reached as localhost). */
+function listenUrl(host: string, port: number): string {
+  const reachable = host === "0.0.0.0" || host === "::" || host === "" ? "localhost" : host;
+  return `http://${reachable.includes(":") ? `[${reachable}]` : reachable}:${port}`;
 }
 
 /** 32 bytes from 64 hex digits or base64; null when it is neither. */

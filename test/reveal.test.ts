@@ -7,7 +7,7 @@ import {
   createSessionKey,
   importSigningKey,
   importWrapKey,
-  openCardData,
+  openRevealedData,
   type PublishedKey,
 } from "../src/client/secure-data.js";
 import type { Clock } from "../src/lib/clock.js";
@@ -73,7 +73,7 @@ async function revealAsPage(harness: Harness, token: string) {
   if (answer.statusCode !== 200) return { status: answer.statusCode, code: answer.json().code as string };
   const body = answer.json();
   const signer = keys.find((k) => k.use === "sign" && k.kid === body.signingKeyId)!;
-  const data = await openCardData(body, sessionKey, await importSigningKey(signer.jwk));
+  const data = await openRevealedData(body, sessionKey, await importSigningKey(signer.jwk));
   return { status: 200, fields: body.fields as string[], data };
 }
 
@@ -365,7 +365,26 @@ describe("hardening: a session gives what it was asked for, at a rate", () => {
       .where("id", "=", early.id)
       .executeTakeFirstOrThrow();
     expect(row.used_at).toBeNull();
-    expect(await auditActions(limited, other.publicToken)).toContain("rate_limit.blocked:blocked");
+    const blocked = await limited.runtime.store.db
+      .selectFrom("audit_events")
+      .select(["actor", "details"])
+      .where("action", "=", "rate_limit.blocked")
+      .execute();
+    expect(blocked.map((r) => ({ actor: r.actor, ...JSON.parse(r.details ?? "{}") }))).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          kind: "reveal",
+          route: "POST /v1/cards/:publicToken/reveal-sessions",
+          publicToken: card.publicToken,
+        }),
+        expect.objectContaining({
+          actor: `reveal-session:${early.id}`,
+          kind: "reveal",
+          route: "POST /reveal/api/secure-data",
+          publicToken: other.publicToken,
+        }),
+      ]),
+    );
   });
 
   it("caps the sessions minted per card per hour (default 10): a burst of 20 mint-and-spend rounds", async () => {

@@ -1,7 +1,13 @@
 // Reveal-session rules: origins accepted only in exact serialised form, fields, lifetimes, session states.
 import { describe, expect, it } from "vitest";
 import { assertCardRevealable } from "./card.js";
-import { assertSessionUsable, normaliseFields, parseTargetOrigin, sessionExpiry } from "./reveal.js";
+import {
+  assertSessionUsable,
+  normaliseFields,
+  parseTargetOrigin,
+  sessionCapRetryAfter,
+  sessionExpiry,
+} from "./reveal.js";
 
 const now = new Date("2026-11-28T10:00:00Z");
 const dev = { production: false };
@@ -54,7 +60,10 @@ describe("parseTargetOrigin", () => {
       "http://[::2]",
     ]) {
       expect(() => parseTargetOrigin(value, dev), value).toThrow(
-        expect.objectContaining({ code: "validation_failed", fields: expect.objectContaining({ targetOrigin: expect.any(Array) }) }),
+        expect.objectContaining({
+          code: "validation_failed",
+          fields: expect.objectContaining({ targetOrigin: expect.any(Array) }),
+        }),
       );
     }
     for (const value of [
@@ -74,7 +83,9 @@ describe("parseTargetOrigin", () => {
       expect(parseTargetOrigin(value, { production: false })).toBe(value);
       expect(() => parseTargetOrigin(value, { production: true }), value).toThrow(/targetOrigin/);
     }
-    expect(parseTargetOrigin("https://app.example.com", { production: true })).toBe("https://app.example.com");
+    expect(parseTargetOrigin("https://app.example.com", { production: true })).toBe(
+      "https://app.example.com",
+    );
   });
 });
 
@@ -94,6 +105,17 @@ describe("sessionExpiry", () => {
     expect(sessionExpiry(now, 900).toISOString()).toBe("2026-11-28T10:15:00.000Z");
     for (const ttl of [0, 9, 901, 1.5, -10])
       expect(() => sessionExpiry(now, ttl), String(ttl)).toThrow(/ttl/);
+  });
+});
+
+describe("sessionCapRetryAfter", () => {
+  it("allows up to the cap in an hour; beyond it, waits until enough of them leave the hour", () => {
+    const at = (minutesAgo: number) => new Date(now.getTime() - minutesAgo * 60_000).toISOString();
+    expect(sessionCapRetryAfter([], now, 2)).toBeUndefined();
+    expect(sessionCapRetryAfter([at(5)], now, 2)).toBeUndefined();
+    expect(sessionCapRetryAfter([at(5), at(50)], now, 2)).toBe(600);
+    expect(sessionCapRetryAfter([at(5), at(20), at(50)], now, 2)).toBe(40 * 60);
+    expect(sessionCapRetryAfter([at(0)], now, 1)).toBe(3600);
   });
 });
 

@@ -8,6 +8,7 @@ import * as m0004 from "./0004-webhooks.js";
 import * as m0005 from "./0005-rate-limits.js";
 import * as m0006 from "./0006-reveal-sessions.js";
 import * as m0007 from "./0007-card-version.js";
+import * as m0008 from "./0008-reveal-sessions-by-card.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   "0005-rate-limits": m0005,
   "0006-reveal-sessions": m0006,
   "0007-card-version": m0007,
+  "0008-reveal-sessions-by-card": m0008,
 };
 
 export const migrationProvider: MigrationProvider = {
