@@ -8,7 +8,7 @@
 
 import { loadConfig } from "../src/config.js";
 import { uuidv7 } from "../src/lib/ids.js";
-import { createServices, openRuntime } from "../src/runtime.js";
+import { createServices, openRuntime, revealSettings } from "../src/runtime.js";
 import { chunksOf } from "../src/store/chunks.js";
 import type { Db, Store } from "../src/store/db.js";
 
@@ -92,6 +92,7 @@ const rehearsal = createServices({
   keys: runtime.keys,
   clock,
   rateLimits: runtime.config.rateLimits,
+  reveal: revealSettings(runtime.config),
 }).rotation;
 for (let i = 0; i < REHEARSALS; i++) {
   if (mode === "real") await rehearsal.runDue(clock.now(), { limit: BATCH });

@@ -35,6 +35,32 @@ describe("configuration", () => {
     );
   });
 
+  it("takes the public URL from CARDVAULT_PUBLIC_URL, validated; defaults to the listen address outside production", () => {
+    expect(loadConfig({}).publicUrl).toBe("http://127.0.0.1:8080");
+    expect(loadConfig({ CARDVAULT_HOST: "::1", CARDVAULT_PORT: "9000" }).publicUrl).toBe("http://[::1]:9000");
+    expect(loadConfig({ CARDVAULT_PUBLIC_URL: "https://vault.example.com/" }).publicUrl).toBe(
+      "https://vault.example.com",
+    );
+    expect(loadConfig({ CARDVAULT_PUBLIC_URL: "https://vault.example.com/cv" }).publicUrl).toBe(
+      "https://vault.example.com/cv",
+    );
+    for (const bad of [
+      "vault.example.com",
+      "ftp://vault.example.com",
+      "https://vault.example.com/?x=1",
+      "https://u@h",
+    ]) {
+      expect(() => loadConfig({ CARDVAULT_PUBLIC_URL: bad }), bad).toThrow(/CARDVAULT_PUBLIC_URL/);
+    }
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/CARDVAULT_PUBLIC_URL is required/);
+  });
+
+  it("reads the per-card hourly cap on reveal sessions (default 10)", () => {
+    expect(loadConfig({}).revealSessionsPerCardHour).toBe(10);
+    expect(loadConfig({ CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR: "3" }).revealSessionsPerCardHour).toBe(3);
+    expect(() => loadConfig({ CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR: "0" })).toThrow(/REVEAL_SESSIONS/);
+  });
+
   it("reads a master key as hex or base64", () => {
     const hex = "ab".repeat(32);
     expect(parseMasterKey(hex)?.toString("hex")).toBe(hex);

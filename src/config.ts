@@ -37,6 +37,13 @@ export interface Config {
   rateLimits: RateLimits;
   /** Serve the Swagger UI page at /docs (CARDVAULT_API_DOCS; on in development, off in production). */
   apiDocs: boolean;
+  /**
+   * The base URL browsers reach cardvault at (CARDVAULT_PUBLIC_URL, no trailing slash): the reveal page's URL is
+   * built on it, never on a request's Host header. Required in production; in development the listen address.
+   */
+  publicUrl: string;
+  /** Reveal sessions a card may have minted in any hour (CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR). */
+  revealSessionsPerCardHour: number;
 }
 
 export interface ConfigOverrides {
@@ -94,6 +101,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     if (!Number.isInteger(value) || value < 1) problems.push(`rate limit ${name} must be a whole number ≥ 1`);
   }
 
+  const host = overrides.host ?? env.CARDVAULT_HOST ?? "127.0.0.1";
+  const configuredUrl = env.CARDVAULT_PUBLIC_URL || undefined;
+  let publicUrl = listenUrl(host, port);
+  if (configuredUrl !== undefined) {
+    const parsed = parsePublicUrl(configuredUrl);
+    if (parsed === null) {
+      problems.push(
+        "CARDVAULT_PUBLIC_URL must be an absolute http(s) URL (scheme, host, optional port and path; no query, fragment or credentials)",
+      );
+    } else publicUrl = parsed;
+  } else if (production) {
+    problems.push(
+      "CARDVAULT_PUBLIC_URL is required when NODE_ENV=production (the address browsers reach cardvault at)",
+    );
+  }
+
+  const revealSessionsPerCardHour = Number(env.CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR ?? 10);
+  if (!Number.isInteger(revealSessionsPerCardHour) || revealSessionsPerCardHour < 1) {
+    problems.push("CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR must be a whole number ≥ 1");
+  }
+
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
     problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or canonical (padded) base64");
@@ -139,7 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 
   return {
     production,
-    host: overrides.host ?? env.CARDVAULT_HOST ?? "127.0.0.1",
+    host,
     port,
     dataDir,
     databaseFile: resolve(dataDir, "cardvault.db"),
@@ -153,6 +181,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     jobIntervalMs,
     rateLimits,
     apiDocs: apiDocs === "on",
+    publicUrl,
+    revealSessionsPerCardHour,
     auth: {
       hs256Secret,
       jwksFile,
@@ -170,6 +200,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
  * same text); null otherwise. Node's base64 decoder skips what it does not know, so a typo, a truncated or a
  * base64url value would otherwise decode to some other 32 bytes and seal the keystore under them.
  */
+/** An absolute http(s) URL without query, fragment or credentials, without its trailing slash; null otherwise. */
+export function parsePublicUrl(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return null;
+  if (url.username || url.password || url.search || url.hash || value.includes("?") || value.includes("#")) {
+    return null;
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The development default: the configured listen address (an unspecified address is reached as localhost). */
+function listenUrl(host: string, port: number): string {
+  const reachable = host === "0.0.0.0" || host === "::" || host === "" ? "localhost" : host;
+  return `http://${reachable.includes(":") ? `[${reachable}]` : reachable}:${port}`;
+}
+
+/** 32 bytes from 64 hex digits or base64; null when it is neither. */
 export function parseMasterKey(value: string): Buffer | null {
   const trimmed = value.trim();
   if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, "hex");

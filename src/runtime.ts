@@ -160,6 +160,21 @@ export function createPublishers(repos: Pick<Repos, "outbox" | "webhooks">, cloc
   return { publish: createEventPublisher(publisherDeps), publishMany: createBatchPublisher(publisherDeps) };
 }
 
+/** The reveal service's settings, from the configuration. */
+export interface RevealSettings {
+  production: boolean;
+  publicUrl: string;
+  sessionsPerCardHour: number;
+}
+
+export function revealSettings(config: Config): RevealSettings {
+  return {
+    production: config.production,
+    publicUrl: config.publicUrl,
+    sessionsPerCardHour: config.revealSessionsPerCardHour,
+  };
+}
+
 /** Every capability, each wired with exactly the dependencies it uses; nothing but services. */
 export function createServices(deps: {
   store: Store;
@@ -167,6 +182,7 @@ export function createServices(deps: {
   keys: KeyProvider;
   clock: Clock;
   rateLimits: RateLimits;
+  reveal: RevealSettings;
 }) {
   const { store, repos, keys, clock } = deps;
   const record = createAuditRecorder({ audit: repos.audit, clock });
@@ -244,6 +260,7 @@ export function createServices(deps: {
       secureData,
       record,
       clock,
+      ...deps.reveal,
     }),
     webhooks: createWebhookService({
       store,
@@ -305,7 +322,14 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     store,
     keys,
     repos,
-    services: createServices({ store, repos, keys, clock, rateLimits: config.rateLimits }),
+    services: createServices({
+      store,
+      repos,
+      keys,
+      clock,
+      rateLimits: config.rateLimits,
+      reveal: revealSettings(config),
+    }),
     jwtSecret,
     close: () => store.close(),
   };

@@ -7,7 +7,7 @@ import {
   createSessionKey,
   importSigningKey,
   importWrapKey,
-  openCardData,
+  openRevealedData,
   type PublishedKey,
 } from "../src/client/secure-data.js";
 import type { Clock } from "../src/lib/clock.js";
@@ -18,6 +18,9 @@ import { ALL_SCOPES, createHarness, type Harness } from "./helpers/harness.js";
 
 let h: Harness;
 let noPin: Harness;
+/** Small per-card limits, so a burst reaches them in a few requests. */
+let limited: Harness;
+const PUBLIC_URL = "https://vault.example.net/cardvault";
 let offsetMs = 0;
 const clock: Clock = { now: () => new Date(Date.now() + offsetMs) };
 const logLines: string[] = [];
@@ -32,11 +35,16 @@ const ORIGIN = "https://app.example.com";
 beforeAll(async () => {
   await buildWeb();
   h = await createHarness({ clock, secureDataPin: ["acme"], logger: createLogger("trace", sink) });
-  noPin = await createHarness();
+  noPin = await createHarness({ env: { CARDVAULT_PUBLIC_URL: PUBLIC_URL } });
+  limited = await createHarness({
+    secureDataPin: ["acme"],
+    env: { CARDVAULT_RATE_LIMIT_PER_CARD: "6", CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR: "100" },
+  });
 });
 afterAll(async () => {
   await h.close();
   await noPin.close();
+  await limited.close();
 });
 
 async function mint(harness: Harness, publicToken: string, body: Record<string, unknown> = {}) {
@@ -65,7 +73,7 @@ async function revealAsPage(harness: Harness, token: string) {
   if (answer.statusCode !== 200) return { status: answer.statusCode, code: answer.json().code as string };
   const body = answer.json();
   const signer = keys.find((k) => k.use === "sign" && k.kid === body.signingKeyId)!;
-  const data = await openCardData(body, sessionKey, await importSigningKey(signer.jwk));
+  const data = await openRevealedData(body, sessionKey, await importSigningKey(signer.jwk));
   return { status: 200, fields: body.fields as string[], data };
 }
 
@@ -306,5 +314,163 @@ describe("the page's calls", () => {
     expect(logLines.length).toBeGreaterThan(0);
     expect(logLines.join("\n")).not.toContain(session.token);
     expect(logLines.join("\n")).not.toContain(session.token.slice(4));
+  });
+});
+
+describe("hardening: a session gives what it was asked for, at a rate", () => {
+  it("delivers exactly the session's fields (expiry only: no PAN, CVV or PIN, even where the tenant delivers PINs)", async () => {
+    const card = await h.createCard();
+    await h.call("PUT", `/v1/cards/${card.publicToken}/pin`, { pin: "4821" });
+    const expiryOnly = (await mint(h, card.publicToken, { fields: ["expiry"] })).json();
+    const result = await revealAsPage(h, expiryOnly.token);
+    expect(result.status).toBe(200);
+    expect(result.fields).toEqual(["expiry"]);
+    expect(Object.keys(result.data!)).toEqual(["expiryDate"]);
+
+    const panAndPin = (await mint(h, card.publicToken, { fields: ["pin", "pan"] })).json();
+    const both = await revealAsPage(h, panAndPin.token);
+    expect(Object.keys(both.data!).sort()).toEqual(["PAN", "PIN"]);
+    expect(both.data!.PIN).toBe("4821");
+
+    const cvvOnly = (await mint(h, card.publicToken, { fields: ["cvv"] })).json();
+    expect(Object.keys((await revealAsPage(h, cvvOnly.token)).data!)).toEqual(["CVV"]);
+  });
+
+  it("counts minting and spending against the card's limit like a CVV read: 429 with Retry-After", async () => {
+    const card = await limited.createCard();
+    const other = await limited.createCard();
+    const statuses: number[] = [];
+    // Per card: 6 attempts a minute. Each round is a mint and a spend (two attempts).
+    for (let round = 0; round < 4; round++) {
+      const minted = await mint(limited, card.publicToken);
+      statuses.push(minted.statusCode);
+      if (minted.statusCode !== 201) {
+        expect(minted.json().code).toBe("rate_limited");
+        expect(Number(minted.headers["retry-after"])).toBeGreaterThan(0);
+        continue;
+      }
+      statuses.push((await revealAsPage(limited, minted.json().token)).status);
+    }
+    expect(statuses).toEqual([201, 200, 201, 200, 201, 200, 429]);
+    // The CVV read of that card is refused too: one bucket per card, whatever the limited route.
+    expect((await limited.call("GET", `/v1/cards/${card.publicToken}/cvv`)).statusCode).toBe(429);
+    // A session minted before the burst is refused at the spend, and stays unspent.
+    const early = (await mint(limited, other.publicToken)).json();
+    for (let i = 0; i < 5; i++) await limited.call("GET", `/v1/cards/${other.publicToken}/cvv`);
+    const spent = await revealAsPage(limited, early.token);
+    expect(spent).toEqual({ status: 429, code: "rate_limited" });
+    const row = await limited.runtime.store.db
+      .selectFrom("reveal_sessions")
+      .select("used_at")
+      .where("id", "=", early.id)
+      .executeTakeFirstOrThrow();
+    expect(row.used_at).toBeNull();
+    const blocked = await limited.runtime.store.db
+      .selectFrom("audit_events")
+      .select(["actor", "details"])
+      .where("action", "=", "rate_limit.blocked")
+      .execute();
+    expect(blocked.map((r) => ({ actor: r.actor, ...JSON.parse(r.details ?? "{}") }))).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          kind: "reveal",
+          route: "POST /v1/cards/:publicToken/reveal-sessions",
+          publicToken: card.publicToken,
+        }),
+        expect.objectContaining({
+          actor: `reveal-session:${early.id}`,
+          kind: "reveal",
+          route: "POST /reveal/api/secure-data",
+          publicToken: other.publicToken,
+        }),
+      ]),
+    );
+  });
+
+  it("caps the sessions minted per card per hour (default 10): a burst of 20 mint-and-spend rounds", async () => {
+    const card = await h.createCard();
+    const minted: number[] = [];
+    const delivered: number[] = [];
+    let retryAfter = 0;
+    for (let round = 0; round < 20; round++) {
+      const response = await mint(h, card.publicToken, { fields: ["expiry"] });
+      minted.push(response.statusCode);
+      if (response.statusCode === 201) delivered.push((await revealAsPage(h, response.json().token)).status);
+      else {
+        expect(response.json().code).toBe("rate_limited");
+        retryAfter = Number(response.headers["retry-after"]);
+      }
+    }
+    console.info(
+      `[reveal burst] 20 rounds on one card: ${minted.filter((s) => s === 201).length} minted, ${delivered.filter((s) => s === 200).length} delivered`,
+    );
+    expect(minted.filter((s) => s === 201)).toHaveLength(10);
+    expect(minted.slice(10).every((s) => s === 429)).toBe(true);
+    expect(delivered.filter((s) => s === 200)).toHaveLength(10);
+    expect(retryAfter).toBeGreaterThan(3500);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    // Another card of the tenant is not affected; an hour later the card may mint again.
+    expect((await mint(h, (await h.createCard()).publicToken)).statusCode).toBe(201);
+    offsetMs = 3601_000;
+    try {
+      // A token minted on the moved clock (the default one expires within the hour).
+      const later = await h.call(
+        "POST",
+        `/v1/cards/${card.publicToken}/reveal-sessions`,
+        { fields: ["expiry"], targetOrigin: ORIGIN },
+        { token: await h.token() },
+      );
+      expect(later.statusCode).toBe(201);
+    } finally {
+      offsetMs = 0;
+    }
+  });
+});
+
+describe("hardening: who may frame the page", () => {
+  it("refuses wildcard, malformed-host and plain-http origins with 400 and a targetOrigin field error", async () => {
+    const card = await h.createCard();
+    for (const targetOrigin of [
+      "https://*",
+      "https://*.example.com",
+      "https://a*b.example.com",
+      "https://exa_mple.com",
+      "https://-bad.example.com",
+      "https://app..example.com",
+      "http://192.168.1.10:3000",
+      "http://localhost.example.com",
+    ]) {
+      const response = await mint(h, card.publicToken, { targetOrigin });
+      expect(response.statusCode, targetOrigin).toBe(400);
+      expect(response.json().code).toBe("validation_failed");
+      expect(JSON.stringify(response.json()), targetOrigin).toContain("targetOrigin");
+    }
+    for (const targetOrigin of ["https://10.0.0.5:8443", "https://[2001:db8::1]", "http://127.0.0.2:3000"]) {
+      expect((await mint(h, card.publicToken, { targetOrigin })).statusCode, targetOrigin).toBe(201);
+    }
+  });
+});
+
+describe("hardening: the page URL comes from configuration", () => {
+  it("builds url on the configured public base, whatever the Host header says", async () => {
+    const card = await noPin.createCard();
+    const response = await noPin.call(
+      "POST",
+      `/v1/cards/${card.publicToken}/reveal-sessions`,
+      { fields: ["pan"], targetOrigin: ORIGIN },
+      { headers: { host: "evil.example", "x-forwarded-host": "evil.example" } },
+    );
+    expect(response.statusCode).toBe(201);
+    const session = response.json();
+    expect(session.url).toBe(`${PUBLIC_URL}/reveal?session=${session.id}#${session.token}`);
+    // Without CARDVAULT_PUBLIC_URL, development uses the configured listen address.
+    const local = await h.createCard();
+    const minted = await h.call(
+      "POST",
+      `/v1/cards/${local.publicToken}/reveal-sessions`,
+      { fields: ["pan"], targetOrigin: ORIGIN },
+      { headers: { host: "evil.example" } },
+    );
+    expect(minted.json().url).toMatch(/^http:\/\/127\.0\.0\.1:8080\/reveal\?session=/);
   });
 });

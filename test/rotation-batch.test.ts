@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { fixedClock } from "../src/lib/clock.js";
-import { createServices, openRuntime, type Runtime } from "../src/runtime.js";
+import { createServices, openRuntime, type Runtime, revealSettings } from "../src/runtime.js";
 import { SCHEDULER_SUBJECT } from "../src/services/rotation.js";
 import type { CardRepo } from "../src/store/card-repo.js";
 import { keystoreOf, openSealedPan } from "./helpers/card-secrets.js";
@@ -178,6 +178,7 @@ describe("batched automatic rotations", () => {
       keys,
       clock,
       rateLimits: runtime.config.rateLimits,
+      reveal: revealSettings(runtime.config),
     });
 
     expect(await rotation.runDue(new Date(plus(START, 24 * H)), { limit: 100, testClockId })).toBe(10);

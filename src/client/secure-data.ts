@@ -16,6 +16,9 @@ export interface CardData {
   PIN?: string;
 }
 
+/** What a reveal session's payload holds once opened: exactly the fields the session was minted with. */
+export type RevealedData = Partial<CardData>;
+
 /** A public key as GET /v1/secure-data/keys publishes it (the JWK part is what the client needs). */
 export interface PublishedKey {
   kid: string;
@@ -103,6 +106,26 @@ export async function openCardData(
   sessionKey: WebCryptoKey,
   signingKey: WebCryptoKey,
 ): Promise<CardData> {
+  return parseCardData(await openPayload(answer, sessionKey, signingKey));
+}
+
+/**
+ * The reveal page's answer, opened as openCardData opens Get Card Data's, holding only the session's fields
+ * (at least one of PAN, CVV, expiryDate, PIN; each a string).
+ */
+export async function openRevealedData(
+  answer: EncryptedCardData,
+  sessionKey: WebCryptoKey,
+  signingKey: WebCryptoKey,
+): Promise<RevealedData> {
+  return parseRevealedData(await openPayload(answer, sessionKey, signingKey));
+}
+
+async function openPayload(
+  answer: EncryptedCardData,
+  sessionKey: WebCryptoKey,
+  signingKey: WebCryptoKey,
+): Promise<Uint8Array> {
   const iv = fromBase64(answer.iv, "iv");
   const ciphertext = fromBase64(answer.encryptedPayload, "encryptedPayload");
   const signature = fromBase64(answer.signatureOfPayloadAndIv, "signatureOfPayloadAndIv");
@@ -121,7 +144,7 @@ export async function openCardData(
   } catch {
     throw new SecureDataError("The payload does not decrypt under this session key.");
   }
-  return parseCardData(new Uint8Array(clear));
+  return new Uint8Array(clear);
 }
 
 /** An ephemeral ECDH P-256 key pair for ONE request: send `publicJwk` as `deviceKey`, keep `privateKey`. */
@@ -164,16 +187,35 @@ export async function openCardDataJwe(
   }
 }
 
-function parseCardData(bytes: Uint8Array): CardData {
-  let data: unknown;
+function parseJson(bytes: Uint8Array): unknown {
   try {
-    data = JSON.parse(new TextDecoder().decode(bytes));
+    return JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw new SecureDataError("The payload is not JSON.");
   } finally {
     bytes.fill(0);
   }
-  const d = data as Partial<CardData> | null;
+}
+
+function parseRevealedData(bytes: Uint8Array): RevealedData {
+  const d = parseJson(bytes) as Record<string, unknown> | null;
+  if (!d || typeof d !== "object" || Array.isArray(d))
+    throw new SecureDataError("The payload is not an object.");
+  const opened: RevealedData = {};
+  for (const key of ["PAN", "CVV", "expiryDate", "PIN"] as const) {
+    const value = d[key];
+    if (value === undefined) continue;
+    if (typeof value !== "string") throw new SecureDataError(`The payload's ${key} is not a string.`);
+    opened[key] = value;
+  }
+  if (Object.keys(opened).length === 0) {
+    throw new SecureDataError("The payload holds none of PAN, CVV, expiryDate or PIN.");
+  }
+  return opened;
+}
+
+function parseCardData(bytes: Uint8Array): CardData {
+  const d = parseJson(bytes) as Partial<CardData> | null;
   if (!d || typeof d.PAN !== "string" || typeof d.CVV !== "string" || typeof d.expiryDate !== "string") {
     throw new SecureDataError("The payload lacks PAN, CVV or expiryDate.");
   }

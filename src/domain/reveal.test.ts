@@ -1,17 +1,24 @@
 // Reveal-session rules: origins accepted only in exact serialised form, fields, lifetimes, session states.
 import { describe, expect, it } from "vitest";
 import { assertCardRevealable } from "./card.js";
-import { assertSessionUsable, normaliseFields, parseTargetOrigin, sessionExpiry } from "./reveal.js";
+import {
+  assertSessionUsable,
+  normaliseFields,
+  parseTargetOrigin,
+  sessionCapRetryAfter,
+  sessionExpiry,
+} from "./reveal.js";
 
 const now = new Date("2026-11-28T10:00:00Z");
+const dev = { production: false };
 
 describe("parseTargetOrigin", () => {
   it("accepts https origins and http on loopback hosts only", () => {
     for (const origin of ["https://app.example.com", "https://a.example:8443", "http://localhost:3000"]) {
-      expect(parseTargetOrigin(origin)).toBe(origin);
+      expect(parseTargetOrigin(origin, dev)).toBe(origin);
     }
-    expect(parseTargetOrigin("http://127.0.0.1:5173")).toBe("http://127.0.0.1:5173");
-    expect(parseTargetOrigin("http://[::1]:8080")).toBe("http://[::1]:8080");
+    expect(parseTargetOrigin("http://127.0.0.1:5173", dev)).toBe("http://127.0.0.1:5173");
+    expect(parseTargetOrigin("http://[::1]:8080", dev)).toBe("http://[::1]:8080");
   });
 
   it("refuses anything that is not exactly an origin", () => {
@@ -31,8 +38,54 @@ describe("parseTargetOrigin", () => {
       "javascript:alert(1)",
       "https://user@app.example.com",
     ]) {
-      expect(() => parseTargetOrigin(value), value).toThrow(/targetOrigin/);
+      expect(() => parseTargetOrigin(value, dev), value).toThrow(/targetOrigin/);
     }
+  });
+
+  it("refuses wildcards and anything but a valid host name or IP literal", () => {
+    for (const value of [
+      "https://*",
+      "https://*.example.com",
+      "https://a*b.example.com",
+      "https://exa_mple.com",
+      "https://-bad.example.com",
+      "https://bad-.example.com",
+      "https://app..example.com",
+      "https://app.example.com.",
+      `https://${"a".repeat(64)}.example.com`,
+      "https://a$b.example.com",
+      "https://a~b.example.com",
+      "http://localhost.example.com",
+      "http://128.0.0.1",
+      "http://[::2]",
+    ]) {
+      expect(() => parseTargetOrigin(value, dev), value).toThrow(
+        expect.objectContaining({
+          code: "validation_failed",
+          fields: expect.objectContaining({ targetOrigin: expect.any(Array) }),
+        }),
+      );
+    }
+    for (const value of [
+      "https://10.0.0.5:8443",
+      "https://[2001:db8::1]",
+      "https://xn--bcher-kva.example",
+      "https://localhost",
+      "http://127.0.0.2:3000",
+      "http://127.255.255.254",
+    ]) {
+      expect(parseTargetOrigin(value, dev), value).toBe(value);
+    }
+  });
+
+  it("allows http (loopback only) outside production; https alone in production", () => {
+    for (const value of ["http://localhost:3000", "http://127.0.0.1:5173", "http://[::1]:8080"]) {
+      expect(parseTargetOrigin(value, { production: false })).toBe(value);
+      expect(() => parseTargetOrigin(value, { production: true }), value).toThrow(/targetOrigin/);
+    }
+    expect(parseTargetOrigin("https://app.example.com", { production: true })).toBe(
+      "https://app.example.com",
+    );
   });
 });
 
@@ -52,6 +105,17 @@ describe("sessionExpiry", () => {
     expect(sessionExpiry(now, 900).toISOString()).toBe("2026-11-28T10:15:00.000Z");
     for (const ttl of [0, 9, 901, 1.5, -10])
       expect(() => sessionExpiry(now, ttl), String(ttl)).toThrow(/ttl/);
+  });
+});
+
+describe("sessionCapRetryAfter", () => {
+  it("allows up to the cap in an hour; beyond it, waits until enough of them leave the hour", () => {
+    const at = (minutesAgo: number) => new Date(now.getTime() - minutesAgo * 60_000).toISOString();
+    expect(sessionCapRetryAfter([], now, 2)).toBeUndefined();
+    expect(sessionCapRetryAfter([at(5)], now, 2)).toBeUndefined();
+    expect(sessionCapRetryAfter([at(5), at(50)], now, 2)).toBe(600);
+    expect(sessionCapRetryAfter([at(5), at(20), at(50)], now, 2)).toBe(40 * 60);
+    expect(sessionCapRetryAfter([at(0)], now, 1)).toBe(3600);
   });
 });
 

@@ -1,6 +1,8 @@
 // Reveal-session rules: which fields a session may show, how long it lives, which origin may embed the page
-// and receive its messages. Pure; time comes in as an argument. An origin is accepted only in its exact
-// serialised form (scheme://host[:port]) and over https, or http on a loopback host for development.
+// and receive its messages, how many sessions a card may have minted in an hour. Pure; time and the production
+// flag come in as arguments. An origin is accepted only in its exact serialised form (scheme://host[:port]),
+// with a real host name or IP literal (never a wildcard: it becomes the page's CSP frame-ancestors), over
+// https, or over http on a loopback host (127.0.0.0/8, ::1, localhost) outside production.
 import { AppError, validationFailed } from "./errors.js";
 
 export const revealFields = ["pan", "expiry", "cvv", "pin"] as const;
@@ -10,10 +12,24 @@ export const REVEAL_TTL_DEFAULT_SECONDS = 300;
 export const REVEAL_TTL_MIN_SECONDS = 10;
 export const REVEAL_TTL_MAX_SECONDS = 900;
 
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+/** A DNS host name: dot-separated LDH labels of 1–63 characters, no leading or trailing hyphen, ≤ 253 in all. */
+const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+const HOST_NAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
+/** IPv4 as the URL parser serialises it (dotted decimal), and an IPv6 literal in brackets. */
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const IPV6 = /^\[[0-9a-f:.]+\]$/;
 
-/** The origin the page may be framed by and post to; anything but a bare origin is refused. */
-export function parseTargetOrigin(value: string): string {
+function isLoopback(hostname: string): boolean {
+  return (
+    hostname === "localhost" || hostname === "[::1]" || (IPV4.test(hostname) && hostname.startsWith("127."))
+  );
+}
+
+/**
+ * The origin the page may be framed by and post to; anything but a bare origin with a real host is refused.
+ * `production` (from configuration) refuses http altogether.
+ */
+export function parseTargetOrigin(value: string, options: { production: boolean }): string {
   let url: URL;
   try {
     url = new URL(value);
@@ -26,10 +42,21 @@ export function parseTargetOrigin(value: string): string {
       "targetOrigin must be an origin only (scheme, host and port; no path, query or trailing slash).",
     );
   }
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK.has(url.hostname))) {
-    throw validationFailed("targetOrigin", "targetOrigin must use https (http only on a loopback host).");
+  const { hostname } = url;
+  if (!(HOST_NAME.test(hostname) || IPV4.test(hostname) || IPV6.test(hostname))) {
+    throw validationFailed(
+      "targetOrigin",
+      "targetOrigin must name one host (a DNS name or an IP address); wildcards are not allowed.",
+    );
   }
-  return value;
+  if (url.protocol === "https:") return value;
+  if (url.protocol === "http:" && isLoopback(hostname) && !options.production) return value;
+  throw validationFailed(
+    "targetOrigin",
+    options.production
+      ? "targetOrigin must use https."
+      : "targetOrigin must use https (http only on a loopback host: localhost, 127.0.0.0/8, [::1]).",
+  );
 }
 
 /** Deduplicated, in the canonical order; at least one field. */
@@ -50,6 +77,23 @@ export function sessionExpiry(now: Date, ttlSeconds: number | undefined): Date {
     );
   }
   return new Date(now.getTime() + ttl * 1000);
+}
+
+/**
+ * The per-card hourly cap on minted sessions: given the creation instants of the card's sessions in the hour
+ * before now, the seconds until the oldest of them leaves the hour when minting one more would pass the cap;
+ * undefined when it may be minted.
+ */
+export function sessionCapRetryAfter(
+  createdInLastHour: readonly string[],
+  now: Date,
+  perHour: number,
+): number | undefined {
+  if (createdInLastHour.length < perHour) return undefined;
+  const sorted = [...createdInLastHour].sort();
+  // The session whose leaving the hour brings the count back under the cap.
+  const freeing = sorted[sorted.length - perHour]!;
+  return Math.max(1, Math.ceil((Date.parse(freeing) + 3_600_000 - now.getTime()) / 1000));
 }
 
 /** A session's state when it is presented: only an unused, unexpired one may deliver. */

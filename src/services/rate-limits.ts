@@ -23,14 +23,20 @@ export class RateLimitedError extends AppError {
   readonly retryAfterSeconds: number;
   readonly scope: "card" | "tenant";
   readonly limit: number;
-  constructor(refusal: { scope: "card" | "tenant"; limit: number; retryAfterSeconds: number }) {
+  /** The window of the limit passed, when it is not the limiter's own (e.g. the hourly reveal-session cap). */
+  readonly windowSeconds?: number;
+  constructor(
+    refusal: { scope: "card" | "tenant"; limit: number; retryAfterSeconds: number; windowSeconds?: number },
+    what = "attempts",
+  ) {
     super(
       "rate_limited",
-      `Too many attempts for this ${refusal.scope}; retry after ${refusal.retryAfterSeconds} s. The attempt was not processed.`,
+      `Too many ${what} for this ${refusal.scope}; retry after ${refusal.retryAfterSeconds} s. The attempt was not processed.`,
     );
     this.retryAfterSeconds = refusal.retryAfterSeconds;
     this.scope = refusal.scope;
     this.limit = refusal.limit;
+    if (refusal.windowSeconds !== undefined) this.windowSeconds = refusal.windowSeconds;
   }
 }
 
@@ -109,7 +115,7 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
             route: attempt.route,
             limitedBy: refusal.scope,
             limit: refusal.limit,
-            windowSeconds: deps.limits.windowSeconds,
+            windowSeconds: refusal.windowSeconds ?? deps.limits.windowSeconds,
             publicToken: attempt.publicToken,
           },
         });

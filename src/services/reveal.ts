@@ -1,7 +1,10 @@
 // Card reveal sessions: the program's backend mints a single-use, card-scoped, short-lived session; the reveal
 // page presents its token once to receive the card data through Get Card Data, encrypted to a key the browser
 // made. Only a SHA-256 digest of the token is stored; the token is never logged, audited or returned again.
-// A session is consumed by one guarded UPDATE, so a token delivers at most once across every process.
+// A session is consumed by one guarded UPDATE, so a token delivers at most once across every process. It
+// delivers exactly the fields it was minted for. Minting and spending are limited attempts of the "reveal"
+// class (counted in the card's and the tenant's buckets, like a CVV read), and a card may have at most
+// `sessionsPerCardHour` sessions minted in any hour. The page URL is built on the configured public URL.
 import { createHash, randomBytes } from "node:crypto";
 import { assertCardRevealable, type CardStatus } from "../domain/card.js";
 import { AppError } from "../domain/errors.js";
@@ -10,9 +13,10 @@ import {
   normaliseFields,
   parseTargetOrigin,
   type RevealField,
+  sessionCapRetryAfter,
   sessionExpiry,
 } from "../domain/reveal.js";
-import type { SecureDataPublicKey } from "../keys/key-provider.js";
+import type { CardDataField, SecureDataPublicKey } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
 import type { CardRepo } from "../store/card-repo.js";
@@ -22,6 +26,7 @@ import type { RevealSessionRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { type CardTransaction, findCard } from "./card-transaction.js";
+import { RateLimitedError } from "./rate-limits.js";
 import { replayed, type SecureDataAnswer, type SecureDataService } from "./secure-data.js";
 
 export interface RevealServiceDeps {
@@ -29,10 +34,16 @@ export interface RevealServiceDeps {
   withCard: CardTransaction;
   cards: Pick<CardRepo, "findByToken">;
   tenants: Pick<TenantRepo, "find">;
-  sessions: Pick<RevealSessionRepo, "insert" | "findByTokenHash" | "findById" | "consume">;
+  sessions: Pick<RevealSessionRepo, "insert" | "findByTokenHash" | "findById" | "consume" | "createdSince">;
   secureData: Pick<SecureDataService, "deliverIn" | "publicKeys">;
   record: AuditRecorder;
   clock: Clock;
+  /** Production refuses http target origins, even on loopback (config.production). */
+  production: boolean;
+  /** The base the page URL is built on (config.publicUrl, no trailing slash); never a request's Host. */
+  publicUrl: string;
+  /** Sessions a card may have minted in any hour (config.revealSessionsPerCardHour). */
+  sessionsPerCardHour: number;
 }
 
 /** `rvs_` and 32 random bytes, base64url: what the page presents in `Authorization: RevealSession …`. */
@@ -41,6 +52,8 @@ export const REVEAL_TOKEN_PATTERN = /^rvs_[A-Za-z0-9_-]{43}$/;
 export interface NewRevealSession {
   id: string;
   token: string;
+  /** The page to embed: <publicUrl>/reveal?session=<id>#<token>. */
+  url: string;
   fields: RevealField[];
   targetOrigin: string;
   expiresAt: string;
@@ -62,9 +75,33 @@ function fieldsOf(session: RevealSessionRow): RevealField[] {
   return session.fields.split(",") as RevealField[];
 }
 
-/** The session acts on its own behalf (its id, never its token), in the tenant that minted it. */
-function sessionActor(session: RevealSessionRow, requestId?: string): Actor {
-  return { tenantId: session.tenant_id, subject: `reveal-session:${session.id}`, requestId };
+/** A reveal field as the key provider names it in the payload it seals (keys/card-data.ts). */
+const CARD_DATA_FIELD: Record<RevealField, CardDataField> = {
+  pan: "pan",
+  expiry: "expiry",
+  cvv: "cvv",
+  pin: "pin",
+};
+
+const HOUR_MS = 3_600_000;
+
+/** Where the session is presented: the page call's route, for the limiter's audit record. */
+export interface PresentedAt {
+  requestId?: string;
+  route: string;
+}
+
+/**
+ * The session acts on its own behalf (its id, never its token), in the tenant that minted it; its spend is a
+ * limited attempt of the "reveal" class on its card.
+ */
+function sessionActor(session: RevealSessionRow, at?: PresentedAt): Actor {
+  return {
+    tenantId: session.tenant_id,
+    subject: `reveal-session:${session.id}`,
+    requestId: at?.requestId,
+    ...(at ? { attempt: { kind: "reveal", route: at.route, publicToken: session.public_token } } : {}),
+  };
 }
 
 const invalidSession = () =>
@@ -82,8 +119,8 @@ export function createRevealService(deps: RevealServiceDeps) {
   }
 
   /** Checks a presented session and its card; a refusal is audited against the card, with its reason. */
-  async function check(session: RevealSessionRow, audit: { requestId?: string } | false) {
-    const actor = sessionActor(session, audit ? audit.requestId : undefined);
+  async function check(session: RevealSessionRow, audit: PresentedAt | false) {
+    const actor = sessionActor(session, audit || undefined);
     try {
       assertSessionUsable(session, deps.clock.now());
       const card = await findCard(deps.cards, actor, session.public_token);
@@ -113,7 +150,7 @@ export function createRevealService(deps: RevealServiceDeps) {
       input: { fields: string[]; targetOrigin: string; ttlSeconds?: number },
     ): Promise<NewRevealSession> {
       const fields = normaliseFields(input.fields);
-      const targetOrigin = parseTargetOrigin(input.targetOrigin);
+      const targetOrigin = parseTargetOrigin(input.targetOrigin, { production: deps.production });
       const now = deps.clock.now();
       const expiresAt = sessionExpiry(now, input.ttlSeconds).toISOString();
       const token = `rvs_${randomBytes(32).toString("base64url")}`;
@@ -128,6 +165,19 @@ export function createRevealService(deps: RevealServiceDeps) {
               "This card program does not deliver PINs (enable it with `cardvault tenants add … --secure-data-pin`).",
             );
           }
+        }
+        const recent = await deps.sessions.createdSince(
+          actor.tenantId,
+          card.id,
+          new Date(now.getTime() - HOUR_MS).toISOString(),
+          tx,
+        );
+        const retryAfterSeconds = sessionCapRetryAfter(recent, now, deps.sessionsPerCardHour);
+        if (retryAfterSeconds !== undefined) {
+          throw new RateLimitedError(
+            { scope: "card", limit: deps.sessionsPerCardHour, retryAfterSeconds, windowSeconds: 3600 },
+            "reveal sessions this hour",
+          );
         }
         await deps.sessions.insert(
           {
@@ -152,7 +202,8 @@ export function createRevealService(deps: RevealServiceDeps) {
           details: { sessionId: id, fields: fields.join(","), targetOrigin, expiresAt },
         });
       });
-      return { id, token, fields, targetOrigin, expiresAt };
+      const url = `${deps.publicUrl}/reveal?session=${id}#${token}`;
+      return { id, token, url, fields, targetOrigin, expiresAt };
     },
 
     /** What GET /reveal needs to frame the page: the session's origin, whatever its state (no token needed). */
@@ -182,10 +233,10 @@ export function createRevealService(deps: RevealServiceDeps) {
     async reveal(
       token: string,
       request: { wrappedKey: Buffer; keyId?: string },
-      requestId?: string,
+      at: PresentedAt,
     ): Promise<{ fields: RevealField[]; answer: SecureDataAnswer }> {
       const session = await presented(token);
-      const { actor } = await check(session, { requestId });
+      const { actor } = await check(session, at);
       const now = deps.clock.now().toISOString();
       let revealed: { fields: RevealField[]; answer: SecureDataAnswer } | undefined;
       try {
@@ -196,7 +247,7 @@ export function createRevealService(deps: RevealServiceDeps) {
           const fields = fieldsOf(consumed);
           const answer =
             (await deps.secureData.deliverIn(tx, actor, card, request, {
-              includePin: fields.includes("pin"),
+              fields: fields.map((f) => CARD_DATA_FIELD[f]),
             })) ?? replayed();
           await deps.record(tx, actor, {
             action: "reveal_session.used",
@@ -213,7 +264,7 @@ export function createRevealService(deps: RevealServiceDeps) {
       if (!revealed) {
         // Another presentation won the race, or the session ran out between the check and the update.
         const latest = (await deps.sessions.findById(session.id)) ?? session;
-        await check(latest, { requestId });
+        await check(latest, at);
         throw invalidSession();
       }
       return revealed;

@@ -10,7 +10,7 @@ import { loadConfig } from "../config.js";
 import { initKeystore, loadKeystore } from "../keys/keystore-file.js";
 import { createLocalKeyProvider } from "../keys/local-keystore.js";
 import { systemClock } from "../lib/clock.js";
-import { createRepos, createServices } from "../runtime.js";
+import { createRepos, createServices, revealSettings } from "../runtime.js";
 import { migrateToLatest, openSqliteStore, type Store } from "../store/db.js";
 
 let store: Store;
@@ -26,8 +26,15 @@ beforeAll(async () => {
   const keys = createLocalKeyProvider(loadKeystore(file, master));
   store = openSqliteStore(":memory:");
   await migrateToLatest(store.db);
-  const { rateLimits } = loadConfig({}, { dataDir: tmpdir() });
-  services = createServices({ store, repos: createRepos(store), keys, clock: systemClock, rateLimits });
+  const config = loadConfig({}, { dataDir: tmpdir() });
+  services = createServices({
+    store,
+    repos: createRepos(store),
+    keys,
+    clock: systemClock,
+    rateLimits: config.rateLimits,
+    reveal: revealSettings(config),
+  });
   await services.tenants.add({ id: "acme", bin: "400000" });
   await services.tenants.add({ id: "pinned", bin: "400000", secureDataPin: true });
   wrapPem = services.secureData.publicKeys().find((k) => k.use === "wrap")!.pem;

@@ -38,6 +38,9 @@ export type SecureDataAnswer =
     }
   | { kind: "jwe"; jwe: string; signingKeyId: string };
 
+/** What Get Card Data delivers: every field (the PIN only where the tenant enables PIN delivery). */
+const GET_CARD_DATA_FIELDS: readonly CardDataField[] = ["pan", "cvv", "expiry", "pin"];
+
 export function createSecureDataService(deps: SecureDataServiceDeps) {
   return {
     /** The public keys a device needs: every current wrap and sign key (the active ones first). */
@@ -52,7 +55,7 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
     /** Get Card Data for the caller's card, in one transaction (see deliverIn). */
     async deliver(actor: Actor, publicToken: string, request: SecureDataRequest): Promise<SecureDataAnswer> {
       const delivered = await deps.withCard(actor, publicToken, (tx, card) =>
-        deliverIn(tx, actor, open(card), request, { includePin: true }),
+        deliverIn(tx, actor, open(card), request, { fields: GET_CARD_DATA_FIELDS }),
       );
       return delivered ?? replayed();
     },
@@ -64,19 +67,19 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
    * Delivers inside the caller's transaction on the card as read there (the caller decides whether the card
    * may show its data): the payload sealed to the device, the session key claimed, the read audited.
    * Undefined when the session key already delivered once: the replay is audited, nothing is sent, and the
-   * caller answers replayed() after its transaction commits. `includePin: false` leaves the PIN out even where
-   * the tenant enables it (a reveal session that did not ask).
+   * caller answers replayed() after its transaction commits. The payload carries exactly `fields` (a reveal
+   * session's own), less the PIN where the tenant does not enable PIN delivery.
    */
   async function deliverIn(
     tx: Db,
     actor: Actor,
     card: CardWithLimits,
     request: SecureDataRequest,
-    options: { includePin: boolean },
+    options: { fields: readonly CardDataField[] },
   ): Promise<SecureDataAnswer | undefined> {
     const tenant = await deps.tenants.find(actor.tenantId, tx);
-    const withPin = options.includePin && tenant?.secure_data_pin === 1;
-    const fields: CardDataField[] = ["pan", "cvv", "expiry", ...(withPin ? (["pin"] as const) : [])];
+    const withPin = options.fields.includes("pin") && tenant?.secure_data_pin === 1;
+    const fields = options.fields.filter((f) => f !== "pin" || withPin);
     const sealed = sealedCardOf(card);
     let answer: SecureDataAnswer;
     let replayId: string;

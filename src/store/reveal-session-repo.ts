@@ -21,6 +21,18 @@ export function createRevealSessionRepo(db: Db) {
       return tx.selectFrom("reveal_sessions").selectAll().where("id", "=", id).executeTakeFirst();
     },
 
+    /** When the card's sessions created at or after `since` were created (the hourly cap counts them). */
+    async createdSince(tenantId: string, cardId: string, since: string, tx: Db = db): Promise<string[]> {
+      const rows = await tx
+        .selectFrom("reveal_sessions")
+        .select("created_at")
+        .where("tenant_id", "=", tenantId)
+        .where("card_id", "=", cardId)
+        .where("created_at", ">", since)
+        .execute();
+      return rows.map((r) => r.created_at);
+    },
+
     /** Marks the session used if it is still unused and unexpired; undefined when another call won or it expired. */
     consume(tokenHash: string, now: string, tx: Db = db): Promise<RevealSessionRow | undefined> {
       return tx

@@ -4,12 +4,12 @@
 // the frame: the parent receives events (ready, revealed, copied, expired, error{code}) and only at the
 // session's target origin.
 import {
-  type CardData,
   createSessionKey,
   importSigningKey,
   importWrapKey,
-  openCardData,
+  openRevealedData,
   type PublishedKey,
+  type RevealedData,
   SecureDataError,
 } from "../../src/client/secure-data.js";
 
@@ -189,20 +189,22 @@ function formatExpiry(expiryDate: string): string {
   return `${month}/${year?.slice(2)}`;
 }
 
-function displayOf(field: Field, data: CardData): { shown: string; copied: string } | undefined {
+function displayOf(field: Field, data: RevealedData): { shown: string; copied: string } | undefined {
   switch (field) {
     case "pan":
-      return { shown: formatPan(data.PAN), copied: data.PAN };
+      return data.PAN === undefined ? undefined : { shown: formatPan(data.PAN), copied: data.PAN };
     case "cvv":
-      return { shown: data.CVV, copied: data.CVV };
+      return data.CVV === undefined ? undefined : { shown: data.CVV, copied: data.CVV };
     case "expiry":
-      return { shown: formatExpiry(data.expiryDate), copied: formatExpiry(data.expiryDate) };
+      return data.expiryDate === undefined
+        ? undefined
+        : { shown: formatExpiry(data.expiryDate), copied: formatExpiry(data.expiryDate) };
     case "pin":
       return data.PIN === undefined ? undefined : { shown: data.PIN, copied: data.PIN };
   }
 }
 
-function render(fields: Field[], data: CardData): void {
+function render(fields: Field[], data: RevealedData): void {
   const list = byId("fields");
   for (const field of fields) {
     const value = displayOf(field, data);
@@ -261,7 +263,7 @@ async function reveal(): Promise<void> {
   if (finished) return;
   const signer = session.keys.find((k) => k.use === "sign" && k.kid === answer.signingKeyId);
   if (!signer) throw new RevealError("signature_invalid");
-  const data = await openCardData(answer, sessionKey, await importSigningKey(signer.jwk));
+  const data = await openRevealedData(answer, sessionKey, await importSigningKey(signer.jwk));
   clearTimeout(expiryTimer);
   finished = true;
   render(answer.fields, data);

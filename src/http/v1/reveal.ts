@@ -38,7 +38,10 @@ const RevealSessionBody = Type.Object(
 const RevealSessionView = Type.Object({
   id: Type.String(),
   token: Type.String({ description: "Single-use; hand it to the frontend only (it is also in url)." }),
-  url: Type.String({ description: "The page to embed: /reveal?session=<id>#<token>." }),
+  url: Type.String({
+    description:
+      "The page to embed, on the configured CARDVAULT_PUBLIC_URL: <publicUrl>/reveal?session=<id>#<token>.",
+  }),
   expiresAt: Type.String(),
   fields: Type.Array(Type.String()),
   targetOrigin: Type.String(),
@@ -125,7 +128,7 @@ export function registerRevealRoutes(root: FastifyInstance, reveal: RevealServic
   app.post(
     "/v1/cards/:publicToken/reveal-sessions",
     {
-      config: { scope: "cards:reveal", rateLimit: false, cardParam: "publicToken" },
+      config: { scope: "cards:reveal", rateLimit: "reveal", cardParam: "publicToken" },
       schema: {
         tags,
         summary: "Mint a single-use, short-lived session for the embeddable card reveal page; audited.",
@@ -136,9 +139,8 @@ export function registerRevealRoutes(root: FastifyInstance, reveal: RevealServic
     },
     async (request, reply) => {
       const session = await reveal.create(actorOf(request), request.params.publicToken, request.body);
-      const url = `${request.protocol}://${request.host}/reveal?session=${session.id}#${session.token}`;
       reply.status(201);
-      return { ...session, url };
+      return session;
     },
   );
 
@@ -204,7 +206,7 @@ export function registerRevealRoutes(root: FastifyInstance, reveal: RevealServic
       const { fields, answer } = await reveal.reveal(
         revealToken(request),
         { wrappedKey: Buffer.from(request.body.key, "base64"), keyId: request.body.keyId },
-        request.id,
+        { requestId: request.id, route: `${request.method} ${request.routeOptions.url}` },
       );
       if (answer.kind !== "rsa") throw new AppError("internal_error", "Unexpected answer form.");
       const { kind: _kind, ...view } = answer;

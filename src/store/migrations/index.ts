@@ -10,6 +10,7 @@ import * as m0006 from "./0006-reveal-sessions.js";
 import * as m0007 from "./0007-card-version.js";
 import * as m0008 from "./0008-pin-block-format-1.js";
 import * as m0009 from "./0009-cvv-history.js";
+import * as m0010 from "./0010-reveal-sessions-by-card.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   "0007-card-version": m0007,
   "0008-pin-block-format-1": m0008,
   "0009-cvv-history": m0009,
+  "0010-reveal-sessions-by-card": m0010,
 };
 
 export const migrationProvider: MigrationProvider = {
