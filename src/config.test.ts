@@ -84,7 +84,7 @@ describe("configuration", () => {
       `${canonical.slice(0, 20)} ${canonical.slice(20)}`,
       `${canonical.slice(0, 20)}!${canonical.slice(20, -1)}`,
       ...(sibling ? [`${canonical.slice(0, -2)}${sibling}=`] : []),
-      "ab".repeat(31) + "zz",
+      `${"ab".repeat(31)}zz`,
     ];
     for (const value of lenient) {
       expect(parseMasterKey(value), value).toBeNull();
@@ -94,7 +94,11 @@ describe("configuration", () => {
   });
 
   it("refuses a trivially low-entropy JWT secret in production (Hardening II)", () => {
-    const production = { NODE_ENV: "production", CARDVAULT_MASTER_KEY: "ab".repeat(32) };
+    const production = {
+      NODE_ENV: "production",
+      CARDVAULT_MASTER_KEY: "ab".repeat(32),
+      CARDVAULT_PUBLIC_URL: "https://cards.example.com",
+    };
     for (const secret of ["a".repeat(32), "ab".repeat(32), "abcdefg".repeat(6), "\0".repeat(40)]) {
       expect(() => loadConfig({ ...production, CARDVAULT_JWT_SECRET: secret }), secret).toThrow(
         /CARDVAULT_JWT_SECRET/,
@@ -112,6 +116,7 @@ describe("configuration", () => {
       NODE_ENV: "production",
       CARDVAULT_MASTER_KEY: "ab".repeat(32),
       CARDVAULT_JWT_SECRET: "k7Q2-vX9m_Lp4ZtR8wYb3NcE6hJ0sFdA",
+      CARDVAULT_PUBLIC_URL: "https://cards.example.com",
     };
     expect(loadConfig({}).apiDocs).toBe(true);
     expect(loadConfig({ CARDVAULT_API_DOCS: "off" }).apiDocs).toBe(false);
