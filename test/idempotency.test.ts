@@ -132,4 +132,19 @@ describe("idempotency keys", () => {
     expect(retry.headers["idempotent-replayed"]).toBeUndefined();
     expect(retry.statusCode).toBe(204);
   });
+
+  it("scopes a key to its caller: another subject of the tenant with the same key gets its own answer", async () => {
+    const alice = await h.token(undefined, "acme", "alice");
+    const bob = await h.token(undefined, "acme", "bob");
+    const headers = { "idempotency-key": "same-key-two-callers" };
+    const first = await h.call("POST", "/v1/cards", { type: "virtual" }, { headers, token: alice });
+    const second = await h.call("POST", "/v1/cards", { type: "virtual" }, { headers, token: bob });
+    expect(first.statusCode).toBe(201);
+    expect(second.statusCode).toBe(201);
+    expect(second.headers["idempotent-replayed"]).toBeUndefined();
+    expect(second.json().publicToken).not.toBe(first.json().publicToken);
+    const again = await h.call("POST", "/v1/cards", { type: "virtual" }, { headers, token: alice });
+    expect(again.headers["idempotent-replayed"]).toBe("true");
+    expect(again.json().publicToken).toBe(first.json().publicToken);
+  });
 });

@@ -1,7 +1,8 @@
 // Idempotency-Key (and Thredd's IdempotencyKey) for POST routes. The key is claimed atomically in the store
 // before the handler runs; the response is kept for the configured TTL (24 h by default) and replayed to every
 // retry with the same request. The same key with a different request is refused; a retry that arrives while
-// the first is still running waits briefly for its answer.
+// the first is still running waits briefly for its answer. Keys belong to a tenant and a caller (the token's
+// subject): two callers of one tenant never see each other's answers.
 import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../domain/errors.js";
@@ -37,13 +38,16 @@ export function idempotencyHooks(deps: { idempotency: IdempotencyRepo; clock: Cl
     if (!request.principal) return;
     const header = request.headers["idempotency-key"] ?? request.headers.idempotencykey;
     if (header === undefined) return;
-    const key = Array.isArray(header) ? header[0] : header;
-    if (key === undefined || !KEY_PATTERN.test(key)) {
+    const presented = Array.isArray(header) ? header[0] : header;
+    if (presented === undefined || !KEY_PATTERN.test(presented)) {
       throw new AppError("validation_failed", "Idempotency-Key must be 1–255 printable ASCII characters.", {
         fields: { "Idempotency-Key": ["must be 1–255 printable ASCII characters"] },
       });
     }
     const tenantId = request.principal.tenantId;
+    // Scoped to the caller as well as the tenant: one caller's key never replays another caller's answer. A
+    // key has no spaces (KEY_PATTERN), so the first space of the stored key ends it.
+    const key = `${presented} ${request.principal.subject}`;
     const fingerprint = requestFingerprint(request);
     const deadline = performance.now() + WAIT_FOR_FIRST_MS;
 
