@@ -1,45 +1,27 @@
 // Hardening II (15): the API documentation page runs under its CSP in a real browser (Debian's Chromium):
 // Swagger UI renders the document and the browser reports no Content-Security-Policy violation.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromiumAvailable, launchChromium } from "../helpers/chromium.js";
 import { createHarness, type Harness } from "../helpers/harness.js";
 
-const CHROMIUM = process.env.CARDVAULT_CHROMIUM ?? "/usr/bin/chromium";
-
-describe.skipIf(!existsSync(CHROMIUM))("the /docs page in a browser", () => {
+describe.skipIf(!chromiumAvailable)("the /docs page in a browser", () => {
   let h: Harness;
-  let context: BrowserContext;
-  let profile: string;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   let origin: string;
 
   beforeAll(async () => {
     h = await createHarness();
     await h.app.listen({ host: "127.0.0.1", port: 0 });
     origin = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
-    profile = mkdtempSync(join(tmpdir(), "cardvault-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await h?.close();
-    rmSync(profile, { recursive: true, force: true });
   });
 
   it("renders Swagger UI with no CSP violation", async () => {
-    const page = await context.newPage();
+    const page = await browser!.context.newPage();
     const violations: string[] = [];
     page.on("console", (message) => {
       if (/Content Security Policy|Refused to/i.test(message.text())) violations.push(message.text());

@@ -3,15 +3,14 @@
 // the page. Checks: the PAN, expiry and CVV shown are the card's (compared with the native API), the PIN when
 // asked for, "already used" / "expired" / "blocked" / network-failure pages with their event codes, and that an embedder on
 // another origin neither frames the page nor — with the CSP stripped — hears a single message.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type BrowserContext, chromium, type FrameLocator, type Page } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import type { BrowserContext, FrameLocator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Clock } from "../../src/lib/clock.js";
 import { buildWeb } from "../../web/build.js";
 import { type ExampleHost, startExampleHost } from "../../web/example/server.js";
 import { panOf } from "../helpers/card-secrets.js";
+import { CHROMIUM, chromiumAvailable, launchChromium } from "../helpers/chromium.js";
 import { createHarness, type Harness } from "../helpers/harness.js";
 
 // The browser globals the page functions below use (this test project compiles without the DOM library).
@@ -21,8 +20,7 @@ declare const window: {
 };
 declare const document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> };
 
-const CHROMIUM = process.env.CARDVAULT_CHROMIUM ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 if (!available) {
   process.stderr.write(
     `\n[cardvault] Browser tests SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CARDVAULT_CHROMIUM).\n\n`,
@@ -31,7 +29,7 @@ if (!available) {
 
 let h: Harness;
 let context: BrowserContext;
-let profile: string;
+let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
 let cardvaultOrigin: string;
 let host: ExampleHost;
 let otherHost: ExampleHost;
@@ -103,31 +101,16 @@ describe.skipIf(!available)("card reveal page in Chromium", () => {
     host = await startExampleHost({ assetDir, cardvaultOrigin, mintSession });
     // A second origin whose sessions name the first one: what a page framing someone else's link would get.
     otherHost = await startExampleHost({ assetDir, cardvaultOrigin, mintSession, targetOrigin: host.origin });
-    profile = mkdtempSync(join(tmpdir(), "cardvault-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 640, height: 640 },
-    });
+    browser = await launchChromium({ viewport: { width: 640, height: 640 } });
+    context = browser.context;
     await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: cardvaultOrigin });
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await host?.close();
     await otherHost?.close();
     await h?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   it("the example host embeds the page, which shows the card's PAN in fours, expiry and CVV; copy works", async () => {
