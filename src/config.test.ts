@@ -38,16 +38,16 @@ describe("configuration", () => {
   it("takes the public URL from CARDVAULT_PUBLIC_URL, validated; defaults to the listen address outside production", () => {
     expect(loadConfig({}).publicUrl).toBe("http://127.0.0.1:8080");
     expect(loadConfig({ CARDVAULT_HOST: "::1", CARDVAULT_PORT: "9000" }).publicUrl).toBe("http://[::1]:9000");
-    expect(loadConfig({ CARDVAULT_PUBLIC_URL: "https://vault.example.com/" }).publicUrl).toBe(
-      "https://vault.example.com",
+    expect(loadConfig({ CARDVAULT_PUBLIC_URL: "https://vault.cardvault.test/" }).publicUrl).toBe(
+      "https://vault.cardvault.test",
     );
-    expect(loadConfig({ CARDVAULT_PUBLIC_URL: "https://vault.example.com/cv" }).publicUrl).toBe(
-      "https://vault.example.com/cv",
+    expect(loadConfig({ CARDVAULT_PUBLIC_URL: "https://vault.cardvault.test/cv" }).publicUrl).toBe(
+      "https://vault.cardvault.test/cv",
     );
     for (const bad of [
-      "vault.example.com",
-      "ftp://vault.example.com",
-      "https://vault.example.com/?x=1",
+      "vault.cardvault.test",
+      "ftp://vault.cardvault.test",
+      "https://vault.cardvault.test/?x=1",
       "https://u@h",
     ]) {
       expect(() => loadConfig({ CARDVAULT_PUBLIC_URL: bad }), bad).toThrow(/CARDVAULT_PUBLIC_URL/);
@@ -97,7 +97,7 @@ describe("configuration", () => {
     const production = {
       NODE_ENV: "production",
       CARDVAULT_MASTER_KEY: "ab".repeat(32),
-      CARDVAULT_PUBLIC_URL: "https://cards.example.com",
+      CARDVAULT_PUBLIC_URL: "https://cards.cardvault.test",
     };
     for (const secret of ["a".repeat(32), "ab".repeat(32), "abcdefg".repeat(6), "\0".repeat(40)]) {
       expect(() => loadConfig({ ...production, CARDVAULT_JWT_SECRET: secret }), secret).toThrow(
@@ -116,7 +116,7 @@ describe("configuration", () => {
       NODE_ENV: "production",
       CARDVAULT_MASTER_KEY: "ab".repeat(32),
       CARDVAULT_JWT_SECRET: "k7Q2-vX9m_Lp4ZtR8wYb3NcE6hJ0sFdA",
-      CARDVAULT_PUBLIC_URL: "https://cards.example.com",
+      CARDVAULT_PUBLIC_URL: "https://cards.cardvault.test",
     };
     expect(loadConfig({}).apiDocs).toBe(true);
     expect(loadConfig({ CARDVAULT_API_DOCS: "off" }).apiDocs).toBe(false);

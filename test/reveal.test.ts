@@ -20,7 +20,7 @@ let h: Harness;
 let noPin: Harness;
 /** Small per-card limits, so a burst reaches them in a few requests. */
 let limited: Harness;
-const PUBLIC_URL = "https://vault.example.net/cardvault";
+const PUBLIC_URL = "https://vault.cardvault.test/cardvault";
 let offsetMs = 0;
 const clock: Clock = { now: () => new Date(Date.now() + offsetMs) };
 const logLines: string[] = [];
@@ -30,7 +30,7 @@ const sink = new Writable({
     done();
   },
 });
-const ORIGIN = "https://app.example.com";
+const ORIGIN = "https://app.cardvault.test";
 
 beforeAll(async () => {
   await buildWeb();
@@ -115,9 +115,9 @@ describe("POST /v1/cards/{publicToken}/reveal-sessions", () => {
       { fields: [] },
       { fields: ["pan", "pan"] },
       { fields: ["track2"] },
-      { targetOrigin: "https://app.example.com/" },
-      { targetOrigin: "https://app.example.com/path" },
-      { targetOrigin: "http://app.example.com" },
+      { targetOrigin: "https://app.cardvault.test/" },
+      { targetOrigin: "https://app.cardvault.test/path" },
+      { targetOrigin: "http://app.cardvault.test" },
       { targetOrigin: "*" },
       { targetOrigin: "javascript:alert(1)" },
       { ttlSeconds: 901 },
@@ -177,7 +177,7 @@ describe("GET /reveal", () => {
     );
     expect(page.headers["x-frame-options"]).toBeUndefined();
     expect(page.body).toContain(`content="${ORIGIN}"`);
-    expect(page.body).not.toMatch(/<script>|style=|https?:\/\/(?!app\.example\.com)/);
+    expect(page.body).not.toMatch(/<script>|style=|https?:\/\/(?!app\.cardvault\.test)/);
     const script = await h.call("GET", "/reveal/reveal.js", undefined, { token: null });
     expect(script.statusCode).toBe(200);
     expect(script.headers["content-type"]).toMatch(/^text\/javascript/);

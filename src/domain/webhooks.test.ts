@@ -104,7 +104,7 @@ describe("parseWebhookUrl", () => {
     expect(parseWebhookUrl("https://hooks.example.invalid/cardvault?x=1", false).href).toBe(
       "https://hooks.example.invalid/cardvault?x=1",
     );
-    expect(parseWebhookUrl("http://93.184.216.34:8080/", false).port).toBe("8080");
+    expect(parseWebhookUrl("http://hooks.example.invalid:8080/", false).port).toBe("8080");
   });
 
   it("refuses other schemes, credentials, fragments and non-URLs", () => {
