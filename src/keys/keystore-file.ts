@@ -120,23 +120,15 @@ export function initKeystore(
   clock: Clock,
   options: KeystoreOptions = {},
 ): string[] {
-  return withKeystoreLock(file, () => {
-    const store: KeystoreFile = existsSync(file)
-      ? readFile(file)
-      : { format: FORMAT, masterKeyCheck: masterKeyCheck(masterKey), keys: [] };
-    if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
-      throw new KeystoreError(`The master key does not open the keystore ${file}.`);
-    }
-    const created: string[] = [];
-    for (const type of keyTypes) {
-      if (store.keys.some((k) => k.type === type)) continue;
-      const key = newKey(type, 1, masterKey, clock, options);
-      store.keys.push(key);
-      created.push(key.id);
-    }
-    if (created.length > 0) writeFile(file, store);
-    return created;
-  });
+  return changeKeystore(file, masterKey, { createIfAbsent: true }, (store) =>
+    keyTypes
+      .filter((type) => !store.keys.some((k) => k.type === type))
+      .map((type) => {
+        const key = newKey(type, 1, masterKey, clock, options);
+        store.keys.push(key);
+        return key.id;
+      }),
+  );
 }
 
 /** Adds a new version of each given type; new work uses it, existing ciphertexts keep naming their key. */
@@ -147,19 +139,13 @@ export function rotateKeys(
   clock: Clock,
   options: KeystoreOptions = {},
 ): string[] {
-  return withKeystoreLock(file, () => {
-    const store = readFile(file);
-    if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
-      throw new KeystoreError(`The master key does not open the keystore ${file}.`);
-    }
+  return changeKeystore(file, masterKey, {}, (store) => {
     const newest = newestVersions(store.keys);
-    const created = types.map((type) => {
+    return types.map((type) => {
       const key = newKey(type, (newest.get(type) ?? 0) + 1, masterKey, clock, options);
       store.keys.push(key);
       return key.id;
     });
-    writeFile(file, store);
-    return created;
   });
 }
 
@@ -168,11 +154,7 @@ export function rotateKeys(
  * type cannot be retired. Retired keys still open old backups but are listed as retired. Returns the ids changed.
  */
 export function retireKeys(file: string, masterKey: Buffer, ids: readonly string[], clock: Clock): string[] {
-  return withKeystoreLock(file, () => {
-    const store = readFile(file);
-    if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
-      throw new KeystoreError(`The master key does not open the keystore ${file}.`);
-    }
+  return changeKeystore(file, masterKey, {}, (store) => {
     const newest = newestVersions(store.keys);
     const retired: string[] = [];
     for (const k of store.keys) {
@@ -182,19 +164,36 @@ export function retireKeys(file: string, masterKey: Buffer, ids: readonly string
       k.retiredAt = clock.now().toISOString();
       retired.push(k.id);
     }
-    if (retired.length > 0) writeFile(file, store);
     return retired;
   });
 }
 
 /**
- * Read-modify-write of the keystore, one process at a time: without it two processes that each found a key type
- * missing would each generate their own, the last rename would win, and the other would serve with keys no
- * file holds (cards it sealed would open nowhere else). The lock is the kernel's, so a holder that dies frees it.
+ * Every change to the keystore: read-modify-write, one process at a time. Without the lock two processes that
+ * each found a key type missing would each generate their own, the last rename would win, and the other would
+ * serve with keys no file holds (cards it sealed would open nowhere else). The lock is the kernel's, so a holder
+ * that dies frees it. `change` edits the store it is given and returns the ids it changed; the file is replaced
+ * whole only when there are any.
  */
-function withKeystoreLock<T>(file: string, fn: () => T): T {
+function changeKeystore(
+  file: string,
+  masterKey: Buffer,
+  options: { createIfAbsent?: boolean },
+  change: (store: KeystoreFile) => string[],
+): string[] {
   try {
-    return withFileLock(`${file}.lock`, fn);
+    return withFileLock(`${file}.lock`, () => {
+      const store: KeystoreFile =
+        options.createIfAbsent && !existsSync(file)
+          ? { format: FORMAT, masterKeyCheck: masterKeyCheck(masterKey), keys: [] }
+          : readFile(file);
+      if (store.masterKeyCheck !== masterKeyCheck(masterKey)) {
+        throw new KeystoreError(`The master key does not open the keystore ${file}.`);
+      }
+      const changed = change(store);
+      if (changed.length > 0) writeFile(file, store);
+      return changed;
+    });
   } catch (error) {
     if (error instanceof LockTimeoutError) throw new KeystoreError(error.message);
     throw error;
