@@ -75,14 +75,6 @@ function fieldsOf(session: RevealSessionRow): RevealField[] {
   return session.fields.split(",") as RevealField[];
 }
 
-/** A reveal field as the key provider names it in the payload it seals (keys/card-data.ts). */
-const CARD_DATA_FIELD: Record<RevealField, CardDataField> = {
-  pan: "pan",
-  expiry: "expiry",
-  cvv: "cvv",
-  pin: "pin",
-};
-
 const HOUR_MS = 3_600_000;
 
 /** Where the session is presented: the page call's route, for the limiter's audit record. */
@@ -245,10 +237,10 @@ export function createRevealService(deps: RevealServiceDeps) {
           const consumed = await deps.sessions.consume(session.token_hash, now, tx);
           if (!consumed) return undefined;
           const fields = fieldsOf(consumed);
+          // Reveal fields are the key provider's card-data fields by name; the compiler holds them together.
+          const cardData: readonly CardDataField[] = fields;
           const answer =
-            (await deps.secureData.deliverIn(tx, actor, card, request, {
-              fields: fields.map((f) => CARD_DATA_FIELD[f]),
-            })) ?? replayed();
+            (await deps.secureData.deliverIn(tx, actor, card, request, { fields: cardData })) ?? replayed();
           await deps.record(tx, actor, {
             action: "reveal_session.used",
             outcome: "success",
