@@ -42,8 +42,7 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
     for (let round = 1; ; round++) {
       try {
         return await deps.store.transaction(async (tx) => {
-          const card = await deps.cards.findByToken(actor.tenantId, publicToken, tx);
-          if (!card) throw cardNotFound();
+          const card = found(await deps.cards.findByToken(actor.tenantId, publicToken, tx));
           const result = await work(tx, card);
           await deps.limits.charge(tx, actor);
           return result;
@@ -88,9 +87,7 @@ export async function findCard(
   actor: Actor,
   publicToken: string,
 ): Promise<CardWithLimits> {
-  const card = await cards.findByToken(actor.tenantId, publicToken);
-  if (!card) throw cardNotFound();
-  return card;
+  return found(await cards.findByToken(actor.tenantId, publicToken));
 }
 
 /** For a CVV or PIN status read: the counters of an open card of this tenant (a read; nothing to guard). */
@@ -99,9 +96,13 @@ export async function findOpenCounters(
   actor: Actor,
   publicToken: string,
 ): Promise<CounterState> {
-  const counters = await cards.findCountersByToken(actor.tenantId, publicToken);
-  if (!counters) throw cardNotFound();
-  return open(counters);
+  return open(found(await cards.findCountersByToken(actor.tenantId, publicToken)));
+}
+
+/** The caller's card, or 404: another tenant's card is looked up with the caller's tenant id and not found. */
+function found<T>(row: T | undefined): T {
+  if (row === undefined) throw cardNotFound();
+  return row;
 }
 
 /** The card as the key provider takes it: sealed PAN, binding and key ids; never a clear PAN. */
