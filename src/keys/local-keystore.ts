@@ -327,6 +327,17 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
 
     deriveCvv: async (card) => cvvOf(card),
     async deriveCvvBatch(cards) {
+      // A card may come several times (a rotation compares its recent service codes): its PAN opens once.
+      const pans = new Map<string, string>();
+      const panOnce = (card: SealedCard) => {
+        const id = `${card.tenantId}:${card.cardId}:${card.panSealed}`;
+        let pan = pans.get(id);
+        if (pan === undefined) {
+          pan = panOf(card);
+          pans.set(id, pan);
+        }
+        return pan;
+      };
       const results: string[] = new Array(cards.length);
       const byKey = new Map<string, number[]>();
       cards.forEach((card, i) => {
@@ -338,7 +349,7 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
         const cvvs = computeCvvBatch(
           key(cvkId, "cvk").material,
           indexes.map((i) => ({
-            pan: panOf(cards[i]!),
+            pan: panOnce(cards[i]!),
             expiry: cards[i]!.expiry,
             serviceCode: cards[i]!.serviceCode,
           })),
