@@ -209,7 +209,6 @@ export function createServices(deps: {
   });
   const secureData = createSecureDataService({
     withCard,
-    tenants: repos.tenants,
     sessionKeys: repos.secureDataSessionKeys,
     keys,
     record,
@@ -255,7 +254,6 @@ export function createServices(deps: {
       store,
       withCard,
       cards: repos.cards,
-      tenants: repos.tenants,
       sessions: repos.revealSessions,
       secureData,
       record,

@@ -23,7 +23,6 @@ import type { CardRepo } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
 import type { RevealSessionRepo } from "../store/reveal-session-repo.js";
 import type { RevealSessionRow } from "../store/schema.js";
-import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { type CardTransaction, findCard } from "./card-transaction.js";
 import { RateLimitedError } from "./rate-limits.js";
@@ -33,7 +32,6 @@ export interface RevealServiceDeps {
   store: Pick<Store, "transaction">;
   withCard: CardTransaction;
   cards: Pick<CardRepo, "findByToken">;
-  tenants: Pick<TenantRepo, "find">;
   sessions: Pick<RevealSessionRepo, "insert" | "findByTokenHash" | "findById" | "consume" | "createdSince">;
   secureData: Pick<SecureDataService, "deliverIn" | "publicKeys">;
   record: AuditRecorder;
@@ -150,8 +148,7 @@ export function createRevealService(deps: RevealServiceDeps) {
       await deps.withCard(actor, publicToken, async (tx, card) => {
         assertCardRevealable(card.status as CardStatus);
         if (fields.includes("pin")) {
-          const tenant = await deps.tenants.find(actor.tenantId, tx);
-          if (tenant?.secure_data_pin !== 1) {
+          if (card.secure_data_pin !== 1) {
             throw new AppError(
               "reveal_pin_not_allowed",
               "This card program does not deliver PINs (enable it with `cardvault tenants add … --secure-data-pin`).",

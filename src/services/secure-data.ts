@@ -9,13 +9,11 @@ import type { Clock } from "../lib/clock.js";
 import type { CardWithLimits } from "../store/card-repo.js";
 import type { Db } from "../store/db.js";
 import type { SecureDataRepo } from "../store/secure-data-repo.js";
-import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import { type CardTransaction, open, sealedCardOf } from "./card-transaction.js";
 
 export interface SecureDataServiceDeps {
   withCard: CardTransaction;
-  tenants: Pick<TenantRepo, "find">;
   sessionKeys: Pick<SecureDataRepo, "claim">;
   keys: Pick<KeyProvider, "secureDataKeys" | "sealForDevice" | "sealForDeviceJwe">;
   record: AuditRecorder;
@@ -77,8 +75,7 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
     request: SecureDataRequest,
     options: { fields: readonly CardDataField[] },
   ): Promise<SecureDataAnswer | undefined> {
-    const tenant = await deps.tenants.find(actor.tenantId, tx);
-    const withPin = options.fields.includes("pin") && tenant?.secure_data_pin === 1;
+    const withPin = options.fields.includes("pin") && card.secure_data_pin === 1;
     const fields = options.fields.filter((f) => f !== "pin" || withPin);
     const sealed = sealedCardOf(card);
     let answer: SecureDataAnswer;

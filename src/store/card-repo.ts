@@ -18,7 +18,12 @@ function perSecret<T>(make: (column: (typeof counterColumn)[Secret]) => T): Reco
 }
 
 /** A card with the limits of its tenant, as most operations need both. */
-export type CardWithLimits = CardRow & { max_cvv_tries: number; max_pin_tries: number };
+export type CardWithLimits = CardRow & {
+  max_cvv_tries: number;
+  max_pin_tries: number;
+  /** The tenant delivers PINs through Get Card Data and reveal sessions (1) or not (0). */
+  secure_data_pin: number;
+};
 
 /** What a status read needs: whether the card is open, and its counters with their limits. */
 export type CounterState = Pick<
@@ -98,7 +103,7 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       .where("cards.tenant_id", "=", p.tenantId)
       .where("cards.public_token", "=", p.publicToken);
   const byToken = prepared((p: { tenantId: string; publicToken: string }) =>
-    withLimitsByToken(p).selectAll("cards"),
+    withLimitsByToken(p).selectAll("cards").select("tenants.secure_data_pin"),
   );
   // A status read is the most frequent call of all: reading the card's 29 columns into an object costs
   // three times what these five do (BENCHMARKS.md).
