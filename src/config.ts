@@ -96,6 +96,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     perCard: Number(env.CARDVAULT_RATE_LIMIT_PER_CARD ?? 120),
     perTenant: Number(env.CARDVAULT_RATE_LIMIT_PER_TENANT ?? 30_000),
     windowSeconds: Number(env.CARDVAULT_RATE_LIMIT_WINDOW_SECONDS ?? 60),
+    // Each Get Card Data costs an RSA-4096 private-key operation (≈ 15 ms of a core): 600 a minute is a sixth
+    // of one core, well above a cardholder app's needs and well below what would starve the other tenants.
+    secureDataPerTenant: Number(env.CARDVAULT_RATE_LIMIT_SECURE_DATA_PER_TENANT ?? 600),
+    // An unblock or an on-demand rotation a few times a day is service; more is someone searching a secret.
+    managePerCardDay: Number(env.CARDVAULT_RATE_LIMIT_MANAGE_PER_CARD_DAY ?? 5),
   };
   for (const [name, value] of Object.entries(rateLimits)) {
     if (!Number.isInteger(value) || value < 1) problems.push(`rate limit ${name} must be a whole number ≥ 1`);

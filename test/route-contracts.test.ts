@@ -108,6 +108,7 @@ describe("the app's routes follow their contracts", () => {
       maxPinTries: 99,
       env: {
         CARDVAULT_RATE_LIMIT_PER_CARD: "2",
+        CARDVAULT_RATE_LIMIT_MANAGE_PER_CARD_DAY: "2",
         CARDVAULT_RATE_LIMIT_PER_TENANT: "100000",
         CARDVAULT_RATE_LIMIT_WINDOW_SECONDS: "3600",
       },

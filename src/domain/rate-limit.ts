@@ -1,7 +1,15 @@
-// Brute-force limits as pure rules: fixed windows per tenant and per card, the bucket names a request counts
+// Brute-force and abuse limits as pure rules: fixed windows, the buckets an attempt of each class counts
 // against, and the verdict from the counts the store returns. The store increments atomically; this module
 // only decides, so every process on one database reaches the same verdict from the same counts.
-export type RateLimitClass = "verify" | "reveal" | "secure-data";
+//
+// The classes, as routes declare them (http/route-contract.ts):
+// - verify, reveal, secure-data: attempts on a card's secrets, counted per tenant and per card in the
+//   short window, all three in the same two buckets;
+// - secure-data also in a bucket of its own per tenant: each Get Card Data costs an RSA private-key operation,
+//   so a tenant's share of that CPU is bounded on its own, well below its verify rate;
+// - manage: unblocks and on-demand CVV rotations, per card per day. Each gives a guesser a fresh set of tries,
+//   so together with the wrong-try budget they bound how fast a card's CVV or PIN can be searched.
+export type RateLimitClass = "verify" | "reveal" | "secure-data" | "manage";
 
 /** A limited attempt, as its route declares it: its class, its route and the card it names. */
 export interface LimitedAttempt {
@@ -11,58 +19,112 @@ export interface LimitedAttempt {
 }
 
 export interface RateLimits {
-  /** Attempts per card (tenant + public token) per window, across every limited route. */
+  /** verify/reveal/secure-data attempts per card (tenant + public token) per window. */
   perCard: number;
-  /** Attempts per tenant per window, across every limited route. */
+  /** verify/reveal/secure-data attempts per tenant per window. */
   perTenant: number;
   windowSeconds: number;
+  /** Get Card Data requests per tenant per window, besides the two above. */
+  secureDataPerTenant: number;
+  /** Unblocks and on-demand rotations per card per day. */
+  managePerCardDay: number;
 }
+
+export const DAY_SECONDS = 86_400;
 
 export interface RateLimitBucket {
   key: string;
   scope: "card" | "tenant";
   limit: number;
+  windowSeconds: number;
 }
 
 export type RateLimitVerdict =
   | { allowed: true }
-  | { allowed: false; scope: "card" | "tenant"; limit: number; retryAfterSeconds: number };
+  | {
+      allowed: false;
+      scope: "card" | "tenant";
+      limit: number;
+      retryAfterSeconds: number;
+      windowSeconds: number;
+    };
 
-/** The window an instant falls in: its start (ISO, the row key) and the seconds until it ends. */
-export function windowOf(now: Date, windowSeconds: number): { start: string; secondsLeft: number } {
+export interface Window {
+  /** ISO start: with the bucket, the row key. */
+  start: string;
+  /** ISO end: when the row can go. */
+  end: string;
+  secondsLeft: number;
+}
+
+/** The window of a given length an instant falls in. */
+export function windowOf(now: Date, windowSeconds: number): Window {
   const size = windowSeconds * 1000;
   const start = Math.floor(now.getTime() / size) * size;
   return {
     start: new Date(start).toISOString(),
+    end: new Date(start + size).toISOString(),
     secondsLeft: Math.max(1, Math.ceil((start + size - now.getTime()) / 1000)),
   };
 }
 
-/** The buckets an attempt counts against: always its tenant, and its card when the route names one. */
-export function bucketsFor(
-  limits: RateLimits,
-  tenantId: string,
-  publicToken: string | undefined,
-): RateLimitBucket[] {
+/** The buckets an attempt counts against (see the classes above); card buckets only when the route names one. */
+export function bucketsFor(limits: RateLimits, tenantId: string, attempt: LimitedAttempt): RateLimitBucket[] {
+  const token = attempt.publicToken;
+  const short = limits.windowSeconds;
+  if (attempt.kind === "manage") {
+    return token === undefined
+      ? []
+      : [
+          {
+            key: `manage:card:${tenantId}:${token}`,
+            scope: "card",
+            limit: limits.managePerCardDay,
+            windowSeconds: DAY_SECONDS,
+          },
+        ];
+  }
   const buckets: RateLimitBucket[] = [
-    { key: `tenant:${tenantId}`, scope: "tenant", limit: limits.perTenant },
+    { key: `tenant:${tenantId}`, scope: "tenant", limit: limits.perTenant, windowSeconds: short },
   ];
-  if (publicToken !== undefined) {
-    buckets.push({ key: `card:${tenantId}:${publicToken}`, scope: "card", limit: limits.perCard });
+  if (attempt.kind === "secure-data") {
+    buckets.push({
+      key: `secure-data:tenant:${tenantId}`,
+      scope: "tenant",
+      limit: limits.secureDataPerTenant,
+      windowSeconds: short,
+    });
+  }
+  if (token !== undefined) {
+    buckets.push({
+      key: `card:${tenantId}:${token}`,
+      scope: "card",
+      limit: limits.perCard,
+      windowSeconds: short,
+    });
   }
   return buckets;
 }
 
-/** Blocked as soon as any bucket's count (this attempt included) passes its limit; the card is named first. */
+/**
+ * Blocked as soon as any bucket's count (this attempt included) passes its limit; a card's bucket is named
+ * first, and the retry comes when the bucket's own window ends.
+ */
 export function verdict(
   buckets: readonly RateLimitBucket[],
   counts: ReadonlyMap<string, number>,
-  secondsLeft: number,
+  now: Date,
 ): RateLimitVerdict {
   const over = [...buckets]
     .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === "card" ? -1 : 1))
     .find((b) => (counts.get(b.key) ?? 0) > b.limit);
   return over
-    ? { allowed: false, scope: over.scope, limit: over.limit, retryAfterSeconds: secondsLeft }
+    ? {
+        allowed: false,
+        scope: over.scope,
+        limit: over.limit,
+        retryAfterSeconds: windowOf(now, over.windowSeconds).secondsLeft,
+        windowSeconds: over.windowSeconds,
+      }
     : { allowed: true };
 }

@@ -61,7 +61,7 @@ export function routeContract(route: Pick<RouteOptions, "method" | "url" | "conf
   }
   if (rateLimit === undefined) {
     throw new Error(
-      `Route ${where}: declare config.rateLimit, its rate-limit class ("verify", "reveal", "secure-data") or false; nothing is inferred from its scope.`,
+      `Route ${where}: declare config.rateLimit, its rate-limit class ("verify", "reveal", "secure-data", "manage") or false; nothing is inferred from its scope.`,
     );
   }
   if (cardParam === undefined) {

@@ -4,7 +4,14 @@
 // otherwise one of its own, which also writes the refusal's audit record. No secret is ever part of a bucket
 // or an audit row.
 import { AppError } from "../domain/errors.js";
-import { bucketsFor, type LimitedAttempt, type RateLimits, verdict, windowOf } from "../domain/rate-limit.js";
+import {
+  bucketsFor,
+  type LimitedAttempt,
+  type RateLimitBucket,
+  type RateLimits,
+  verdict,
+  windowOf,
+} from "../domain/rate-limit.js";
 import type { Clock } from "../lib/clock.js";
 import type { Db, Store } from "../store/db.js";
 import type { RateLimitRepo } from "../store/rate-limit-repo.js";
@@ -23,10 +30,10 @@ export class RateLimitedError extends AppError {
   readonly retryAfterSeconds: number;
   readonly scope: "card" | "tenant";
   readonly limit: number;
-  /** The window of the limit passed, when it is not the limiter's own (e.g. the hourly reveal-session cap). */
-  readonly windowSeconds?: number;
+  /** The length of the window whose limit was passed. */
+  readonly windowSeconds: number;
   constructor(
-    refusal: { scope: "card" | "tenant"; limit: number; retryAfterSeconds: number; windowSeconds?: number },
+    refusal: { scope: "card" | "tenant"; limit: number; retryAfterSeconds: number; windowSeconds: number },
     what = "attempts",
   ) {
     super(
@@ -36,51 +43,72 @@ export class RateLimitedError extends AppError {
     this.retryAfterSeconds = refusal.retryAfterSeconds;
     this.scope = refusal.scope;
     this.limit = refusal.limit;
-    if (refusal.windowSeconds !== undefined) this.windowSeconds = refusal.windowSeconds;
+    this.windowSeconds = refusal.windowSeconds;
   }
 }
+
+/** Ended windows deleted per prune, so housekeeping never holds a long statement. */
+const PRUNE_BATCH = 1000;
 
 export function createRateLimitService(deps: RateLimitServiceDeps) {
   let prunedWindow = "";
 
   /**
-   * The buckets this process has seen reach their limit in the current window (its own counts return the
-   * total of every process): the next attempt in them would pass it, so it is refused before any work.
+   * The buckets this process has seen reach their limit, each until its window ends (its own counts return
+   * the total of every process): the next attempt in them would pass it, so it is refused before any work.
    */
-  let full = { window: "", keys: new Set<string>() };
+  const full = new Map<string, { start: string; limit: number }>();
 
-  const windowNow = () => windowOf(deps.clock.now(), deps.limits.windowSeconds);
-  const bucketsOf = (actor: Actor, attempt: LimitedAttempt) =>
-    bucketsFor(deps.limits, actor.tenantId, attempt.publicToken);
+  const windowsOf = (buckets: readonly RateLimitBucket[], now: Date) =>
+    buckets.map((b) => ({ bucket: b, window: windowOf(now, b.windowSeconds) }));
 
   /** Counts the attempt in tx; the refusal when a limit is passed (nothing audited yet). */
   async function count(tx: Db, actor: Actor, attempt: LimitedAttempt) {
-    const window = windowNow();
-    const buckets = bucketsOf(actor, attempt);
+    const now = deps.clock.now();
+    const windows = windowsOf(bucketsFor(deps.limits, actor.tenantId, attempt), now);
+    if (windows.length === 0) return undefined;
     const counts = await deps.rateLimits.increment(
-      buckets.map((b) => b.key),
-      window.start,
+      windows.map(({ bucket, window }) => ({
+        bucket: bucket.key,
+        windowStart: window.start,
+        windowEnd: window.end,
+      })),
       tx,
     );
-    if (full.window !== window.start) full = { window: window.start, keys: new Set() };
-    for (const b of buckets) if ((counts.get(b.key) ?? 0) >= b.limit) full.keys.add(b.key);
-    const refused = verdict(buckets, counts, window.secondsLeft);
+    for (const { bucket, window } of windows) {
+      if ((counts.get(bucket.key) ?? 0) >= bucket.limit) {
+        full.set(bucket.key, { start: window.start, limit: bucket.limit });
+      }
+    }
+    const refused = verdict(
+      windows.map((w) => w.bucket),
+      counts,
+      now,
+    );
     return refused.allowed ? undefined : new RateLimitedError(refused);
   }
 
   return {
     /**
      * Before an operation does any work: refuses (RateLimitedError) an attempt in a bucket this process has
-     * seen reach its limit in this window. No statement: the authoritative count comes last (charge), and an
-     * attempt another process took over the limit is refused there, rolled back, and known from then on.
+     * seen reach its limit in its current window. No statement: the authoritative count comes last (charge),
+     * and an attempt another process took over the limit is refused there, rolled back, and known from then on.
      */
     check(actor: Actor): void {
-      if (!actor.attempt) return;
-      const window = windowNow();
-      if (full.window !== window.start) return;
-      const buckets = bucketsOf(actor, actor.attempt);
-      const seen = new Map(buckets.map((b) => [b.key, full.keys.has(b.key) ? b.limit + 1 : 0]));
-      const refused = verdict(buckets, seen, window.secondsLeft);
+      if (!actor.attempt || full.size === 0) return;
+      const now = deps.clock.now();
+      const windows = windowsOf(bucketsFor(deps.limits, actor.tenantId, actor.attempt), now);
+      const seen = new Map(
+        windows.map(({ bucket, window }) => [
+          bucket.key,
+          full.get(bucket.key)?.start === window.start ? bucket.limit + 1 : 0,
+        ]),
+      );
+      const refused = verdict(
+        windows.map((w) => w.bucket),
+        seen,
+        now,
+      );
       if (!refused.allowed) throw new RateLimitedError(refused);
     },
 
@@ -115,7 +143,7 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
             route: attempt.route,
             limitedBy: refusal.scope,
             limit: refusal.limit,
-            windowSeconds: refusal.windowSeconds ?? deps.limits.windowSeconds,
+            windowSeconds: refusal.windowSeconds,
             publicToken: attempt.publicToken,
           },
         });
@@ -124,15 +152,17 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
     },
 
     /**
-     * Housekeeping, once per window per process, outside any transaction: windows before the previous one can
-     * no longer block anything. A prune that fails is tried again by the next call.
+     * Housekeeping, once per short window per process, outside any transaction: forgets the full buckets
+     * whose window ended, and deletes a bounded batch of ended windows. A prune that fails is tried again
+     * by the next call.
      */
     async prune(): Promise<void> {
-      const window = windowNow();
+      const now = deps.clock.now();
+      const window = windowOf(now, deps.limits.windowSeconds);
       if (prunedWindow === window.start) return;
-      const previous = windowOf(new Date(Date.parse(window.start) - 1), deps.limits.windowSeconds).start;
+      for (const [key, seen] of full) if (seen.start < window.start) full.delete(key);
       try {
-        await deps.rateLimits.prune(previous);
+        await deps.rateLimits.purgeExpired(now.toISOString(), PRUNE_BATCH);
         prunedWindow = window.start;
       } catch {
         // The store is failing; the request that ran into it has already answered so.

@@ -87,14 +87,19 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
       return tryState(remaining(card), max(card));
     },
 
-    /** Unblocked restores the full count (at any time, as Thredd does); Blocked sets it to zero. */
+    /**
+     * Unblocked restores the full count (at any time, as Thredd does); Blocked sets it to zero. Only an
+     * unblock counts against the route's limit (it hands out fresh tries); a block is a safety action that
+     * is never refused for being frequent.
+     */
     setStatus(
       actor: Actor,
       publicToken: string,
       status: TryState["status"],
       change: StatusChange,
     ): Promise<TryState> {
-      return deps.withCard(actor, publicToken, async (tx, card) => {
+      const counted = status === "Unblocked" ? actor : { ...actor, attempt: undefined };
+      return deps.withCard(counted, publicToken, async (tx, card) => {
         open(card);
         const value = status === "Unblocked" ? max(card) : 0;
         const expected = { version: card.version, remaining: remaining(card) };

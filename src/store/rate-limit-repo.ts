@@ -1,11 +1,19 @@
 // Rate-limit counters. Each attempt is counted by one INSERT … ON CONFLICT DO UPDATE … RETURNING (SQLite ≥ 3.35
 // and PostgreSQL alike): the increment and the read are one atomic statement, so concurrent attempts on any
-// number of processes are all counted and none is lost.
+// number of processes are all counted and none is lost. A row is one bucket's count in one window, and says
+// when the window ends; past that it can no longer block anything and the purge removes it.
 import type { Db } from "./db.js";
 import { prepared } from "./prepared.js";
 
+/** One bucket's count in one window. */
+export interface WindowCount {
+  bucket: string;
+  windowStart: string;
+  windowEnd: string;
+}
+
 export function createRateLimitRepo(db: Db) {
-  // One prepared statement per number of buckets (a tenant's, plus a card's when there is one).
+  // One prepared statement per number of buckets an attempt counts in.
   const increments = new Map<number, ReturnType<typeof incrementOf>>();
   const incrementOf = (count: number) =>
     prepared((p: Record<string, string>) =>
@@ -14,7 +22,8 @@ export function createRateLimitRepo(db: Db) {
         .values(
           Array.from({ length: count }, (_, i) => ({
             bucket: p[`bucket${i}`]!,
-            window_start: p.window!,
+            window_start: p[`start${i}`]!,
+            expires_at: p[`end${i}`]!,
             count: 1,
           })),
         )
@@ -25,33 +34,45 @@ export function createRateLimitRepo(db: Db) {
         )
         .returning(["bucket", "count"]),
     );
-  const valuesOf = (buckets: readonly string[], windowStart: string) => {
-    const values: Record<string, string> = { window: windowStart };
-    buckets.forEach((bucket, i) => {
-      values[`bucket${i}`] = bucket;
+  const valuesOf = (windows: readonly WindowCount[]) => {
+    const values: Record<string, string> = {};
+    windows.forEach((w, i) => {
+      values[`bucket${i}`] = w.bucket;
+      values[`start${i}`] = w.windowStart;
+      values[`end${i}`] = w.windowEnd;
     });
     return values;
   };
 
   return {
-    /** Adds one to each bucket's count in this window and returns the counts after the increment. */
-    async increment(
-      buckets: readonly string[],
-      windowStart: string,
-      tx: Db = db,
-    ): Promise<Map<string, number>> {
-      let increment = increments.get(buckets.length);
+    /** Adds one to each bucket's count in its window and returns the counts after the increment, by bucket. */
+    async increment(windows: readonly WindowCount[], tx: Db = db): Promise<Map<string, number>> {
+      let increment = increments.get(windows.length);
       if (!increment) {
-        increment = incrementOf(buckets.length);
-        increments.set(buckets.length, increment);
+        increment = incrementOf(windows.length);
+        increments.set(windows.length, increment);
       }
-      const { rows } = await increment(tx, valuesOf(buckets, windowStart));
+      const { rows } = await increment(tx, valuesOf(windows));
       return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
     },
 
-    /** Drops windows that ended before `before`; they can no longer block anything. */
-    async prune(before: string, tx: Db = db): Promise<void> {
-      await tx.deleteFrom("rate_limits").where("window_start", "<", before).execute();
+    /** Deletes at most `limit` windows that ended before `now` (ISO); returns how many went. */
+    async purgeExpired(now: string, limit: number, tx: Db = db): Promise<number> {
+      const result = await tx
+        .deleteFrom("rate_limits")
+        .where(({ eb, refTuple, selectFrom }) =>
+          eb(
+            refTuple("bucket", "window_start"),
+            "in",
+            selectFrom("rate_limits as expired")
+              .select(["expired.bucket", "expired.window_start"])
+              .where("expired.expires_at", "<", now)
+              .limit(limit)
+              .$asTuple("bucket", "window_start"),
+          ),
+        )
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }

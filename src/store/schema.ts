@@ -161,6 +161,8 @@ export interface RateLimitsTable {
   bucket: string;
   window_start: string;
   count: number;
+  /** The end of the window (ISO): the row can go after it. */
+  expires_at: string;
 }
 
 export interface Database {

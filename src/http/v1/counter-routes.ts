@@ -42,7 +42,7 @@ export function registerCounterRoutes(
   app.post(
     `/v1/cards/:publicToken/${secret}/unblock`,
     {
-      config: { scope: `${secret}:manage`, rateLimit: false, cardParam: "publicToken", idempotent: true },
+      config: { scope: `${secret}:manage`, rateLimit: "manage", cardParam: "publicToken", idempotent: true },
       schema: {
         tags: [secret],
         summary: `Unblock the ${label}: the try counter goes back to its maximum, at any time.`,

@@ -19,7 +19,7 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
   app.post(
     "/v1/cards/:publicToken/cvv/rotate",
     {
-      config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken", idempotent: true },
+      config: { scope: "cvv:manage", rateLimit: "manage", cardParam: "publicToken", idempotent: true },
       schema: {
         tags,
         summary:

@@ -43,7 +43,7 @@ export async function registerPismoDialect(
       app.post(
         "/v2/cards/:cardId/reset-cvv",
         {
-          config: { scope: "cvv:manage", rateLimit: false, cardParam: "cardId", idempotent: true },
+          config: { scope: "cvv:manage", rateLimit: "manage", cardParam: "cardId", idempotent: true },
           schema: {
             tags,
             summary: "Pismo: force a virtual card's CVV rotation.",

@@ -172,7 +172,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.put(
         path,
         {
-          config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken" },
+          config: { scope: "cvv:manage", rateLimit: "manage", cardParam: "publicToken" },
           schema: {
             tags,
             summary: "Block or unblock the CVV; Unblocked restores every try.",
@@ -200,7 +200,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.post(
         path,
         {
-          config: { scope: "cvv:manage", rateLimit: false, cardParam: "publicToken", idempotent: true },
+          config: { scope: "cvv:manage", rateLimit: "manage", cardParam: "publicToken", idempotent: true },
           schema: {
             tags,
             summary: "Unblock the CVV.",
@@ -262,7 +262,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       app.post(
         path,
         {
-          config: { scope: "pin:manage", rateLimit: false, cardParam: "publicToken", idempotent: true },
+          config: { scope: "pin:manage", rateLimit: "manage", cardParam: "publicToken", idempotent: true },
           preValidation: requireJsonContentType,
           schema: {
             tags,
