@@ -336,6 +336,19 @@ describe("hardening: a session gives what it was asked for, at a rate", () => {
     expect(Object.keys((await revealAsPage(h, cvvOnly.token)).data!)).toEqual(["CVV"]);
   });
 
+  it("never shows a Blocked CVV: a session asking for it answers 409 cvv_blocked, unspent; one without it delivers", async () => {
+    const card = await h.createCard();
+    expect(
+      (await h.call("PUT", `/api/v1/cards/${card.publicToken}/cvv/status`, { status: "Blocked" })).statusCode,
+    ).toBe(204);
+    const withCvv = (await mint(h, card.publicToken, { fields: ["pan", "cvv"] })).json();
+    expect(await revealAsPage(h, withCvv.token)).toEqual({ status: 409, code: "cvv_blocked" });
+    const panOnly = (await mint(h, card.publicToken, { fields: ["pan"] })).json();
+    expect((await revealAsPage(h, panOnly.token)).status).toBe(200);
+    expect((await h.call("POST", `/v1/cards/${card.publicToken}/cvv/unblock`, {})).statusCode).toBe(204);
+    expect((await revealAsPage(h, withCvv.token)).status).toBe(200);
+  });
+
   it("counts minting and spending against the card's limit like a CVV read: 429 with Retry-After", async () => {
     const card = await limited.createCard();
     const other = await limited.createCard();

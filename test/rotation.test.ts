@@ -9,7 +9,12 @@ import { createHarness, type Harness } from "./helpers/harness.js";
 let h: Harness;
 const system = fixedClock("2026-03-01T08:00:00Z");
 beforeAll(async () => {
-  h = await createHarness({ sandbox: true, clock: system });
+  // Forced rotations here go well past a day's manage limit on one card (test/rate-limit-classes.test.ts has it).
+  h = await createHarness({
+    sandbox: true,
+    clock: system,
+    env: { CARDVAULT_RATE_LIMIT_MANAGE_PER_CARD_DAY: "1000" },
+  });
 });
 afterAll(() => h.close());
 

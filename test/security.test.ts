@@ -97,7 +97,14 @@ const badTokens: Record<string, () => Promise<string | null>> = {
 };
 
 beforeAll(async () => {
-  h = await createHarness({ env: { CARDVAULT_JWT_ISSUER: ISSUER, CARDVAULT_JWT_AUDIENCE: AUDIENCE } });
+  h = await createHarness({
+    env: {
+      CARDVAULT_JWT_ISSUER: ISSUER,
+      CARDVAULT_JWT_AUDIENCE: AUDIENCE,
+      // The matrix sends every route several times at one card; the day's unblock limit is tested elsewhere.
+      CARDVAULT_RATE_LIMIT_MANAGE_PER_CARD_DAY: "1000",
+    },
+  });
   card = (await h.createCard()).publicToken;
   otherTenantCard = (await h.createCard({ type: "virtual" }, await h.token(undefined, "globex"))).publicToken;
   routes = declaredRoutes(h.app);
@@ -157,16 +164,22 @@ describe("security matrix", () => {
       // Minting a reveal session hands out the card's secrets through the page: limited like a CVV read.
       "cards:reveal": "reveal",
     };
+    // Unblocks and forced rotations hand out fresh tries or a fresh CVV: limited per card per day.
+    const handsOutTries = (r: (typeof routes)[number]) =>
+      /\/(unblock|rotate|reset-cvv)$/.test(r.url) ||
+      (r.method === "POST" && r.url.endsWith("/cvv")) ||
+      (r.method === "PUT" && r.url.endsWith("/cvv/status"));
     for (const route of routes) {
       // Only a route that names a card hands out its secrets (GET /v1/secure-data/keys publishes public keys).
-      expect(route.rateLimit, where(route)).toBe((route.cardParam && classOf[route.scope]) || false);
+      const expected = classOf[route.scope] ?? (handsOutTries(route) ? "manage" : undefined);
+      expect(route.rateLimit, where(route)).toBe((route.cardParam && expected) || false);
       // A URL with a card token in it names it as the card (the per-card limit and the 404 test below use it);
       // false there would quietly drop both.
       const token = /:(publicToken|cardId)\b/.exec(route.url)?.[1];
       if (token) expect(route.cardParam, where(route)).toBe(token);
     }
     const limited = routes.filter((r) => r.rateLimit);
-    expect(new Set(limited.map((r) => r.url.split("/")[1]))).toEqual(new Set(["v1", "api", "thr"]));
+    expect(new Set(limited.map((r) => r.url.split("/")[1]))).toEqual(new Set(["v1", "api", "thr", "pismo"]));
   });
 
   it("answers 401 with a problem and WWW-Authenticate for every bad token on every route", async () => {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { assertCardOpen, assertStatusTransition, defaultExpiry, expiryToDate, parseExpiry } from "./card.js";
+import {
+  assertCardAllows,
+  assertSecretDeliverable,
+  assertStatusTransition,
+  cardPaths,
+  cardStatuses,
+  defaultExpiry,
+  expiryToDate,
+  parseExpiry,
+} from "./card.js";
 import { AppError } from "./errors.js";
 
 const now = new Date("2026-11-28T10:00:00Z");
@@ -38,9 +47,39 @@ describe("card rules", () => {
     expect(() => assertStatusTransition("suspended", "active")).not.toThrow();
     expect(() => assertStatusTransition("active", "closed")).not.toThrow();
     expect(() => assertStatusTransition("closed", "active")).toThrow(/closed/);
-    expect(() => assertCardOpen("closed")).toThrow(
-      expect.objectContaining({ code: "card_closed", status: 409 }),
+    for (const path of cardPaths) {
+      expect(() => assertCardAllows("closed", path)).toThrow(
+        expect.objectContaining({ code: "card_closed", status: 409 }),
+      );
+    }
+  });
+
+  it("what each status allows, path by path (the table docs/api.md prints)", () => {
+    const allowed = (status: (typeof cardStatuses)[number]) =>
+      cardPaths.filter((path) => {
+        try {
+          assertCardAllows(status, path);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    expect(Object.fromEntries(cardStatuses.map((s) => [s, allowed(s)]))).toEqual({
+      active: ["verify", "read", "secure-data", "reveal", "rotate", "manage"],
+      inactive: ["verify", "read", "secure-data", "reveal", "rotate", "manage"],
+      suspended: ["rotate", "manage"],
+      closed: [],
+    });
+    expect(() => assertCardAllows("suspended", "verify")).toThrow(
+      expect.objectContaining({ code: "card_blocked", status: 409 }),
     );
-    expect(() => assertCardOpen("suspended")).not.toThrow();
+  });
+
+  it("a Blocked secret is not handed out", () => {
+    expect(() => assertSecretDeliverable("cvv", 1)).not.toThrow();
+    expect(() => assertSecretDeliverable("cvv", 0)).toThrow(
+      expect.objectContaining({ code: "cvv_blocked", status: 409 }),
+    );
+    expect(() => assertSecretDeliverable("pin", 0)).toThrow(expect.objectContaining({ code: "pin_blocked" }));
   });
 });

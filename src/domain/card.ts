@@ -30,19 +30,30 @@ export const cardStatuses = ["active", "inactive", "suspended", "closed"] as con
 export type CardStatus = (typeof cardStatuses)[number];
 
 /**
- * The card life cycle, one row per status: where a card may go from it, and what its secrets may still do.
- * closed is final (docs/api.md): no way out of it, and its CVV and PIN are dead. A suspended card keeps
- * its CVV and PIN working for the program's own calls, but the cardholder's reveal page shows it as blocked
- * (docs/reveal.md).
+ * The paths a card is used on: `verify` (CVV and PIN verification, the authorisation host's), `read` (CVV and
+ * PIN reads by the program), `secure-data` (Get Card Data to the cardholder's device), `reveal` (minting and
+ * presenting reveal sessions), `rotate` (forced and scheduled CVV rotation), `manage` (block, unblock, set the
+ * PIN, the rotation schedule). Card fields and status changes are not a path: they stay open on every status
+ * but closed, whose only change is none (see next).
  */
-export const lifeCycle: Record<
-  CardStatus,
-  { next: readonly CardStatus[]; secretsUsable: boolean; revealable: boolean }
-> = {
-  active: { next: cardStatuses, secretsUsable: true, revealable: true },
-  inactive: { next: cardStatuses, secretsUsable: true, revealable: true },
-  suspended: { next: cardStatuses, secretsUsable: true, revealable: false },
-  closed: { next: ["closed"], secretsUsable: false, revealable: false },
+export const cardPaths = ["verify", "read", "secure-data", "reveal", "rotate", "manage"] as const;
+export type CardPath = (typeof cardPaths)[number];
+
+/**
+ * The card life cycle, one row per status: where a card may go from it, and which paths it allows — the one
+ * table every service asks (docs/api.md "What each card status allows" prints it).
+ * - active, inactive: everything. An inactive card is issued but not yet activated; a program commonly
+ *   activates it after the cardholder proves possession with the CVV, so the secrets work.
+ * - suspended: the secrets are frozen — not verified, read, delivered or shown — until the card is active
+ *   again; the program may still manage it (unblock, set a PIN) and its CVV keeps rotating on schedule, so
+ *   it comes back with a fresh one.
+ * - closed: final. Nothing, and no way out.
+ */
+export const lifeCycle: Record<CardStatus, { next: readonly CardStatus[]; allows: readonly CardPath[] }> = {
+  active: { next: cardStatuses, allows: cardPaths },
+  inactive: { next: cardStatuses, allows: cardPaths },
+  suspended: { next: cardStatuses, allows: ["rotate", "manage"] },
+  closed: { next: ["closed"], allows: [] },
 };
 
 export function assertStatusTransition(from: CardStatus, to: CardStatus): void {
@@ -54,24 +65,31 @@ export function assertStatusTransition(from: CardStatus, to: CardStatus): void {
   }
 }
 
-/** CVV and PIN operations are refused on a closed card: its secrets are dead. */
-export function assertCardOpen(status: CardStatus): void {
-  if (!lifeCycle[status].secretsUsable) {
-    throw new AppError(
-      "card_closed",
-      "The card is closed; its CVV and PIN can no longer be used or changed.",
-    );
+/** Refuses a path the card's status does not allow: 409 card_closed, or card_blocked while it is suspended. */
+export function assertCardAllows(status: CardStatus, path: CardPath): void {
+  if (lifeCycle[status].allows.includes(path)) return;
+  if (status === "closed") {
+    throw new AppError("card_closed", "The card is closed; its CVV, PIN and details can no longer be used.");
   }
+  throw new AppError(
+    "card_blocked",
+    `The card is ${status}; its CVV and PIN cannot be verified, read or shown until it is active again.`,
+  );
 }
 
-/** The card's details are shown (reveal page, Get Card Data through a session) only in a revealable status. */
-export function assertCardRevealable(status: CardStatus): void {
-  if (status === "closed") {
-    throw new AppError("card_closed", "The card is closed; its details can no longer be shown.");
-  }
-  if (!lifeCycle[status].revealable) {
-    throw new AppError("card_blocked", "The card is blocked; its details cannot be shown while it is.");
-  }
+/** The secrets a try counter guards. */
+export type Secret = "cvv" | "pin";
+
+/**
+ * A secret whose try counter is Blocked is not handed out on any path (read, Get Card Data, reveal) until it
+ * is unblocked: whoever blocked it by guessing must not get it another way.
+ */
+export function assertSecretDeliverable(secret: Secret, remainingTries: number): void {
+  if (remainingTries > 0) return;
+  throw new AppError(
+    `${secret}_blocked`,
+    `The card's ${secret.toUpperCase()} is Blocked (too many wrong tries, or blocked on request); unblock it before it can be read or delivered.`,
+  );
 }
 
 const EXPIRY = /^(\d{2})(0[1-9]|1[0-2])$/;

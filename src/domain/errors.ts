@@ -34,8 +34,11 @@ export const errorStatus = {
   reveal_session_expired: 409,
   /** Card reveal: a PIN was asked for but the card program does not enable PIN delivery. */
   reveal_pin_not_allowed: 403,
-  /** The card is suspended: its details are not shown. */
+  /** The card is suspended: its secrets are not verified, read, delivered or shown (domain/card.ts). */
   card_blocked: 409,
+  /** The CVV's (PIN's) try counter is Blocked: it is not read or delivered until unblocked. */
+  cvv_blocked: 409,
+  pin_blocked: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -1,6 +1,6 @@
 // Reveal-session rules: origins accepted only in exact serialised form, fields, lifetimes, session states.
 import { describe, expect, it } from "vitest";
-import { assertCardRevealable } from "./card.js";
+import { assertCardAllows } from "./card.js";
 import {
   assertSessionUsable,
   normaliseFields,
@@ -132,11 +132,13 @@ describe("session and card states", () => {
   });
 
   it("active and inactive cards reveal; suspended is blocked; closed is closed", () => {
-    expect(() => assertCardRevealable("active")).not.toThrow();
-    expect(() => assertCardRevealable("inactive")).not.toThrow();
-    expect(() => assertCardRevealable("suspended")).toThrow(
+    expect(() => assertCardAllows("active", "reveal")).not.toThrow();
+    expect(() => assertCardAllows("inactive", "reveal")).not.toThrow();
+    expect(() => assertCardAllows("suspended", "reveal")).toThrow(
       expect.objectContaining({ code: "card_blocked" }),
     );
-    expect(() => assertCardRevealable("closed")).toThrow(expect.objectContaining({ code: "card_closed" }));
+    expect(() => assertCardAllows("closed", "reveal")).toThrow(
+      expect.objectContaining({ code: "card_closed" }),
+    );
   });
 });

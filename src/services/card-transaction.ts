@@ -6,7 +6,7 @@
 // its bucket full, and counted last in that same transaction, so an allowed attempt commits once. A card of
 // another tenant is looked up with the caller's tenant id and is simply not found: it answers exactly like a
 // card that does not exist.
-import { assertCardOpen, type CardStatus } from "../domain/card.js";
+import { assertCardAllows, type CardPath, type CardStatus } from "../domain/card.js";
 import { AppError, cardNotFound } from "../domain/errors.js";
 import type { SealedPinCard } from "../keys/key-provider.js";
 import type { CardRepo, CardWithLimits, CounterState } from "../store/card-repo.js";
@@ -75,9 +75,9 @@ export function written(applied: boolean): void {
   if (!applied) throw new CardMovedError();
 }
 
-/** For CVV and PIN operations: the card must not be closed. */
-export function open<T extends { status: string }>(card: T): T {
-  assertCardOpen(card.status as CardStatus);
+/** The card, when its status allows the path (domain/card.ts lifeCycle); else 409 card_closed / card_blocked. */
+export function usable<T extends { status: string }>(card: T, path: CardPath): T {
+  assertCardAllows(card.status as CardStatus, path);
   return card;
 }
 
@@ -90,13 +90,13 @@ export async function findCard(
   return found(await cards.findByToken(actor.tenantId, publicToken));
 }
 
-/** For a CVV or PIN status read: the counters of an open card of this tenant (a read; nothing to guard). */
+/** For a CVV or PIN status read: the counters of a card of this tenant that is not closed (nothing to guard). */
 export async function findOpenCounters(
   cards: Pick<CardRepo, "findCountersByToken">,
   actor: Actor,
   publicToken: string,
 ): Promise<CounterState> {
-  return open(found(await cards.findCountersByToken(actor.tenantId, publicToken)));
+  return usable(found(await cards.findCountersByToken(actor.tenantId, publicToken)), "manage");
 }
 
 /** The caller's card, or 404: another tenant's card is looked up with the caller's tenant id and not found. */

@@ -1,9 +1,11 @@
 // CVV operations. The CVV is never stored: the key provider derives it from the sealed card (PAN, expiry and
 // the card's CVV service code under its CVK) every time it is read or verified. A read or a verify is one
 // transaction: the card as read, the derivation, the counter step or audit row, and the attempt's count.
+
+import { assertSecretDeliverable } from "../domain/card.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { type CardTransaction, open, sealedCardOf } from "./card-transaction.js";
+import { type CardTransaction, sealedCardOf, usable } from "./card-transaction.js";
 import type { TryCounter } from "./try-counter.js";
 
 export interface CvvServiceDeps {
@@ -20,7 +22,8 @@ export function createCvvService(deps: CvvServiceDeps) {
 
     get(actor: Actor, publicToken: string): Promise<{ cvv: string }> {
       return deps.withCard(actor, publicToken, async (tx, card) => {
-        const cvv = await deps.keys.deriveCvv(sealedCardOf(open(card)));
+        assertSecretDeliverable("cvv", usable(card, "read").cvv_tries_remaining);
+        const cvv = await deps.keys.deriveCvv(sealedCardOf(card));
         await deps.record(tx, actor, { action: "cvv.read", outcome: "success", card });
         return { cvv };
       });
@@ -28,7 +31,7 @@ export function createCvvService(deps: CvvServiceDeps) {
 
     verify(actor: Actor, publicToken: string, cvv: string) {
       return deps.withCard(actor, publicToken, async (tx, card) => {
-        const matched = await deps.keys.verifyCvv(sealedCardOf(open(card)), cvv);
+        const matched = await deps.keys.verifyCvv(sealedCardOf(usable(card, "verify")), cvv);
         return deps.counter.recordAttempt(tx, actor, card, matched);
       });
     },

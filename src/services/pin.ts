@@ -4,6 +4,8 @@
 // set meanwhile makes a verify decide again against the new PIN. A presented block that deciphers to no valid
 // block is a wrong try like a wrong PIN (same answer, counted, audited), so it tells the caller nothing more;
 // format 1, not bound to the PAN, is accepted only for a tenant that allows it.
+
+import { assertSecretDeliverable } from "../domain/card.js";
 import { validationFailed } from "../domain/errors.js";
 import type { EventPublisher } from "../events/outbox.js";
 import { type KeyProvider, type PinBlockAttempt, PinBlockUndecodableError } from "../keys/key-provider.js";
@@ -11,7 +13,7 @@ import type { Clock } from "../lib/clock.js";
 import type { CardRepo } from "../store/card-repo.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { type CardTransaction, open, sealedCardOf, written } from "./card-transaction.js";
+import { type CardTransaction, sealedCardOf, usable, written } from "./card-transaction.js";
 import type { StatusChange, TryCounter } from "./try-counter.js";
 
 export interface PinServiceDeps {
@@ -38,7 +40,7 @@ export function createPinService(deps: PinServiceDeps) {
     /** Sets or changes the PIN; a new PIN starts with a full try counter. */
     set(actor: Actor, publicToken: string, pin: string, change: StatusChange = {}): Promise<void> {
       return deps.withCard(actor, publicToken, async (tx, card) => {
-        const sealed = await deps.keys.sealPin(sealedCardOf(open(card)), pin);
+        const sealed = await deps.keys.sealPin(sealedCardOf(usable(card, "manage")), pin);
         const changes = {
           pin_sealed: sealed.pinSealed,
           pvv: sealed.pvv,
@@ -64,7 +66,8 @@ export function createPinService(deps: PinServiceDeps) {
 
     get(actor: Actor, publicToken: string): Promise<{ pin: string }> {
       return deps.withCard(actor, publicToken, async (tx, card) => {
-        const pin = await deps.keys.openPin(sealedCardOf(open(card)));
+        assertSecretDeliverable("pin", usable(card, "read").pin_tries_remaining);
+        const pin = await deps.keys.openPin(sealedCardOf(card));
         await deps.record(tx, actor, { action: "pin.read", outcome: "success", card });
         return { pin };
       });
@@ -81,7 +84,7 @@ export function createPinService(deps: PinServiceDeps) {
         }
       }
       return deps.withCard(actor, publicToken, async (tx, card) => {
-        const sealed = sealedCardOf(open(card));
+        const sealed = sealedCardOf(usable(card, "verify"));
         if ("pin" in attempt) {
           return deps.counter.recordAttempt(
             tx,

@@ -6,7 +6,6 @@
 // class (counted in the card's and the tenant's buckets, like a CVV read), and a card may have at most
 // `sessionsPerCardHour` sessions minted in any hour. The page URL is built on the configured public URL.
 import { createHash, randomBytes } from "node:crypto";
-import { assertCardRevealable, type CardStatus } from "../domain/card.js";
 import { AppError } from "../domain/errors.js";
 import {
   assertSessionUsable,
@@ -24,7 +23,7 @@ import type { Store } from "../store/db.js";
 import type { RevealSessionRepo } from "../store/reveal-session-repo.js";
 import type { RevealSessionRow } from "../store/schema.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { type CardTransaction, findCard } from "./card-transaction.js";
+import { type CardTransaction, findCard, usable } from "./card-transaction.js";
 import { RateLimitedError } from "./rate-limits.js";
 import { replayed, type SecureDataAnswer, type SecureDataService } from "./secure-data.js";
 
@@ -113,8 +112,7 @@ export function createRevealService(deps: RevealServiceDeps) {
     const actor = sessionActor(session, audit || undefined);
     try {
       assertSessionUsable(session, deps.clock.now());
-      const card = await findCard(deps.cards, actor, session.public_token);
-      assertCardRevealable(card.status as CardStatus);
+      const card = usable(await findCard(deps.cards, actor, session.public_token), "reveal");
       return { actor, card };
     } catch (error) {
       if (error instanceof AppError && audit) await refused(session, actor, error);
@@ -146,7 +144,7 @@ export function createRevealService(deps: RevealServiceDeps) {
       const token = `rvs_${randomBytes(32).toString("base64url")}`;
       const id = uuidv7(deps.clock);
       await deps.withCard(actor, publicToken, async (tx, card) => {
-        assertCardRevealable(card.status as CardStatus);
+        usable(card, "reveal");
         if (fields.includes("pin")) {
           if (card.secure_data_pin !== 1) {
             throw new AppError(
@@ -230,7 +228,7 @@ export function createRevealService(deps: RevealServiceDeps) {
       let revealed: { fields: RevealField[]; answer: SecureDataAnswer } | undefined;
       try {
         revealed = await deps.withCard(actor, session.public_token, async (tx, card) => {
-          assertCardRevealable(card.status as CardStatus);
+          usable(card, "reveal");
           const consumed = await deps.sessions.consume(session.token_hash, now, tx);
           if (!consumed) return undefined;
           const fields = fieldsOf(consumed);

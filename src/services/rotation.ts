@@ -6,7 +6,7 @@
 // the cryptography, not round trips. A forced rotation or a schedule change is one transaction on the card
 // as read, written only onto that version: a card closed meanwhile is never rotated or rescheduled.
 import { randomInt } from "node:crypto";
-import { assertCardOpen, type CardStatus } from "../domain/card.js";
+import { assertCardAllows, type CardStatus } from "../domain/card.js";
 import { AppError, validationFailed } from "../domain/errors.js";
 import {
   applyRotation,
@@ -98,7 +98,7 @@ function drawServiceCode(current: string): string {
 }
 
 function assertRotatable(card: CardRow): void {
-  assertCardOpen(card.status as CardStatus);
+  assertCardAllows(card.status as CardStatus, "rotate");
   if (card.type !== "virtual") {
     throw new AppError("card_not_virtual", "Only virtual cards have a dynamic CVV; this card is physical.");
   }

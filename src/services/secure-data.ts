@@ -3,6 +3,8 @@
 // claimed in the same transaction as the audit record, so a replay is refused and nothing is sent twice.
 // The session key is unwrapped, used and wiped inside keys/, and so is the clear payload (keys/card-data.ts);
 // neither is ever logged, stored or returned. Delivery, replay claim and audit record are one transaction.
+
+import { assertSecretDeliverable } from "../domain/card.js";
 import { AppError } from "../domain/errors.js";
 import type { CardDataField, KeyProvider, SecureDataPublicKey } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
@@ -10,7 +12,7 @@ import type { CardWithLimits } from "../store/card-repo.js";
 import type { Db } from "../store/db.js";
 import type { SecureDataRepo } from "../store/secure-data-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { type CardTransaction, open, sealedCardOf } from "./card-transaction.js";
+import { type CardTransaction, sealedCardOf, usable } from "./card-transaction.js";
 
 export interface SecureDataServiceDeps {
   withCard: CardTransaction;
@@ -53,7 +55,7 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
     /** Get Card Data for the caller's card, in one transaction (see deliverIn). */
     async deliver(actor: Actor, publicToken: string, request: SecureDataRequest): Promise<SecureDataAnswer> {
       const delivered = await deps.withCard(actor, publicToken, (tx, card) =>
-        deliverIn(tx, actor, open(card), request, { fields: GET_CARD_DATA_FIELDS }),
+        deliverIn(tx, actor, usable(card, "secure-data"), request, { fields: GET_CARD_DATA_FIELDS }),
       );
       return delivered ?? replayed();
     },
@@ -62,8 +64,8 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
   };
 
   /**
-   * Delivers inside the caller's transaction on the card as read there (the caller decides whether the card
-   * may show its data): the payload sealed to the device, the session key claimed, the read audited.
+   * Delivers inside the caller's transaction on the card as read there (the caller decides whether the card's
+   * status allows the path; a Blocked CVV or PIN is refused here, for every path): the payload sealed to the device, the session key claimed, the read audited.
    * Undefined when the session key already delivered once: the replay is audited, nothing is sent, and the
    * caller answers replayed() after its transaction commits. The payload carries exactly `fields` (a reveal
    * session's own), less the PIN where the tenant does not enable PIN delivery.
@@ -77,6 +79,8 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
   ): Promise<SecureDataAnswer | undefined> {
     const withPin = options.fields.includes("pin") && card.secure_data_pin === 1;
     const fields = options.fields.filter((f) => f !== "pin" || withPin);
+    if (fields.includes("cvv")) assertSecretDeliverable("cvv", card.cvv_tries_remaining);
+    if (fields.includes("pin")) assertSecretDeliverable("pin", card.pin_tries_remaining);
     const sealed = sealedCardOf(card);
     let answer: SecureDataAnswer;
     let replayId: string;

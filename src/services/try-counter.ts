@@ -14,7 +14,13 @@ import type { Clock } from "../lib/clock.js";
 import type { CardRepo, CardWithLimits, CounterState, Secret } from "../store/card-repo.js";
 import type { Db } from "../store/db.js";
 import type { Actor, AuditRecorder } from "./audit.js";
-import { CardMovedError, type CardTransaction, findOpenCounters, open, written } from "./card-transaction.js";
+import {
+  CardMovedError,
+  type CardTransaction,
+  findOpenCounters,
+  usable,
+  written,
+} from "./card-transaction.js";
 
 /** Where each secret keeps its count and its limit. */
 const counters: Record<Secret, { remaining: (c: CounterState) => number; max: (c: CounterState) => number }> =
@@ -100,7 +106,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
     ): Promise<TryState> {
       const counted = status === "Unblocked" ? actor : { ...actor, attempt: undefined };
       return deps.withCard(counted, publicToken, async (tx, card) => {
-        open(card);
+        usable(card, "manage");
         const value = status === "Unblocked" ? max(card) : 0;
         const expected = { version: card.version, remaining: remaining(card) };
         written(

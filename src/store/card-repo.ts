@@ -4,11 +4,12 @@
 // the one read (and moves it on); a write that finds it moved changes nothing and says so, and the service
 // reads again and decides again (services/card-transaction.ts).
 import { sql } from "kysely";
+import type { Secret } from "../domain/card.js";
 import type { Db, StoreKind } from "./db.js";
 import { everyColumn, prepared } from "./prepared.js";
 import type { CardRow, NewCardRow } from "./schema.js";
 
-export type Secret = "cvv" | "pin";
+export type { Secret };
 
 const counterColumn = { cvv: "cvv_tries_remaining", pin: "pin_tries_remaining" } as const;
 

@@ -37,6 +37,7 @@ type ErrorCode =
   | "already_used"
   | "card_blocked"
   | "card_closed"
+  | "secret_blocked"
   | "card_not_found"
   | "invalid_session"
   | "network_error"
@@ -53,6 +54,10 @@ const messages: Record<ErrorCode, [string, string]> = {
   ],
   card_blocked: ["This card is blocked", "Its details can't be shown while the card is blocked."],
   card_closed: ["This card is closed", "The details of a closed card can no longer be shown."],
+  secret_blocked: [
+    "These details are locked",
+    "Too many wrong entries locked your CVV or PIN. Contact your card provider to unlock it.",
+  ],
   card_not_found: ["Card not found", "This card no longer exists."],
   invalid_session: ["This link isn't valid", "Request your card details again."],
   network_error: [
@@ -75,6 +80,8 @@ const problemCodes: Record<string, ErrorCode> = {
   reveal_session_invalid: "invalid_session",
   card_blocked: "card_blocked",
   card_closed: "card_closed",
+  cvv_blocked: "secret_blocked",
+  pin_blocked: "secret_blocked",
   card_not_found: "card_not_found",
   rate_limited: "rate_limited",
 };
