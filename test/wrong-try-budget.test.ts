@@ -274,6 +274,28 @@ describe("the dialects' unblocks", () => {
   });
 });
 
+describe("an unblock racing the wrong try that spends the budget", () => {
+  it("never leaves the secret unblocked: either order ends compromised at 0", async () => {
+    const outcomes = new Set<number>();
+    for (let round = 0; round < 8; round++) {
+      const { publicToken: t } = await h.createCard({ type: "virtual" }, await h.token());
+      const right = await expectedCvv(h, t);
+      expect(await attack("cvv", t, right, 9)).toMatchObject({ wrongTries: 9, refusedUnblock: undefined });
+      const [tenth, unblock] = await Promise.all([
+        as(ATTACKER.cvv, "POST", `/v1/cards/${t}/cvv/verify`, { cvv: guesses(right)[9] }),
+        as(ATTACKER.cvv, "POST", `/v1/cards/${t}/cvv/unblock`, {}),
+      ]);
+      expect(tenth.json()).toEqual({ result: "mismatch", status: "Blocked", remainingTries: 0 });
+      expect([204, 409]).toContain(unblock.statusCode);
+      outcomes.add(unblock.statusCode);
+      const row = await cardRow(h, t);
+      expect(row.cvv_tries_remaining).toBe(0);
+      expect(row.cvv_compromised_at).not.toBeNull();
+    }
+    process.stdout.write(`[wrong-try budget] racing unblocks answered ${[...outcomes].join(" and ")}\n`);
+  });
+});
+
 describe("concurrent wrong tries across the budget", () => {
   let wide: Harness;
   beforeAll(async () => {
