@@ -70,17 +70,17 @@ export const BENCH_ENV = {
 };
 export const BENCH_ACTOR = { tenantId: "bench", subject: "bench" };
 
-/** The scenarios' tenant (3 tries) and cards, each with PIN 1234 and a wrong CVV, made through the services. */
+/** The scenarios' tenant (3 tries) and cards, each with PIN 1234, its CVV and a wrong one, made through the services. */
 export async function seedCards(
   services: Runtime["services"],
-): Promise<{ token: string; wrongCvv: string }[]> {
+): Promise<{ token: string; cvv: string; wrongCvv: string }[]> {
   await services.tenants.add({ id: BENCH_ACTOR.tenantId, maxCvvTries: 3, maxPinTries: 3 });
-  const cards: { token: string; wrongCvv: string }[] = [];
+  const cards: { token: string; cvv: string; wrongCvv: string }[] = [];
   for (let i = 0; i < CARDS; i++) {
     const card = await services.cards.create(BENCH_ACTOR, { type: "virtual" });
     await services.pin.set(BENCH_ACTOR, card.publicToken, "1234");
     const { cvv } = await services.cvv.get(BENCH_ACTOR, card.publicToken);
-    cards.push({ token: card.publicToken, wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
+    cards.push({ token: card.publicToken, cvv, wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
   }
   return cards;
 }
@@ -165,38 +165,18 @@ export async function runHttpBench(
       },
       {
         id: "http-cvv-verify",
-        title: "POST …/cvv/verify (wrong CVV, unblock every 3rd)",
+        // The right CVV, as an authorisation host mostly sends: since the wrong-try budget (10 a day per card,
+        // docs/api.md) a stream of wrong ones would compromise every card within a second and then measure
+        // only refusals. Each match still steps the counter, audits and counts the attempt in one transaction.
+        title: "POST …/cvv/verify (right CVV)",
         target: 0.35,
         p99TargetMs: 25,
         requests: [
           {
             method: "POST",
-            setupRequest: (req, context) => {
+            setupRequest: (req) => {
               const card = pick();
-              context.card = card;
-              return {
-                ...req,
-                path: `/v1/cards/${card.token}/cvv/verify`,
-                body: `{"cvv":"${card.wrongCvv}"}`,
-              };
-            },
-          },
-          {
-            method: "POST",
-            setupRequest: (req, context) => {
-              const card = context.card as (typeof cards)[number];
-              return {
-                ...req,
-                path: `/v1/cards/${card.token}/cvv/verify`,
-                body: `{"cvv":"${card.wrongCvv}"}`,
-              };
-            },
-          },
-          {
-            method: "POST",
-            setupRequest: (req, context) => {
-              const card = context.card as (typeof cards)[number];
-              return { ...req, path: `/v1/cards/${card.token}/cvv/unblock`, body: "{}" };
+              return { ...req, path: `/v1/cards/${card.token}/cvv/verify`, body: `{"cvv":"${card.cvv}"}` };
             },
           },
         ],

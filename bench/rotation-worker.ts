@@ -93,6 +93,7 @@ const rehearsal = createServices({
   clock,
   rateLimits: runtime.config.rateLimits,
   reveal: revealSettings(runtime.config),
+  wrongTryBudget: runtime.config.wrongTryBudget,
 }).rotation;
 for (let i = 0; i < REHEARSALS; i++) {
   if (mode === "real") await rehearsal.runDue(clock.now(), { limit: BATCH });

@@ -61,6 +61,23 @@ describe("configuration", () => {
     expect(() => loadConfig({ CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR: "0" })).toThrow(/REVEAL_SESSIONS/);
   });
 
+  it("reads the wrong-try budget: 10 wrong tries in 24 hours by default, whole numbers in range (Hardening II)", () => {
+    expect(loadConfig({}).wrongTryBudget).toEqual({ tries: 10, windowHours: 24 });
+    expect(
+      loadConfig({ CARDVAULT_WRONG_TRY_BUDGET: "5", CARDVAULT_WRONG_TRY_BUDGET_HOURS: "72" }).wrongTryBudget,
+    ).toEqual({ tries: 5, windowHours: 72 });
+    for (const tries of ["0", "101", "2.5", "ten", ""]) {
+      expect(() => loadConfig({ CARDVAULT_WRONG_TRY_BUDGET: tries }), tries).toThrow(
+        /CARDVAULT_WRONG_TRY_BUDGET /,
+      );
+    }
+    for (const hours of ["0", "8785", "1.5", "day"]) {
+      expect(() => loadConfig({ CARDVAULT_WRONG_TRY_BUDGET_HOURS: hours }), hours).toThrow(
+        /CARDVAULT_WRONG_TRY_BUDGET_HOURS/,
+      );
+    }
+  });
+
   it("reads a master key as hex or base64", () => {
     const hex = "ab".repeat(32);
     expect(parseMasterKey(hex)?.toString("hex")).toBe(hex);

@@ -3,6 +3,7 @@
 // development they are created under the data directory by dev-secrets.ts, with a loud warning.
 import { resolve } from "node:path";
 import type { RateLimits } from "./domain/rate-limit.js";
+import type { WrongTryBudget } from "./domain/tries.js";
 
 export interface AuthConfig {
   /** HS256 shared secret (from CARDVAULT_JWT_SECRET); undefined → JWKS or the development secret. */
@@ -44,6 +45,11 @@ export interface Config {
   publicUrl: string;
   /** Reveal sessions a card may have minted in any hour (CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR). */
   revealSessionsPerCardHour: number;
+  /**
+   * Wrong tries a card's CVV or PIN may have in any window of hours before it is compromised, unblock or not
+   * (CARDVAULT_WRONG_TRY_BUDGET, CARDVAULT_WRONG_TRY_BUDGET_HOURS).
+   */
+  wrongTryBudget: WrongTryBudget;
 }
 
 export interface ConfigOverrides {
@@ -127,6 +133,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     problems.push("CARDVAULT_REVEAL_SESSIONS_PER_CARD_HOUR must be a whole number ≥ 1");
   }
 
+  // Default 10 in 24 hours: verify + unblock then needs about 55 days, on average, to find a 3-digit CVV
+  // (docs/security.md, "Hardening II").
+  const wrongTryBudget: WrongTryBudget = {
+    tries: Number(env.CARDVAULT_WRONG_TRY_BUDGET ?? 10),
+    windowHours: Number(env.CARDVAULT_WRONG_TRY_BUDGET_HOURS ?? 24),
+  };
+  // The store keeps the last `tries` times per secret (24 characters each): bounded, however long the card lives.
+  if (!Number.isInteger(wrongTryBudget.tries) || wrongTryBudget.tries < 1 || wrongTryBudget.tries > 100) {
+    problems.push("CARDVAULT_WRONG_TRY_BUDGET must be a whole number from 1 to 100");
+  }
+  if (
+    !Number.isInteger(wrongTryBudget.windowHours) ||
+    wrongTryBudget.windowHours < 1 ||
+    wrongTryBudget.windowHours > 8784
+  ) {
+    problems.push("CARDVAULT_WRONG_TRY_BUDGET_HOURS must be a whole number of hours from 1 to 8784 (a year)");
+  }
+
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
     problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or canonical (padded) base64");
@@ -188,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     apiDocs: apiDocs === "on",
     publicUrl,
     revealSessionsPerCardHour,
+    wrongTryBudget,
     auth: {
       hs256Secret,
       jwksFile,

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { type Config, parseMasterKey } from "./config.js";
 import type { RateLimits } from "./domain/rate-limit.js";
+import type { WrongTryBudget } from "./domain/tries.js";
 import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
 import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
@@ -183,6 +184,7 @@ export function createServices(deps: {
   clock: Clock;
   rateLimits: RateLimits;
   reveal: RevealSettings;
+  wrongTryBudget: WrongTryBudget;
 }) {
   const { store, repos, keys, clock } = deps;
   const record = createAuditRecorder({ audit: repos.audit, clock });
@@ -196,7 +198,7 @@ export function createServices(deps: {
     limits: deps.rateLimits,
   });
   const withCard = createCardTransaction({ store, cards: repos.cards, limits: rateLimits });
-  const counterDeps = { cards: repos.cards, withCard, record, publish, clock };
+  const counterDeps = { cards: repos.cards, withCard, record, publish, clock, budget: deps.wrongTryBudget };
   const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
   const rotation = createRotationService({
     store,
@@ -327,6 +329,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       clock,
       rateLimits: config.rateLimits,
       reveal: revealSettings(config),
+      wrongTryBudget: config.wrongTryBudget,
     }),
     jwtSecret,
     close: () => store.close(),

@@ -179,6 +179,7 @@ describe("batched automatic rotations", () => {
       clock,
       rateLimits: runtime.config.rateLimits,
       reveal: revealSettings(runtime.config),
+      wrongTryBudget: runtime.config.wrongTryBudget,
     });
 
     expect(await rotation.runDue(new Date(plus(START, 24 * H)), { limit: 100, testClockId })).toBe(10);

@@ -16,6 +16,11 @@ export const errorStatus = {
   concurrent_update: 409,
   /** A rotation to a chosen service code would bring back a CVV the card had in its last 10 rotations. */
   cvv_would_repeat: 409,
+  /**
+   * The CVV or PIN spent its budget of wrong tries (domain/tries.ts): it stays Blocked and cannot be unblocked
+   * until the CVV is rotated or a new PIN is set.
+   */
+  secret_compromised: 409,
   sandbox_only: 403,
   invalid_state_transition: 409,
   idempotency_in_progress: 409,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { counterStepFor, tryState, verifyOutcome } from "./tries.js";
+import { budgetSpent, counterStepFor, tryState, verifyOutcome } from "./tries.js";
 
 describe("try counter rules", () => {
   it("is Blocked exactly at zero", () => {
@@ -47,5 +47,19 @@ describe("try counter rules", () => {
       remainingTries: 3,
       maxTries: 3,
     });
+  });
+
+  it("spends the wrong-try budget at the tenth wrong try of the last 24 hours, rolling", () => {
+    const budget = { tries: 10, windowHours: 24 };
+    const now = new Date("2030-03-15T08:00:00.000Z");
+    const at = (hoursAgo: number) => new Date(now.getTime() - hoursAgo * 3_600_000).toISOString();
+    const nine = Array.from({ length: 9 }, (_, i) => at(i));
+    expect(budgetSpent(nine, now, budget)).toBe(false);
+    expect(budgetSpent([...nine, at(0)], now, budget)).toBe(true);
+    // Yesterday evening still counts (not a calendar day); exactly 24 hours ago no longer does.
+    expect(budgetSpent([...nine, at(23.99)], now, budget)).toBe(true);
+    expect(budgetSpent([...nine, at(24)], now, budget)).toBe(false);
+    expect(budgetSpent([], now, { tries: 1, windowHours: 1 })).toBe(false);
+    expect(budgetSpent([at(0)], now, { tries: 1, windowHours: 1 })).toBe(true);
   });
 });

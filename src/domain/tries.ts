@@ -1,7 +1,9 @@
 // Try-counter rules shared by the CVV and the PIN. The counter counts down from the tenant's maximum; at zero
 // the secret is Blocked and every verification answers "blocked" (even the right value) until an unblock.
 // The counter itself only ever moves in the store, by one atomic statement per step; these functions decide
-// which step a comparison takes and what the caller is told.
+// which step a comparison takes and what the caller is told. Beside the counter, a rolling budget of wrong
+// tries that no unblock restores: the wrong try that spends it leaves the secret compromised (Blocked, and
+// unblock refused) until the secret itself changes, so verify + unblock cannot walk through every value.
 export type SecretStatus = "Unblocked" | "Blocked";
 export type VerifyResult = "match" | "mismatch" | "blocked";
 
@@ -34,4 +36,19 @@ export interface VerifyOutcome extends TryState {
 export function verifyOutcome(matched: boolean, remainingAfter: number | null, max: number): VerifyOutcome {
   if (remainingAfter === null) return { result: "blocked", ...tryState(0, max) };
   return { result: matched ? "match" : "mismatch", ...tryState(remainingAfter, max) };
+}
+
+/** At most `tries` wrong tries of one secret in any `windowHours` (rolling: the hours before now, any day). */
+export interface WrongTryBudget {
+  tries: number;
+  windowHours: number;
+}
+
+/**
+ * Whether the recorded wrong tries (ISO times, the one just made included) spend the budget: `tries` of them
+ * fall within the window that ends now (a try exactly `windowHours` old has left it).
+ */
+export function budgetSpent(wrongTries: readonly string[], now: Date, budget: WrongTryBudget): boolean {
+  const since = now.getTime() - budget.windowHours * 3_600_000;
+  return wrongTries.filter((at) => Date.parse(at) > since).length >= budget.tries;
 }

@@ -11,6 +11,8 @@ import type { WebhookRepo } from "../store/webhook-repo.js";
 export type EventType =
   | "card.created"
   | "card.cvv.changed"
+  | "card.cvv.compromised"
+  | "card.pin.compromised"
   | "card.status.changed"
   | "cvv.blocked"
   | "cvv.unblocked"
@@ -22,6 +24,8 @@ export type EventType =
 const eventTypeSet: Record<EventType, true> = {
   "card.created": true,
   "card.cvv.changed": true,
+  "card.cvv.compromised": true,
+  "card.pin.compromised": true,
   "card.status.changed": true,
   "cvv.blocked": true,
   "cvv.unblocked": true,

@@ -37,7 +37,10 @@ export function createPinService(deps: PinServiceDeps) {
     status: deps.counter.status,
     setStatus: deps.counter.setStatus,
 
-    /** Sets or changes the PIN; a new PIN starts with a full try counter. */
+    /**
+     * Sets or changes the PIN; a new PIN starts with a full try counter and a fresh wrong-try budget (no
+     * compromise: guesses at the old PIN say nothing about it).
+     */
     set(actor: Actor, publicToken: string, pin: string, change: StatusChange = {}): Promise<void> {
       return deps.withCard(actor, publicToken, async (tx, card) => {
         const sealed = await deps.keys.sealPin(sealedCardOf(usable(card, "manage")), pin);
@@ -47,6 +50,8 @@ export function createPinService(deps: PinServiceDeps) {
           pvk_id: sealed.pvkId,
           pvki: sealed.pvki,
           pin_tries_remaining: card.max_pin_tries,
+          pin_wrong_tries: "",
+          pin_compromised_at: null,
         };
         written(await deps.cards.update(card.id, card, changes, deps.clock.now().toISOString(), tx));
         await deps.record(tx, actor, {

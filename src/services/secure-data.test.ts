@@ -34,6 +34,7 @@ beforeAll(async () => {
     clock: systemClock,
     rateLimits: config.rateLimits,
     reveal: revealSettings(config),
+    wrongTryBudget: config.wrongTryBudget,
   });
   await services.tenants.add({ id: "acme", bin: "400000" });
   await services.tenants.add({ id: "pinned", bin: "400000", secureDataPin: true });

@@ -1,18 +1,25 @@
 // The try counter both the CVV and the PIN use: verify (one atomic step, audited, a "blocked" event when a
 // wrong try uses up the last one), status, and block/unblock. One implementation, so the two secrets can never
 // drift apart in their rules; what differs between them is one table keyed by the secret, so a third secret
-// that does not fill in its row does not compile.
+// that does not fill in its row does not compile. Beside the counter runs the rolling wrong-try budget
+// (domain/tries.ts), which no unblock restores: the wrong try that spends it compromises the secret in its own
+// transaction (Blocked, audited, announced), and unblock answers 409 secret_compromised until the CVV is
+// rotated or a new PIN is set (those clear it: store/card-repo.ts, services/pin.ts).
+import { AppError } from "../domain/errors.js";
 import {
+  budgetSpent,
   counterStepFor,
   type TryState,
   tryState,
   type VerifyOutcome,
   verifyOutcome,
+  type WrongTryBudget,
 } from "../domain/tries.js";
 import type { EventPublisher } from "../events/outbox.js";
 import type { Clock } from "../lib/clock.js";
 import type { CardRepo, CardWithLimits, CounterState, Secret } from "../store/card-repo.js";
 import type { Db } from "../store/db.js";
+import type { CardRow } from "../store/schema.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import {
   CardMovedError,
@@ -22,19 +29,40 @@ import {
   written,
 } from "./card-transaction.js";
 
-/** Where each secret keeps its count and its limit. */
-const counters: Record<Secret, { remaining: (c: CounterState) => number; max: (c: CounterState) => number }> =
+/** Where each secret keeps its count, its limit and its compromise, and what clears a compromise. */
+const counters: Record<
+  Secret,
   {
-    cvv: { remaining: (c) => c.cvv_tries_remaining, max: (c) => c.max_cvv_tries },
-    pin: { remaining: (c) => c.pin_tries_remaining, max: (c) => c.max_pin_tries },
-  };
+    remaining: (c: CounterState) => number;
+    max: (c: CounterState) => number;
+    compromisedAt: (c: CardRow) => string | null;
+    remedy: (c: CardRow) => string;
+  }
+> = {
+  cvv: {
+    remaining: (c) => c.cvv_tries_remaining,
+    max: (c) => c.max_cvv_tries,
+    compromisedAt: (c) => c.cvv_compromised_at,
+    remedy: (c) =>
+      c.type === "virtual"
+        ? "rotate the CVV to use it again"
+        : "a physical card's CVV cannot change: reissue the card",
+  },
+  pin: {
+    remaining: (c) => c.pin_tries_remaining,
+    max: (c) => c.max_pin_tries,
+    compromisedAt: (c) => c.pin_compromised_at,
+    remedy: () => "set a new PIN to use it again",
+  },
+};
 
 export interface TryCounterDeps {
-  cards: Pick<CardRepo, "stepCounter" | "setCounter" | "findCountersByToken">;
+  cards: Pick<CardRepo, "stepCounter" | "setCounter" | "compromise" | "findCountersByToken">;
   withCard: CardTransaction;
   record: AuditRecorder;
   publish: EventPublisher;
   clock: Clock;
+  budget: WrongTryBudget;
 }
 
 export interface StatusChange {
@@ -43,13 +71,22 @@ export interface StatusChange {
 }
 
 export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
-  const { remaining, max } = counters[secret];
+  const { remaining, max, compromisedAt, remedy } = counters[secret];
+  const { budget } = deps;
+  /** The fixed words of a compromise's audit row and event (never the values tried). */
+  const compromiseDetails = {
+    reason: "wrong_try_budget_spent",
+    wrongTries: budget.tries,
+    windowHours: budget.windowHours,
+  };
 
   return {
     /**
      * Records the result of a comparison inside the operation's transaction: one atomic counter step on the
      * card as read (a card that moved meanwhile is decided again), its audit row, and the event when a wrong
-     * try used up the last one.
+     * try used up the last one. The step is all a match costs; a wrong try records its time in that same
+     * statement, and only the wrong try that spends the budget costs more: the compromise (one guarded
+     * UPDATE), its audit row and its event.
      */
     async recordAttempt(
       tx: Db,
@@ -60,16 +97,21 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
       /** Extra audit details (fixed words, never the presented value). */
       note?: Record<string, string>,
     ): Promise<VerifyOutcome> {
+      const now = deps.clock.now();
       const after = await deps.cards.stepCounter(
         card.id,
         secret,
         counterStepFor(matched),
         max(card),
         card,
+        { at: now.toISOString(), keep: budget.tries },
         tx,
       );
       if (after === "moved") throw new CardMovedError();
-      const outcome = verifyOutcome(matched, after === "blocked" ? null : after, max(card));
+      const compromised = !matched && after !== "blocked" && budgetSpent(after.wrongTries, now, budget);
+      if (compromised) written(await deps.cards.compromise(card.id, secret, card, now.toISOString(), tx));
+      const remainingAfter = after === "blocked" ? null : compromised ? 0 : after.remaining;
+      const outcome = verifyOutcome(matched, remainingAfter, max(card));
       await deps.record(tx, actor, {
         action: `${secret}.verify`,
         outcome: outcome.result,
@@ -84,6 +126,20 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           data: { publicToken: card.public_token, reason: "too_many_wrong_tries" },
         });
       }
+      if (compromised) {
+        await deps.record(tx, actor, {
+          action: `${secret}.compromised`,
+          outcome: "blocked",
+          card,
+          details: compromiseDetails,
+        });
+        await deps.publish(tx, {
+          tenantId: actor.tenantId,
+          cardId: card.id,
+          type: `card.${secret}.compromised`,
+          data: { publicToken: card.public_token, ...compromiseDetails },
+        });
+      }
       return outcome;
     },
 
@@ -94,9 +150,9 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
     },
 
     /**
-     * Unblocked restores the full count (at any time, as Thredd does); Blocked sets it to zero. Only an
-     * unblock counts against the route's limit (it hands out fresh tries); a block is a safety action that
-     * is never refused for being frequent.
+     * Unblocked restores the full count (at any time, as Thredd does) unless the secret is compromised;
+     * Blocked sets it to zero. Only an unblock counts against the route's limit (it hands out fresh tries);
+     * a block is a safety action that is never refused for being frequent.
      */
     setStatus(
       actor: Actor,
@@ -107,6 +163,12 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
       const counted = status === "Unblocked" ? actor : { ...actor, attempt: undefined };
       return deps.withCard(counted, publicToken, async (tx, card) => {
         usable(card, "manage");
+        if (status === "Unblocked" && compromisedAt(card) !== null) {
+          throw new AppError(
+            "secret_compromised",
+            `The ${secret.toUpperCase()} had ${budget.tries} wrong tries within ${budget.windowHours} hours and stays blocked; ${remedy(card)}.`,
+          );
+        }
         const value = status === "Unblocked" ? max(card) : 0;
         const expected = { version: card.version, remaining: remaining(card) };
         written(

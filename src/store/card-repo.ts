@@ -1,5 +1,7 @@
 // Cards and their try counters. Every counter change is one UPDATE … RETURNING guarded in SQL, never a
-// read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N.
+// read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N. A
+// wrong try's step also records its time for the rolling wrong-try budget, in the same statement, so the
+// record is exact under concurrency too.
 // Every other change a service decides from what it read is written only if the card's row version is still
 // the one read (and moves it on); a write that finds it moved changes nothing and says so, and the service
 // reads again and decides again (services/card-transaction.ts).
@@ -11,11 +13,34 @@ import type { CardRow, NewCardRow } from "./schema.js";
 
 export type { Secret };
 
-const counterColumn = { cvv: "cvv_tries_remaining", pin: "pin_tries_remaining" } as const;
+/** Each secret's columns: its try counter, its last wrong tries (for the budget), its compromise. */
+const columnsOf = {
+  cvv: { counter: "cvv_tries_remaining", wrongTries: "cvv_wrong_tries", compromisedAt: "cvv_compromised_at" },
+  pin: { counter: "pin_tries_remaining", wrongTries: "pin_wrong_tries", compromisedAt: "pin_compromised_at" },
+} as const;
+type SecretColumns = (typeof columnsOf)[Secret];
 
-/** One of a thing for each secret's counter column. */
-function perSecret<T>(make: (column: (typeof counterColumn)[Secret]) => T): Record<Secret, T> {
-  return { cvv: make(counterColumn.cvv), pin: make(counterColumn.pin) };
+/** One of a thing for each secret's columns. */
+function perSecret<T>(make: (columns: SecretColumns) => T): Record<Secret, T> {
+  return { cvv: make(columnsOf.cvv), pin: make(columnsOf.pin) };
+}
+
+/**
+ * A wrong try's time as the budget records it: toISOString's 24 characters, so the record is the times one
+ * after the other, and keeping the last N tries is keeping its last 24 × N characters.
+ */
+const WRONG_TRY_WIDTH = 24;
+
+function wrongTryTimes(record: string): string[] {
+  return Array.from({ length: Math.floor(record.length / WRONG_TRY_WIDTH) }, (_, i) =>
+    record.slice(i * WRONG_TRY_WIDTH, (i + 1) * WRONG_TRY_WIDTH),
+  );
+}
+
+/** What a counter step leaves: the count, and the times of the secret's last wrong tries (oldest first). */
+export interface CounterAfterStep {
+  remaining: number;
+  wrongTries: string[];
 }
 
 /** A card with the limits of its tenant, as most operations need both. */
@@ -82,6 +107,10 @@ const COLUMNS: Record<keyof NewCardRow, true> = {
   test_clock_id: true,
   version: true,
   cvv_history: true,
+  cvv_wrong_tries: true,
+  pin_wrong_tries: true,
+  cvv_compromised_at: true,
+  pin_compromised_at: true,
 };
 
 /** What a guarded write compares: the row version the caller read. */
@@ -111,31 +140,44 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
   const countersByToken = prepared((p: { tenantId: string; publicToken: string }) =>
     withLimitsByToken(p).select(["cards.status", "cards.cvv_tries_remaining", "cards.pin_tries_remaining"]),
   );
-  const counterStep = (column: (typeof counterColumn)[Secret], step: "reset" | "decrement") =>
-    prepared((p: { cardId: string; max: number; version: number }) =>
+  // A wrong try appends its time to the record and keeps the last `keep` characters (the budget's tries);
+  // SQLite's substr counts a negative start from the end, PostgreSQL has right() for it.
+  const recordWrongTry = (column: SecretColumns["wrongTries"], at: string, keep: number) =>
+    kind === "postgres"
+      ? sql<string>`right(${sql.ref(column)} || ${at}, ${keep})`
+      : sql<string>`substr(${sql.ref(column)} || ${at}, -${keep})`;
+  const counterStep = ({ counter, wrongTries }: SecretColumns, step: "reset" | "decrement") =>
+    prepared((p: { cardId: string; max: number; version: number; at: string; keep: number }) =>
       db
         .updateTable("cards")
-        .set((eb) => ({ [column]: step === "reset" ? p.max : eb(column, "-", 1) }))
+        .set((eb) =>
+          step === "reset"
+            ? { [counter]: p.max }
+            : { [counter]: eb(counter, "-", 1), [wrongTries]: recordWrongTry(wrongTries, p.at, p.keep) },
+        )
         .where("id", "=", p.cardId)
         .where("version", "=", p.version)
-        .where(column, ">", 0)
-        .returning(sql<number>`${sql.ref(column)}`.as("remaining")),
+        .where(counter, ">", 0)
+        .returning([
+          sql<number>`${sql.ref(counter)}`.as("remaining"),
+          sql<string>`${sql.ref(wrongTries)}`.as("wrong_tries"),
+        ]),
     );
   const versionOf = prepared((p: { cardId: string }) =>
     db.selectFrom("cards").select("version").where("id", "=", p.cardId),
   );
-  const counterSteps = perSecret((column) => ({
-    reset: counterStep(column, "reset"),
-    decrement: counterStep(column, "decrement"),
+  const counterSteps = perSecret((columns) => ({
+    reset: counterStep(columns, "reset"),
+    decrement: counterStep(columns, "decrement"),
   }));
-  const counterSet = (column: (typeof counterColumn)[Secret]) =>
+  const counterSet = ({ counter }: SecretColumns) =>
     prepared((p: { cardId: string; value: number; updatedAt: string; version: number; remaining: number }) =>
       db
         .updateTable("cards")
-        .set({ [column]: p.value, updated_at: p.updatedAt })
+        .set({ [counter]: p.value, updated_at: p.updatedAt })
         .where("id", "=", p.cardId)
         .where("version", "=", p.version)
-        .where(column, "=", p.remaining),
+        .where(counter, "=", p.remaining),
     );
   /** A decided change: only onto the version read, and the version moves on. */
   const guardedUpdate = (tx: Db, cardId: string, expected: Expected, changes: Record<string, unknown>) =>
@@ -150,7 +192,13 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
 
   return {
     async insert(row: NewCardRow, tx: Db = db): Promise<void> {
-      await insertOne(tx, { ...row, version: row.version ?? 0, cvv_history: row.cvv_history ?? "[]" });
+      await insertOne(tx, {
+        ...row,
+        version: row.version ?? 0,
+        cvv_history: row.cvv_history ?? "[]",
+        cvv_wrong_tries: row.cvv_wrong_tries ?? "",
+        pin_wrong_tries: row.pin_wrong_tries ?? "",
+      });
     },
 
     async findByToken(
@@ -188,6 +236,8 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
           | "pvk_id"
           | "pvki"
           | "pin_tries_remaining"
+          | "pin_wrong_tries"
+          | "pin_compromised_at"
           | "next_rotation_at"
         >
       >,
@@ -198,9 +248,10 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     },
 
     /**
-     * Moves a counter one step, only while it is above zero and the card is at the version read. Returns the
-     * count after the step; "blocked" when the counter was already at zero (the step did nothing); "moved"
-     * when the card changed since it was read (nothing done: decide again).
+     * Moves a counter one step, only while it is above zero and the card is at the version read; a decrement
+     * (a wrong try) also records its time `at`, keeping the last `keep` times. Returns the count after the
+     * step and the recorded times; "blocked" when the counter was already at zero (the step did nothing);
+     * "moved" when the card changed since it was read (nothing done: decide again).
      */
     async stepCounter(
       cardId: string,
@@ -208,26 +259,58 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       step: "reset" | "decrement",
       max: number,
       expected: Expected,
+      wrongTry: { at: string; keep: number },
       tx: Db = db,
-    ): Promise<number | "blocked" | "moved"> {
-      const row = (await counterSteps[secret][step](tx, { cardId, max, version: expected.version })).rows[0];
-      if (row !== undefined) return Number(row.remaining);
+    ): Promise<CounterAfterStep | "blocked" | "moved"> {
+      const row = (
+        await counterSteps[secret][step](tx, {
+          cardId,
+          max,
+          version: expected.version,
+          at: wrongTry.at,
+          keep: wrongTry.keep * WRONG_TRY_WIDTH,
+        })
+      ).rows[0];
+      if (row !== undefined) {
+        return { remaining: Number(row.remaining), wrongTries: wrongTryTimes(row.wrong_tries) };
+      }
       const now = (await versionOf(tx, { cardId })).rows[0];
       return now !== undefined && Number(now.version) === expected.version ? "blocked" : "moved";
     },
 
     /**
+     * The secret spent its wrong-try budget: Blocked (counter 0) and marked compromised at `at`, only onto the
+     * version read; the version moves on, so an unblock decided on the card before it is decided again.
+     */
+    compromise(
+      cardId: string,
+      secret: Secret,
+      expected: Expected,
+      at: string,
+      tx: Db = db,
+    ): Promise<boolean> {
+      const { counter, compromisedAt } = columnsOf[secret];
+      return guardedUpdate(tx, cardId, expected, { [counter]: 0, [compromisedAt]: at, updated_at: at });
+    },
+
+    /**
      * Gives the card a new CVV service code, only if the card is still at the version read (two rotations
-     * racing cannot both apply on top of the same CVV, nor one onto a card closed meanwhile).
+     * racing cannot both apply on top of the same CVV, nor one onto a card closed meanwhile). A new CVV owes
+     * nothing to guesses at the old one: its compromise and its record of wrong tries are cleared.
      */
     rotate(cardId: string, expected: Expected, changes: RotationColumns, tx: Db = db): Promise<boolean> {
-      return guardedUpdate(tx, cardId, expected, { ...changes, updated_at: changes.last_rotated_at });
+      return guardedUpdate(tx, cardId, expected, {
+        ...changes,
+        ...NEW_CVV,
+        updated_at: changes.last_rotated_at,
+      });
     },
 
     /**
      * Applies a batch of automatic rotations with one statement, each guarded like rotate() and by its due
      * time as well (an automatic rotation serves one due time): the row must still have the version and the
-     * next_rotation_at it was claimed with. Returns the ids it changed; a card that moved meanwhile
+     * next_rotation_at it was claimed with; like rotate(), it clears the old CVV's compromise and wrong
+     * tries. Returns the ids it changed; a card that moved meanwhile
      * is left as it is and its id is missing. The rows travel as one JSON
      * parameter (SQLite) or one array per column (PostgreSQL), so the SQL text is the same for any batch.
      */
@@ -344,6 +427,9 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
   };
 }
 
+/** What a rotation clears with the old CVV (rotateDue's SQL writes the same). */
+const NEW_CVV = { cvv_compromised_at: null, cvv_wrong_tries: "" } as const;
+
 function rotateDueSqlite(rotations: readonly DueRotation[]) {
   const rows = JSON.stringify(
     rotations.map((r) => [
@@ -366,6 +452,8 @@ function rotateDueSqlite(rotations: readonly DueRotation[]) {
       last_scheduled_at = v.value ->> 6,
       last_rotated_at = v.value ->> 7,
       cvv_history = v.value ->> 8,
+      cvv_compromised_at = null,
+      cvv_wrong_tries = '',
       updated_at = v.value ->> 7,
       version = cards.version + 1
     from json_each(${rows}) as v
@@ -385,6 +473,8 @@ function rotateDuePostgres(rotations: readonly DueRotation[]) {
       last_scheduled_at = v.last_scheduled_at,
       last_rotated_at = v.rotated_at,
       cvv_history = v.cvv_history,
+      cvv_compromised_at = null,
+      cvv_wrong_tries = '',
       updated_at = v.rotated_at,
       version = cards.version + 1
     from unnest(

@@ -52,6 +52,12 @@ export interface CardsTable {
   version: Generated<number>;
   /** The previous CVV service codes, most recent first, at most 10 (JSON; migration 0009). */
   cvv_history: Generated<string>;
+  /** The times of the CVV's and the PIN's last wrong tries, for the rolling budget (migration 0012). */
+  cvv_wrong_tries: Generated<string>;
+  pin_wrong_tries: Generated<string>;
+  /** When the CVV or PIN spent its wrong-try budget; null while it has not (migration 0012). */
+  cvv_compromised_at: string | null;
+  pin_compromised_at: string | null;
 }
 
 export interface TestClocksTable {

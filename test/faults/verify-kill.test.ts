@@ -9,7 +9,11 @@ let world: ServedWorld;
 const MAX = 99;
 
 beforeAll(async () => {
-  world = await createServedWorld({ tenants: [{ id: "acme", maxCvvTries: MAX, maxPinTries: MAX }] });
+  // A wrong-try budget above the counter: the burst tests the counter alone, up to its 99 tries a card.
+  world = await createServedWorld({
+    env: { CARDVAULT_WRONG_TRY_BUDGET: "100" },
+    tenants: [{ id: "acme", maxCvvTries: MAX, maxPinTries: MAX }],
+  });
 }, 60_000);
 afterAll(() => world?.close());
 

@@ -45,7 +45,7 @@ export function registerCounterRoutes(
       config: { scope: `${secret}:manage`, rateLimit: "manage", cardParam: "publicToken", idempotent: true },
       schema: {
         tags: [secret],
-        summary: `Unblock the ${label}: the try counter goes back to its maximum, at any time.`,
+        summary: `Unblock the ${label}: the try counter goes back to its maximum, at any time — unless the ${label} spent its wrong-try budget (409 secret_compromised).`,
         params: PublicTokenParams,
         body: StatusChangeBody,
         response: { 204: Type.Null(), ...errorResponses },
