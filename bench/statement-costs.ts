@@ -1,6 +1,6 @@
 // `npx tsx bench/statement-costs.ts`: where a verify's SQLite time goes. Runs the HTTP verify scenario's
-// service calls in process on the same seeded cards (50 concurrent callers; per card: a rate-limit count and a wrong CVV, twice, then
-// an unblock) on a temporary SQLite store, timing every better-sqlite3 statement by its SQL text.
+// service calls in process on the same seeded cards (50 concurrent callers; per card: three verifies of the right CVV,
+// each with its rate-limit count) on a temporary SQLite store, timing every better-sqlite3 statement by its SQL text.
 // Invariant: measurement only; the statements are the services' own, with group commit as serve runs it.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
