@@ -13,7 +13,13 @@ const clock = fixedClock("2030-03-14T20:00:00.000Z");
 
 let h: Harness;
 beforeAll(async () => {
-  h = await createHarness({ clock, maxCvvTries: 3, maxPinTries: 3 });
+  // The budget alone: the day's unblock limit (test/rate-limit-classes.test.ts) would stop these loops first.
+  h = await createHarness({
+    clock,
+    maxCvvTries: 3,
+    maxPinTries: 3,
+    env: { CARDVAULT_RATE_LIMIT_MANAGE_PER_CARD_DAY: "1000" },
+  });
 });
 afterAll(() => h.close());
 
