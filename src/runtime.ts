@@ -7,7 +7,9 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { type Config, parseMasterKey } from "./config.js";
 import type { RateLimits } from "./domain/rate-limit.js";
+import { sessionsPurgeableBefore } from "./domain/reveal.js";
 import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
+import { createPurgeJob, type Purger } from "./jobs/purge.js";
 import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
 import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
@@ -290,9 +292,24 @@ export function webhookSenderDeps(runtime: Pick<Runtime, "repos" | "keys" | "clo
   return { deliveries: runtime.repos.webhooks, keys: runtime.keys, clock: runtime.clock };
 }
 
+/** What the purge job deletes, table by table: rows that can no longer serve anything. */
+export function createPurgers(repos: Pick<Repos, "idempotency" | "revealSessions">): Purger[] {
+  return [
+    {
+      name: "idempotency_keys",
+      purge: (now, limit) => repos.idempotency.purgeExpired(now.toISOString(), limit),
+    },
+    {
+      name: "reveal_sessions",
+      purge: (now, limit) =>
+        repos.revealSessions.purgeExpiredBefore(sessionsPurgeableBefore(now).toISOString(), limit),
+    },
+  ];
+}
+
 /** The background jobs a process runs: `serve` (unless CARDVAULT_JOBS=off) and `cardvault worker`. */
 export function createJobs(
-  runtime: Pick<Runtime, "services" | "repos" | "keys" | "clock" | "store">,
+  runtime: Pick<Runtime, "config" | "services" | "repos" | "keys" | "clock" | "store">,
   logger?: Logger,
 ): Job[] {
   return [
@@ -303,6 +320,11 @@ export function createJobs(
       clock: runtime.clock,
       holder: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
       exclusive: runtime.store.kind === "sqlite",
+    }),
+    createPurgeJob({
+      purgers: createPurgers(runtime.repos),
+      clock: runtime.clock,
+      batchSize: runtime.config.purgeBatchSize,
     }),
   ];
 }
