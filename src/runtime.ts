@@ -19,7 +19,12 @@ import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./key
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
-import { createAuditBatchRecorder, createAuditRecorder, createAuditService } from "./services/audit.js";
+import {
+  createAuditBatchRecorder,
+  createAuditRecorder,
+  createAuditService,
+  createRefusalRecorder,
+} from "./services/audit.js";
 import { createCardClock } from "./services/card-clock.js";
 import { createCardTransaction } from "./services/card-transaction.js";
 import { createCardService } from "./services/cards.js";
@@ -250,6 +255,7 @@ export function createServices(deps: {
       counter: createTryCounter(counterDeps, "pin"),
     }),
     audit: createAuditService({ audit: repos.audit }),
+    refusals: createRefusalRecorder({ audit: repos.audit, clock }),
     events: createEventService({ outbox: repos.outbox }),
     secureData,
     reveal: createRevealService({

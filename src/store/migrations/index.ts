@@ -11,6 +11,7 @@ import * as m0007 from "./0007-card-version.js";
 import * as m0008 from "./0008-pin-block-format-1.js";
 import * as m0009 from "./0009-cvv-history.js";
 import * as m0010 from "./0010-reveal-sessions-by-card.js";
+import * as m0014 from "./0014-audit-operator-records.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   "0008-pin-block-format-1": m0008,
   "0009-cvv-history": m0009,
   "0010-reveal-sessions-by-card": m0010,
+  "0014-audit-operator-records": m0014,
 };
 
 export const migrationProvider: MigrationProvider = {
