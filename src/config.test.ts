@@ -78,6 +78,16 @@ describe("configuration", () => {
     }
   });
 
+  it("reads the purge job's batch size per table and run (default 1000)", () => {
+    expect(loadConfig({}).purgeBatchSize).toBe(1000);
+    expect(loadConfig({ CARDVAULT_PURGE_BATCH_SIZE: "50" }).purgeBatchSize).toBe(50);
+    for (const bad of ["0", "-1", "1.5", "x", "100001"]) {
+      expect(() => loadConfig({ CARDVAULT_PURGE_BATCH_SIZE: bad }), bad).toThrow(
+        /CARDVAULT_PURGE_BATCH_SIZE/,
+      );
+    }
+  });
+
   it("reads a master key as hex or base64", () => {
     const hex = "ab".repeat(32);
     expect(parseMasterKey(hex)?.toString("hex")).toBe(hex);

@@ -30,9 +30,14 @@ export interface Config {
   logLevel: string;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
-  /** Run the background jobs (rotation scheduler, webhook sender) inside `serve`. */
+  /** Run the background jobs (rotation scheduler, webhook sender, purge) inside `serve`. */
   runJobs: boolean;
   jobIntervalMs: number;
+  /**
+   * Rows the purge job deletes per table in one run (CARDVAULT_PURGE_BATCH_SIZE): one short statement each, so a
+   * run never holds a long transaction or lock; a backlog goes over the next runs.
+   */
+  purgeBatchSize: number;
   auth: AuthConfig;
   /** Brute-force limits on the verify, reveal and secure-data routes (fixed windows, held in the database). */
   rateLimits: RateLimits;
@@ -96,6 +101,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const jobIntervalMs = Number(env.CARDVAULT_JOB_INTERVAL_MS ?? 1000);
   if (!Number.isInteger(jobIntervalMs) || jobIntervalMs < 10)
     problems.push("CARDVAULT_JOB_INTERVAL_MS must be ≥ 10");
+  const purgeBatchSize = Number(env.CARDVAULT_PURGE_BATCH_SIZE ?? 1000);
+  if (!Number.isInteger(purgeBatchSize) || purgeBatchSize < 1 || purgeBatchSize > 100_000)
+    problems.push("CARDVAULT_PURGE_BATCH_SIZE must be a whole number from 1 to 100000");
 
   // Defaults sized for an authorisation host: a card sees a handful of attempts a minute, a tenant many.
   const rateLimits: RateLimits = {
@@ -208,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     idempotencyTtlHours,
     runJobs: jobs === "on",
     jobIntervalMs,
+    purgeBatchSize,
     rateLimits,
     apiDocs: apiDocs === "on",
     publicUrl,

@@ -7,8 +7,10 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { type Config, parseMasterKey } from "./config.js";
 import type { RateLimits } from "./domain/rate-limit.js";
+import { sessionsPurgeableBefore } from "./domain/reveal.js";
 import type { WrongTryBudget } from "./domain/tries.js";
 import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
+import { createPurgeJob, type Purger } from "./jobs/purge.js";
 import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
 import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
@@ -18,7 +20,12 @@ import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./key
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
-import { createAuditBatchRecorder, createAuditRecorder, createAuditService } from "./services/audit.js";
+import {
+  createAuditBatchRecorder,
+  createAuditRecorder,
+  createAuditService,
+  createRefusalRecorder,
+} from "./services/audit.js";
 import { createCardClock } from "./services/card-clock.js";
 import { createCardTransaction } from "./services/card-transaction.js";
 import { createCardService } from "./services/cards.js";
@@ -250,6 +257,7 @@ export function createServices(deps: {
       counter: createTryCounter(counterDeps, "pin"),
     }),
     audit: createAuditService({ audit: repos.audit }),
+    refusals: createRefusalRecorder({ audit: repos.audit, clock }),
     events: createEventService({ outbox: repos.outbox }),
     secureData,
     reveal: createRevealService({
@@ -292,9 +300,28 @@ export function webhookSenderDeps(runtime: Pick<Runtime, "repos" | "keys" | "clo
   return { deliveries: runtime.repos.webhooks, keys: runtime.keys, clock: runtime.clock };
 }
 
+/** What the purge job deletes, table by table: rows that can no longer serve anything. */
+export function createPurgers(repos: Pick<Repos, "idempotency" | "revealSessions" | "rateLimits">): Purger[] {
+  return [
+    {
+      name: "rate_limits",
+      purge: (now, limit) => repos.rateLimits.purgeExpired(now.toISOString(), limit),
+    },
+    {
+      name: "idempotency_keys",
+      purge: (now, limit) => repos.idempotency.purgeExpired(now.toISOString(), limit),
+    },
+    {
+      name: "reveal_sessions",
+      purge: (now, limit) =>
+        repos.revealSessions.purgeExpiredBefore(sessionsPurgeableBefore(now).toISOString(), limit),
+    },
+  ];
+}
+
 /** The background jobs a process runs: `serve` (unless CARDVAULT_JOBS=off) and `cardvault worker`. */
 export function createJobs(
-  runtime: Pick<Runtime, "services" | "repos" | "keys" | "clock" | "store">,
+  runtime: Pick<Runtime, "config" | "services" | "repos" | "keys" | "clock" | "store">,
   logger?: Logger,
 ): Job[] {
   return [
@@ -305,6 +332,11 @@ export function createJobs(
       clock: runtime.clock,
       holder: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
       exclusive: runtime.store.kind === "sqlite",
+    }),
+    createPurgeJob({
+      purgers: createPurgers(runtime.repos),
+      clock: runtime.clock,
+      batchSize: runtime.config.purgeBatchSize,
     }),
   ];
 }

@@ -168,6 +168,72 @@ describe("cardvault CLI", () => {
     expect(output).toMatch(/shutting down/);
   });
 
+  it("audits refused requests of a running serve, written when it stops; `audit list` reads them (Hardening II)", async () => {
+    const token = cli([
+      "token",
+      "--tenant",
+      "acme",
+      "--scope",
+      "cards:read",
+      "--subject",
+      "cli-auditor",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(token.code).toBe(0);
+    const port = await freePort();
+    const server = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "serve", "--port", String(port), "--data-dir", dataDir],
+      { cwd: root, env: baseEnv },
+    );
+    const exited = new Promise((resolve) => server.on("exit", resolve));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 100; i++) {
+        if (
+          await fetch(`${base}/healthz`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      for (let i = 0; i < 2; i++) expect((await fetch(`${base}/v1/cards/123456789`)).status).toBe(401);
+      const headers = { authorization: `Bearer ${token.stdout}` };
+      for (let i = 0; i < 3; i++) {
+        expect((await fetch(`${base}/v1/cards/123456789/cvv`, { headers })).status).toBe(403);
+      }
+    } finally {
+      server.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+
+    const records = (args: string[]) =>
+      cli(["audit", "list", ...args, "--data-dir", dataDir])
+        .stdout.split("\n")
+        .filter(Boolean)
+        .map(
+          (line) => JSON.parse(line) as { action: string; actor: string; outcome: string; details: object },
+        );
+    expect(records(["--operator"]).filter((r) => r.action === "auth.refused")).toEqual([
+      expect.objectContaining({
+        actor: "client:127.0.0.1",
+        outcome: "unauthorized",
+        details: expect.objectContaining({ count: 2, reason: "no_token" }),
+      }),
+    ]);
+    expect(records(["--tenant", "acme"]).filter((r) => r.actor === "cli-auditor")).toEqual([
+      expect.objectContaining({
+        action: "auth.refused",
+        outcome: "forbidden",
+        details: expect.objectContaining({ count: 3, scope: "cvv:read" }),
+      }),
+    ]);
+    expect(cli(["audit", "list", "--data-dir", dataDir]).code).toBe(2);
+  }, 60_000); // four CLI processes and a server
+
   it("prints usage and exits non-zero on an unknown command", () => {
     const result = cli(["frobnicate"]);
     expect(result.code).toBe(2);

@@ -3,6 +3,7 @@
 import { ConfigError } from "../config.js";
 import { KeystoreError } from "../keys/keystore-file.js";
 import { SchemaError } from "../store/db.js";
+import { auditCommand } from "./audit.js";
 import { cryptoCommand } from "./crypto.js";
 import { type CliIo, processIo, UsageError } from "./io.js";
 import { keysCommand } from "./keys.js";
@@ -21,6 +22,7 @@ commands:
   keys init | list | rotate [--type T]           manage the keystore
   tenants add ID [...] | tenants list            manage tenants (card programs)
   token --tenant ID --scope "..." [--ttl 1h]     mint a bearer token for this server
+  audit list --operator | --tenant ID [...]      read audit records (the operator's: refused requests)
   crypto <cvv|pvv|ibm3624-offset|pin-block|kcv|dcvv> ...   card cryptography calculator`;
 
 const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
@@ -30,6 +32,7 @@ const commands: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   keys: keysCommand,
   tenants: tenantsCommand,
   token: tokenCommand,
+  audit: auditCommand,
   crypto: cryptoCommand,
 };
 

@@ -1,4 +1,4 @@
-// `cardvault worker`: the background jobs (rotation scheduler, webhook sender) without the HTTP API, for
+// `cardvault worker`: the background jobs (rotation scheduler, webhook sender, purge) without the HTTP API, for
 // running them in their own processes. Stops cleanly on SIGTERM/SIGINT, even one that arrives while it starts.
 import { startJobs } from "../jobs/runner.js";
 import { createLogger } from "../lib/logger.js";

@@ -12,6 +12,9 @@ export const REVEAL_TTL_DEFAULT_SECONDS = 300;
 export const REVEAL_TTL_MIN_SECONDS = 10;
 export const REVEAL_TTL_MAX_SECONDS = 900;
 
+/** The per-card cap counts the sessions minted in the hour before a mint. */
+export const SESSION_CAP_WINDOW_MS = 3_600_000;
+
 /** A DNS host name: dot-separated LDH labels of 1–63 characters, no leading or trailing hyphen, ≤ 253 in all. */
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const HOST_NAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
@@ -93,7 +96,16 @@ export function sessionCapRetryAfter(
   const sorted = [...createdInLastHour].sort();
   // The session whose leaving the hour brings the count back under the cap.
   const freeing = sorted[sorted.length - perHour]!;
-  return Math.max(1, Math.ceil((Date.parse(freeing) + 3_600_000 - now.getTime()) / 1000));
+  return Math.max(1, Math.ceil((Date.parse(freeing) + SESSION_CAP_WINDOW_MS - now.getTime()) / 1000));
+}
+
+/**
+ * Sessions that expired before this instant may be deleted (the purge job): expired, they can no longer deliver,
+ * spent or not, and created before it, they no longer count towards the per-card cap. A spent session is kept
+ * until then too, as the cap counts it.
+ */
+export function sessionsPurgeableBefore(now: Date): Date {
+  return new Date(now.getTime() - SESSION_CAP_WINDOW_MS);
 }
 
 /** A session's state when it is presented: only an unused, unexpired one may deliver. */

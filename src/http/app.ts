@@ -1,7 +1,8 @@
 // buildApp(deps): the HTTP application without listen(), so tests drive it with inject() or a real port.
 // Cross-cutting rules live here once: request ids, security headers, authentication and idempotency as each
 // route's declared contract says (route-contract.ts, checked here at registration; its rate-limit class and
-// card parameter reach the services through actorOf), one error handler, and the OpenAPI document.
+// card parameter reach the services through actorOf), one error handler, the audit of refused requests (counted
+// per caller and minute, written every few seconds and on close), and the OpenAPI document.
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -13,9 +14,10 @@ import Fastify, {
   LogController,
   type RouteOptions,
 } from "fastify";
-import { AppError } from "../domain/errors.js";
+import { AppError, type ErrorCode } from "../domain/errors.js";
 import type { Clock } from "../lib/clock.js";
 import type { Services } from "../runtime.js";
+import type { Refusal } from "../services/audit.js";
 import type { Store } from "../store/db.js";
 import type { IdempotencyRepo } from "../store/idempotency-repo.js";
 import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
@@ -97,6 +99,41 @@ class OneLineLogController extends LogController {
 
 const BODILESS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 
+/** The refusals of authentication and authorisation, which the audit counts (services/audit.ts). */
+const AUDITED_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "unauthorized",
+  "forbidden",
+  "unknown_tenant",
+  "reveal_session_invalid",
+]);
+/** How often the counts of minutes that are over are written. */
+const REFUSAL_FLUSH_MS = 10_000;
+/** A tenant named by an unregistered token is kept to this length in the operator's record. */
+const CLAIMED_TENANT_MAX = 64;
+
+/**
+ * Who was refused and how, for the audit: the verified token's subject, or the client's address when no token
+ * verified (never the token). Only a wrong scope is refused in a tenant known to be registered: that row is the
+ * tenant's; every other one is the operator's.
+ */
+function refusalOf(request: FastifyRequest, code: ErrorCode): Refusal {
+  const principal = request.principal;
+  const details: Record<string, string> = {};
+  if (code === "forbidden") details.scope = request.routeOptions.config.scope ?? "";
+  if (code === "unknown_tenant" && principal)
+    details.tenant = principal.tenantId.slice(0, CLAIMED_TENANT_MAX);
+  if (code === "unauthorized") {
+    details.reason = BEARER.test(request.headers.authorization ?? "") ? "token_refused" : "no_token";
+  }
+  return {
+    tenantId: code === "forbidden" && principal ? principal.tenantId : null,
+    caller: principal ? principal.subject : `client:${request.ip}`,
+    outcome: code,
+    details,
+    requestId: request.id,
+  };
+}
+
 /** /docs and what lies under it, not a path that merely starts with the same letters (/docsfoo). */
 function isDocsUrl(url: string): boolean {
   return url === "/docs" || url.startsWith("/docs/") || url.startsWith("/docs?");
@@ -168,6 +205,21 @@ export async function buildApp(deps: AppDeps) {
     }
     requireScope(request.principal, scope);
   };
+
+  // Refused requests are counted, not written one by one (an unauthenticated flood must not become writes).
+  const refusals = deps.services.refusals;
+  app.addHook("onError", async (request, _reply, error) => {
+    if (error instanceof AppError && AUDITED_REFUSALS.has(error.code)) {
+      refusals.note(refusalOf(request, error.code));
+    }
+  });
+  const auditFailed = (error: unknown) => app.log.error({ err: error }, "refused requests not audited");
+  const flushing = setInterval(() => refusals.flushEnded().catch(auditFailed), REFUSAL_FLUSH_MS);
+  flushing.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(flushing);
+    await refusals.flush().catch(auditFailed);
+  });
 
   const idempotency = idempotencyHooks({
     idempotency: deps.idempotency,

@@ -1,4 +1,4 @@
-// Runs the background jobs (rotation scheduler, webhook sender) on an interval, one pass at a time, inside
+// Runs the background jobs (rotation scheduler, webhook sender, purge) on an interval, one pass at a time, inside
 // `serve` or on their own in `cardvault worker`. A failing pass is logged and retried on the next tick;
 // stop() waits for the pass in hand to finish, then lets each job release what it holds.
 import type { Logger } from "pino";

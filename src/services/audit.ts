@@ -1,6 +1,11 @@
 // The audit trail: who did what to which card, with what outcome. A recorder (one row, or a batch's rows in
 // one statement per chunk) runs inside the caller's transaction, so an audit row exists exactly when its
-// change does. Details carry reasons and states, never a PAN, CVV, PIN, PIN block or key.
+// change does. Details carry reasons and states, never a PAN, CVV, PIN, PIN block, key or token.
+// Refused requests (401/403 on authentication or authorisation) change nothing, so they are not written one by
+// one: the refusal recorder counts them per caller and minute in memory, a bounded number of callers, and
+// writes one row per caller and minute with the count — a flood of refused requests never becomes a flood of
+// writes. A row goes in the tenant's trail when the token verified in a registered tenant, otherwise in the
+// operator's (no tenant).
 
 import type { LimitedAttempt } from "../domain/rate-limit.js";
 import type { Clock } from "../lib/clock.js";
@@ -87,9 +92,13 @@ export interface AuditEventView {
 
 export function createAuditService(deps: { audit: AuditRepo }) {
   return {
-    async list(actor: Actor, options: { cursor?: string; limit: number }): Promise<Page<AuditEventView>> {
+    /** A tenant's trail (the caller's), or with null the operator's records, oldest first. */
+    async list(
+      tenantId: string | null,
+      options: { cursor?: string; limit: number },
+    ): Promise<Page<AuditEventView>> {
       assertCursor(options.cursor);
-      const rows = await deps.audit.list(actor.tenantId, { after: options.cursor, limit: options.limit + 1 });
+      const rows = await deps.audit.list(tenantId, { after: options.cursor, limit: options.limit + 1 });
       return pageOf(rows, options.limit, toView);
     },
   };
@@ -109,3 +118,107 @@ function toView(row: AuditRow): AuditEventView {
 }
 
 export type AuditService = ReturnType<typeof createAuditService>;
+
+/** A refused request as the audit counts it: who, where, what answer; never the token or any part of it. */
+export interface Refusal {
+  /** The registered tenant the caller was refused in (a verified token lacking a scope); null: the operator's. */
+  tenantId: string | null;
+  /** The verified token's subject; `client:<address>` when no token verified. */
+  caller: string;
+  /** The answer's code (unauthorized, forbidden, unknown_tenant, reveal_session_invalid). */
+  outcome: string;
+  /** What else tells refusals of one caller apart: the scope it lacked, the tenant it named, why it was refused. */
+  details: Record<string, string>;
+  requestId: string;
+}
+
+/**
+ * Distinct callers counted per minute in one process; the refusals of any further caller that minute are counted
+ * together, under OTHER_CALLERS (by tenant and outcome), so memory and rows stay bounded whatever the flood.
+ */
+export const REFUSED_CALLERS_PER_MINUTE = 1000;
+export const OTHER_CALLERS = "(other callers)";
+
+interface Tally {
+  refusal: Refusal;
+  minute: string;
+  count: number;
+}
+
+export function createRefusalRecorder(deps: { audit: Pick<AuditRepo, "insertMany">; clock: Clock }) {
+  /** The minute being counted, and its tallies by caller (and what else tells refusals apart). */
+  let minute = "";
+  let counting = new Map<string, Tally>();
+  /** Tallies of minutes that are over, waiting to be written. */
+  let ended: Tally[] = [];
+
+  const minuteOf = (at: Date) => new Date(Math.floor(at.getTime() / 60_000) * 60_000).toISOString();
+  const keyOf = (r: Refusal) => JSON.stringify([r.tenantId, r.caller, r.outcome, r.details]);
+
+  function endMinute() {
+    ended.push(...counting.values());
+    counting = new Map();
+  }
+
+  function rowOf(tally: Tally): AuditRow {
+    const { refusal } = tally;
+    return {
+      id: uuidv7(deps.clock),
+      tenant_id: refusal.tenantId,
+      card_id: null,
+      public_token: null,
+      actor: refusal.caller,
+      action: "auth.refused",
+      outcome: refusal.outcome,
+      // The minute's first refused request of this caller: the way into the request log for the rest.
+      request_id: refusal.requestId,
+      details: JSON.stringify({ count: tally.count, minute: tally.minute, ...refusal.details }),
+      created_at: deps.clock.now().toISOString(),
+    };
+  }
+
+  /** Writes the ended tallies, one row each; how many. Tallies that fail to be written are dropped. */
+  async function write(): Promise<number> {
+    const tallies = ended;
+    ended = [];
+    if (tallies.length > 0) await deps.audit.insertMany(tallies.map(rowOf));
+    return tallies.length;
+  }
+
+  return {
+    /** Counts one refused request in its minute; no I/O. */
+    note(refusal: Refusal): void {
+      const now = minuteOf(deps.clock.now());
+      if (now !== minute) {
+        endMinute();
+        minute = now;
+      }
+      let key = keyOf(refusal);
+      let tally = counting.get(key);
+      if (!tally && counting.size >= REFUSED_CALLERS_PER_MINUTE) {
+        refusal = { ...refusal, caller: OTHER_CALLERS, details: {} };
+        key = keyOf(refusal);
+        tally = counting.get(key);
+      }
+      if (!tally) {
+        tally = { refusal, minute, count: 0 };
+        counting.set(key, tally);
+      }
+      tally.count++;
+    },
+
+    /** Writes the counts of the minutes that are over (run every few seconds); how many rows. */
+    async flushEnded(): Promise<number> {
+      if (minuteOf(deps.clock.now()) !== minute) endMinute();
+      return write();
+    },
+
+    /** Writes every count, the current minute's too (the process stops); how many rows. */
+    async flush(): Promise<number> {
+      endMinute();
+      return write();
+    },
+  };
+}
+
+export type RefusalRecorder = ReturnType<typeof createRefusalRecorder>;

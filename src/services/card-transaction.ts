@@ -29,7 +29,7 @@ const MAX_ROUNDS = 5;
 export interface CardTransactionDeps {
   store: Pick<Store, "transaction">;
   cards: Pick<CardRepo, "findByToken">;
-  limits: Pick<RateLimitService, "check" | "charge" | "settle" | "prune">;
+  limits: Pick<RateLimitService, "check" | "charge" | "settle">;
 }
 
 export type CardWork<T> = (tx: Db, card: CardWithLimits) => Promise<T>;
@@ -62,10 +62,6 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
       return await decide(actor, publicToken, work);
     } catch (error) {
       throw await deps.limits.settle(actor, error);
-    } finally {
-      // Housekeeping in a statement of its own, once per window, after the answer is decided; it never fails
-      // a request.
-      if (actor.attempt) await deps.limits.prune();
     }
   };
 }

@@ -47,17 +47,20 @@ export class RateLimitedError extends AppError {
   }
 }
 
-/** Ended windows deleted per prune, so housekeeping never holds a long statement. */
-const PRUNE_BATCH = 1000;
-
 export function createRateLimitService(deps: RateLimitServiceDeps) {
-  let prunedWindow = "";
-
   /**
    * The buckets this process has seen reach their limit, each until its window ends (its own counts return
    * the total of every process): the next attempt in them would pass it, so it is refused before any work.
+   * Ended ones are forgotten once a minute; the rows themselves go by the purge job (jobs/purge.ts).
    */
-  const full = new Map<string, { start: string; limit: number }>();
+  const full = new Map<string, { start: string; end: string }>();
+  let swept = 0;
+  const forgetEnded = (now: Date) => {
+    if (now.getTime() - swept < 60_000) return;
+    swept = now.getTime();
+    const iso = now.toISOString();
+    for (const [key, seen] of full) if (seen.end <= iso) full.delete(key);
+  };
 
   const windowsOf = (buckets: readonly RateLimitBucket[], now: Date) =>
     buckets.map((b) => ({ bucket: b, window: windowOf(now, b.windowSeconds) }));
@@ -77,7 +80,7 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
     );
     for (const { bucket, window } of windows) {
       if ((counts.get(bucket.key) ?? 0) >= bucket.limit) {
-        full.set(bucket.key, { start: window.start, limit: bucket.limit });
+        full.set(bucket.key, { start: window.start, end: window.end });
       }
     }
     const refused = verdict(
@@ -97,6 +100,7 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
     check(actor: Actor): void {
       if (!actor.attempt || full.size === 0) return;
       const now = deps.clock.now();
+      forgetEnded(now);
       const windows = windowsOf(bucketsFor(deps.limits, actor.tenantId, actor.attempt), now);
       const seen = new Map(
         windows.map(({ bucket, window }) => [
@@ -149,24 +153,6 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
         });
         return refusal;
       });
-    },
-
-    /**
-     * Housekeeping, once per short window per process, outside any transaction: forgets the full buckets
-     * whose window ended, and deletes a bounded batch of ended windows. A prune that fails is tried again
-     * by the next call.
-     */
-    async prune(): Promise<void> {
-      const now = deps.clock.now();
-      const window = windowOf(now, deps.limits.windowSeconds);
-      if (prunedWindow === window.start) return;
-      for (const [key, seen] of full) if (seen.start < window.start) full.delete(key);
-      try {
-        await deps.rateLimits.purgeExpired(now.toISOString(), PRUNE_BATCH);
-        prunedWindow = window.start;
-      } catch {
-        // The store is failing; the request that ran into it has already answered so.
-      }
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   normaliseFields,
   parseTargetOrigin,
   type RevealField,
+  SESSION_CAP_WINDOW_MS,
   sessionCapRetryAfter,
   sessionExpiry,
 } from "../domain/reveal.js";
@@ -71,8 +72,6 @@ function digest(token: string): string {
 function fieldsOf(session: RevealSessionRow): RevealField[] {
   return session.fields.split(",") as RevealField[];
 }
-
-const HOUR_MS = 3_600_000;
 
 /** Where the session is presented: the page call's route, for the limiter's audit record. */
 export interface PresentedAt {
@@ -156,7 +155,7 @@ export function createRevealService(deps: RevealServiceDeps) {
         const recent = await deps.sessions.createdSince(
           actor.tenantId,
           card.id,
-          new Date(now.getTime() - HOUR_MS).toISOString(),
+          new Date(now.getTime() - SESSION_CAP_WINDOW_MS).toISOString(),
           tx,
         );
         const retryAfterSeconds = sessionCapRetryAfter(recent, now, deps.sessionsPerCardHour);

@@ -1,5 +1,6 @@
 // The append-only audit trail. Rows are written inside the transaction of the change they record; ids are
-// UUIDv7, so id order is time order and serves as the pagination cursor.
+// UUIDv7, so id order is time order and serves as the pagination cursor. A row without a tenant is the
+// operator's (refused requests no registered tenant owns); a tenant's list never includes one.
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
 import { everyColumn, prepared } from "./prepared.js";
@@ -30,12 +31,16 @@ export function createAuditRepo(db: Db) {
     async insertMany(rows: readonly AuditRow[], tx: Db = db): Promise<void> {
       for (const chunk of chunksOf(rows)) await tx.insertInto("audit_events").values(chunk).execute();
     },
+    /** A tenant's rows, or (null) the operator's. */
     list(
-      tenantId: string,
+      tenantId: string | null,
       options: { after?: string; limit: number; cardId?: string },
       tx: Db = db,
     ): Promise<AuditRow[]> {
-      let query = tx.selectFrom("audit_events").selectAll().where("tenant_id", "=", tenantId);
+      let query = tx
+        .selectFrom("audit_events")
+        .selectAll()
+        .where("tenant_id", tenantId === null ? "is" : "=", tenantId);
       if (options.after) query = query.where("id", ">", options.after);
       if (options.cardId) query = query.where("card_id", "=", options.cardId);
       return query.orderBy("id").limit(options.limit).execute();

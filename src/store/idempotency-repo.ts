@@ -1,5 +1,6 @@
 // Idempotency keys. A key is claimed by inserting its row (the primary key makes the claim atomic across
-// processes), completed with the response, and replayed to every retry until it expires.
+// processes), completed with the response, and replayed to every retry until it expires; the purge job deletes
+// expired rows a bounded batch at a time.
 import type { Db } from "./db.js";
 import type { IdempotencyKeysTable } from "./schema.js";
 
@@ -57,6 +58,28 @@ export function createIdempotencyRepo(db: Db) {
         .where("key", "=", key)
         .where("expires_at", "<=", now)
         .execute();
+    },
+    /**
+     * Deletes at most `limit` keys that expired at or before `now`, oldest first (the expiry index finds them;
+     * the primary key deletes them); how many went. Concurrent calls may pick the same rows: each row goes once.
+     */
+    async purgeExpired(now: string, limit: number, tx: Db = db): Promise<number> {
+      const result = await tx
+        .deleteFrom("idempotency_keys")
+        .where(({ eb, refTuple, selectFrom }) =>
+          eb(
+            refTuple("tenant_id", "key"),
+            "in",
+            selectFrom("idempotency_keys")
+              .select(["tenant_id", "key"])
+              .where("expires_at", "<=", now)
+              .orderBy("expires_at")
+              .limit(limit)
+              .$asTuple("tenant_id", "key"),
+          ),
+        )
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }

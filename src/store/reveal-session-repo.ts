@@ -1,5 +1,6 @@
 // Card reveal sessions. consume() is one UPDATE … RETURNING guarded by "unused and unexpired" in SQL, so of
 // any number of concurrent presentations of one token, on any number of processes, exactly one gets the row.
+// The purge job deletes sessions long over (domain/reveal.ts sessionsPurgeableBefore) a bounded batch at a time.
 import type { Db } from "./db.js";
 import type { RevealSessionRow } from "./schema.js";
 
@@ -43,6 +44,25 @@ export function createRevealSessionRepo(db: Db) {
         .where("expires_at", ">", now)
         .returningAll()
         .executeTakeFirst();
+    },
+
+    /**
+     * Deletes at most `limit` sessions that expired before `before`, oldest first (the expiry index finds them);
+     * how many went. Concurrent calls may pick the same rows: each row goes once.
+     */
+    async purgeExpiredBefore(before: string, limit: number, tx: Db = db): Promise<number> {
+      const result = await tx
+        .deleteFrom("reveal_sessions")
+        .where("id", "in", (eb) =>
+          eb
+            .selectFrom("reveal_sessions")
+            .select("id")
+            .where("expires_at", "<", before)
+            .orderBy("expires_at")
+            .limit(limit),
+        )
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }

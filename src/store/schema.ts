@@ -75,7 +75,8 @@ export interface JobLeasesTable {
 
 export interface AuditEventsTable {
   id: string;
-  tenant_id: string;
+  /** Null: the operator's record (a refused request with no registered tenant; migration 0014). */
+  tenant_id: string | null;
   card_id: string | null;
   public_token: string | null;
   actor: string;

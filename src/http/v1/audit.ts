@@ -35,7 +35,7 @@ export function registerAuditRoutes(root: FastifyInstance, audit: AuditService):
       },
     },
     async (request) =>
-      audit.list(actorOf(request), {
+      audit.list(actorOf(request).tenantId, {
         cursor: request.query.cursor,
         limit: Number(request.query.limit ?? 50),
       }),

@@ -1,0 +1,40 @@
+// `cardvault audit list`: the operator reads audit records, oldest first, one JSON object a line — a tenant's
+// trail (--tenant ID, as GET /v1/audit-events shows it to the tenant), or the operator's own records
+// (--operator): refused requests that no registered tenant owns (tokens that did not verify, tokens naming an
+// unregistered tenant), which no API token can read.
+import { AppError } from "../domain/errors.js";
+import { openStore } from "../runtime.js";
+import { createAuditService } from "../services/audit.js";
+import { createAuditRepo } from "../store/audit-repo.js";
+import { type CliIo, UsageError } from "./io.js";
+import { configFrom, dataDirOption, integerOption, parse } from "./options.js";
+
+const USAGE = "usage: cardvault audit list --operator | --tenant ID [--after CURSOR] [--limit 1..1000]";
+
+export async function auditCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...dataDirOption,
+    operator: { type: "boolean" },
+    tenant: { type: "string" },
+    after: { type: "string" },
+    limit: { type: "string" },
+  });
+  if (positionals.join(" ") !== "list" || Boolean(values.operator) === (values.tenant !== undefined)) {
+    throw new UsageError(USAGE);
+  }
+  const limit = integerOption(values.limit, "limit") ?? 100;
+  if (limit < 1 || limit > 1000) throw new UsageError("--limit must be from 1 to 1000.");
+  const store = await openStore(configFrom(values));
+  try {
+    const audit = createAuditService({ audit: createAuditRepo(store.db) });
+    const page = await audit.list(values.tenant ?? null, { cursor: values.after, limit });
+    for (const item of page.items) io.stdout(JSON.stringify(item));
+    if (page.nextCursor) io.stderr(`more: --after ${page.nextCursor}`);
+    return 0;
+  } catch (error) {
+    if (error instanceof AppError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    await store.close();
+  }
+}
