@@ -1,5 +1,5 @@
 // Rate-limit windows: one row per (bucket, fixed window) holding the attempts counted in it. Rows are tiny
-// and short-lived (pruned once their window is past); portable types for SQLite and PostgreSQL.
+// and short-lived (deleted once their window is past: see 0011); portable types for SQLite and PostgreSQL.
 import type { Kysely } from "kysely";
 
 export async function up(db: Kysely<unknown>): Promise<void> {
