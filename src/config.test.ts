@@ -35,6 +35,18 @@ describe("configuration", () => {
     );
   });
 
+  it("accepts the log levels and refuses any other with a ConfigError (not a crash at start)", () => {
+    expect(loadConfig({}).logLevel).toBe("info");
+    for (const level of ["fatal", "error", "warn", "info", "debug", "trace", "silent"]) {
+      expect(loadConfig({ CARDVAULT_LOG_LEVEL: level }).logLevel).toBe(level);
+    }
+    for (const bad of ["verbose", "INFO", ""]) {
+      expect(() => loadConfig({ CARDVAULT_LOG_LEVEL: bad }), bad).toThrow(
+        /CARDVAULT_LOG_LEVEL must be one of/,
+      );
+    }
+  });
+
   it("takes the public URL from CARDVAULT_PUBLIC_URL, validated; defaults to the listen address outside production", () => {
     expect(loadConfig({}).publicUrl).toBe("http://127.0.0.1:8080");
     expect(loadConfig({ CARDVAULT_HOST: "::1", CARDVAULT_PORT: "9000" }).publicUrl).toBe("http://[::1]:9000");

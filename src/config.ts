@@ -66,6 +66,8 @@ export interface ConfigOverrides {
 
 export class ConfigError extends Error {}
 
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
   const problems: string[] = [];
   const production = env.NODE_ENV === "production";
@@ -200,6 +202,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const apiDocs = env.CARDVAULT_API_DOCS ?? (production ? "off" : "on");
   if (apiDocs !== "on" && apiDocs !== "off") problems.push("CARDVAULT_API_DOCS must be on or off");
 
+  // pino's levels: it throws on any other at start, which would be a stack trace instead of this message.
+  const logLevel = env.CARDVAULT_LOG_LEVEL ?? "info";
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`CARDVAULT_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
 
   return {
@@ -211,7 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     databaseUrl,
     postgres,
     masterKey,
-    logLevel: env.CARDVAULT_LOG_LEVEL ?? "info",
+    logLevel,
     bodyLimitBytes,
     idempotencyTtlHours,
     runJobs: jobs === "on",

@@ -241,6 +241,98 @@ describe("cardvault CLI", () => {
   });
 });
 
+describe("--help", () => {
+  it("`tenants add --help` prints the usage, every option with its default and an example, on stdout", () => {
+    const help = cli(["tenants", "add", "--help"]);
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    expect(help.stdout).toMatch(/^usage: cardvault tenants add ID \[options\]/);
+    expect(help.stdout).toMatch(/--max-cvv-tries N .*\(default: 3\)/);
+    expect(help.stdout).toMatch(/--allow-pin-block-format-1 /);
+    expect(help.stdout).toMatch(/\nexample:\n {2}cardvault tenants add /);
+  });
+
+  it("answers an unknown option with exit code 2 and a pointer to the command's --help", () => {
+    for (const args of [
+      ["serve", "--frobnicate"],
+      ["tenants", "add", "acme", "--frobnicate"],
+      ["crypto", "kcv", "--frobnicate"],
+    ]) {
+      const path = args.filter((a) => !a.startsWith("-") && a !== "acme").join(" ");
+      const result = cli(args);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr).toMatch(/unknown option --frobnicate/);
+      expect(result.stderr).toContain(`cardvault ${path} --help`);
+      expect(result.stdout).toBe("");
+    }
+  });
+
+  it("every command and subcommand, as declared, answers --help with its usage, options, defaults and example", async () => {
+    // Walks the declarations the parser uses: a command added without help text or example fails here.
+    const { cardvault } = await import("../src/cli/commands.js");
+    const { resolve } = await import("../src/cli/command.js");
+    type Node = (typeof cardvault.commands)[string];
+    const nodes: [string, Node][] = [];
+    const walk = (path: string, node: Node) => {
+      nodes.push([path, node]);
+      if ("commands" in node)
+        for (const [name, child] of Object.entries(node.commands)) walk(`${path} ${name}`, child);
+    };
+    walk("cardvault", cardvault);
+    expect(nodes.length).toBeGreaterThan(20);
+
+    const answers = await inBatches(nodes, 3, ([path]) => cliAsync([...path.split(" ").slice(1), "--help"]));
+    nodes.forEach(([path, node], i) => {
+      const { code, stdout, stderr } = answers[i]!;
+      expect({ path, code, stderr }).toEqual({ path, code: 0, stderr: "" });
+      expect(stdout.startsWith(`usage: ${path} `), stdout).toBe(true);
+      expect(stdout).toContain(node.summary);
+      const lines = stdout.split("\n");
+      if ("commands" in node) {
+        for (const [name, child] of Object.entries(node.commands)) {
+          const listed = lines.some((l) => l.startsWith(`  ${name} `) && l.endsWith(` ${child.summary}`));
+          expect(listed, `${path} lists ${name}`).toBe(true);
+        }
+        return;
+      }
+      for (const [name, option] of Object.entries(node.options)) {
+        expect(option.help, `${path} --${name}`).not.toBe("");
+        const line = lines.find((l) => l.startsWith(`  --${name} `) || l === `  --${name}`);
+        expect(line, `${path} --${name}`).toBeDefined();
+        expect(line).toContain(option.help);
+        if (option.default !== undefined)
+          expect(line).toContain(`(default: ${[option.default].flat().join(" ")})`);
+      }
+      expect(stdout).toMatch(/\n {2}-h, --help +show this help\n/);
+      expect(stdout).toContain(`\nexample:\n  ${path}`);
+      // The example is a command line its own declaration accepts.
+      const words = node.example.match(/"[^"]*"|\S+/g)!.map((word) => word.replace(/^"(.*)"$/, "$1"));
+      expect(resolve(cardvault, words.slice(1))).toMatchObject({ path, command: node });
+    });
+  }, 180_000);
+});
+
+/** Like cli(), without blocking the worker: for running many processes a few at a time. */
+function cliAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const [command, commandArgs] = cardvaultCommand(args);
+  const child = spawn(command, commandArgs, { cwd: root, env: baseEnv });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+async function inBatches<T, R>(items: T[], size: number, each: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < items.length; i += size)
+    results.push(...(await Promise.all(items.slice(i, i + size).map(each))));
+  return results;
+}
+
 describe("files the commands create, under umask 000", () => {
   const open = { umask: 0o000 };
   const fresh = () => join(mkdtempSync(join(dataDir, "files-")), "missing", "data");

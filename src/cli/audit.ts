@@ -7,20 +7,19 @@ import { openStore } from "../runtime.js";
 import { createAuditService } from "../services/audit.js";
 import { createAuditRepo } from "../store/audit-repo.js";
 import { type CliIo, UsageError } from "./io.js";
-import { configFrom, dataDirOption, integerOption, parse } from "./options.js";
+import { type ConfigFlags, configFrom, integerOption } from "./options.js";
 
-const USAGE = "usage: cardvault audit list --operator | --tenant ID [--after CURSOR] [--limit 1..1000]";
+/** What `audit list` takes. */
+export interface AuditFlags extends ConfigFlags {
+  operator?: boolean;
+  tenant?: string;
+  after?: string;
+  limit?: string;
+}
 
-export async function auditCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, {
-    ...dataDirOption,
-    operator: { type: "boolean" },
-    tenant: { type: "string" },
-    after: { type: "string" },
-    limit: { type: "string" },
-  });
-  if (positionals.join(" ") !== "list" || Boolean(values.operator) === (values.tenant !== undefined)) {
-    throw new UsageError(USAGE);
+export async function auditCommand(values: AuditFlags, io: CliIo): Promise<number> {
+  if (Boolean(values.operator) === (values.tenant !== undefined)) {
+    throw new UsageError("give either --operator or --tenant ID; see `cardvault audit list --help`");
   }
   const limit = integerOption(values.limit, "limit") ?? 100;
   if (limit < 1 || limit > 1000) throw new UsageError("--limit must be from 1 to 1000.");

@@ -1,7 +1,7 @@
 // cardvault crypto: every subcommand against the vectors, help/usage, and bad input (exit 2, one stderr line, no secrets).
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { cryptoCommand } from "./crypto.js";
+import { main } from "./commands.js";
 import type { CliIo } from "./io.js";
 
 type Section =
@@ -28,7 +28,7 @@ async function run(...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => err.push(t) };
-  const code = await cryptoCommand(args, io);
+  const code = await main(["crypto", ...args], io);
   return { code, stdout: out.join(""), stderr: err.join("") };
 }
 
@@ -220,7 +220,7 @@ describe("crypto CLI: help and usage", () => {
     for (const args of [["--help"], ["-h"], ["cvv", "--help"], ["pin-block", "--help"]]) {
       const r = await run(...args);
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain("Usage: cardvault crypto");
+      expect(r.stdout).toContain("usage: cardvault crypto");
       expect(r.stderr).toBe("");
     }
   });
@@ -229,7 +229,7 @@ describe("crypto CLI: help and usage", () => {
     const r = await run();
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toContain("Usage: cardvault crypto");
+    expect(r.stderr).toContain("usage: cardvault crypto");
   });
 
   it("unknown commands and pin-block without a mode exit 2", async () => {

@@ -1,36 +1,42 @@
-// `cardvault keys init | list | rotate`: manage the local keystore. Prints ids and check values, never keys.
-// rotate adds new key versions and, for the keys that seal data, re-encrypts every card online and then
-// retires the old versions; running servers adopt the new keystore by themselves (see local-keystore.ts).
+// `cardvault keys init | list | rotate | reencrypt`: manage the local keystore. Prints ids and check values,
+// never keys. rotate adds new key versions and, for the keys that seal data, re-encrypts every card online and
+// then retires the old versions; running servers adopt the new keystore by themselves (see local-keystore.ts).
 import { setTimeout as sleep } from "node:timers/promises";
 import { type KeyType, keyTypes } from "../keys/key-provider.js";
 import { initKeystore, keystoreExists, loadKeystore, retireKeys, rotateKeys } from "../keys/keystore-file.js";
 import { systemClock } from "../lib/clock.js";
 import { keystorePath, openRuntime, resolveMasterKey } from "../runtime.js";
 import { type CliIo, UsageError } from "./io.js";
-import { configFrom, dataDirOption, parse } from "./options.js";
+import { type ConfigFlags, configFrom } from "./options.js";
 
-/** Rotated by default: the keys that seal data. CVK/PVK rotate only on request (cards keep their own). */
-const DEFAULT_ROTATION: KeyType[] = ["pan-data", "pin-storage"];
 /** The types whose ciphertexts `rotate` re-encrypts, after which their old versions are retired. */
 const REENCRYPTED: readonly KeyType[] = ["pan-data", "pin-storage"];
-/** Longer than a running provider's keystore check (1 s): what a server sealed under the old key is caught. */
-const DEFAULT_GRACE_MS = 2000;
 
-export async function keysCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, {
-    ...dataDirOption,
-    type: { type: "string", multiple: true },
-    "batch-size": { type: "string" },
-    "grace-ms": { type: "string" },
-    "no-reencrypt": { type: "boolean" },
-  });
+/** What `keys rotate` takes; the other actions take fewer. Declared, with their defaults, in commands.ts. */
+export interface KeysFlags extends ConfigFlags {
+  type?: string[];
+  "batch-size"?: string;
+  "grace-ms"?: string;
+  "no-reencrypt"?: boolean;
+}
+
+export async function keysCommand(
+  action: "init" | "list" | "rotate" | "reencrypt",
+  values: KeysFlags,
+  io: CliIo,
+): Promise<number> {
   const config = configFrom(values);
   const file = keystorePath(config);
   const warn = (message: string) => io.stderr(`warning: ${message}`);
   const masterKey = resolveMasterKey(config, warn);
-  const batchSize = Number(values["batch-size"] ?? 200);
-  const graceMs = Number(values["grace-ms"] ?? DEFAULT_GRACE_MS);
-  if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(graceMs) || graceMs < 0) {
+  // rotate and reencrypt take these (with defaults): checked before anything changes.
+  const batchSize = Number(values["batch-size"]);
+  const graceMs = Number(values["grace-ms"]);
+  const reencrypts = action === "rotate" || action === "reencrypt";
+  if (
+    reencrypts &&
+    !(Number.isInteger(batchSize) && batchSize >= 1 && Number.isInteger(graceMs) && graceMs >= 0)
+  ) {
     throw new UsageError("--batch-size must be a whole number ≥ 1 and --grace-ms ≥ 0");
   }
 
@@ -63,7 +69,7 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     }
   }
 
-  switch (positionals[0]) {
+  switch (action) {
     case "init": {
       const created = initKeystore(file, masterKey, systemClock);
       io.stdout(
@@ -81,7 +87,7 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     case "rotate": {
-      const types = (values.type ?? DEFAULT_ROTATION) as string[];
+      const types = values.type ?? [];
       const unknown = types.filter((t) => !(keyTypes as readonly string[]).includes(t));
       if (unknown.length)
         throw new UsageError(`Unknown key type ${unknown.join(", ")}; one of ${keyTypes.join(", ")}.`);
@@ -98,9 +104,5 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
       await reencrypt(REENCRYPTED);
       return 0;
     }
-    default:
-      throw new UsageError(
-        "usage: cardvault keys init | list | rotate [--type TYPE ...] [--no-reencrypt] | reencrypt [--batch-size N] [--grace-ms MS] [--data-dir DIR]",
-      );
   }
 }

@@ -2,10 +2,9 @@
 import { connectStore } from "../runtime.js";
 import { ensureSchema } from "../store/db.js";
 import type { CliIo } from "./io.js";
-import { configFrom, dataDirOption, parse } from "./options.js";
+import { type ConfigFlags, configFrom } from "./options.js";
 
-export async function migrateCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parse(args, dataDirOption);
+export async function migrateCommand(values: ConfigFlags, io: CliIo): Promise<number> {
   const store = connectStore(configFrom(values));
   try {
     const applied = await ensureSchema(store.db, { migrate: true });

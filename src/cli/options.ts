@@ -1,38 +1,41 @@
-// Shared command-line parsing: strict flags, --data-dir everywhere, and config built from env + flags.
-import { type ParseArgsConfig, parseArgs } from "node:util";
+// Shared command-line pieces: the options every store-reading command takes, and config built from env + flags.
 import { type Config, loadConfig } from "../config.js";
+import type { OptionSpecs } from "./command.js";
 import { UsageError } from "./io.js";
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
-
-/** Every command that reads the store or keys takes these. */
+/** The data directory: every command that reads the keystore or development secrets takes it. */
 export const dataDirOption = {
-  "data-dir": { type: "string" },
-  "database-url": { type: "string" },
-} as const satisfies Options;
+  "data-dir": {
+    type: "string",
+    value: "DIR",
+    help: "SQLite database, keystore and development secrets (default: $CARDVAULT_DATA_DIR, else ./data)",
+  },
+} as const satisfies OptionSpecs;
 
-export function parse<O extends Options>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+/** Every command that reads the store takes these. */
+export const storeOptions = {
+  ...dataDirOption,
+  "database-url": {
+    type: "string",
+    value: "URL",
+    help: "a postgres:// URL selects PostgreSQL (default: $CARDVAULT_DATABASE_URL, else SQLite in the data directory)",
+  },
+} as const satisfies OptionSpecs;
+
+export interface ConfigFlags {
+  "data-dir"?: string;
+  "database-url"?: string;
+  host?: string;
+  port?: string;
 }
 
-type Flag = string | boolean | undefined;
-
-export function configFrom(values: {
-  "data-dir"?: Flag;
-  "database-url"?: Flag;
-  host?: Flag;
-  port?: Flag;
-}): Config {
-  const str = (v: Flag) => (typeof v === "string" ? v : undefined);
+/** The configuration: the environment (docs/configuration.md), with the flags given taking precedence. */
+export function configFrom(values: ConfigFlags): Config {
   return loadConfig(process.env, {
-    dataDir: str(values["data-dir"]),
-    databaseUrl: str(values["database-url"]),
-    host: str(values.host),
-    port: str(values.port),
+    dataDir: values["data-dir"],
+    databaseUrl: values["database-url"],
+    host: values.host,
+    port: values.port,
   });
 }
 

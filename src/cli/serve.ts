@@ -3,11 +3,10 @@
 import { startServer } from "../http/server.js";
 import { createLogger } from "../lib/logger.js";
 import { openRuntime } from "../runtime.js";
-import { configFrom, dataDirOption, parse } from "./options.js";
+import { type ConfigFlags, configFrom } from "./options.js";
 import { stopSignal } from "./stop-signal.js";
 
-export async function serveCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { ...dataDirOption, host: { type: "string" }, port: { type: "string" } });
+export async function serveCommand(values: ConfigFlags): Promise<number> {
   const config = configFrom(values);
   const logger = createLogger(config.logLevel);
   const stopped = stopSignal();

@@ -5,28 +5,28 @@ import { openStore } from "../runtime.js";
 import { createTenantService } from "../services/tenants.js";
 import { createTenantRepo } from "../store/tenant-repo.js";
 import { type CliIo, UsageError } from "./io.js";
-import { configFrom, dataDirOption, integerOption, parse } from "./options.js";
+import { type ConfigFlags, configFrom, integerOption } from "./options.js";
 
-export async function tenantsCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, {
-    ...dataDirOption,
-    name: { type: "string" },
-    bin: { type: "string" },
-    "pan-length": { type: "string" },
-    "max-cvv-tries": { type: "string" },
-    "max-pin-tries": { type: "string" },
-    sandbox: { type: "boolean" },
-    "rotation-interval-hours": { type: "string" },
-    "allow-private-webhooks": { type: "boolean" },
-    "secure-data-pin": { type: "boolean" },
-    "allow-pin-block-format-1": { type: "boolean" },
-  });
-  const [action, id] = positionals;
-  if (action !== "add" && action !== "list") {
-    throw new UsageError(
-      "usage: cardvault tenants add ID [--bin DIGITS] [--pan-length N] [--max-cvv-tries N] [--max-pin-tries N] [--sandbox] [--rotation-interval-hours N] [--allow-private-webhooks] [--secure-data-pin] [--allow-pin-block-format-1] | tenants list",
-    );
-  }
+/** What `tenants add` takes (`tenants list` only the store flags). */
+export interface TenantFlags extends ConfigFlags {
+  name?: string;
+  bin?: string;
+  "pan-length"?: string;
+  "max-cvv-tries"?: string;
+  "max-pin-tries"?: string;
+  sandbox?: boolean;
+  "rotation-interval-hours"?: string;
+  "allow-private-webhooks"?: boolean;
+  "secure-data-pin"?: boolean;
+  "allow-pin-block-format-1"?: boolean;
+}
+
+export async function tenantsCommand(
+  action: "add" | "list",
+  values: TenantFlags,
+  id: string | undefined,
+  io: CliIo,
+): Promise<number> {
   const store = await openStore(configFrom(values));
   const tenants = createTenantService({ tenants: createTenantRepo(store.db), clock: systemClock });
   try {
@@ -39,7 +39,7 @@ export async function tenantsCommand(args: string[], io: CliIo): Promise<number>
       }
       return 0;
     }
-    if (!id) throw new UsageError("usage: cardvault tenants add ID [...]");
+    if (!id) throw new UsageError("missing ID");
     const row = await tenants.add({
       id,
       name: values.name,

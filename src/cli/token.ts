@@ -4,21 +4,12 @@ import { mintToken, scopes } from "../http/auth.js";
 import { systemClock } from "../lib/clock.js";
 import { resolveJwtSecret } from "../runtime.js";
 import { type CliIo, UsageError } from "./io.js";
-import { configFrom, dataDirOption, parse, parseDuration } from "./options.js";
+import { type ConfigFlags, configFrom, parseDuration } from "./options.js";
 
-export async function tokenCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parse(args, {
-    ...dataDirOption,
-    tenant: { type: "string" },
-    scope: { type: "string" },
-    ttl: { type: "string", default: "1h" },
-    subject: { type: "string", default: "cli" },
-  });
-  if (!values.tenant || values.scope === undefined) {
-    throw new UsageError(
-      `usage: cardvault token --tenant ID --scope "${scopes.join(" ")}" [--ttl 1h] [--subject NAME]`,
-    );
-  }
+export async function tokenCommand(
+  values: ConfigFlags & { tenant: string; scope: string; ttl: string; subject: string },
+  io: CliIo,
+): Promise<number> {
   const config = configFrom(values);
   const secret = resolveJwtSecret(config, (message) => io.stderr(`warning: ${message}`));
   if (!secret)

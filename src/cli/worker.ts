@@ -3,11 +3,10 @@
 import { startJobs } from "../jobs/runner.js";
 import { createLogger } from "../lib/logger.js";
 import { createJobs, openRuntime } from "../runtime.js";
-import { configFrom, dataDirOption, parse } from "./options.js";
+import { type ConfigFlags, configFrom } from "./options.js";
 import { stopSignal } from "./stop-signal.js";
 
-export async function workerCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, dataDirOption);
+export async function workerCommand(values: ConfigFlags): Promise<number> {
   const config = configFrom(values);
   const logger = createLogger(config.logLevel);
   const stopped = stopSignal();
