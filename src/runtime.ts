@@ -90,7 +90,7 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
     initKeystore(file, masterKey, clock);
     keys = loadKeystore(file, masterKey);
   }
-  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey));
+  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), { pool: config.secureDataPool });
 }
 
 /**
@@ -329,6 +329,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       reveal: revealSettings(config),
     }),
     jwtSecret,
-    close: () => store.close(),
+    async close() {
+      await store.close();
+      await keys.close();
+    },
   };
 }
