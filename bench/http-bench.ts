@@ -70,17 +70,21 @@ export const BENCH_ENV = {
 };
 export const BENCH_ACTOR = { tenantId: "bench", subject: "bench" };
 
-/** The scenarios' tenant (3 tries) and cards, each with PIN 1234 and a wrong CVV, made through the services. */
+/** The scenarios' tenant (3 tries) and cards, each with PIN 1234, its CVV and a wrong one, made through the services. */
 export async function seedCards(
   services: Runtime["services"],
-): Promise<{ token: string; wrongCvv: string }[]> {
+): Promise<{ token: string; cvv: string; wrongCvv: string }[]> {
   await services.tenants.add({ id: BENCH_ACTOR.tenantId, maxCvvTries: 3, maxPinTries: 3 });
-  const cards: { token: string; wrongCvv: string }[] = [];
+  const cards: { token: string; cvv: string; wrongCvv: string }[] = [];
   for (let i = 0; i < CARDS; i++) {
     const card = await services.cards.create(BENCH_ACTOR, { type: "virtual" });
     await services.pin.set(BENCH_ACTOR, card.publicToken, "1234");
     const { cvv } = await services.cvv.get(BENCH_ACTOR, card.publicToken);
-    cards.push({ token: card.publicToken, wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
+    cards.push({
+      token: card.publicToken,
+      cvv,
+      wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0"),
+    });
   }
   return cards;
 }
