@@ -45,7 +45,7 @@ export interface DeviceCryptoPool {
   admit(): () => void;
   unwrap(wrappedKey: Buffer, keyIds: string[]): Promise<{ key: Buffer; wrapKeyId: string } | undefined>;
   sign(keyId: string, data: Buffer): Promise<Buffer>;
-  /** The payload is moved to the thread (and wiped there): the caller's buffer is left empty. */
+  /** The payload goes to the thread, which wipes it after use; the caller's buffer is wiped at once. */
   jwe(keyId: string, payload: Buffer, deviceKey: JWK): Promise<string>;
   /** The private secure-data keys the next pool starts with (a new key version was adopted). */
   useKeys(keys: DeviceCryptoWorkerData["keys"]): void;
@@ -118,8 +118,9 @@ export function createDeviceCryptoPool(settings: DeviceCryptoPoolSettings): Devi
       keys = next;
       const previous = pool;
       pool = undefined;
-      // Its queued and running tasks complete; the next task starts a pool with the new keys.
-      void previous?.close();
+      // Its queued and running tasks complete; the next task starts a pool with the new keys. Stopping it
+      // cannot fail a request (each task answered or failed its own caller already).
+      previous?.close().catch(() => {});
     },
 
     async close() {

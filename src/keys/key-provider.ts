@@ -3,7 +3,8 @@
 // clear PANs and the clear PIN of an enciphered PIN block never leave the provider. A clear PAN or PIN goes
 // in only where it comes from outside (a PIN the cardholder sets, a PAN presented for a look-up). A PKCS#11
 // module implements this same interface (there the PAN is opened inside the token); the local keystore is
-// the default. Every provider runs the contract suite in key-provider.contract.ts.
+// the default. Every provider runs the contract suite in key-provider.contract.ts. Get Card Data is a session
+// in steps (DeviceSession), so that its costly private-key work stays out of the caller's store transaction.
 import { AppError } from "../domain/errors.js";
 
 export const keyTypes = [

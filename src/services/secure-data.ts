@@ -7,7 +7,6 @@
 // SQLite one connection serialises every write): the session key is unwrapped before it, by the key
 // provider's threads, and the answer signed after it commits. A delivery the provider has no room for is
 // refused (503 overloaded) before anything is done or counted.
-
 import { AppError } from "../domain/errors.js";
 import type {
   CardDataField,
@@ -101,8 +100,8 @@ export function createSecureDataService(deps: SecureDataServiceDeps) {
   /**
    * Delivers inside the caller's transaction on the card as read there (the caller decides whether the card
    * may show its data): the payload sealed to the opened device session, its key claimed, the read audited.
-   * Undefined when the session key already delivered once: the replay is audited, nothing is sealed for
-   * sending, and the caller answers replayed() after its transaction commits. The payload carries exactly
+   * Undefined when the session key already delivered once: the replay is audited, nothing is signed or sent,
+   * and the caller answers replayed() after its transaction commits. The payload carries exactly
    * `fields` (a reveal session's own), less the PIN where the tenant does not enable PIN delivery.
    */
   async function deliverIn(
