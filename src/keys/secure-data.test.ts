@@ -189,4 +189,43 @@ describe("secure-data keys in the local key provider", () => {
       await provider.close();
     }
   });
+
+  it("signs with a signing key rotated by another process while it runs: its threads get the new version", async () => {
+    const file = keystore();
+    let changed = false;
+    const reload = () => {
+      if (!changed) return undefined;
+      changed = false;
+      return loadKeystore(file, master);
+    };
+    const running = createLocalKeyProvider(loadKeystore(file, master), reload);
+    try {
+      const card = await cardIn(running);
+      const wrap = running.secureDataKeys().find((k) => k.use === "wrap")!;
+      const signed = () =>
+        deliver(running, { wrappedKey: wrapUnder(wrap.pem, randomBytes(32)), now: clock.now() }, card, [
+          "cvv",
+        ]);
+      expect((await signed()).signingKeyId).toBe("secure-data-sign-v1"); // the threads have started
+
+      // A distinct pair for v2 at no keygen cost: the cached 4096-bit one (the size does not matter here).
+      rotateKeys(file, master, ["secure-data-sign"], clock, {
+        generateRsaKey: () => testRsaKeyGenerator(4096),
+      });
+      changed = true;
+      // A key id the provider does not know makes it look for a newer keystore at once.
+      await expect(running.deriveCvv({ ...card, cvkId: "cvk-v9" })).rejects.toMatchObject({
+        code: "key_unavailable",
+      });
+      const answer = await signed();
+      expect(answer.signingKeyId).toBe("secure-data-sign-v2");
+      const sign = running.secureDataKeys().find((k) => k.kid === "secure-data-sign-v2")!;
+      const pss = { key: sign.pem, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
+      expect(
+        verify("sha256", Buffer.concat([answer.encryptedPayload, answer.iv]), pss, answer.signature),
+      ).toBe(true);
+    } finally {
+      await running.close();
+    }
+  });
 });
