@@ -15,10 +15,13 @@ declare module "autocannon" {
       pipelining?: number;
       headers?: Record<string, string>;
       requests?: Request[];
+      /** Requests a second over all connections (latencies corrected for coordinated omission). */
+      overallRate?: number;
     }
     interface Result {
       requests: { average: number; total: number };
-      latency: { p99: number; average: number };
+      latency: { p50: number; p99: number; average: number };
+      statusCodeStats?: Record<string, { count: number | string }>;
       non2xx: number;
       errors: number;
       timeouts: number;

@@ -67,6 +67,9 @@ export const BENCH_ENV = {
   CARDVAULT_MASTER_KEY: MASTER,
   CARDVAULT_RATE_LIMIT_PER_CARD: "1000000000",
   CARDVAULT_RATE_LIMIT_PER_TENANT: "1000000000",
+  // The secure-data flood measures what the worker pool protects, not the tenant's Get Card Data limit.
+  CARDVAULT_RATE_LIMIT_SECURE_DATA_PER_TENANT: "1000000000",
+  CARDVAULT_RATE_LIMIT_MANAGE_PER_CARD_DAY: "1000000000",
 };
 export const BENCH_ACTOR = { tenantId: "bench", subject: "bench" };
 
@@ -80,7 +83,11 @@ export async function seedCards(
     const card = await services.cards.create(BENCH_ACTOR, { type: "virtual" });
     await services.pin.set(BENCH_ACTOR, card.publicToken, "1234");
     const { cvv } = await services.cvv.get(BENCH_ACTOR, card.publicToken);
-    cards.push({ token: card.publicToken, cvv, wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0") });
+    cards.push({
+      token: card.publicToken,
+      cvv,
+      wrongCvv: String((Number(cvv) + 1) % 1000).padStart(3, "0"),
+    });
   }
   return cards;
 }

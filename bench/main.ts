@@ -7,6 +7,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runCryptoBench } from "./crypto-bench.js";
+import { runFloodBench } from "./flood-bench.js";
 import { runHttpBench } from "./http-bench.js";
 import { root } from "./processes.js";
 import { runRotationBench } from "./rotation-bench.js";
@@ -69,6 +70,16 @@ if (wants("http")) {
   results.push(...http.results);
   peakRssMb = http.peakRssMb;
 }
+if (wants("flood")) {
+  log("Get Card Data flood scenarios (serve, probes at a fixed rate, 32 flooding connections)…");
+  results.push(
+    ...(await runFloodBench({
+      rounds: quick ? 2 : 3,
+      durationSeconds: quick ? 4 : 10,
+      mode,
+    })),
+  );
+}
 if (wants("rotation")) {
   log("rotation scenarios…");
   results.push(
@@ -78,7 +89,10 @@ if (wants("rotation")) {
 
 const ratioText = (r: ScenarioResult) => `${r.ratio.toFixed(2)}×`;
 const targetText = (r: ScenarioResult) =>
-  [r.target !== undefined ? `≥ ${r.target}×` : "report", r.p99TargetMs ? `p99 ≤ ${r.p99TargetMs} ms` : ""]
+  [
+    r.target !== undefined ? `≥ ${r.target}×` : r.ceiling !== undefined ? `≤ ${r.ceiling}×` : "report",
+    r.p99TargetMs ? `p99 ≤ ${r.p99TargetMs} ms` : "",
+  ]
     .filter(Boolean)
     .join(", ");
 const metText = (r: ScenarioResult) => (r.met === undefined ? "—" : r.met ? "met" : "NOT met");

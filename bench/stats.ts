@@ -17,6 +17,8 @@ export interface ScenarioResult {
   ratio: number;
   /** Minimum ratio the issue asks for; undefined when the scenario is report-only. */
   target?: number;
+  /** Maximum ratio the issue allows (a latency under load over the same latency unloaded). */
+  ceiling?: number;
   p99Ms?: number;
   p99TargetMs?: number;
   /** Extra facts (errors, non-2xx, rotations/s floor …). */
@@ -49,13 +51,13 @@ export function opsPerSecond(fn: () => unknown, ms: number, opsPerCall = 1): num
 
 export function finish(result: Omit<ScenarioResult, "ratio" | "met">): ScenarioResult {
   const ratio = result.value / result.baseline;
-  const ratioOk = result.target === undefined || ratio >= result.target;
+  const ratioOk =
+    (result.target === undefined || ratio >= result.target) &&
+    (result.ceiling === undefined || ratio <= result.ceiling);
   const p99Ok = result.p99TargetMs === undefined || (result.p99Ms ?? Infinity) <= result.p99TargetMs;
-  return {
-    ...result,
-    ratio,
-    met: result.target === undefined && result.p99TargetMs === undefined ? undefined : ratioOk && p99Ok,
-  };
+  const judged =
+    result.target !== undefined || result.ceiling !== undefined || result.p99TargetMs !== undefined;
+  return { ...result, ratio, met: judged ? ratioOk && p99Ok : undefined };
 }
 
 export function fmt(n: number, digits = 0): string {

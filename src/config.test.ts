@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseMasterKey } from "./config.js";
 
@@ -98,6 +99,19 @@ describe("configuration", () => {
         /CARDVAULT_PURGE_BATCH_SIZE/,
       );
     }
+  });
+
+  it("sizes Get Card Data's worker threads from the CPUs and bounds their queue (Hardening II)", () => {
+    expect(loadConfig({}).secureDataPool).toEqual({
+      threads: Math.max(1, availableParallelism() - 1),
+      queue: 32,
+    });
+    expect(
+      loadConfig({ CARDVAULT_SECURE_DATA_THREADS: "3", CARDVAULT_SECURE_DATA_QUEUE: "0" }).secureDataPool,
+    ).toEqual({ threads: 3, queue: 0 });
+    expect(() => loadConfig({ CARDVAULT_SECURE_DATA_THREADS: "0" })).toThrow(/CARDVAULT_SECURE_DATA_THREADS/);
+    expect(() => loadConfig({ CARDVAULT_SECURE_DATA_QUEUE: "-1" })).toThrow(/CARDVAULT_SECURE_DATA_QUEUE/);
+    expect(() => loadConfig({ CARDVAULT_SECURE_DATA_QUEUE: "many" })).toThrow(/CARDVAULT_SECURE_DATA_QUEUE/);
   });
 
   it("reads a master key as hex or base64", () => {

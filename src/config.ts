@@ -4,6 +4,7 @@
 import { resolve } from "node:path";
 import type { RateLimits } from "./domain/rate-limit.js";
 import type { WrongTryBudget } from "./domain/tries.js";
+import { type DeviceCryptoPoolSettings, defaultDeviceCryptoPool } from "./keys/device-crypto-pool.js";
 
 export interface AuthConfig {
   /** HS256 shared secret (from CARDVAULT_JWT_SECRET); undefined → JWKS or the development secret. */
@@ -55,6 +56,12 @@ export interface Config {
    * (CARDVAULT_WRONG_TRY_BUDGET, CARDVAULT_WRONG_TRY_BUDGET_HOURS).
    */
   wrongTryBudget: WrongTryBudget;
+  /**
+   * Get Card Data's private-key work runs on worker threads (CARDVAULT_SECURE_DATA_THREADS, default one fewer
+   * than the CPUs, at least 1) with room for CARDVAULT_SECURE_DATA_QUEUE more deliveries waiting (default 32);
+   * past that, 503 overloaded.
+   */
+  secureDataPool: DeviceCryptoPoolSettings;
 }
 
 export interface ConfigOverrides {
@@ -161,6 +168,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     problems.push("CARDVAULT_WRONG_TRY_BUDGET_HOURS must be a whole number of hours from 1 to 8784 (a year)");
   }
 
+  const poolDefaults = defaultDeviceCryptoPool();
+  const secureDataPool = {
+    threads: Number(env.CARDVAULT_SECURE_DATA_THREADS ?? poolDefaults.threads),
+    queue: Number(env.CARDVAULT_SECURE_DATA_QUEUE ?? poolDefaults.queue),
+  };
+  if (!Number.isInteger(secureDataPool.threads) || secureDataPool.threads < 1) {
+    problems.push("CARDVAULT_SECURE_DATA_THREADS must be a whole number ≥ 1");
+  }
+  if (!Number.isInteger(secureDataPool.queue) || secureDataPool.queue < 0) {
+    problems.push("CARDVAULT_SECURE_DATA_QUEUE must be a whole number ≥ 0");
+  }
+
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
     problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or canonical (padded) base64");
@@ -229,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     publicUrl,
     revealSessionsPerCardHour,
     wrongTryBudget,
+    secureDataPool,
     auth: {
       hs256Secret,
       jwksFile,

@@ -98,7 +98,7 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
     initKeystore(file, masterKey, clock);
     keys = loadKeystore(file, masterKey);
   }
-  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey));
+  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), { pool: config.secureDataPool });
 }
 
 /**
@@ -364,6 +364,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       wrongTryBudget: config.wrongTryBudget,
     }),
     jwtSecret,
-    close: () => store.close(),
+    async close() {
+      await store.close();
+      await keys.close();
+    },
   };
 }

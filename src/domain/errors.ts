@@ -50,6 +50,8 @@ export const errorStatus = {
   internal_error: 500,
   key_unavailable: 500,
   service_unavailable: 503,
+  /** The key provider's threads for Get Card Data and their queue are full: nothing was done; retry. */
+  overloaded: 503,
 } as const;
 
 export type ErrorCode = keyof typeof errorStatus;
@@ -69,6 +71,19 @@ export class AppError extends Error {
     this.code = code;
     this.status = errorStatus[code];
     if (options?.fields) this.fields = options.fields;
+  }
+}
+
+/**
+ * Work of a kind the service is at capacity for (Get Card Data's private-key threads): refused before anything
+ * was done, to be retried after `retryAfterSeconds` (the HTTP layer's Retry-After).
+ */
+export class OverloadedError extends AppError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super("overloaded", message);
+    this.name = "OverloadedError";
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

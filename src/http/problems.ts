@@ -4,7 +4,6 @@
 // a client sends produces a 500; a real 500 never echoes its internal message.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, type FieldErrors, isTransient } from "../domain/errors.js";
-import { RateLimitedError } from "../services/rate-limits.js";
 
 const PROBLEM_BASE = "https://cardvault.dev/problems/";
 
@@ -232,7 +231,7 @@ export interface ErrorShape {
 
 /**
  * The error handler of one API: normalise (toAppError), log what was unexpected (without request bodies),
- * challenge a 401 with WWW-Authenticate, say when to retry a 429 (Retry-After), answer with the request id
+ * challenge a 401 with WWW-Authenticate, say when to retry (Retry-After: a 429, a full pool's 503), answer with the request id
  * and the API's own body.
  */
 export function dialectErrorHandler(shape: ErrorShape) {
@@ -242,12 +241,20 @@ export function dialectErrorHandler(shape: ErrorShape) {
     // Nobody is left to answer; a client that goes away is routine, not an incident.
     if (clientAborted) request.log.debug({ err: error }, "client closed the connection mid-request");
     if (appError.status === 401) reply.header("www-authenticate", 'Bearer realm="cardvault"');
-    if (appError instanceof RateLimitedError) reply.header("retry-after", String(appError.retryAfterSeconds));
+    const retryAfter = retryAfterOf(appError);
+    if (retryAfter !== undefined) reply.header("retry-after", String(retryAfter));
     request.transientFailure = isTransient(appError);
     reply.status(appError.status).header("x-request-id", request.id);
     if (shape.contentType) reply.type(shape.contentType);
     return reply.send(shape.body(appError, request.id));
   };
+}
+
+/** When a refused request may be sent again, for those that say (RateLimitedError, OverloadedError). */
+function retryAfterOf(error: AppError): number | undefined {
+  return "retryAfterSeconds" in error && typeof error.retryAfterSeconds === "number"
+    ? error.retryAfterSeconds
+    : undefined;
 }
 
 /** Every failure in a scope (the app, or a dialect's encapsulated plugin), unknown routes included, in one shape. */

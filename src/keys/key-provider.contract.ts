@@ -28,6 +28,8 @@ import { expiryToDate } from "../domain/card.js";
 import { AppError, type ErrorCode } from "../domain/errors.js";
 import {
   type CardDataField,
+  type DeviceAnswer,
+  type DeviceRequest,
   type KeyProvider,
   type KeyType,
   keyTypes,
@@ -174,6 +176,33 @@ const openDevicePayload = (sessionKey: Buffer, iv: Buffer, encrypted: Buffer): R
   const decipher = createDecipheriv("aes-256-cbc", sessionKey, iv);
   return JSON.parse(Buffer.concat([decipher.update(encrypted), decipher.final()]).toString("utf8"));
 };
+
+/** Get Card Data through a provider's device session, the way a service runs it: open, seal, sign, close. */
+async function deliverThrough(
+  p: KeyProvider,
+  request: DeviceRequest,
+  card: SealedPinCard,
+  fields: readonly CardDataField[],
+) {
+  const session = p.deviceSession(request);
+  try {
+    await session.open();
+    const sealed = await session.seal(card, fields);
+    return { sealed, replayId: session.replayId, answer: await session.sign(sealed) };
+  } finally {
+    session.close();
+  }
+}
+
+function rsaAnswer(answer: DeviceAnswer) {
+  if (answer.kind !== "rsa") throw new Error(`expected an RSA answer, got ${answer.kind}`);
+  return answer;
+}
+
+function jweAnswer(answer: DeviceAnswer) {
+  if (answer.kind !== "jwe") throw new Error(`expected a JWE answer, got ${answer.kind}`);
+  return answer;
+}
 
 export function describeKeyProviderContract(name: string, setup: ContractSetup): void {
   describe(`KeyProvider contract: ${name}`, () => {
@@ -618,15 +647,25 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
         })[name];
 
       it.each(cases)(
-        "sealForDevice $fields: AES-256-CBC under the session key, signed RSA-PSS, exactly those fields",
+        "a device session $fields: AES-256-CBC under the session key, signed RSA-PSS, exactly those fields",
         async ({ fields, names }) => {
           const wrap = p.secureDataKeys().find((k) => k.kid === activeOf(keys, "secure-data-wrap").id)!;
           const sessionKey = randomBytes(32);
-          const sealed = await p.sealForDevice({
-            card: pinCard,
+          const {
+            sealed: metadata,
+            replayId,
+            answer,
+          } = await deliverThrough(
+            p,
+            { wrappedKey: wrapUnder(wrap.pem, sessionKey), now: new Date() },
+            pinCard,
             fields,
-            wrappedKey: wrapUnder(wrap.pem, sessionKey),
-            now: new Date(),
+          );
+          const sealed = rsaAnswer(answer);
+          expect(metadata).toEqual({
+            method: "rsa-oaep+aes-cbc",
+            wrapKeyId: wrap.kid,
+            signingKeyId: activeOf(keys, "secure-data-sign").id,
           });
           expect(sealed.wrapKeyId).toBe(wrap.kid);
           expect(sealed.signingKeyId).toBe(activeOf(keys, "secure-data-sign").id);
@@ -638,68 +677,86 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
           const payload = openDevicePayload(sessionKey, sealed.iv, sealed.encryptedPayload);
           expect(Object.keys(payload).sort()).toEqual(names);
           for (const n of names) expect(payload[n], n).toBe(expectedValue(n));
-          expect(stringsOf(sealed).join()).not.toContain(PAN);
-          expect(sealed.replayId).not.toContain(sessionKey.toString("base64url"));
-          expect(sealed.replayId).not.toContain(sessionKey.toString("hex"));
+          expect(stringsOf([metadata, sealed]).join()).not.toContain(PAN);
+          expect(replayId).not.toContain(sessionKey.toString("base64url"));
+          expect(replayId).not.toContain(sessionKey.toString("hex"));
         },
       );
 
-      it("sealForDevice: the same session key has the same replayId, another key another", async () => {
+      it("a device session: the same session key has the same replayId, another key another", async () => {
         const wrap = p.secureDataKeys().find((k) => k.kid === activeOf(keys, "secure-data-wrap").id)!;
         const sessionKey = randomBytes(32);
-        const seal = (key: Buffer) =>
-          p.sealForDevice({
-            card: pinCard,
-            fields: ["expiry"],
+        const replayIdOf = async (key: Buffer) => {
+          const session = p.deviceSession({
             wrappedKey: wrapUnder(wrap.pem, key),
             now: new Date(),
             keyId: wrap.kid,
           });
-        const a = await seal(sessionKey);
-        const b = await seal(Buffer.from(sessionKey));
-        expect(a.replayId).toBe(b.replayId);
-        expect((await seal(randomBytes(32))).replayId).not.toBe(a.replayId);
+          try {
+            await session.open();
+            return session.replayId;
+          } finally {
+            session.close();
+          }
+        };
+        const a = await replayIdOf(sessionKey);
+        expect(await replayIdOf(Buffer.from(sessionKey))).toBe(a);
+        expect(await replayIdOf(randomBytes(32))).not.toBe(a);
       });
 
-      it("sealForDevice refuses a key that does not unwrap into 32 bytes, and a keyId that is no wrap key", async () => {
+      it("a device session seals again when asked (a transaction that runs again), signs each seal, and nothing once closed", async () => {
         const wrap = p.secureDataKeys().find((k) => k.kid === activeOf(keys, "secure-data-wrap").id)!;
-        const request = { card: pinCard, fields: ["pan"] as CardDataField[], now: new Date() };
+        const sessionKey = randomBytes(32);
+        const session = p.deviceSession({ wrappedKey: wrapUnder(wrap.pem, sessionKey), now: new Date() });
+        await session.open();
+        const first = await session.seal(pinCard, ["cvv"]);
+        const second = await session.seal(pinCard, ["expiry"]);
+        const answer = rsaAnswer(await session.sign(second));
+        expect(Object.keys(openDevicePayload(sessionKey, answer.iv, answer.encryptedPayload))).toEqual([
+          "expiryDate",
+        ]);
+        session.close();
+        await expect(session.sign(first)).rejects.toThrow();
+        await expect(session.seal(pinCard, ["cvv"])).rejects.toThrow();
+      });
+
+      it("a device session refuses a key that does not unwrap into 32 bytes, and a keyId that is no wrap key", async () => {
+        const wrap = p.secureDataKeys().find((k) => k.kid === activeOf(keys, "secure-data-wrap").id)!;
+        const opening = (request: { wrappedKey: Buffer; keyId?: string }) =>
+          deliverThrough(p, { ...request, now: new Date() }, pinCard, ["pan"]);
         await expectRefused(
-          p.sealForDevice({ ...request, wrappedKey: wrapUnder(wrap.pem, randomBytes(16)) }),
+          opening({ wrappedKey: wrapUnder(wrap.pem, randomBytes(16)) }),
           "session_key_invalid",
           [PAN],
         );
-        await expectRefused(
-          p.sealForDevice({ ...request, wrappedKey: randomBytes(512) }),
-          "session_key_invalid",
-          [PAN],
-        );
-        await expectRefused(
-          p.sealForDevice({ ...request, wrappedKey: randomBytes(12) }),
-          "session_key_invalid",
-          [PAN],
-        );
+        await expectRefused(opening({ wrappedKey: randomBytes(512) }), "session_key_invalid", [PAN]);
+        await expectRefused(opening({ wrappedKey: randomBytes(12) }), "session_key_invalid", [PAN]);
         const wrappedKey = wrapUnder(wrap.pem, randomBytes(32));
         await expectRefused(
-          p.sealForDevice({ ...request, wrappedKey, keyId: activeOf(keys, "secure-data-sign").id }),
+          opening({ wrappedKey, keyId: activeOf(keys, "secure-data-sign").id }),
           "validation_failed",
           [PAN],
         );
-        await expectRefused(
-          p.sealForDevice({ ...request, wrappedKey, keyId: "ct-no-such-key" }),
-          "validation_failed",
-          [PAN],
-        );
+        await expectRefused(opening({ wrappedKey, keyId: "ct-no-such-key" }), "validation_failed", [PAN]);
       });
 
       it.each(cases)(
-        "sealForDeviceJwe $fields: JWS PS256 inside ECDH-ES+A256GCM, exactly those fields",
+        "a device session with a device key $fields: JWS PS256 inside ECDH-ES+A256GCM, exactly those fields",
         async ({ fields, names }) => {
           const device = generateKeyPairSync("ec", { namedCurve: "P-256" });
           const deviceKey = device.publicKey.export({ format: "jwk" }) as Record<string, unknown>;
-          const sealed = await p.sealForDeviceJwe({ card: pinCard, fields, deviceKey });
+          const {
+            sealed: metadata,
+            replayId,
+            answer,
+          } = await deliverThrough(p, { deviceKey }, pinCard, fields);
+          const sealed = jweAnswer(answer);
+          expect(metadata).toEqual({
+            method: "ecdh-es+a256gcm",
+            signingKeyId: activeOf(keys, "secure-data-sign").id,
+          });
           expect(sealed.signingKeyId).toBe(activeOf(keys, "secure-data-sign").id);
-          expect(sealed.replayId).toBe(await calculateJwkThumbprint(deviceKey as JWK, "sha256"));
+          expect(replayId).toBe(await calculateJwkThumbprint(deviceKey as JWK, "sha256"));
           expect(sealed.jwe).not.toContain(PAN);
           const { plaintext, protectedHeader } = await compactDecrypt(sealed.jwe, device.privateKey);
           expect(protectedHeader).toMatchObject({ alg: "ECDH-ES", enc: "A256GCM" });
@@ -712,7 +769,7 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
         },
       );
 
-      it("sealForDeviceJwe refuses anything but a public P-256 key", async () => {
+      it("a device session refuses a device key that is anything but a public P-256 key", async () => {
         const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
         const priv = ec.privateKey.export({ format: "jwk" }) as Record<string, unknown>;
         const pub = ec.publicKey.export({ format: "jwk" }) as Record<string, unknown>;
@@ -725,11 +782,7 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
           {},
         ]) {
           await expectRefused(
-            p.sealForDeviceJwe({
-              card: pinCard,
-              fields: ["pan"],
-              deviceKey: deviceKey as Record<string, unknown>,
-            }),
+            deliverThrough(p, { deviceKey: deviceKey as Record<string, unknown> }, pinCard, ["pan"]),
             "device_key_invalid",
             [PAN],
           );
@@ -787,23 +840,15 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
             ],
             ["reseal", () => rotated.reseal(c)],
             [
-              "sealForDevice",
+              "deviceSession (RSA)",
               () =>
-                p.sealForDevice({
-                  card: c,
-                  fields: ["expiry"],
-                  wrappedKey: wrapUnder(wrapPem, randomBytes(32)),
-                  now: new Date(),
-                }),
+                deliverThrough(p, { wrappedKey: wrapUnder(wrapPem, randomBytes(32)), now: new Date() }, c, [
+                  "expiry",
+                ]),
             ],
             [
-              "sealForDeviceJwe",
-              () =>
-                p.sealForDeviceJwe({
-                  card: c,
-                  fields: ["expiry"],
-                  deviceKey: deviceKey as Record<string, unknown>,
-                }),
+              "deviceSession (JWE)",
+              () => deliverThrough(p, { deviceKey: deviceKey as Record<string, unknown> }, c, ["expiry"]),
             ],
           ];
           for (const [what, run] of operations) {

@@ -3,7 +3,8 @@
 // clear PANs and the clear PIN of an enciphered PIN block never leave the provider. A clear PAN or PIN goes
 // in only where it comes from outside (a PIN the cardholder sets, a PAN presented for a look-up). A PKCS#11
 // module implements this same interface (there the PAN is opened inside the token); the local keystore is
-// the default. Every provider runs the contract suite in key-provider.contract.ts.
+// the default. Every provider runs the contract suite in key-provider.contract.ts. Get Card Data is a session
+// in steps (DeviceSession), so that its costly private-key work stays out of the caller's store transaction.
 import { AppError } from "../domain/errors.js";
 
 export const keyTypes = [
@@ -50,16 +51,60 @@ export interface SecureDataPublicKey {
   pem: string;
 }
 
-/** What a device gets back for an RSA-wrapped session key: AES-256-CBC ciphertext, its IV and a signature. */
-export interface DeviceEnvelope {
-  iv: Buffer;
-  encryptedPayload: Buffer;
-  /** RSA-PSS (SHA-256, MGF1-SHA-256, salt 32) over encryptedPayload ‖ iv. */
-  signature: Buffer;
-  wrapKeyId: string;
+/**
+ * What a device asked Get Card Data with: an AES-256 session key wrapped (RSA-OAEP-SHA256) under the active wrap
+ * key, a retired one not yet past its not-after at `now`, or only `keyId` when given; or its ephemeral P-256
+ * public key (JWK).
+ */
+export type DeviceRequest =
+  | { wrappedKey: Buffer; keyId?: string; now: Date }
+  | { deviceKey: Record<string, unknown> };
+
+/** A card's payload sealed to a device (the ciphertext, or the payload awaiting its JWS, stays inside). */
+export interface SealedCardData {
+  method: "rsa-oaep+aes-cbc" | "ecdh-es+a256gcm";
+  /** RSA path: the wrap key the session key was unwrapped with. */
+  wrapKeyId?: string;
+  /** The signing key the answer will be signed with. */
   signingKeyId: string;
-  /** A digest of the session key (not the key): the same key presented twice has the same replayId. */
-  replayId: string;
+}
+
+/** What a device gets back, signed. */
+export type DeviceAnswer =
+  | {
+      kind: "rsa";
+      /** AES-256-CBC under the session key. */
+      iv: Buffer;
+      encryptedPayload: Buffer;
+      /** RSA-PSS (SHA-256, MGF1-SHA-256, salt 32) over encryptedPayload ‖ iv. */
+      signature: Buffer;
+      wrapKeyId: string;
+      signingKeyId: string;
+    }
+  /** A compact JWS (PS256) of the payload inside a compact JWE (ECDH-ES + A256GCM) to the device key. */
+  | { kind: "jwe"; jwe: string; signingKeyId: string };
+
+/**
+ * One Get Card Data delivery inside the provider, in the order a service runs it: open (the costly private-key
+ * work, before the store transaction), seal (inside it, on the card as read there; again if it runs again),
+ * sign (the costly signature, after it commits), and close, always, whatever happened. The session key (or
+ * device key) and the clear payload never leave it: the handle is all a caller holds.
+ */
+export interface DeviceSession {
+  /**
+   * Unwraps the session key (RSA-OAEP-SHA256: the first current wrap key that opens it into 32 bytes) or checks
+   * the device key. A key that does not unwrap is session_key_invalid, a keyId that names no current wrap key
+   * validation_failed, a device key that is not public P-256 device_key_invalid.
+   */
+  open(): Promise<void>;
+  /** Once open: a digest of the session key, or the device key's RFC 7638 thumbprint. Equal keys, equal ids. */
+  readonly replayId: string;
+  /** The card's `fields` as the card-data.ts JSON, encrypted under the session key, or kept for its JWS. */
+  seal(card: SealedPinCard, fields: readonly CardDataField[]): Promise<SealedCardData>;
+  /** The answer for a payload this session sealed, signed with the active signing key of the seal. */
+  sign(sealed: SealedCardData): Promise<DeviceAnswer>;
+  /** Wipes the session key and the payloads and gives the provider its capacity back; idempotent. */
+  close(): void;
 }
 
 /**
@@ -164,25 +209,12 @@ export interface KeyProvider {
   /** Get Card Data: the public halves of every wrap and sign key version. */
   secureDataKeys(): SecureDataPublicKey[];
   /**
-   * Get Card Data for a device that sent an RSA-wrapped AES-256 session key: the card's `fields` as a JSON
-   * payload (card-data.ts) encrypted under the session key with AES-256-CBC and signed. The session key is
-   * unwrapped (RSA-OAEP-SHA256 under the active wrap key, or a retired one not yet past its not-after, or only
-   * `keyId` when given), used and wiped inside the provider; so is the payload.
+   * Get Card Data: a session for one device request (see DeviceSession). Its private-key work is the costly
+   * part of the request, so a provider bounds how many it serves at once: past its capacity it refuses at
+   * once, before any work, with an OverloadedError (503 `overloaded`, Retry-After).
    */
-  sealForDevice(request: {
-    card: SealedPinCard;
-    fields: readonly CardDataField[];
-    wrappedKey: Buffer;
-    now: Date;
-    keyId?: string;
-  }): Promise<DeviceEnvelope>;
-  /**
-   * The same payload for a device that sent an ephemeral P-256 public JWK: signed (JWS, PS256) and then
-   * encrypted to the device key (compact JWE, ECDH-ES + A256GCM). replayId is the device key's thumbprint.
-   */
-  sealForDeviceJwe(request: {
-    card: SealedPinCard;
-    fields: readonly CardDataField[];
-    deviceKey: Record<string, unknown>;
-  }): Promise<{ jwe: string; signingKeyId: string; replayId: string }>;
+  deviceSession(request: DeviceRequest): DeviceSession;
+
+  /** Stops what the provider started (worker threads, a token's session); in-flight work completes first. */
+  close(): Promise<void>;
 }

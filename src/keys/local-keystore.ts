@@ -1,9 +1,9 @@
 // The local KeyProvider: keys from the keystore file, held in memory, used through node:crypto. Ciphers and
 // generators are built once per key and reused, because CVV and PIN checks sit on the authorisation path.
 // Every ciphertext names the key that made it, so keys can rotate while old ciphertexts stay readable.
-// A card's PAN is opened in one place, panOf(), and only for the operation at hand.
+// A card's PAN is opened in one place, panOf(), and only for the operation at hand. Get Card Data's private-key
+// operations run on the provider's worker threads (device-crypto-pool.ts), never on the event loop.
 import {
-  constants,
   createCipheriv,
   createDecipheriv,
   createHash,
@@ -11,13 +11,11 @@ import {
   createPrivateKey,
   createPublicKey,
   type KeyObject,
-  privateDecrypt,
   randomBytes,
   randomInt,
-  sign,
   timingSafeEqual,
 } from "node:crypto";
-import { CompactEncrypt, CompactSign, calculateJwkThumbprint, importJWK, type JWK } from "jose";
+import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import { computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
 import { generatePan } from "../crypto/pan.js";
@@ -25,12 +23,20 @@ import { createPinBlockCipher, type PinBlockCipher } from "../crypto/pin-block.j
 import { createPvvGenerator } from "../crypto/pvv.js";
 import { AppError } from "../domain/errors.js";
 import { cardDataPayload } from "./card-data.js";
+import {
+  createDeviceCryptoPool,
+  type DeviceCryptoPoolSettings,
+  defaultDeviceCryptoPool,
+} from "./device-crypto-pool.js";
 import type {
   CardDataField,
+  DeviceRequest,
+  DeviceSession,
   KeyInfo,
   KeyProvider,
   KeyType,
   SealedCard,
+  SealedCardData,
   SealedPinCard,
   SecureDataPublicKey,
   StoredPin,
@@ -49,7 +55,16 @@ export type KeystoreReload = () => ClearKey[] | undefined;
 /** How often sealing checks the keystore for a new active version; an unknown key id checks at once. */
 const RELOAD_CHECK_MS = 1000;
 
-export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreReload): KeyProvider {
+export interface LocalKeyProviderOptions {
+  /** Get Card Data's worker threads (config.secureDataPool); default defaultDeviceCryptoPool(). */
+  pool?: DeviceCryptoPoolSettings;
+}
+
+export function createLocalKeyProvider(
+  initial: ClearKey[],
+  reload?: KeystoreReload,
+  options: LocalKeyProviderOptions = {},
+): KeyProvider {
   let keys = initial;
   let byId = new Map(keys.map((k) => [k.id, k]));
   const active = new Map<KeyType, ClearKey>();
@@ -98,6 +113,17 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
       });
   let secureDataKeys = publicKeysOf(keys);
 
+  const isSecureData = (k: ClearKey) => k.type === "secure-data-wrap" || k.type === "secure-data-sign";
+  const secureDataIds = (list: ClearKey[]) =>
+    list
+      .filter(isSecureData)
+      .map((k) => k.id)
+      .join();
+  const pool = createDeviceCryptoPool(options.pool ?? defaultDeviceCryptoPool());
+  const usePoolKeys = () =>
+    pool.useKeys(new Map(keys.filter(isSecureData).map((k) => [k.id, privateKeyOf(k)])));
+  usePoolKeys();
+
   /** Adopts a newer keystore: new versions become usable, the newest becomes active. Caches stay (ids are immutable). */
   function refresh(now: boolean): void {
     if (!reload) return;
@@ -106,11 +132,13 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
     lastCheck = t;
     const next = reload();
     if (!next) return;
+    const secureDataChanged = secureDataIds(next) !== secureDataIds(keys);
     keys = next;
     byId = new Map(keys.map((k) => [k.id, k]));
     active.clear();
     for (const k of keys) if (k.active) active.set(k.type, k);
     secureDataKeys = publicKeysOf(keys);
+    if (secureDataChanged) usePoolKeys();
   }
 
   /** The wrap keys a session key may be wrapped under: the active one first, then retired ones still valid. */
@@ -133,24 +161,9 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
     return keys.filter(valid).sort((a, b) => Number(b.active) - Number(a.active) || b.version - a.version);
   }
 
-  /** RSA-OAEP-SHA256 under the first wrap key that opens it; anything but a 32-byte key is refused alike. */
-  function unwrapSessionKey(wrappedKey: Buffer, candidates: ClearKey[]): { key: Buffer; wrapKeyId: string } {
-    for (const k of candidates) {
-      const privateKey = privateKeyOf(k);
-      if (wrappedKey.length !== (privateKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8) continue;
-      let opened: Buffer;
-      try {
-        opened = privateDecrypt(
-          { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
-          wrappedKey,
-        );
-      } catch {
-        continue;
-      }
-      if (opened.length === 32) return { key: opened, wrapKeyId: k.id };
-      opened.fill(0);
-    }
-    throw new AppError(
+  /** Anything but a ciphertext that opens into a 32-byte key under a current wrap key is refused alike. */
+  const sessionKeyInvalid = () =>
+    new AppError(
       "session_key_invalid",
       "The key does not unwrap into a 256-bit AES key: wrap a fresh 32-byte key with RSA-OAEP (SHA-256) under the published wrap key.",
       {
@@ -159,6 +172,129 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
         },
       },
     );
+
+  /** RSA-OAEP-SHA256 under the first candidate of the ciphertext's size that opens it (on the pool). */
+  async function unwrapSessionKey(wrappedKey: Buffer, candidates: ClearKey[]) {
+    const bits = wrappedKey.length * 8;
+    const ids = candidates
+      .filter((k) => privateKeyOf(k).asymmetricKeyDetails?.modulusLength === bits)
+      .map((k) => k.id);
+    const unwrapped = ids.length > 0 ? await pool.unwrap(wrappedKey, ids) : undefined;
+    if (!unwrapped) throw sessionKeyInvalid();
+    return unwrapped;
+  }
+
+  /** A device's ephemeral key: a public P-256 point (checked on import), and its thumbprint. */
+  async function deviceKeyOf(deviceKey: Record<string, unknown>): Promise<{ jwk: JWK; replayId: string }> {
+    const given = deviceKey as JWK;
+    try {
+      if (given.kty !== "EC" || given.crv !== "P-256" || "d" in given)
+        throw new Error("not a P-256 public key");
+      const jwk: JWK = { kty: "EC", crv: "P-256", x: given.x, y: given.y };
+      await importJWK(jwk, "ECDH-ES");
+      return { jwk, replayId: await calculateJwkThumbprint(jwk, "sha256") };
+    } catch {
+      throw new AppError(
+        "device_key_invalid",
+        "deviceKey is not a public P-256 key (JWK with kty EC, crv P-256, x, y).",
+        {
+          fields: { deviceKey: ["must be a public EC P-256 JWK with a point on the curve"] },
+        },
+      );
+    }
+  }
+
+  /** Get Card Data's steps for one device request (DeviceSession in key-provider.ts). */
+  function deviceSession(request: DeviceRequest): DeviceSession {
+    const release = pool.admit();
+    let opened:
+      | ({ replayId: string } & ({ sessionKey: Buffer; wrapKeyId: string } | { device: JWK }))
+      | undefined;
+    let closed = false;
+    /** What this session sealed, for its signature: the ciphertext and IV, or the payload awaiting its JWS. */
+    const contents = new WeakMap<
+      SealedCardData,
+      { iv: Buffer; encryptedPayload: Buffer } | { payload: Buffer }
+    >();
+    const payloads: Buffer[] = [];
+
+    return {
+      async open() {
+        if ("deviceKey" in request) {
+          const { jwk, replayId } = await deviceKeyOf(request.deviceKey);
+          opened = { device: jwk, replayId };
+          return;
+        }
+        const { key: sessionKey, wrapKeyId } = await unwrapSessionKey(
+          request.wrappedKey,
+          wrapKeysFor(request.now, request.keyId),
+        );
+        const replayId = createHash("sha256")
+          .update("cardvault:secure-data:session-key:")
+          .update(sessionKey)
+          .digest("base64url");
+        opened = { sessionKey, wrapKeyId, replayId };
+        // Closed while it was unwrapping: nothing may keep the key.
+        if (closed) sessionKey.fill(0);
+      },
+
+      get replayId() {
+        if (!opened) throw new Error("Open the device session first.");
+        return opened.replayId;
+      },
+
+      async seal(card, fields) {
+        if (!opened || closed) throw new Error("Seal on an open device session only.");
+        const signer = activeKey("secure-data-sign");
+        const payload = payloadOf(card, fields);
+        if ("device" in opened) {
+          const sealed: SealedCardData = { method: "ecdh-es+a256gcm", signingKeyId: signer.id };
+          payloads.push(payload);
+          contents.set(sealed, { payload });
+          return sealed;
+        }
+        try {
+          const iv = randomBytes(16);
+          const cipher = createCipheriv("aes-256-cbc", opened.sessionKey, iv);
+          const encryptedPayload = Buffer.concat([cipher.update(payload), cipher.final()]);
+          const sealed: SealedCardData = {
+            method: "rsa-oaep+aes-cbc",
+            wrapKeyId: opened.wrapKeyId,
+            signingKeyId: signer.id,
+          };
+          contents.set(sealed, { iv, encryptedPayload });
+          return sealed;
+        } finally {
+          payload.fill(0);
+        }
+      },
+
+      async sign(sealed) {
+        const content = contents.get(sealed);
+        if (!opened || closed || !content) throw new Error("Sign what this open device session sealed only.");
+        const { signingKeyId } = sealed;
+        if ("payload" in content) {
+          if (!("device" in opened)) throw new Error("A JWE payload needs a device key.");
+          return {
+            kind: "jwe",
+            jwe: await pool.jwe(signingKeyId, content.payload, opened.device),
+            signingKeyId,
+          };
+        }
+        if (!("sessionKey" in opened)) throw new Error("An AES-CBC payload needs a session key.");
+        const { iv, encryptedPayload } = content;
+        const signature = await pool.sign(signingKeyId, Buffer.concat([encryptedPayload, iv]));
+        return { kind: "rsa", iv, encryptedPayload, signature, wrapKeyId: opened.wrapKeyId, signingKeyId };
+      },
+
+      close() {
+        if (closed) return;
+        closed = true;
+        if (opened && "sessionKey" in opened) opened.sessionKey.fill(0);
+        for (const payload of payloads) payload.fill(0);
+        release();
+      },
+    };
   }
 
   function key(id: string, type: KeyType): ClearKey {
@@ -425,63 +561,8 @@ export function createLocalKeyProvider(initial: ClearKey[], reload?: KeystoreRel
 
     secureDataKeys: () => secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } })),
 
-    async sealForDevice({ card, fields, wrappedKey, now, keyId }) {
-      const signer = activeKey("secure-data-sign");
-      const { key: sessionKey, wrapKeyId } = unwrapSessionKey(wrappedKey, wrapKeysFor(now, keyId));
-      let payload: Buffer | undefined;
-      try {
-        payload = payloadOf(card, fields);
-        const iv = randomBytes(16);
-        const cipher = createCipheriv("aes-256-cbc", sessionKey, iv);
-        const encryptedPayload = Buffer.concat([cipher.update(payload), cipher.final()]);
-        const signature = sign("sha256", Buffer.concat([encryptedPayload, iv]), {
-          key: privateKeyOf(signer),
-          padding: constants.RSA_PKCS1_PSS_PADDING,
-          saltLength: 32,
-        });
-        const replayId = createHash("sha256")
-          .update("cardvault:secure-data:session-key:")
-          .update(sessionKey)
-          .digest("base64url");
-        return { iv, encryptedPayload, signature, wrapKeyId, signingKeyId: signer.id, replayId };
-      } finally {
-        sessionKey.fill(0);
-        payload?.fill(0);
-      }
-    },
-
-    async sealForDeviceJwe({ card, fields, deviceKey }) {
-      const signer = activeKey("secure-data-sign");
-      const jwk = deviceKey as JWK;
-      let publicKey: Awaited<ReturnType<typeof importJWK>>;
-      let replayId: string;
-      try {
-        if (jwk.kty !== "EC" || jwk.crv !== "P-256" || "d" in jwk) throw new Error("not a P-256 public key");
-        publicKey = await importJWK({ kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }, "ECDH-ES");
-        replayId = await calculateJwkThumbprint({ kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }, "sha256");
-      } catch {
-        throw new AppError(
-          "device_key_invalid",
-          "deviceKey is not a public P-256 key (JWK with kty EC, crv P-256, x, y).",
-          {
-            fields: { deviceKey: ["must be a public EC P-256 JWK with a point on the curve"] },
-          },
-        );
-      }
-      const payload = payloadOf(card, fields);
-      let jws: string;
-      try {
-        jws = await new CompactSign(payload)
-          .setProtectedHeader({ alg: "PS256", kid: signer.id })
-          .sign(privateKeyOf(signer));
-      } finally {
-        payload.fill(0);
-      }
-      const jwe = await new CompactEncrypt(Buffer.from(jws))
-        .setProtectedHeader({ alg: "ECDH-ES", enc: "A256GCM", cty: "JOSE" })
-        .encrypt(publicKey);
-      return { jwe, signingKeyId: signer.id, replayId };
-    },
+    deviceSession,
+    close: () => pool.close(),
   };
 }
 

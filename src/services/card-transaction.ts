@@ -3,9 +3,11 @@
 // by the card's row version (store/card-repo.ts), so a change that lands in between is never overwritten:
 // the guarded write reports the card moved, and the whole operation runs again on what is there now. A
 // limited attempt (verify, CVV/PIN read, Get Card Data) is refused before any work when this process knows
-// its bucket full, and counted last in that same transaction, so an allowed attempt commits once. A card of
-// another tenant is looked up with the caller's tenant id and is simply not found: it answers exactly like a
-// card that does not exist.
+// its bucket full, and counted last in that same transaction, so an allowed attempt commits once. Costly work
+// that does not depend on the card's state (Get Card Data's RSA unwrap) runs before the transaction, never
+// holding it, once the card is known to exist; an attempt that fails there is counted like any other. A card
+// of another tenant is looked up with the caller's tenant id and is simply not found: it answers exactly like
+// a card that does not exist.
 import { assertCardAllows, type CardPath, type CardStatus } from "../domain/card.js";
 import { AppError, cardNotFound } from "../domain/errors.js";
 import type { SealedPinCard } from "../keys/key-provider.js";
@@ -34,8 +36,17 @@ export interface CardTransactionDeps {
 
 export type CardWork<T> = (tx: Db, card: CardWithLimits) => Promise<T>;
 
-/** `withCard(actor, publicToken, work)`: runs work on the card, in one transaction, as described above. */
-export type CardTransaction = <T>(actor: Actor, publicToken: string, work: CardWork<T>) => Promise<T>;
+/**
+ * `withCard(actor, publicToken, work, before?)`: runs work on the card, in one transaction, as described above.
+ * `before` runs once, after the limiter's check, on the card as found by a plain read (so an unknown card is a
+ * 404 before any costly work); the transaction reads the card again and decides on what it reads there.
+ */
+export type CardTransaction = <T>(
+  actor: Actor,
+  publicToken: string,
+  work: CardWork<T>,
+  before?: (card: CardWithLimits) => Promise<void>,
+) => Promise<T>;
 
 export function createCardTransaction(deps: CardTransactionDeps): CardTransaction {
   async function decide<T>(actor: Actor, publicToken: string, work: CardWork<T>): Promise<T> {
@@ -56,9 +67,10 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
     }
   }
 
-  return async (actor, publicToken, work) => {
+  return async (actor, publicToken, work, before) => {
     try {
       deps.limits.check(actor);
+      if (before) await before(await findCard(deps.cards, actor, publicToken));
       return await decide(actor, publicToken, work);
     } catch (error) {
       throw await deps.limits.settle(actor, error);

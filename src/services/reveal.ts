@@ -16,7 +16,7 @@ import {
   sessionCapRetryAfter,
   sessionExpiry,
 } from "../domain/reveal.js";
-import type { CardDataField, SecureDataPublicKey } from "../keys/key-provider.js";
+import type { CardDataField, SealedCardData, SecureDataPublicKey } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
 import type { CardRepo } from "../store/card-repo.js";
@@ -33,7 +33,7 @@ export interface RevealServiceDeps {
   withCard: CardTransaction;
   cards: Pick<CardRepo, "findByToken">;
   sessions: Pick<RevealSessionRepo, "insert" | "findByTokenHash" | "findById" | "consume" | "createdSince">;
-  secureData: Pick<SecureDataService, "deliverIn" | "publicKeys">;
+  secureData: Pick<SecureDataService, "deviceSession" | "deliverIn" | "answer" | "publicKeys">;
   record: AuditRecorder;
   clock: Clock;
   /** Production refuses http target origins, even on loopback (config.production). */
@@ -214,7 +214,9 @@ export function createRevealService(deps: RevealServiceDeps) {
      * Spends the session and delivers the card data encrypted to the page's session key, in one transaction
      * on the card as it is then: a card suspended or closed since the session was checked shows nothing, and a
      * delivery that fails (a key that does not unwrap, a replayed key) leaves the session unspent. Every
-     * refusal is audited against the card, with its reason.
+     * refusal is audited against the card, with its reason. The session key is unwrapped before that
+     * transaction and the answer signed after it (secure-data.ts); a delivery the key provider has no room for
+     * is refused (503 overloaded) before anything is done: the session stays unspent and unaudited.
      */
     async reveal(
       token: string,
@@ -224,36 +226,47 @@ export function createRevealService(deps: RevealServiceDeps) {
       const session = await presented(token);
       const { actor } = await check(session, at);
       const now = deps.clock.now().toISOString();
-      let revealed: { fields: RevealField[]; answer: SecureDataAnswer } | undefined;
+      const device = deps.secureData.deviceSession(request);
       try {
-        revealed = await deps.withCard(actor, session.public_token, async (tx, card) => {
-          usable(card, "reveal");
-          const consumed = await deps.sessions.consume(session.token_hash, now, tx);
-          if (!consumed) return undefined;
-          const fields = fieldsOf(consumed);
-          // Reveal fields are the key provider's card-data fields by name; the compiler holds them together.
-          const cardData: readonly CardDataField[] = fields;
-          const answer =
-            (await deps.secureData.deliverIn(tx, actor, card, request, { fields: cardData })) ?? replayed();
-          await deps.record(tx, actor, {
-            action: "reveal_session.used",
-            outcome: "success",
-            card,
-            details: { sessionId: session.id, fields: session.fields },
-          });
-          return { fields, answer };
-        });
-      } catch (error) {
-        if (error instanceof AppError) await refused(session, actor, error);
-        throw error;
+        let revealed: { fields: RevealField[]; sealed: SealedCardData } | undefined;
+        try {
+          revealed = await deps.withCard(
+            actor,
+            session.public_token,
+            async (tx, card) => {
+              usable(card, "reveal");
+              const consumed = await deps.sessions.consume(session.token_hash, now, tx);
+              if (!consumed) return undefined;
+              const fields = fieldsOf(consumed);
+              // Reveal fields are the key provider's card-data fields by name; the compiler holds them together.
+              const cardData: readonly CardDataField[] = fields;
+              const sealed =
+                (await deps.secureData.deliverIn(tx, actor, card, device, { fields: cardData })) ??
+                replayed();
+              await deps.record(tx, actor, {
+                action: "reveal_session.used",
+                outcome: "success",
+                card,
+                details: { sessionId: session.id, fields: session.fields },
+              });
+              return { fields, sealed };
+            },
+            () => device.open(),
+          );
+        } catch (error) {
+          if (error instanceof AppError) await refused(session, actor, error);
+          throw error;
+        }
+        if (!revealed) {
+          // Another presentation won the race, or the session ran out between the check and the update.
+          const latest = (await deps.sessions.findById(session.id)) ?? session;
+          await check(latest, at);
+          throw invalidSession();
+        }
+        return { fields: revealed.fields, answer: await deps.secureData.answer(device, revealed.sealed) };
+      } finally {
+        device.close();
       }
-      if (!revealed) {
-        // Another presentation won the race, or the session ran out between the check and the update.
-        const latest = (await deps.sessions.findById(session.id)) ?? session;
-        await check(latest, at);
-        throw invalidSession();
-      }
-      return revealed;
     },
   };
 }
