@@ -1,7 +1,8 @@
 // Webhook rules, pure: which URLs an endpoint may have, which addresses a delivery may reach (no address of the
 // IANA special-purpose registries, multicast or IPv6 space outside 2000::/3 unless the tenant allows it; held
 // as node:net BlockLists, the IPv4 blocks also in their IPv4-mapped, NAT64 and 6to4 forms), which events
-// an endpoint receives, and the retry schedule (at least 24 hours of attempts before a delivery fails).
+// an endpoint receives, the retry schedule (at least 24 hours of attempts before a delivery fails), and the
+// limits that keep one tenant's endpoints from holding back another's deliveries.
 import { BlockList, isIP } from "node:net";
 import { validationFailed } from "./errors.js";
 
@@ -20,6 +21,37 @@ export const RETRY_DELAYS_MS: readonly number[] = [
   10 * 3_600_000,
   10 * 3_600_000,
 ];
+
+/**
+ * Delivery limits (CARDVAULT_WEBHOOK_*). A tenant has at most `tenantConcurrency` attempts in flight across
+ * every sender process, so of a process's `concurrency` slots the rest stay free for other tenants however
+ * slow its receivers are; an endpoint that failed `breakerFailures` attempts in a row is not tried for
+ * `breakerCooldownMs` (its deliveries wait, then one probe decides whether it is tried again).
+ */
+export interface WebhookLimits {
+  /** Live endpoints a tenant may have. */
+  endpointsPerTenant: number;
+  /** Per attempt, from its start to the response headers. */
+  timeoutMs: number;
+  /** Per attempt, to have the connection ready (TCP, and TLS for https): a dead address fails fast. */
+  connectTimeoutMs: number;
+  /** Attempts one sender process makes at once. */
+  concurrency: number;
+  /** Attempts one tenant may have in flight at once, over every sender process. */
+  tenantConcurrency: number;
+  breakerFailures: number;
+  breakerCooldownMs: number;
+}
+
+export const WEBHOOK_DEFAULTS: WebhookLimits = {
+  endpointsPerTenant: 16,
+  timeoutMs: 10_000,
+  connectTimeoutMs: 3_000,
+  concurrency: 50,
+  tenantConcurrency: 10,
+  breakerFailures: 5,
+  breakerCooldownMs: 60_000,
+};
 
 /** When the next attempt falls due after `attempts` failed ones, or null when none is left. */
 export function nextAttemptAt(

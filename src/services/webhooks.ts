@@ -128,6 +128,8 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         }),
         created_at: deps.clock.now().toISOString(),
         deleted_at: null,
+        consecutive_failures: 0,
+        circuit_open_until: null,
       };
       await deps.store.transaction(async (tx) => {
         await deps.webhooks.insertEndpoint(row, tx);
