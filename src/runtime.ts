@@ -192,6 +192,7 @@ export function createServices(deps: {
   rateLimits: RateLimits;
   reveal: RevealSettings;
   wrongTryBudget: WrongTryBudget;
+  webhookEndpointsPerTenant: number;
 }) {
   const { store, repos, keys, clock } = deps;
   const record = createAuditRecorder({ audit: repos.audit, clock });
@@ -277,6 +278,7 @@ export function createServices(deps: {
       keys,
       record,
       clock,
+      endpointsPerTenant: deps.webhookEndpointsPerTenant,
     }),
     keyRotation: createKeyRotationService({ store, cards: repos.cards, keys, record }),
   };
@@ -362,6 +364,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       rateLimits: config.rateLimits,
       reveal: revealSettings(config),
       wrongTryBudget: config.wrongTryBudget,
+      webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
     }),
     jwtSecret,
     close: () => store.close(),

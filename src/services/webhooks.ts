@@ -26,6 +26,8 @@ export interface WebhookServiceDeps {
   keys: Pick<KeyProvider, "sealWebhookSecret">;
   record: AuditRecorder;
   clock: Clock;
+  /** Live endpoints a tenant may have (CARDVAULT_WEBHOOK_ENDPOINTS_PER_TENANT). */
+  endpointsPerTenant: number;
 }
 
 export interface NewWebhookEndpoint {
@@ -132,7 +134,12 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         circuit_open_until: null,
       };
       await deps.store.transaction(async (tx) => {
-        await deps.webhooks.insertEndpoint(row, tx);
+        if (!(await deps.webhooks.insertEndpoint(row, deps.endpointsPerTenant, tx))) {
+          throw new AppError(
+            "webhook_endpoint_limit",
+            `This tenant already has ${deps.endpointsPerTenant} webhook endpoints, the most it may have; delete one before adding another.`,
+          );
+        }
         // The host only: a receiver's URL may carry its own access token in the path or query.
         await deps.record(tx, actor, {
           action: "webhook_endpoint.create",

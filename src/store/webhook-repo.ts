@@ -1,6 +1,7 @@
 // Webhook endpoints and their deliveries. A delivery is claimed by writing a lease (locked_until + a random
 // lock token) in one guarded UPDATE, and its outcome is written only by the holder of that token while it is
 // still pending: several senders never send the same attempt at once, and a late sender cannot overwrite.
+// A tenant's count of live endpoints is kept on its row, so the cap on endpoints is one guarded UPDATE.
 import type { ExpressionBuilder } from "kysely";
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
@@ -43,8 +44,20 @@ export function createWebhookRepo(db: Db) {
   );
 
   return {
-    async insertEndpoint(row: WebhookEndpointRow, tx: Db = db): Promise<void> {
+    /**
+     * Adds the endpoint if its tenant has fewer than `cap` live endpoints; false (nothing written) otherwise.
+     * The count is taken by one guarded UPDATE of the tenant's row, so concurrent creations cannot both pass it.
+     */
+    async insertEndpoint(row: WebhookEndpointRow, cap: number, tx: Db = db): Promise<boolean> {
+      const counted = await tx
+        .updateTable("tenants")
+        .set((eb) => ({ webhook_endpoints: eb("webhook_endpoints", "+", 1) }))
+        .where("id", "=", row.tenant_id)
+        .where("webhook_endpoints", "<", cap)
+        .executeTakeFirst();
+      if (Number(counted.numUpdatedRows) !== 1) return false;
       await tx.insertInto("webhook_endpoints").values(row).execute();
+      return true;
     },
 
     /** A live endpoint of this tenant; another tenant's or a deleted one is not found. */
@@ -93,6 +106,11 @@ export function createWebhookRepo(db: Db) {
         .where("deleted_at", "is", null)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1) return false;
+      await tx
+        .updateTable("tenants")
+        .set((eb) => ({ webhook_endpoints: eb("webhook_endpoints", "-", 1) }))
+        .where("id", "=", tenantId)
+        .execute();
       await tx
         .updateTable("webhook_deliveries")
         .set({ status: "canceled", next_attempt_at: null, last_error: "endpoint_deleted", updated_at: now })
