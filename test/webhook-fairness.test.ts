@@ -1,7 +1,13 @@
-// Hardening II, item 7: one tenant's webhook endpoints cannot hold back another tenant's deliveries. Both
-// stores.
+// Hardening II, item 7: one tenant's webhook endpoints cannot hold back another tenant's deliveries. Every
+// receiver is a real listener on 127.0.0.1 that the test starts, here one whose accept queue is full (it never
+// completes a TCP handshake). Both stores.
+import { once } from "node:events";
+import { connect, type Socket } from "node:net";
+import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createWebhookSender, type WebhookSender } from "../src/jobs/webhook-sender.js";
 import { fixedClock } from "../src/lib/clock.js";
+import { createPublishers, webhookSenderDeps } from "../src/runtime.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 
 const clock = fixedClock("2026-11-28T12:00:00Z");
@@ -38,6 +44,41 @@ async function deleteEndpoints(tenant: string) {
   }
 }
 
+/** `count` events of one tenant, each delivered to every endpoint of it that takes card.cvv.changed. */
+async function publish(tenantId: string, count: number) {
+  const events = Array.from({ length: count }, (_, i) => ({
+    tenantId,
+    cardId: `card-${i}`,
+    type: "card.cvv.changed" as const,
+    data: { publicToken: String(300000000 + i), rotationType: "AUTOMATIC" },
+  }));
+  await h.runtime.store.transaction((tx) =>
+    createPublishers(h.runtime.repos, h.runtime.clock).publishMany(tx, events),
+  );
+}
+
+async function deliveriesOf(tenant: string, endpointId: string) {
+  const token = await h.token(undefined, tenant);
+  const response = await h.call(
+    "GET",
+    `/v1/webhook-endpoints/${endpointId}/deliveries?limit=100`,
+    undefined,
+    {
+      token,
+    },
+  );
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json().items as Record<string, unknown>[];
+}
+
+async function sendDue(sender: WebhookSender): Promise<void> {
+  await sender.runOnce();
+}
+
+const noNames = async () => {
+  throw Object.assign(new Error("tests resolve no names"), { code: "ENOTFOUND" });
+};
+
 describe("endpoint cap (Hardening II)", () => {
   it("refuses an endpoint past the tenant's cap with 409, also under concurrent creations; other tenants are not counted", async () => {
     const url = "https://hooks.example.invalid/capped";
@@ -68,5 +109,74 @@ describe("endpoint cap (Hardening II)", () => {
 
     await deleteEndpoints("acme");
     await deleteEndpoints("globex");
+  });
+});
+
+/**
+ * A listener on 127.0.0.1 that never completes a TCP handshake: a worker thread listens with a backlog of 1
+ * and blocks, so nothing accepts; once its accept queue is full the kernel drops further SYNs.
+ */
+async function startUnansweredListener() {
+  const release = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(
+    `const { workerData, parentPort } = require("node:worker_threads");
+     const server = require("node:net").createServer();
+     server.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+       parentPort.postMessage(server.address().port);
+       Atomics.wait(workerData, 0, 0);
+       server.close();
+     });`,
+    { eval: true, workerData: release },
+  );
+  const [port] = (await once(worker, "message")) as [number];
+  // Fill the accept queue: connect until a handshake no longer completes.
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 16; i++) {
+    const socket = connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    fillers.push(socket);
+    const completed = await Promise.race([
+      once(socket, "connect").then(() => true),
+      new Promise((resolve) => setTimeout(() => resolve(false), 300)),
+    ]);
+    if (!completed) break;
+  }
+  return {
+    port,
+    async close() {
+      for (const socket of fillers) socket.destroy();
+      Atomics.store(release, 0, 1);
+      Atomics.notify(release, 0);
+      await once(worker, "exit");
+    },
+  };
+}
+
+describe("connect timeout (Hardening II)", () => {
+  it("gives up on an address that never completes the handshake after the connect timeout, not the response timeout", async () => {
+    const unanswered = await startUnansweredListener();
+    try {
+      const created = await createEndpoint("acme", `http://127.0.0.1:${unanswered.port}/never`, {
+        eventTypes: ["card.cvv.changed"],
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const sender = createWebhookSender({
+        ...webhookSenderDeps(h.runtime),
+        timeoutMs: 5_000,
+        connectTimeoutMs: 300,
+        resolveHost: noNames,
+      });
+      await publish("acme", 1);
+      const started = performance.now();
+      await sendDue(sender);
+      const took = performance.now() - started;
+      const [delivery] = await deliveriesOf("acme", created.json().id);
+      expect(delivery).toMatchObject({ status: "pending", attempts: 1, lastStatusCode: null });
+      expect(delivery!.lastError).toBe("connect_timeout: no connection within 300 ms");
+      expect(took).toBeLessThan(2_000);
+    } finally {
+      await unanswered.close();
+    }
+    await deleteEndpoints("acme");
   });
 });

@@ -1,5 +1,6 @@
 // Delivers queued webhooks per Standard Webhooks: claims due deliveries under a lease (so several processes
-// never send the same attempt at once), signs and POSTs each event with a timeout, and records the outcome:
+// never send the same attempt at once), signs and POSTs each event with a connect timeout and a response
+// timeout (an address that never completes a handshake fails fast), and records the outcome:
 // 2xx ends it, anything else is retried on the back-off schedule until the last attempt fails it. The
 // address is resolved and checked at every attempt, and the connection goes to that very address.
 import { randomUUID } from "node:crypto";
@@ -9,7 +10,13 @@ import https from "node:https";
 import { isIP, type LookupFunction } from "node:net";
 import type { Logger } from "pino";
 import { signWebhook } from "../client/verify-webhook.js";
-import { blockedAddressReason, hostOf, nextAttemptAt, RETRY_DELAYS_MS } from "../domain/webhooks.js";
+import {
+  blockedAddressReason,
+  hostOf,
+  nextAttemptAt,
+  RETRY_DELAYS_MS,
+  WEBHOOK_DEFAULTS,
+} from "../domain/webhooks.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import type { AttemptOutcome, ClaimedDelivery, WebhookRepo } from "../store/webhook-repo.js";
@@ -23,8 +30,10 @@ export interface WebhookSenderDeps {
   deliveries: Pick<WebhookRepo, "claimDue" | "finishAttempt">;
   keys: Pick<KeyProvider, "openWebhookSecret">;
   clock: Clock;
-  /** Per attempt, from connecting to the response headers; 10 s by default. */
+  /** Per attempt, from its start to the response headers; 10 s by default. */
   timeoutMs?: number;
+  /** Per attempt, to have the connection ready (TCP, and TLS for https); 3 s by default, at most timeoutMs. */
+  connectTimeoutMs?: number;
   /** Deliveries claimed (and sent concurrently) per batch; 20 by default. */
   batchSize?: number;
   retryDelaysMs?: readonly number[];
@@ -47,7 +56,8 @@ const systemResolve = async (host: string): Promise<ResolvedAddress[]> =>
   lookup(host, { all: true, verbatim: true });
 
 export function createWebhookSender(deps: WebhookSenderDeps) {
-  const timeoutMs = deps.timeoutMs ?? 10_000;
+  const timeoutMs = deps.timeoutMs ?? WEBHOOK_DEFAULTS.timeoutMs;
+  const connectTimeoutMs = Math.min(deps.connectTimeoutMs ?? WEBHOOK_DEFAULTS.connectTimeoutMs, timeoutMs);
   const batchSize = deps.batchSize ?? 20;
   const delays = deps.retryDelaysMs ?? RETRY_DELAYS_MS;
   const resolveHost = deps.resolveHost ?? systemResolve;
@@ -95,7 +105,7 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
         secret,
       ),
     };
-    return post(url, addresses[0]!, headers, delivery.payload, timeoutMs);
+    return post(url, addresses[0]!, headers, delivery.payload, { connectTimeoutMs, timeoutMs });
   }
 
   async function deliver(delivery: ClaimedDelivery, token: string): Promise<void> {
@@ -187,25 +197,29 @@ function shortText(text: string | undefined): string {
   return (text ?? "").replace(/[^\x20-\x7e]/g, "").slice(0, 40);
 }
 
-/** One POST to the address already checked (the lookup is pinned to it), with a hard timeout. */
+/**
+ * One POST to the address already checked (the lookup is pinned to it). The connection must be ready (TCP, and
+ * TLS for https) within the connect timeout, so an address that never completes a handshake costs that much,
+ * not the response timeout; the response headers must come within the response timeout of the start.
+ */
 function post(
   url: URL,
   pinned: ResolvedAddress,
   headers: Record<string, string>,
   body: string,
-  timeoutMs: number,
+  limits: { connectTimeoutMs: number; timeoutMs: number },
 ): Promise<AttemptResult> {
   const pinnedLookup: LookupFunction = (_host, options, callback) => {
     if (options.all) callback(null, [pinned]);
     else callback(null, pinned.address, pinned.family);
   };
   return new Promise((resolve) => {
-    let timedOut = false;
+    let gaveUp: string | undefined;
     const request = (url.protocol === "https:" ? https : http).request(
       url,
       { method: "POST", headers, agent: false, lookup: pinnedLookup },
       (response) => {
-        clearTimeout(timer);
+        clearTimers();
         const statusCode = response.statusCode ?? 0;
         // The body is never read: it could echo what we sent, and we have no use for it.
         response.destroy();
@@ -216,18 +230,28 @@ function post(
         });
       },
     );
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const giveUp = (reason: string) => () => {
+      gaveUp = reason;
       request.destroy();
-    }, timeoutMs);
+    };
+    const connectTimer = setTimeout(
+      giveUp(`connect_timeout: no connection within ${limits.connectTimeoutMs} ms`),
+      limits.connectTimeoutMs,
+    );
+    const responseTimer = setTimeout(
+      giveUp(`timeout: no response within ${limits.timeoutMs} ms`),
+      limits.timeoutMs,
+    );
+    const clearTimers = () => {
+      clearTimeout(connectTimer);
+      clearTimeout(responseTimer);
+    };
+    request.once("socket", (socket) => {
+      socket.once(url.protocol === "https:" ? "secureConnect" : "connect", () => clearTimeout(connectTimer));
+    });
     request.on("error", (error) => {
-      clearTimeout(timer);
-      resolve({
-        statusCode: null,
-        error: timedOut
-          ? `timeout: no response within ${timeoutMs} ms`
-          : `network_error: ${errorCode(error)}`,
-      });
+      clearTimers();
+      resolve({ statusCode: null, error: gaveUp ?? `network_error: ${errorCode(error)}` });
     });
     request.end(body);
   });
