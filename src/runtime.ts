@@ -297,9 +297,16 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** What `createWebhookSender` needs; add timeoutMs, batchSize or a logger when starting it. */
-export function webhookSenderDeps(runtime: Pick<Runtime, "repos" | "keys" | "clock">): WebhookSenderDeps {
-  return { deliveries: runtime.repos.webhooks, keys: runtime.keys, clock: runtime.clock };
+/** What `createWebhookSender` needs, with the configured limits; add a logger when starting it. */
+export function webhookSenderDeps(
+  runtime: Pick<Runtime, "config" | "repos" | "keys" | "clock">,
+): WebhookSenderDeps {
+  return {
+    ...runtime.config.webhooks,
+    deliveries: runtime.repos.webhooks,
+    keys: runtime.keys,
+    clock: runtime.clock,
+  };
 }
 
 /** What the purge job deletes, table by table: rows that can no longer serve anything. */

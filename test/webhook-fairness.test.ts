@@ -1,17 +1,23 @@
 // Hardening II, item 7: one tenant's webhook endpoints cannot hold back another tenant's deliveries. Every
-// receiver is a real listener on 127.0.0.1 that the test starts, here one whose accept queue is full (it never
-// completes a TCP handshake). Both stores.
+// receiver is a real listener on 127.0.0.1 that the test starts: one that accepts and never answers, one that
+// answers at once, one whose accept queue is full (it never completes a TCP handshake). The sender runs under
+// the real job runner; both stores.
 import { once } from "node:events";
-import { connect, type Socket } from "node:net";
+import { createServer, type Server } from "node:http";
+import { type AddressInfo, connect, type Socket } from "node:net";
 import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startJobs } from "../src/jobs/runner.js";
 import { createWebhookSender, type WebhookSender } from "../src/jobs/webhook-sender.js";
 import { fixedClock } from "../src/lib/clock.js";
+import { createLogger } from "../src/lib/logger.js";
 import { createPublishers, webhookSenderDeps } from "../src/runtime.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 
 const clock = fixedClock("2026-11-28T12:00:00Z");
 const ENDPOINT_CAP = 40;
+/** The response timeout of the flood test's sender: what a FIFO waits per batch on the hanging endpoints. */
+const TIMEOUT_MS = 2_000;
 let h: Harness;
 
 beforeAll(async () => {
@@ -24,6 +30,21 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
+
+/** A listener on 127.0.0.1: `answer` decides per request (call res.end, or never answer). */
+async function listen(answer: Parameters<typeof createServer>[1]) {
+  const server: Server = createServer(answer);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    server,
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
 
 async function createEndpoint(tenant: string, url: string, extra: Record<string, unknown> = {}) {
   return h.call(
@@ -71,8 +92,19 @@ async function deliveriesOf(tenant: string, endpointId: string) {
   return response.json().items as Record<string, unknown>[];
 }
 
+/** Polls until `done()` or the deadline; the time it took, or Infinity. */
+async function timeUntil(done: () => boolean, deadlineMs: number): Promise<number> {
+  const started = performance.now();
+  while (!done()) {
+    if (performance.now() - started > deadlineMs) return Number.POSITIVE_INFINITY;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return performance.now() - started;
+}
+
 async function sendDue(sender: WebhookSender): Promise<void> {
   await sender.runOnce();
+  await sender.idle();
 }
 
 const noNames = async () => {
@@ -107,6 +139,80 @@ describe("endpoint cap (Hardening II)", () => {
     expect((await createEndpoint("acme", url)).statusCode).toBe(201);
     expect((await createEndpoint("acme", url)).statusCode).toBe(409);
 
+    await deleteEndpoints("acme");
+    await deleteEndpoints("globex");
+  });
+});
+
+describe("fairness under a flood (Hardening II)", () => {
+  it("delivers another tenant's event as promptly while one tenant's 30 endpoints hang on a backlog of 120", async () => {
+    // Tenant acme's receiver accepts every connection and never answers.
+    const hanging = new Set<Socket>();
+    const hang = await listen((req) => {
+      hanging.add(req.socket);
+      req.resume();
+    });
+    // Tenant globex's receiver answers at once; the test notes when each event arrives.
+    const arrived: string[] = [];
+    const fast = await listen((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        arrived.push(String(req.headers["webhook-id"]));
+        res.statusCode = 204;
+        res.end();
+      });
+    });
+    const types = { eventTypes: ["card.cvv.changed"] };
+    for (let i = 0; i < 30; i++) {
+      expect((await createEndpoint("acme", `${hang.base}/a/${i}`, types)).statusCode).toBe(201);
+    }
+    expect((await createEndpoint("globex", `${fast.base}/b`, types)).statusCode).toBe(201);
+
+    const sender = createWebhookSender({
+      ...webhookSenderDeps(h.runtime),
+      timeoutMs: TIMEOUT_MS,
+      connectTimeoutMs: 500,
+      resolveHost: noNames,
+    });
+    const jobs = startJobs([sender], createLogger("silent"), 50);
+    try {
+      // Unloaded: the time globex's event takes on its own.
+      await publish("globex", 1);
+      const alone = await timeUntil(() => arrived.length === 1, 3 * TIMEOUT_MS);
+      expect(alone).toBeLessThan(TIMEOUT_MS / 4);
+
+      // The flood: 4 events × 30 hanging endpoints queued before globex's next event. A single FIFO in
+      // batches of 20 reaches it after 6 response timeouts.
+      clock.advance(1_000);
+      await publish("acme", 4);
+      clock.advance(1);
+      await publish("globex", 1);
+      const flooded = await timeUntil(() => arrived.length === 2, 3 * TIMEOUT_MS);
+
+      // And one published while acme's attempts are hanging in flight.
+      await timeUntil(() => hanging.size > 0, TIMEOUT_MS);
+      clock.advance(1);
+      await publish("globex", 1);
+      const meanwhile = await timeUntil(() => arrived.length === 3, 3 * TIMEOUT_MS);
+
+      console.log(
+        `[webhook fairness] globex delivery: ${alone.toFixed(0)} ms alone, ${flooded.toFixed(0)} ms behind acme's backlog, ${meanwhile.toFixed(0)} ms while acme's ${hanging.size} attempts hang (response timeout ${TIMEOUT_MS} ms)`,
+      );
+      expect(flooded).toBeLessThan(TIMEOUT_MS / 4);
+      expect(meanwhile).toBeLessThan(TIMEOUT_MS / 4);
+      expect(Math.max(flooded, meanwhile)).toBeLessThan(alone + 250);
+      // acme holds its share of the slots, no more.
+      const open = [...hanging].filter((socket) => !socket.destroyed).length;
+      expect(open).toBeGreaterThan(0);
+      expect(open).toBeLessThanOrEqual(h.config.webhooks.tenantConcurrency);
+    } finally {
+      // No new attempt; the hanging ones end as their connections are cut.
+      const stopped = sender.stop();
+      await hang.close();
+      await stopped;
+      await jobs.stop();
+      await fast.close();
+    }
     await deleteEndpoints("acme");
     await deleteEndpoints("globex");
   });

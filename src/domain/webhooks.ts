@@ -53,6 +53,33 @@ export const WEBHOOK_DEFAULTS: WebhookLimits = {
   breakerCooldownMs: 60_000,
 };
 
+/** A due delivery a claim may take. */
+export interface ClaimCandidate {
+  id: string;
+}
+
+/** A tenant with deliveries due: its next ones in due order, and how many more attempts it may have in flight. */
+export interface TenantQueue {
+  room: number;
+  candidates: readonly ClaimCandidate[];
+}
+
+/**
+ * What one claim takes, at most `limit`: round after round, the next delivery of each tenant in the order given
+ * (the fewest in flight first), each tenant up to its room. A tenant's backlog thus never takes the slots
+ * another tenant's due deliveries could use.
+ */
+export function fairPick(queues: readonly TenantQueue[], limit: number): ClaimCandidate[] {
+  const lanes = queues.map(({ room, candidates }) => candidates.slice(0, Math.max(0, room)));
+  const picked: ClaimCandidate[] = [];
+  for (let round = 0; picked.length < limit && lanes.some((lane) => round < lane.length); round++) {
+    for (const lane of lanes) {
+      if (round < lane.length && picked.length < limit) picked.push(lane[round]!);
+    }
+  }
+  return picked;
+}
+
 /** When the next attempt falls due after `attempts` failed ones, or null when none is left. */
 export function nextAttemptAt(
   attempts: number,

@@ -1,8 +1,11 @@
-// Delivers queued webhooks per Standard Webhooks: claims due deliveries under a lease (so several processes
-// never send the same attempt at once), signs and POSTs each event with a connect timeout and a response
-// timeout (an address that never completes a handshake fails fast), and records the outcome:
-// 2xx ends it, anything else is retried on the back-off schedule until the last attempt fails it. The
-// address is resolved and checked at every attempt, and the connection goes to that very address.
+// Delivers queued webhooks per Standard Webhooks, fairly between tenants. A sender keeps up to `concurrency`
+// attempts in flight: it claims due deliveries into its free slots under a lease (several processes never send
+// the same attempt at once), and claims again the moment an attempt ends, so a slow receiver holds its own
+// slot and never the others. The claim (store/webhook-repo.ts) gives a tenant at most `tenantConcurrency`
+// attempts in flight over all processes: one tenant's hanging endpoints or backlog cannot hold back another
+// tenant's deliveries. Each attempt is signed and POSTed with a connect timeout and a response timeout; 2xx
+// ends it, anything else is retried on the back-off schedule until the last attempt fails it. The address is
+// resolved and checked at every attempt, and the connection goes to that very address.
 import { randomUUID } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import http from "node:http";
@@ -16,6 +19,7 @@ import {
   nextAttemptAt,
   RETRY_DELAYS_MS,
   WEBHOOK_DEFAULTS,
+  type WebhookLimits,
 } from "../domain/webhooks.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
@@ -26,16 +30,10 @@ export interface ResolvedAddress {
   family: number;
 }
 
-export interface WebhookSenderDeps {
+export interface WebhookSenderDeps extends Partial<Omit<WebhookLimits, "endpointsPerTenant">> {
   deliveries: Pick<WebhookRepo, "claimDue" | "finishAttempt">;
   keys: Pick<KeyProvider, "openWebhookSecret">;
   clock: Clock;
-  /** Per attempt, from its start to the response headers; 10 s by default. */
-  timeoutMs?: number;
-  /** Per attempt, to have the connection ready (TCP, and TLS for https); 3 s by default, at most timeoutMs. */
-  connectTimeoutMs?: number;
-  /** Deliveries claimed (and sent concurrently) per batch; 20 by default. */
-  batchSize?: number;
   retryDelaysMs?: readonly number[];
   /** Host name → addresses; the system resolver by default (tests map names to chosen addresses). */
   resolveHost?: (host: string) => Promise<ResolvedAddress[]>;
@@ -58,13 +56,16 @@ const systemResolve = async (host: string): Promise<ResolvedAddress[]> =>
 export function createWebhookSender(deps: WebhookSenderDeps) {
   const timeoutMs = deps.timeoutMs ?? WEBHOOK_DEFAULTS.timeoutMs;
   const connectTimeoutMs = Math.min(deps.connectTimeoutMs ?? WEBHOOK_DEFAULTS.connectTimeoutMs, timeoutMs);
-  const batchSize = deps.batchSize ?? 20;
+  const concurrency = deps.concurrency ?? WEBHOOK_DEFAULTS.concurrency;
+  const tenantConcurrency = deps.tenantConcurrency ?? WEBHOOK_DEFAULTS.tenantConcurrency;
   const delays = deps.retryDelaysMs ?? RETRY_DELAYS_MS;
   const resolveHost = deps.resolveHost ?? systemResolve;
-  // A batch is sent concurrently, so one lease covers resolving plus the slowest attempt, with room to spare.
+  // One lease covers resolving plus the slowest attempt, with room to spare.
   const leaseMs = 2 * timeoutMs + 30_000;
+  const inFlight = new Set<Promise<void>>();
+  let claiming: Promise<number> | undefined;
+  let claimAgain = false;
   let stopping = false;
-  let inFlight: Promise<unknown> = Promise.resolve();
 
   async function attempt(delivery: ClaimedDelivery): Promise<AttemptResult> {
     const url = new URL(delivery.url);
@@ -120,6 +121,7 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
     const attempts = delivery.attempts + 1;
     const ok = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
     const next = ok || result.permanent ? null : nextAttemptAt(attempts, startedAt, delays);
+    const now = deps.clock.now();
     const outcome: AttemptOutcome = {
       status: ok ? "succeeded" : next ? "pending" : "failed",
       attempts,
@@ -127,8 +129,9 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
       last_attempt_at: startedAt.toISOString(),
       last_status_code: result.statusCode,
       last_error: ok ? null : result.error,
-      updated_at: deps.clock.now().toISOString(),
+      updated_at: now.toISOString(),
     };
+    // A lease lost meanwhile (expired and claimed again, or the endpoint deleted) records nothing.
     await deps.deliveries.finishAttempt(delivery.id, token, outcome);
     // No URL (it may hold the receiver's own token), no payload, no secret.
     deps.logger?.info(
@@ -145,41 +148,81 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
     );
   }
 
-  async function sendBatch(): Promise<number> {
-    const now = deps.clock.now();
-    const token = randomUUID();
-    const claimed = await deps.deliveries.claimDue({
-      now: now.toISOString(),
-      leaseUntil: new Date(now.getTime() + leaseMs).toISOString(),
-      token,
-      limit: batchSize,
+  /** Runs an attempt in a slot; when it ends, the slot is filled again at once. */
+  function occupySlot(attempt: Promise<void>): void {
+    const slot: Promise<void> = attempt
+      .catch((error: unknown) =>
+        // Our store failed: the lease runs out and the attempt is made again.
+        deps.logger?.warn({ err: errorCode(error) }, "webhook attempt not recorded"),
+      )
+      .finally(() => {
+        inFlight.delete(slot);
+        if (stopping) return;
+        fill().catch((error: unknown) =>
+          deps.logger?.warn({ err: errorCode(error) }, "webhook claim failed; retried on the next pass"),
+        );
+      });
+    inFlight.add(slot);
+  }
+
+  /** Claims due deliveries into the free slots and starts them; claims again when a slot freed meanwhile. */
+  async function claimIntoFreeSlots(): Promise<number> {
+    let started = 0;
+    do {
+      claimAgain = false;
+      const free = concurrency - inFlight.size;
+      if (stopping || free <= 0) break;
+      const now = deps.clock.now();
+      const token = randomUUID();
+      const claimed = await deps.deliveries.claimDue({
+        now: now.toISOString(),
+        leaseUntil: new Date(now.getTime() + leaseMs).toISOString(),
+        token,
+        limit: free,
+        tenantShare: tenantConcurrency,
+      });
+      for (const delivery of claimed) occupySlot(deliver(delivery, token));
+      started += claimed.length;
+    } while (claimAgain);
+    return started;
+  }
+
+  /** One claimer per sender: a fill asked for while one runs makes that one claim again. */
+  function fill(): Promise<number> {
+    if (claiming) {
+      claimAgain = true;
+      return claiming.then(() => 0);
+    }
+    claiming = claimIntoFreeSlots().finally(() => {
+      claiming = undefined;
     });
-    await Promise.all(claimed.map((delivery) => deliver(delivery, token)));
-    return claimed.length;
+    return claiming;
+  }
+
+  /** Resolves once no attempt is in flight and no claim is running. */
+  async function idle(): Promise<void> {
+    while (claiming || inFlight.size > 0) await Promise.allSettled([claiming, ...inFlight]);
   }
 
   return {
     name: "webhook-sender",
 
-    /** Sends every delivery due now, batch after batch, and returns how many attempts were made. */
-    async runOnce(): Promise<number> {
-      let total = 0;
-      const pass = (async () => {
-        while (!stopping) {
-          const sent = await sendBatch();
-          total += sent;
-          if (sent < batchSize) break;
-        }
-      })();
-      inFlight = pass;
-      await pass;
-      return total;
+    /**
+     * Starts attempts for the deliveries due now, as many as there are free slots, and returns how many it
+     * started without waiting for them: an attempt's end fills its slot again, and the next pass picks up what
+     * fell due meanwhile, so neither waits on a slow receiver.
+     */
+    runOnce(): Promise<number> {
+      return fill();
     },
 
-    /** Takes no new batch and waits for the one in hand; unfinished claims expire with their lease. */
+    /** Waits until nothing is in flight: what was due is sent, and what its ends made due too. */
+    idle,
+
+    /** Starts nothing new and waits for the attempts in flight; unfinished claims expire with their lease. */
     async stop(): Promise<void> {
       stopping = true;
-      await inFlight.catch(() => {});
+      await idle();
     },
   };
 }

@@ -1,12 +1,13 @@
 // Webhook endpoints and their deliveries. A delivery is claimed by writing a lease (locked_until + a random
 // lock token) in one guarded UPDATE, and its outcome is written only by the holder of that token while it is
 // still pending: several senders never send the same attempt at once, and a late sender cannot overwrite.
-// A tenant's count of live endpoints is kept on its row, so the cap on endpoints is one guarded UPDATE.
-import type { ExpressionBuilder } from "kysely";
+// Claims are fair between tenants. A tenant's count of live endpoints is kept on its row, so the cap on
+// endpoints is one guarded UPDATE.
+import { fairPick } from "../domain/webhooks.js";
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
 import { prepared } from "./prepared.js";
-import type { Database, WebhookDeliveriesTable, WebhookDeliveryRow, WebhookEndpointRow } from "./schema.js";
+import type { WebhookDeliveriesTable, WebhookDeliveryRow, WebhookEndpointRow } from "./schema.js";
 
 /** What the sender needs for one claimed delivery. */
 export interface ClaimedDelivery {
@@ -19,6 +20,16 @@ export interface ClaimedDelivery {
   secret_sealed: string;
   payload: string;
   webhooks_allow_private: number;
+}
+
+export interface ClaimOptions {
+  now: string;
+  leaseUntil: string;
+  token: string;
+  /** Deliveries to lease at most: the sender's free slots. */
+  limit: number;
+  /** Attempts one tenant may have in flight over every sender. */
+  tenantShare: number;
 }
 
 export type AttemptOutcome = Pick<
@@ -42,6 +53,53 @@ export function createWebhookRepo(db: Db) {
   const liveEndpointsOfTenant = prepared((p: { tenantId: string }) =>
     liveEndpoints(db).where("tenant_id", "=", p.tenantId).orderBy("id"),
   );
+
+  /** Attempts in flight per tenant: leased by any sender, the lease still running (a partial index of them). */
+  async function inFlightByTenant(now: string, tx: Db): Promise<Map<string, number>> {
+    const rows = await tx
+      .selectFrom("webhook_deliveries")
+      .select((eb) => ["tenant_id", eb.fn.countAll().as("n")])
+      .where("lock_token", "is not", null)
+      .where("locked_until", ">", now)
+      .groupBy("tenant_id")
+      .execute();
+    return new Map(rows.map((row) => [row.tenant_id, Number(row.n)]));
+  }
+
+  /** Each tenant's earliest pending delivery time (one index lookup per tenant; null: nothing pending). */
+  function waitingSince(tx: Db) {
+    return tx
+      .selectFrom("tenants as t")
+      .select((eb) => [
+        "t.id",
+        eb
+          .selectFrom("webhook_deliveries as d")
+          .select((e) => e.fn.min("d.next_attempt_at").as("first"))
+          .whereRef("d.tenant_id", "=", "t.id")
+          .where("d.status", "=", "pending")
+          .as("since"),
+      ])
+      .execute();
+  }
+
+  /**
+   * A tenant's next `count` due, free deliveries: one range of the (tenant, status, due time, id) index,
+   * wrapped to be one part of a UNION ALL.
+   */
+  function nextDue(tenantId: string, count: number, options: ClaimOptions, tx: Db) {
+    const { now } = options;
+    const due = tx
+      .selectFrom("webhook_deliveries as d")
+      .select(["d.id", "d.tenant_id", "d.next_attempt_at"])
+      .where("d.tenant_id", "=", tenantId)
+      .where("d.status", "=", "pending")
+      .where("d.next_attempt_at", "<=", now)
+      .where((eb) => eb.or([eb("d.locked_until", "is", null), eb("d.locked_until", "<=", now)]))
+      .orderBy("d.next_attempt_at")
+      .orderBy("d.id")
+      .limit(count);
+    return tx.selectFrom(due.as("due")).selectAll();
+  }
 
   return {
     /**
@@ -141,30 +199,45 @@ export function createWebhookRepo(db: Db) {
 
     /**
      * Leases up to `limit` due deliveries to `token` until `leaseUntil`, and returns them with what sending
-     * needs. The UPDATE re-checks the lease condition, so of two senders racing for a row only one gets it
-     * (on PostgreSQL the subquery can add FOR UPDATE SKIP LOCKED to stop them waiting on each other).
+     * needs. Fair between tenants (domain `fairPick`): the tenants with the fewest attempts in flight (leased by
+     * any sender) come first, then the one waiting longest, and none gets more than `tenantShare` in flight, so
+     * one tenant's backlog or slow receivers never fill the slots. Each tenant's next deliveries are read as one
+     * indexed range, never the whole backlog. The lease UPDATE re-checks that each row is still due, pending and
+     * free, so of two senders racing for a row only one gets it.
      */
-    async claimDue(
-      options: { now: string; leaseUntil: string; token: string; limit: number },
-      tx: Db = db,
-    ): Promise<ClaimedDelivery[]> {
-      const { now, leaseUntil, token, limit } = options;
-      const leaseFree = (eb: ExpressionBuilder<Database, "webhook_deliveries">) =>
-        eb.or([eb("locked_until", "is", null), eb("locked_until", "<=", now)]);
-      const due = tx
-        .selectFrom("webhook_deliveries")
-        .select("id")
-        .where("status", "=", "pending")
-        .where("next_attempt_at", "<=", now)
-        .where(leaseFree)
-        .orderBy("next_attempt_at")
-        .limit(limit);
+    async claimDue(options: ClaimOptions, tx: Db = db): Promise<ClaimedDelivery[]> {
+      const { now, leaseUntil, token, limit, tenantShare } = options;
+      const load = await inFlightByTenant(now, tx);
+      const roomOf = (tenantId: string) => Math.min(tenantShare - (load.get(tenantId) ?? 0), limit);
+      const waiting = (await waitingSince(tx))
+        .filter((t) => t.since !== null && t.since <= now && roomOf(t.id) > 0)
+        .sort((a, b) => (load.get(a.id) ?? 0) - (load.get(b.id) ?? 0) || a.since!.localeCompare(b.since!))
+        .slice(0, limit);
+      if (waiting.length === 0) return [];
+      const [first, ...rest] = waiting.map((t) => nextDue(t.id, roomOf(t.id), options, tx));
+      const rows = await rest.reduce((all, one) => all.unionAll(one), first!).execute();
+      const picked = fairPick(
+        waiting.map((t) => ({
+          room: roomOf(t.id),
+          candidates: rows
+            .filter((row) => row.tenant_id === t.id)
+            .sort((a, b) => a.next_attempt_at!.localeCompare(b.next_attempt_at!) || a.id.localeCompare(b.id))
+            .map((row) => ({ id: row.id })),
+        })),
+        limit,
+      );
+      if (picked.length === 0) return [];
       await tx
         .updateTable("webhook_deliveries")
         .set({ locked_until: leaseUntil, lock_token: token })
-        .where("id", "in", due)
+        .where(
+          "id",
+          "in",
+          picked.map((c) => c.id),
+        )
         .where("status", "=", "pending")
-        .where(leaseFree)
+        .where("next_attempt_at", "<=", now)
+        .where((eb) => eb.or([eb("locked_until", "is", null), eb("locked_until", "<=", now)]))
         .execute();
       return tx
         .selectFrom("webhook_deliveries as d")
@@ -184,7 +257,6 @@ export function createWebhookRepo(db: Db) {
         ])
         .where("d.lock_token", "=", token)
         .where("d.status", "=", "pending")
-        .orderBy("d.next_attempt_at")
         .execute();
     },
 
