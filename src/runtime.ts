@@ -299,10 +299,11 @@ export interface Runtime {
 
 /** What `createWebhookSender` needs, with the configured limits; add a logger when starting it. */
 export function webhookSenderDeps(
-  runtime: Pick<Runtime, "config" | "repos" | "keys" | "clock">,
+  runtime: Pick<Runtime, "config" | "store" | "repos" | "keys" | "clock">,
 ): WebhookSenderDeps {
   return {
     ...runtime.config.webhooks,
+    store: runtime.store,
     deliveries: runtime.repos.webhooks,
     keys: runtime.keys,
     clock: runtime.clock,

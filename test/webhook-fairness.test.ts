@@ -286,3 +286,85 @@ describe("connect timeout (Hardening II)", () => {
     await deleteEndpoints("acme");
   });
 });
+
+describe("circuit breaker (Hardening II)", () => {
+  it("stops trying an endpoint after 3 failures in a row, for every sender, until one probe after the cool-down succeeds; nothing is lost", async () => {
+    let answer = 500;
+    const requests: string[] = [];
+    const receiver = await listen((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        requests.push(String(req.headers["webhook-id"]));
+        res.statusCode = answer;
+        res.end();
+      });
+    });
+    try {
+      const created = await createEndpoint("acme", `${receiver.base}/flaky`, {
+        eventTypes: ["card.cvv.changed"],
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const endpointId = created.json().id as string;
+      const view = async () =>
+        (
+          await h.call("GET", `/v1/webhook-endpoints/${endpointId}`, undefined, { token: await h.token() })
+        ).json();
+      const breaker = { breakerFailures: 3, breakerCooldownMs: 60_000, tenantConcurrency: 5 };
+      const senderDeps = {
+        ...webhookSenderDeps(h.runtime),
+        ...breaker,
+        timeoutMs: 2_000,
+        resolveHost: noNames,
+      };
+      // Two senders: two processes on one store.
+      const one = createWebhookSender(senderDeps);
+      const two = createWebhookSender(senderDeps);
+      const start = clock.now().getTime();
+
+      await publish("acme", 5);
+      await sendDue(one);
+      expect(requests).toHaveLength(5); // the tenant's share: all five at once, all failing
+
+      // Their retries fall due, but the circuit is open: no sender tries the endpoint, nothing is spent.
+      clock.set(new Date(start + 30_000));
+      await sendDue(one);
+      await sendDue(two);
+      expect(requests).toHaveLength(5);
+      const waiting = await deliveriesOf("acme", endpointId);
+      expect(waiting.map((d) => [d.status, d.attempts])).toEqual(Array(5).fill(["pending", 1]));
+      expect(await view()).toMatchObject({
+        consecutiveFailures: 5,
+        circuitOpenUntil: new Date(start + 60_000).toISOString(),
+      });
+
+      // Cool-down over: one probe (of five due, with room for five), which fails: open again.
+      clock.set(new Date(start + 61_000));
+      await Promise.all([sendDue(one), sendDue(two)]);
+      expect(requests).toHaveLength(6);
+      expect(await view()).toMatchObject({
+        consecutiveFailures: 6,
+        circuitOpenUntil: new Date(start + 121_000).toISOString(),
+      });
+      clock.set(new Date(start + 100_000));
+      await sendDue(two);
+      expect(requests).toHaveLength(6);
+
+      // The receiver is back: the next probe succeeds, the circuit closes and the waiting deliveries go out.
+      answer = 204;
+      clock.set(new Date(start + 122_000));
+      await sendDue(two);
+      expect(requests).toHaveLength(10);
+      expect(await view()).toMatchObject({ consecutiveFailures: 0, circuitOpenUntil: null });
+      // The first probe's delivery is retried on its own schedule (5 minutes after that attempt).
+      clock.set(new Date(start + 61_000 + 5 * 60_000));
+      await sendDue(one);
+      const delivered = await deliveriesOf("acme", endpointId);
+      expect(delivered.map((d) => d.status)).toEqual(Array(5).fill("succeeded"));
+      expect(delivered.map((d) => d.attempts).sort()).toEqual([2, 2, 2, 2, 3]);
+      expect(new Set(requests).size).toBe(5);
+    } finally {
+      await receiver.close();
+    }
+    await deleteEndpoints("acme");
+  });
+});

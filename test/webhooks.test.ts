@@ -160,6 +160,8 @@ describe("webhook endpoints API", () => {
       description: "ops",
       eventTypes: ["pin.changed"],
       createdAt: clock.now().toISOString(),
+      consecutiveFailures: 0,
+      circuitOpenUntil: null,
     });
     const list = await call("GET", "/v1/webhook-endpoints");
     expect(list.statusCode).toBe(200);

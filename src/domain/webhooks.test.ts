@@ -167,8 +167,8 @@ describe("endpointWants", () => {
 });
 
 describe("fairPick (Hardening II)", () => {
-  const queue = (tenant: string, count: number): ClaimCandidate[] =>
-    Array.from({ length: count }, (_, i) => ({ id: `${tenant}${i}` }));
+  const queue = (tenant: string, count: number, endpoint = `${tenant}-e`, probe = false): ClaimCandidate[] =>
+    Array.from({ length: count }, (_, i) => ({ id: `${tenant}${i}`, endpointId: endpoint, probe }));
 
   it("takes one delivery of each tenant per round, in the tenants' order, up to the limit", () => {
     const picked = fairPick(
@@ -186,5 +186,10 @@ describe("fairPick (Hardening II)", () => {
     const picked = fairPick([{ room: 3, candidates: queue("a", 100) }], 50);
     expect(picked.map((c) => c.id)).toEqual(["a0", "a1", "a2"]);
     expect(fairPick([{ room: 0, candidates: queue("a", 5) }], 50)).toEqual([]);
+  });
+
+  it("takes one delivery of a probed endpoint, and the tenant's other endpoints as usual", () => {
+    const candidates = [...queue("p", 3, "half-open", true), ...queue("a", 2)];
+    expect(fairPick([{ room: 10, candidates }], 10).map((c) => c.id)).toEqual(["p0", "a0", "a1"]);
   });
 });

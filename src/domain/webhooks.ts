@@ -53,9 +53,11 @@ export const WEBHOOK_DEFAULTS: WebhookLimits = {
   breakerCooldownMs: 60_000,
 };
 
-/** A due delivery a claim may take. */
+/** A due delivery a claim may take; `probe`: its endpoint's cool-down is over but its circuit is not closed. */
 export interface ClaimCandidate {
   id: string;
+  endpointId: string;
+  probe: boolean;
 }
 
 /** A tenant with deliveries due: its next ones in due order, and how many more attempts it may have in flight. */
@@ -66,11 +68,20 @@ export interface TenantQueue {
 
 /**
  * What one claim takes, at most `limit`: round after round, the next delivery of each tenant in the order given
- * (the fewest in flight first), each tenant up to its room. A tenant's backlog thus never takes the slots
- * another tenant's due deliveries could use.
+ * (the fewest in flight first), each tenant up to its room; of an endpoint that is probed, one delivery only.
+ * A tenant's backlog thus never takes the slots another tenant's due deliveries could use.
  */
 export function fairPick(queues: readonly TenantQueue[], limit: number): ClaimCandidate[] {
-  const lanes = queues.map(({ room, candidates }) => candidates.slice(0, Math.max(0, room)));
+  const lanes = queues.map(({ room, candidates }) => {
+    const probed = new Set<string>();
+    const lane = candidates.filter((c) => {
+      if (!c.probe) return true;
+      if (probed.has(c.endpointId)) return false;
+      probed.add(c.endpointId);
+      return true;
+    });
+    return lane.slice(0, Math.max(0, room));
+  });
   const picked: ClaimCandidate[] = [];
   for (let round = 0; picked.length < limit && lanes.some((lane) => round < lane.length); round++) {
     for (const lane of lanes) {

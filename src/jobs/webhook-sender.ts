@@ -2,10 +2,13 @@
 // attempts in flight: it claims due deliveries into its free slots under a lease (several processes never send
 // the same attempt at once), and claims again the moment an attempt ends, so a slow receiver holds its own
 // slot and never the others. The claim (store/webhook-repo.ts) gives a tenant at most `tenantConcurrency`
-// attempts in flight over all processes: one tenant's hanging endpoints or backlog cannot hold back another
-// tenant's deliveries. Each attempt is signed and POSTed with a connect timeout and a response timeout; 2xx
-// ends it, anything else is retried on the back-off schedule until the last attempt fails it. The address is
-// resolved and checked at every attempt, and the connection goes to that very address.
+// attempts in flight over all processes and skips endpoints whose circuit is open: one tenant's hanging
+// endpoints or backlog cannot hold back another tenant's deliveries. Each attempt is signed and POSTed with a
+// connect timeout and a response timeout; 2xx ends it, anything else is retried on the back-off schedule until
+// the last attempt fails it. The outcome and the endpoint's circuit breaker (failures in a row; open for a
+// cool-down from the `breakerFailures`-th) are written in one transaction, held in the store so that every
+// process sees the same circuit. The address is resolved and checked at every attempt, and the connection
+// goes to that very address.
 import { randomUUID } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import http from "node:http";
@@ -23,6 +26,7 @@ import {
 } from "../domain/webhooks.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
+import type { Store } from "../store/db.js";
 import type { AttemptOutcome, ClaimedDelivery, WebhookRepo } from "../store/webhook-repo.js";
 
 export interface ResolvedAddress {
@@ -31,7 +35,11 @@ export interface ResolvedAddress {
 }
 
 export interface WebhookSenderDeps extends Partial<Omit<WebhookLimits, "endpointsPerTenant">> {
-  deliveries: Pick<WebhookRepo, "claimDue" | "finishAttempt">;
+  store: Pick<Store, "transaction">;
+  deliveries: Pick<
+    WebhookRepo,
+    "claimDue" | "finishAttempt" | "recordEndpointSuccess" | "recordEndpointFailure"
+  >;
   keys: Pick<KeyProvider, "openWebhookSecret">;
   clock: Clock;
   retryDelaysMs?: readonly number[];
@@ -58,6 +66,8 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
   const connectTimeoutMs = Math.min(deps.connectTimeoutMs ?? WEBHOOK_DEFAULTS.connectTimeoutMs, timeoutMs);
   const concurrency = deps.concurrency ?? WEBHOOK_DEFAULTS.concurrency;
   const tenantConcurrency = deps.tenantConcurrency ?? WEBHOOK_DEFAULTS.tenantConcurrency;
+  const breakerFailures = deps.breakerFailures ?? WEBHOOK_DEFAULTS.breakerFailures;
+  const breakerCooldownMs = deps.breakerCooldownMs ?? WEBHOOK_DEFAULTS.breakerCooldownMs;
   const delays = deps.retryDelaysMs ?? RETRY_DELAYS_MS;
   const resolveHost = deps.resolveHost ?? systemResolve;
   // One lease covers resolving plus the slowest attempt, with room to spare.
@@ -131,8 +141,22 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
       last_error: ok ? null : result.error,
       updated_at: now.toISOString(),
     };
-    // A lease lost meanwhile (expired and claimed again, or the endpoint deleted) records nothing.
-    await deps.deliveries.finishAttempt(delivery.id, token, outcome);
+    const failuresInRow = await deps.store.transaction(async (tx) => {
+      // A lease lost meanwhile (expired and claimed again, or the endpoint deleted) records nothing.
+      if (!(await deps.deliveries.finishAttempt(delivery.id, token, outcome, tx))) return undefined;
+      if (ok) return deps.deliveries.recordEndpointSuccess(delivery.endpoint_id, tx).then(() => 0);
+      // A refusal by policy says nothing about the receiver: the breaker counts receivers' failures.
+      if (result.permanent) return undefined;
+      return deps.deliveries.recordEndpointFailure(
+        { id: delivery.endpoint_id, tenantId: delivery.tenant_id },
+        {
+          breakerFailures,
+          now: now.toISOString(),
+          openUntil: new Date(now.getTime() + breakerCooldownMs).toISOString(),
+        },
+        tx,
+      );
+    });
     // No URL (it may hold the receiver's own token), no payload, no secret.
     deps.logger?.info(
       {
@@ -146,6 +170,17 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
       },
       "webhook attempt",
     );
+    if (failuresInRow !== undefined && failuresInRow >= breakerFailures) {
+      deps.logger?.warn(
+        {
+          endpointId: delivery.endpoint_id,
+          tenantId: delivery.tenant_id,
+          failuresInRow,
+          cooldownMs: breakerCooldownMs,
+        },
+        "webhook endpoint circuit open: not tried until its cool-down is over",
+      );
+    }
   }
 
   /** Runs an attempt in a slot; when it ends, the slot is filled again at once. */
@@ -180,6 +215,7 @@ export function createWebhookSender(deps: WebhookSenderDeps) {
         token,
         limit: free,
         tenantShare: tenantConcurrency,
+        breakerFailures,
       });
       for (const delivery of claimed) occupySlot(deliver(delivery, token));
       started += claimed.length;

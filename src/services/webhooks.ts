@@ -43,6 +43,10 @@ export interface WebhookEndpointView {
   /** null: every event type. */
   eventTypes: string[] | null;
   createdAt: string;
+  /** Failed attempts in a row; a delivered one sets it back to 0. */
+  consecutiveFailures: number;
+  /** While in the future the circuit is open: no attempt is made, deliveries wait; then one probes. */
+  circuitOpenUntil: string | null;
 }
 
 export interface WebhookDeliveryView {
@@ -85,6 +89,8 @@ function endpointView(row: WebhookEndpointRow): WebhookEndpointView {
     description: row.description,
     eventTypes: row.event_types === null ? null : (JSON.parse(row.event_types) as string[]),
     createdAt: row.created_at,
+    consecutiveFailures: row.consecutive_failures,
+    circuitOpenUntil: row.circuit_open_until,
   };
 }
 

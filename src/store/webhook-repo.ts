@@ -1,9 +1,10 @@
 // Webhook endpoints and their deliveries. A delivery is claimed by writing a lease (locked_until + a random
 // lock token) in one guarded UPDATE, and its outcome is written only by the holder of that token while it is
 // still pending: several senders never send the same attempt at once, and a late sender cannot overwrite.
-// Claims are fair between tenants. A tenant's count of live endpoints is kept on its row, so the cap on
-// endpoints is one guarded UPDATE.
-import { fairPick } from "../domain/webhooks.js";
+// Claims are fair between tenants and skip endpoints whose circuit breaker is open; the breaker's state lives
+// on the endpoint row, so every sender process sees the same circuit. A tenant's count of live endpoints is
+// kept on its row, so the cap on endpoints is one guarded UPDATE.
+import { type ClaimCandidate, fairPick } from "../domain/webhooks.js";
 import { chunksOf } from "./chunks.js";
 import type { Db } from "./db.js";
 import { prepared } from "./prepared.js";
@@ -30,6 +31,8 @@ export interface ClaimOptions {
   limit: number;
   /** Attempts one tenant may have in flight over every sender. */
   tenantShare: number;
+  /** Failures in a row that open an endpoint's circuit. */
+  breakerFailures: number;
 }
 
 export type AttemptOutcome = Pick<
@@ -83,22 +86,60 @@ export function createWebhookRepo(db: Db) {
   }
 
   /**
-   * A tenant's next `count` due, free deliveries: one range of the (tenant, status, due time, id) index,
-   * wrapped to be one part of a UNION ALL.
+   * A tenant's next `count` due, free deliveries, of endpoints whose circuit is closed or whose cool-down is
+   * over: one range of the (tenant, status, due time, id) index, wrapped to be one part of a UNION ALL.
    */
   function nextDue(tenantId: string, count: number, options: ClaimOptions, tx: Db) {
-    const { now } = options;
+    const { now, breakerFailures } = options;
     const due = tx
       .selectFrom("webhook_deliveries as d")
-      .select(["d.id", "d.tenant_id", "d.next_attempt_at"])
+      .innerJoin("webhook_endpoints as e", "e.id", "d.endpoint_id")
+      .select(["d.id", "d.tenant_id", "d.endpoint_id", "d.next_attempt_at", "e.consecutive_failures"])
       .where("d.tenant_id", "=", tenantId)
       .where("d.status", "=", "pending")
       .where("d.next_attempt_at", "<=", now)
       .where((eb) => eb.or([eb("d.locked_until", "is", null), eb("d.locked_until", "<=", now)]))
+      .where((eb) =>
+        eb.or([
+          eb("e.consecutive_failures", "<", breakerFailures),
+          eb("e.circuit_open_until", "is", null),
+          eb("e.circuit_open_until", "<=", now),
+        ]),
+      )
       .orderBy("d.next_attempt_at")
       .orderBy("d.id")
       .limit(count);
     return tx.selectFrom(due.as("due")).selectAll();
+  }
+
+  /**
+   * A probe holds its endpoint until its lease ends (its outcome closes or reopens the circuit before that), so
+   * no other sender probes it meanwhile; of two senders probing one endpoint at once, the one that holds it
+   * first keeps its probe and the other lets its delivery go.
+   */
+  async function holdProbedEndpoints(probes: ClaimCandidate[], options: ClaimOptions, tx: Db): Promise<void> {
+    if (probes.length === 0) return;
+    const { now, leaseUntil, token, breakerFailures } = options;
+    const held = await tx
+      .updateTable("webhook_endpoints")
+      .set({ circuit_open_until: leaseUntil })
+      .where(
+        "id",
+        "in",
+        probes.map((c) => c.endpointId),
+      )
+      .where("consecutive_failures", ">=", breakerFailures)
+      .where((eb) => eb.or([eb("circuit_open_until", "is", null), eb("circuit_open_until", "<=", now)]))
+      .returning("id")
+      .execute();
+    const lost = probes.filter((c) => !held.some((row) => row.id === c.endpointId)).map((c) => c.id);
+    if (lost.length === 0) return;
+    await tx
+      .updateTable("webhook_deliveries")
+      .set({ locked_until: null, lock_token: null })
+      .where("id", "in", lost)
+      .where("lock_token", "=", token)
+      .execute();
   }
 
   return {
@@ -202,11 +243,12 @@ export function createWebhookRepo(db: Db) {
      * needs. Fair between tenants (domain `fairPick`): the tenants with the fewest attempts in flight (leased by
      * any sender) come first, then the one waiting longest, and none gets more than `tenantShare` in flight, so
      * one tenant's backlog or slow receivers never fill the slots. Each tenant's next deliveries are read as one
-     * indexed range, never the whole backlog. The lease UPDATE re-checks that each row is still due, pending and
+     * indexed range, never the whole backlog. An endpoint whose circuit is open is skipped; one whose cool-down
+     * is over gives one delivery (the probe). The lease UPDATE re-checks that each row is still due, pending and
      * free, so of two senders racing for a row only one gets it.
      */
     async claimDue(options: ClaimOptions, tx: Db = db): Promise<ClaimedDelivery[]> {
-      const { now, leaseUntil, token, limit, tenantShare } = options;
+      const { now, leaseUntil, token, limit, tenantShare, breakerFailures } = options;
       const load = await inFlightByTenant(now, tx);
       const roomOf = (tenantId: string) => Math.min(tenantShare - (load.get(tenantId) ?? 0), limit);
       const waiting = (await waitingSince(tx))
@@ -222,12 +264,16 @@ export function createWebhookRepo(db: Db) {
           candidates: rows
             .filter((row) => row.tenant_id === t.id)
             .sort((a, b) => a.next_attempt_at!.localeCompare(b.next_attempt_at!) || a.id.localeCompare(b.id))
-            .map((row) => ({ id: row.id })),
+            .map((row) => ({
+              id: row.id,
+              endpointId: row.endpoint_id,
+              probe: row.consecutive_failures >= breakerFailures,
+            })),
         })),
         limit,
       );
       if (picked.length === 0) return [];
-      await tx
+      const leased = await tx
         .updateTable("webhook_deliveries")
         .set({ locked_until: leaseUntil, lock_token: token })
         .where(
@@ -238,7 +284,13 @@ export function createWebhookRepo(db: Db) {
         .where("status", "=", "pending")
         .where("next_attempt_at", "<=", now)
         .where((eb) => eb.or([eb("locked_until", "is", null), eb("locked_until", "<=", now)]))
+        .returning("id")
         .execute();
+      await holdProbedEndpoints(
+        picked.filter((c) => c.probe && leased.some((row) => row.id === c.id)),
+        options,
+        tx,
+      );
       return tx
         .selectFrom("webhook_deliveries as d")
         .innerJoin("webhook_endpoints as e", "e.id", "d.endpoint_id")
@@ -270,6 +322,56 @@ export function createWebhookRepo(db: Db) {
         .where("status", "=", "pending")
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** A delivered attempt closes the endpoint's circuit: no failures in a row, nothing to wait for. */
+    async recordEndpointSuccess(endpointId: string, tx: Db = db): Promise<void> {
+      await tx
+        .updateTable("webhook_endpoints")
+        .set({ consecutive_failures: 0, circuit_open_until: null })
+        .where("id", "=", endpointId)
+        .where((eb) => eb.or([eb("consecutive_failures", ">", 0), eb("circuit_open_until", "is not", null)]))
+        .execute();
+    },
+
+    /**
+     * Counts a failed attempt in the database (never read-modify-write: concurrent attempts all count). From the
+     * `breakerFailures`-th in a row on, the circuit opens until `openUntil`, and the endpoint's waiting
+     * deliveries are moved to then (none is lost; they fall due when a probe may be made). Returns the count.
+     */
+    async recordEndpointFailure(
+      endpoint: { id: string; tenantId: string },
+      options: { breakerFailures: number; now: string; openUntil: string },
+      tx: Db = db,
+    ): Promise<number> {
+      const row = await tx
+        .updateTable("webhook_endpoints")
+        .set((eb) => ({
+          consecutive_failures: eb("consecutive_failures", "+", 1),
+          circuit_open_until: eb
+            .case()
+            .when("consecutive_failures", ">=", options.breakerFailures - 1)
+            .then(options.openUntil)
+            .else(eb.ref("circuit_open_until"))
+            .end(),
+        }))
+        .where("id", "=", endpoint.id)
+        .returning("consecutive_failures")
+        .executeTakeFirst();
+      const failures = row?.consecutive_failures ?? 0;
+      if (failures >= options.breakerFailures) {
+        // Leased ones are in flight: their own outcome sets when they are next due.
+        await tx
+          .updateTable("webhook_deliveries")
+          .set({ next_attempt_at: options.openUntil, updated_at: options.now })
+          .where("tenant_id", "=", endpoint.tenantId)
+          .where("status", "=", "pending")
+          .where("next_attempt_at", "<", options.openUntil)
+          .where("endpoint_id", "=", endpoint.id)
+          .where("lock_token", "is", null)
+          .execute();
+      }
+      return failures;
     },
   };
 }
