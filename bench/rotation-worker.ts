@@ -94,6 +94,7 @@ const rehearsal = createServices({
   rateLimits: runtime.config.rateLimits,
   reveal: revealSettings(runtime.config),
   wrongTryBudget: runtime.config.wrongTryBudget,
+  webhookEndpointsPerTenant: runtime.config.webhooks.endpointsPerTenant,
 }).rotation;
 for (let i = 0; i < REHEARSALS; i++) {
   if (mode === "real") await rehearsal.runDue(clock.now(), { limit: BATCH });

@@ -114,6 +114,45 @@ describe("configuration", () => {
     expect(() => loadConfig({ CARDVAULT_SECURE_DATA_QUEUE: "many" })).toThrow(/CARDVAULT_SECURE_DATA_QUEUE/);
   });
 
+  it("reads the webhook limits: endpoint cap, timeouts, shares, breaker (Hardening II)", () => {
+    expect(loadConfig({}).webhooks).toEqual({
+      endpointsPerTenant: 16,
+      timeoutMs: 10_000,
+      connectTimeoutMs: 3_000,
+      concurrency: 50,
+      tenantConcurrency: 10,
+      breakerFailures: 5,
+      breakerCooldownMs: 60_000,
+    });
+    const set = loadConfig({
+      CARDVAULT_WEBHOOK_ENDPOINTS_PER_TENANT: "3",
+      CARDVAULT_WEBHOOK_TIMEOUT_MS: "5000",
+      CARDVAULT_WEBHOOK_CONNECT_TIMEOUT_MS: "500",
+      CARDVAULT_WEBHOOK_CONCURRENCY: "8",
+      CARDVAULT_WEBHOOK_TENANT_CONCURRENCY: "2",
+      CARDVAULT_WEBHOOK_BREAKER_FAILURES: "4",
+      CARDVAULT_WEBHOOK_BREAKER_COOLDOWN_SECONDS: "30",
+    }).webhooks;
+    expect(set).toEqual({
+      endpointsPerTenant: 3,
+      timeoutMs: 5000,
+      connectTimeoutMs: 500,
+      concurrency: 8,
+      tenantConcurrency: 2,
+      breakerFailures: 4,
+      breakerCooldownMs: 30_000,
+    });
+    for (const [name, value] of [
+      ["CARDVAULT_WEBHOOK_ENDPOINTS_PER_TENANT", "0"],
+      ["CARDVAULT_WEBHOOK_TIMEOUT_MS", "1.5"],
+      ["CARDVAULT_WEBHOOK_BREAKER_FAILURES", "many"],
+      ["CARDVAULT_WEBHOOK_CONNECT_TIMEOUT_MS", "20000"],
+      ["CARDVAULT_WEBHOOK_TENANT_CONCURRENCY", "51"],
+    ] as const) {
+      expect(() => loadConfig({ [name]: value }), name).toThrow(name);
+    }
+  });
+
   it("reads a master key as hex or base64", () => {
     const hex = "ab".repeat(32);
     expect(parseMasterKey(hex)?.toString("hex")).toBe(hex);

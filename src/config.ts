@@ -4,6 +4,7 @@
 import { resolve } from "node:path";
 import type { RateLimits } from "./domain/rate-limit.js";
 import type { WrongTryBudget } from "./domain/tries.js";
+import { WEBHOOK_DEFAULTS, type WebhookLimits } from "./domain/webhooks.js";
 import { type DeviceCryptoPoolSettings, defaultDeviceCryptoPool } from "./keys/device-crypto-pool.js";
 
 export interface AuthConfig {
@@ -62,6 +63,8 @@ export interface Config {
    * past that, 503 overloaded.
    */
   secureDataPool: DeviceCryptoPoolSettings;
+  /** Endpoints per tenant, delivery timeouts, fair shares and the circuit breaker (CARDVAULT_WEBHOOK_*). */
+  webhooks: WebhookLimits;
 }
 
 export interface ConfigOverrides {
@@ -180,6 +183,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     problems.push("CARDVAULT_SECURE_DATA_QUEUE must be a whole number ≥ 0");
   }
 
+  const webhooks = webhookLimits(env, problems);
+
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
     problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or canonical (padded) base64");
@@ -249,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     revealSessionsPerCardHour,
     wrongTryBudget,
     secureDataPool,
+    webhooks,
     auth: {
       hs256Secret,
       jwksFile,
@@ -259,6 +265,50 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       tenantClaim: env.CARDVAULT_TENANT_CLAIM || "tenant",
     },
   };
+}
+
+/** The CARDVAULT_WEBHOOK_* settings, each a whole number ≥ 1; a tenant's share fits in a process's slots. */
+function webhookLimits(env: NodeJS.ProcessEnv, problems: string[]): WebhookLimits {
+  const whole = (name: string, value: number) => {
+    if (!Number.isInteger(value) || value < 1) problems.push(`${name} must be a whole number ≥ 1`);
+    return value;
+  };
+  const d = WEBHOOK_DEFAULTS;
+  const limits: WebhookLimits = {
+    endpointsPerTenant: whole(
+      "CARDVAULT_WEBHOOK_ENDPOINTS_PER_TENANT",
+      Number(env.CARDVAULT_WEBHOOK_ENDPOINTS_PER_TENANT ?? d.endpointsPerTenant),
+    ),
+    timeoutMs: whole("CARDVAULT_WEBHOOK_TIMEOUT_MS", Number(env.CARDVAULT_WEBHOOK_TIMEOUT_MS ?? d.timeoutMs)),
+    connectTimeoutMs: whole(
+      "CARDVAULT_WEBHOOK_CONNECT_TIMEOUT_MS",
+      Number(env.CARDVAULT_WEBHOOK_CONNECT_TIMEOUT_MS ?? d.connectTimeoutMs),
+    ),
+    concurrency: whole(
+      "CARDVAULT_WEBHOOK_CONCURRENCY",
+      Number(env.CARDVAULT_WEBHOOK_CONCURRENCY ?? d.concurrency),
+    ),
+    tenantConcurrency: whole(
+      "CARDVAULT_WEBHOOK_TENANT_CONCURRENCY",
+      Number(env.CARDVAULT_WEBHOOK_TENANT_CONCURRENCY ?? d.tenantConcurrency),
+    ),
+    breakerFailures: whole(
+      "CARDVAULT_WEBHOOK_BREAKER_FAILURES",
+      Number(env.CARDVAULT_WEBHOOK_BREAKER_FAILURES ?? d.breakerFailures),
+    ),
+    breakerCooldownMs:
+      whole(
+        "CARDVAULT_WEBHOOK_BREAKER_COOLDOWN_SECONDS",
+        Number(env.CARDVAULT_WEBHOOK_BREAKER_COOLDOWN_SECONDS ?? d.breakerCooldownMs / 1000),
+      ) * 1000,
+  };
+  if (limits.connectTimeoutMs > limits.timeoutMs) {
+    problems.push("CARDVAULT_WEBHOOK_CONNECT_TIMEOUT_MS must not exceed CARDVAULT_WEBHOOK_TIMEOUT_MS");
+  }
+  if (limits.tenantConcurrency > limits.concurrency) {
+    problems.push("CARDVAULT_WEBHOOK_TENANT_CONCURRENCY must not exceed CARDVAULT_WEBHOOK_CONCURRENCY");
+  }
+  return limits;
 }
 
 /**

@@ -192,6 +192,7 @@ export function createServices(deps: {
   rateLimits: RateLimits;
   reveal: RevealSettings;
   wrongTryBudget: WrongTryBudget;
+  webhookEndpointsPerTenant: number;
 }) {
   const { store, repos, keys, clock } = deps;
   const record = createAuditRecorder({ audit: repos.audit, clock });
@@ -277,6 +278,7 @@ export function createServices(deps: {
       keys,
       record,
       clock,
+      endpointsPerTenant: deps.webhookEndpointsPerTenant,
     }),
     keyRotation: createKeyRotationService({ store, cards: repos.cards, keys, record }),
   };
@@ -295,9 +297,17 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** What `createWebhookSender` needs; add timeoutMs, batchSize or a logger when starting it. */
-export function webhookSenderDeps(runtime: Pick<Runtime, "repos" | "keys" | "clock">): WebhookSenderDeps {
-  return { deliveries: runtime.repos.webhooks, keys: runtime.keys, clock: runtime.clock };
+/** What `createWebhookSender` needs, with the configured limits; add a logger when starting it. */
+export function webhookSenderDeps(
+  runtime: Pick<Runtime, "config" | "store" | "repos" | "keys" | "clock">,
+): WebhookSenderDeps {
+  return {
+    ...runtime.config.webhooks,
+    store: runtime.store,
+    deliveries: runtime.repos.webhooks,
+    keys: runtime.keys,
+    clock: runtime.clock,
+  };
 }
 
 /** What the purge job deletes, table by table: rows that can no longer serve anything. */
@@ -362,6 +372,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       rateLimits: config.rateLimits,
       reveal: revealSettings(config),
       wrongTryBudget: config.wrongTryBudget,
+      webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
     }),
     jwtSecret,
     async close() {

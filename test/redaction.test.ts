@@ -202,7 +202,8 @@ describe("secrets never leak", () => {
       ...webhookSenderDeps(h.runtime),
       logger: createLogger("trace", sink),
     });
-    while ((await sender.runOnce()) > 0) {}
+    await sender.runOnce();
+    await sender.idle();
     const deliveries = await h.runtime.store.db.selectFrom("webhook_deliveries").selectAll().execute();
 
     const audit = await h.runtime.store.db.selectFrom("audit_events").selectAll().execute();

@@ -180,6 +180,7 @@ describe("batched automatic rotations", () => {
       rateLimits: runtime.config.rateLimits,
       reveal: revealSettings(runtime.config),
       wrongTryBudget: runtime.config.wrongTryBudget,
+      webhookEndpointsPerTenant: runtime.config.webhooks.endpointsPerTenant,
     });
 
     expect(await rotation.runDue(new Date(plus(START, 24 * H)), { limit: 100, testClockId })).toBe(10);

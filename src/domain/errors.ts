@@ -21,6 +21,8 @@ export const errorStatus = {
    * until the CVV is rotated or a new PIN is set.
    */
   secret_compromised: 409,
+  /** The tenant already has as many webhook endpoints as it may (CARDVAULT_WEBHOOK_ENDPOINTS_PER_TENANT). */
+  webhook_endpoint_limit: 409,
   sandbox_only: 403,
   invalid_state_transition: 409,
   idempotency_in_progress: 409,

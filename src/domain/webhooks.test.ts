@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { AppError } from "./errors.js";
 import {
   blockedAddressReason,
+  type ClaimCandidate,
   endpointWants,
+  fairPick,
   nextAttemptAt,
   parseWebhookUrl,
   RETRY_DELAYS_MS,
@@ -161,5 +163,33 @@ describe("endpointWants", () => {
     expect(endpointWants(null, "card.created")).toBe(true);
     expect(endpointWants('["pin.changed"]', "pin.changed")).toBe(true);
     expect(endpointWants('["pin.changed"]', "card.created")).toBe(false);
+  });
+});
+
+describe("fairPick (Hardening II)", () => {
+  const queue = (tenant: string, count: number, endpoint = `${tenant}-e`, probe = false): ClaimCandidate[] =>
+    Array.from({ length: count }, (_, i) => ({ id: `${tenant}${i}`, endpointId: endpoint, probe }));
+
+  it("takes one delivery of each tenant per round, in the tenants' order, up to the limit", () => {
+    const picked = fairPick(
+      [
+        { room: 10, candidates: queue("a", 10) },
+        { room: 10, candidates: queue("b", 2) },
+        { room: 10, candidates: queue("c", 1) },
+      ],
+      6,
+    );
+    expect(picked.map((c) => c.id)).toEqual(["a0", "b0", "c0", "a1", "b1", "a2"]);
+  });
+
+  it("gives no tenant more than its room: a backlog leaves the other slots free", () => {
+    const picked = fairPick([{ room: 3, candidates: queue("a", 100) }], 50);
+    expect(picked.map((c) => c.id)).toEqual(["a0", "a1", "a2"]);
+    expect(fairPick([{ room: 0, candidates: queue("a", 5) }], 50)).toEqual([]);
+  });
+
+  it("takes one delivery of a probed endpoint, and the tenant's other endpoints as usual", () => {
+    const candidates = [...queue("p", 3, "half-open", true), ...queue("a", 2)];
+    expect(fairPick([{ room: 10, candidates }], 10).map((c) => c.id)).toEqual(["p0", "a0", "a1"]);
   });
 });

@@ -1,7 +1,8 @@
 // Webhook rules, pure: which URLs an endpoint may have, which addresses a delivery may reach (no address of the
 // IANA special-purpose registries, multicast or IPv6 space outside 2000::/3 unless the tenant allows it; held
 // as node:net BlockLists, the IPv4 blocks also in their IPv4-mapped, NAT64 and 6to4 forms), which events
-// an endpoint receives, and the retry schedule (at least 24 hours of attempts before a delivery fails).
+// an endpoint receives, the retry schedule (at least 24 hours of attempts before a delivery fails), and the
+// limits that keep one tenant's endpoints from holding back another's deliveries.
 import { BlockList, isIP } from "node:net";
 import { validationFailed } from "./errors.js";
 
@@ -20,6 +21,75 @@ export const RETRY_DELAYS_MS: readonly number[] = [
   10 * 3_600_000,
   10 * 3_600_000,
 ];
+
+/**
+ * Delivery limits (CARDVAULT_WEBHOOK_*). A tenant has at most `tenantConcurrency` attempts in flight across
+ * every sender process, so of a process's `concurrency` slots the rest stay free for other tenants however
+ * slow its receivers are; an endpoint that failed `breakerFailures` attempts in a row is not tried for
+ * `breakerCooldownMs` (its deliveries wait, then one probe decides whether it is tried again).
+ */
+export interface WebhookLimits {
+  /** Live endpoints a tenant may have. */
+  endpointsPerTenant: number;
+  /** Per attempt, from its start to the response headers. */
+  timeoutMs: number;
+  /** Per attempt, to have the connection ready (TCP, and TLS for https): a dead address fails fast. */
+  connectTimeoutMs: number;
+  /** Attempts one sender process makes at once. */
+  concurrency: number;
+  /** Attempts one tenant may have in flight at once, over every sender process. */
+  tenantConcurrency: number;
+  breakerFailures: number;
+  breakerCooldownMs: number;
+}
+
+export const WEBHOOK_DEFAULTS: WebhookLimits = {
+  endpointsPerTenant: 16,
+  timeoutMs: 10_000,
+  connectTimeoutMs: 3_000,
+  concurrency: 50,
+  tenantConcurrency: 10,
+  breakerFailures: 5,
+  breakerCooldownMs: 60_000,
+};
+
+/** A due delivery a claim may take; `probe`: its endpoint's cool-down is over but its circuit is not closed. */
+export interface ClaimCandidate {
+  id: string;
+  endpointId: string;
+  probe: boolean;
+}
+
+/** A tenant with deliveries due: its next ones in due order, and how many more attempts it may have in flight. */
+export interface TenantQueue {
+  room: number;
+  candidates: readonly ClaimCandidate[];
+}
+
+/**
+ * What one claim takes, at most `limit`: round after round, the next delivery of each tenant in the order given
+ * (the fewest in flight first), each tenant up to its room; of an endpoint that is probed, one delivery only.
+ * A tenant's backlog thus never takes the slots another tenant's due deliveries could use.
+ */
+export function fairPick(queues: readonly TenantQueue[], limit: number): ClaimCandidate[] {
+  const lanes = queues.map(({ room, candidates }) => {
+    const probed = new Set<string>();
+    const lane = candidates.filter((c) => {
+      if (!c.probe) return true;
+      if (probed.has(c.endpointId)) return false;
+      probed.add(c.endpointId);
+      return true;
+    });
+    return lane.slice(0, Math.max(0, room));
+  });
+  const picked: ClaimCandidate[] = [];
+  for (let round = 0; picked.length < limit && lanes.some((lane) => round < lane.length); round++) {
+    for (const lane of lanes) {
+      if (round < lane.length && picked.length < limit) picked.push(lane[round]!);
+    }
+  }
+  return picked;
+}
 
 /** When the next attempt falls due after `attempts` failed ones, or null when none is left. */
 export function nextAttemptAt(

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 
 export interface Job {
   name: string;
+  /** One pass. A job may leave work running after it (the webhook sender's attempts): stop() waits for it. */
   runOnce(): Promise<number>;
   stop?(): Promise<void>;
 }

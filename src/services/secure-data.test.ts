@@ -35,6 +35,7 @@ beforeAll(async () => {
     rateLimits: config.rateLimits,
     reveal: revealSettings(config),
     wrongTryBudget: config.wrongTryBudget,
+    webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
   });
   await services.tenants.add({ id: "acme", bin: "400000" });
   await services.tenants.add({ id: "pinned", bin: "400000", secureDataPin: true });

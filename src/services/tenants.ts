@@ -61,6 +61,7 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
         webhooks_allow_private: input.allowPrivateWebhooks ? 1 : 0,
         secure_data_pin: input.secureDataPin ? 1 : 0,
         allow_pin_block_format_1: input.allowPinBlockFormat1 ? 1 : 0,
+        webhook_endpoints: 0,
       };
       const problems = [
         !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(row.id) && "id must be 1–63 lower-case letters, digits, - or _",

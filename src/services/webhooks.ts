@@ -26,6 +26,8 @@ export interface WebhookServiceDeps {
   keys: Pick<KeyProvider, "sealWebhookSecret">;
   record: AuditRecorder;
   clock: Clock;
+  /** Live endpoints a tenant may have (CARDVAULT_WEBHOOK_ENDPOINTS_PER_TENANT). */
+  endpointsPerTenant: number;
 }
 
 export interface NewWebhookEndpoint {
@@ -41,6 +43,10 @@ export interface WebhookEndpointView {
   /** null: every event type. */
   eventTypes: string[] | null;
   createdAt: string;
+  /** Failed attempts in a row; a delivered one sets it back to 0. */
+  consecutiveFailures: number;
+  /** While in the future the circuit is open: no attempt is made, deliveries wait; then one probes. */
+  circuitOpenUntil: string | null;
 }
 
 export interface WebhookDeliveryView {
@@ -83,6 +89,8 @@ function endpointView(row: WebhookEndpointRow): WebhookEndpointView {
     description: row.description,
     eventTypes: row.event_types === null ? null : (JSON.parse(row.event_types) as string[]),
     createdAt: row.created_at,
+    consecutiveFailures: row.consecutive_failures,
+    circuitOpenUntil: row.circuit_open_until,
   };
 }
 
@@ -128,9 +136,16 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         }),
         created_at: deps.clock.now().toISOString(),
         deleted_at: null,
+        consecutive_failures: 0,
+        circuit_open_until: null,
       };
       await deps.store.transaction(async (tx) => {
-        await deps.webhooks.insertEndpoint(row, tx);
+        if (!(await deps.webhooks.insertEndpoint(row, deps.endpointsPerTenant, tx))) {
+          throw new AppError(
+            "webhook_endpoint_limit",
+            `This tenant already has ${deps.endpointsPerTenant} webhook endpoints, the most it may have; delete one before adding another.`,
+          );
+        }
         // The host only: a receiver's URL may carry its own access token in the path or query.
         await deps.record(tx, actor, {
           action: "webhook_endpoint.create",

@@ -18,6 +18,8 @@ export interface TenantsTable {
   allow_pin_block_format_1: Generated<number>;
   /** 1 adds the PIN to this tenant's Get Card Data payloads. */
   secure_data_pin: number;
+  /** How many live webhook endpoints the tenant has: the endpoint cap is a guarded update of this count. */
+  webhook_endpoints: Generated<number>;
 }
 
 export interface CardsTable {
@@ -107,6 +109,10 @@ export interface WebhookEndpointsTable {
   secret_sealed: string;
   created_at: string;
   deleted_at: string | null;
+  /** Failed attempts in a row (the circuit breaker's count); a success sets it back to 0. */
+  consecutive_failures: Generated<number>;
+  /** While in the future, the endpoint's circuit is open: its deliveries are not claimed, they wait. */
+  circuit_open_until: string | null;
 }
 
 export interface WebhookDeliveriesTable {

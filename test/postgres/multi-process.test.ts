@@ -1,14 +1,17 @@
-// Several cardvault processes on one PostgreSQL database: try counters, rotations and idempotency keys hold
-// across processes, also when one of them is killed mid-work.
+// Several cardvault processes on one PostgreSQL database: try counters, rotations, idempotency keys and webhook
+// deliveries hold across processes, also when one of them is killed mid-work.
 
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { mintToken, scopes } from "../../src/http/auth.js";
 import { systemClock } from "../../src/lib/clock.js";
-import { connectStore, openRuntime, type Runtime } from "../../src/runtime.js";
+import { connectStore, createPublishers, openRuntime, type Runtime } from "../../src/runtime.js";
 import { ensureSchema } from "../../src/store/db.js";
 import {
   type CardvaultProcess,
@@ -222,5 +225,66 @@ describe("three workers on one test clock", () => {
     }
     expect(tokens.filter((t) => perCard.get(t) !== 1)).toEqual([]);
     expect(perCard.size).toBe(2000);
+  }, 120_000);
+});
+
+describe("three workers sending webhooks", () => {
+  it("deliver each of 350 deliveries of two tenants exactly once (Hardening II: fair claims across processes)", async () => {
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        received.push(`${req.url} ${req.headers["webhook-id"]}`);
+        // A little latency, so that the workers' attempts overlap.
+        setTimeout(() => {
+          res.statusCode = 204;
+          res.end();
+        }, 5);
+      });
+    });
+    receiver.listen(0, "127.0.0.1");
+    await once(receiver, "listening");
+    const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    const plan = { "hooks-a": { endpoints: 3, events: 100 }, "hooks-b": { endpoints: 1, events: 50 } };
+    for (const [tenantId, { endpoints, events }] of Object.entries(plan)) {
+      await runtime.services.tenants.add({ id: tenantId, allowPrivateWebhooks: true });
+      const actor = { tenantId, subject: "mp" };
+      for (let i = 0; i < endpoints; i++) {
+        await runtime.services.webhooks.create(actor, {
+          url: `${base}/${tenantId}/${i}`,
+          eventTypes: ["pin.changed"],
+        });
+      }
+      const published = Array.from({ length: events }, (_, i) => ({
+        tenantId,
+        cardId: `card-${i}`,
+        type: "pin.changed" as const,
+        data: { publicToken: String(400000000 + i) },
+      }));
+      await runtime.store.transaction((tx) =>
+        createPublishers(runtime.repos, runtime.clock).publishMany(tx, published),
+      );
+    }
+    const workerEnv = { ...env, CARDVAULT_JOBS: "on", CARDVAULT_JOB_INTERVAL_MS: "20" };
+    const workers = [0, 1, 2].map(() => spawnCardvault(["worker"], workerEnv));
+    const unfinished = async () =>
+      Number(
+        (
+          await runtime.store.db
+            .selectFrom("webhook_deliveries")
+            .select((eb) => eb.fn.countAll().as("n"))
+            .where("tenant_id", "in", Object.keys(plan))
+            .where("status", "!=", "succeeded")
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const deadline = Date.now() + 60_000;
+    while ((await unfinished()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    for (const w of workers) w.child.kill("SIGTERM");
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
+    receiver.close();
+    expect(await unfinished()).toBe(0);
+    expect(received).toHaveLength(350);
+    expect(new Set(received).size).toBe(350);
   }, 120_000);
 });

@@ -41,6 +41,11 @@ const EndpointView = Type.Object({
     description: "null: every event type.",
   }),
   createdAt: Type.String(),
+  consecutiveFailures: Type.Integer({ description: "Failed attempts in a row; a delivered one resets it." }),
+  circuitOpenUntil: Type.Union([Type.String(), Type.Null()], {
+    description:
+      "Circuit breaker: until this time no delivery is attempted (due ones wait, none is lost); then one probes.",
+  }),
 });
 
 const CreatedEndpoint = Type.Object({

@@ -13,6 +13,7 @@ import * as m0009 from "./0009-cvv-history.js";
 import * as m0010 from "./0010-reveal-sessions-by-card.js";
 import * as m0011 from "./0011-rate-limit-expiry.js";
 import * as m0012 from "./0012-wrong-try-budget.js";
+import * as m0013 from "./0013-webhook-fairness.js";
 import * as m0014 from "./0014-audit-operator-records.js";
 
 const migrations: Record<string, Migration> = {
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   "0010-reveal-sessions-by-card": m0010,
   "0011-rate-limit-expiry": m0011,
   "0012-wrong-try-budget": m0012,
+  "0013-webhook-fairness": m0013,
   "0014-audit-operator-records": m0014,
 };
 
