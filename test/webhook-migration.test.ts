@@ -1,35 +1,15 @@
 // Migration 0013 on a database of the previous release: each tenant's live endpoint count (the endpoint cap's
 // guarded counter) starts from the endpoints it already has, deleted ones not counted, and every endpoint
 // starts with a closed circuit.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Migrator } from "kysely";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { loadConfig } from "../src/config.js";
-import { connectStore } from "../src/runtime.js";
-import { migrateToLatest, type Store } from "../src/store/db.js";
-import { migrationProvider } from "../src/store/migrations/index.js";
-import { createTestDatabase, type TestDatabase } from "./helpers/test-database.js";
+import { expect, it } from "vitest";
+import { migrateToLatest } from "../src/store/db.js";
+import { upgradeStore } from "./helpers/upgrade-store.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "cardvault-migration-"));
-let database: TestDatabase;
-let store: Store;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  store = connectStore(loadConfig(database.url ? { CARDVAULT_DATABASE_URL: database.url } : {}, { dataDir }));
-});
-afterAll(async () => {
-  await store.close();
-  await database.drop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const upgrade = upgradeStore();
 
 it("0013 counts each tenant's live webhook endpoints and closes every circuit", async () => {
-  const { error } = await new Migrator({ db: store.db, provider: migrationProvider }).migrateTo(
-    "0012-wrong-try-budget",
-  );
-  expect(error).toBeUndefined();
+  await upgrade.migrateTo("0012-wrong-try-budget");
+  const store = upgrade.store();
   const tenant = (id: string) => ({
     id,
     name: null,
