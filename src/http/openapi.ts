@@ -4,6 +4,7 @@
 // (problems.ts setErrorShape records it), 429 with Retry-After wherever the route's contract declares a rate
 // limit, 503 with Retry-After on Get Card Data (the "secure-data" class, which the device-crypto pool may
 // refuse), and an operationId for every operation.
+import { STATUS_CODES } from "node:http";
 import type { SwaggerOptions } from "@fastify/swagger";
 import type { RouteOptions } from "fastify";
 
@@ -33,9 +34,9 @@ export function operationIdOf(method: string, url: string): string {
 }
 
 /** A documented error: the body's schema in the media type the route's API sends it in. */
-function errorResponse(schema: Schema, mediaType: string, description?: string, headers?: Schema) {
+function errorResponse(schema: Schema, mediaType: string, description: string, headers?: Schema) {
   return {
-    description: description ?? (schema.description as string | undefined) ?? "Error",
+    description,
     ...(headers ? { headers } : {}),
     content: { [mediaType]: { schema } },
   };
@@ -53,7 +54,7 @@ function documentRoute(schema: Schema, route: RouteOptions): Schema {
       continue;
     }
     errorSchema ??= response;
-    responses[status] = errorResponse(response, errorMediaType);
+    responses[status] = errorResponse(response, errorMediaType, STATUS_CODES[status] ?? "Error");
   }
   if (errorSchema && rateLimit) {
     responses[429] = errorResponse(
@@ -100,5 +101,5 @@ export function openapiOptions(publicUrl: string): SwaggerOptions {
       schema: schema && !schema.hide ? documentRoute(schema as Schema, route as RouteOptions) : schema,
       url,
     }),
-  } as SwaggerOptions;
+  };
 }
