@@ -188,6 +188,7 @@ describe("refused requests are audited (Hardening II, item 18)", () => {
       bodyLimitBytes: h.config.bodyLimitBytes,
       idempotencyTtlHours: h.config.idempotencyTtlHours,
       apiDocs: false,
+      publicUrl: h.config.publicUrl,
     });
     await app.inject({ method: "GET", url: CARD_URL, remoteAddress: "203.0.113.9" });
     await app.close();

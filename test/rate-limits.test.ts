@@ -142,6 +142,7 @@ describe("rate limits", () => {
       bodyLimitBytes: h.config.bodyLimitBytes,
       idempotencyTtlHours: h.config.idempotencyTtlHours,
       apiDocs: false,
+      publicUrl: h.config.publicUrl,
     });
     try {
       const token = await h.token(undefined, "globex");

@@ -2,7 +2,7 @@
 // Cross-cutting rules live here once: request ids, security headers, authentication and idempotency as each
 // route's declared contract says (route-contract.ts, checked here at registration; its rate-limit class and
 // card parameter reach the services through actorOf), one error handler, the audit of refused requests (counted
-// per caller and minute, written every few seconds and on close), and the OpenAPI document.
+// per caller and minute, written every few seconds and on close), and the OpenAPI document (openapi.ts).
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -24,6 +24,7 @@ import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
 import { idempotencyHooks } from "./idempotency.js";
+import { openapiOptions } from "./openapi.js";
 import { problemShape, setErrorShape } from "./problems.js";
 import { type RouteContract, routeContract } from "./route-contract.js";
 import { registerV1Routes } from "./v1/index.js";
@@ -49,6 +50,8 @@ export interface AppDeps {
   idempotencyTtlHours: number;
   /** Serve the Swagger UI page at /docs (config.apiDocs: off in production unless enabled). */
   apiDocs: boolean;
+  /** Where clients reach the API (config.publicUrl): the OpenAPI document's server. */
+  publicUrl: string;
   logger?: FastifyServerOptions["loggerInstance"] | boolean;
 }
 
@@ -246,18 +249,7 @@ export async function buildApp(deps: AppDeps) {
     if (idempotent) addRouteHooks(route, "onSend", [idempotency.onSend], "last");
   });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: "3.1.0",
-      info: {
-        title: "cardvault",
-        version: "1",
-        description: "Card issuer's CVV & PIN service: cards, CVVs and PINs with try counters.",
-      },
-      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
-      security: [{ bearer: [] }],
-    },
-  });
+  await app.register(swagger, openapiOptions(deps.publicUrl));
   if (deps.apiDocs) await app.register(swaggerUi, { routePrefix: "/docs" });
 
   registerHealthRoutes(app, { store: deps.store });

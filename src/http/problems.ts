@@ -7,6 +7,13 @@ import { AppError, type ErrorCode, type FieldErrors, isTransient } from "../doma
 
 const PROBLEM_BASE = "https://cardvault.dev/problems/";
 
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The media type of the route's error bodies, set by its scope's setErrorShape (for the OpenAPI document). */
+    errorMediaType?: string;
+  }
+}
+
 export interface Problem {
   type: string;
   title: string;
@@ -257,10 +264,18 @@ function retryAfterOf(error: AppError): number | undefined {
     : undefined;
 }
 
-/** Every failure in a scope (the app, or a dialect's encapsulated plugin), unknown routes included, in one shape. */
+/**
+ * Every failure in a scope (the app, or a dialect's encapsulated plugin), unknown routes included, in one shape;
+ * each route of the scope records the shape's media type, so the OpenAPI document says what is really sent.
+ */
 export function setErrorShape(scope: FastifyInstance, shape: ErrorShape): void {
   const handle = dialectErrorHandler(shape);
   scope.setErrorHandler(handle);
+  // Without a contentType, Fastify sends the object as JSON.
+  const errorMediaType = shape.contentType ?? "application/json";
+  scope.addHook("onRoute", (route) => {
+    route.config = { ...route.config, errorMediaType };
+  });
   scope.setNotFoundHandler((request, reply) =>
     handle(
       new AppError(

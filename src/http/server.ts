@@ -18,6 +18,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     bodyLimitBytes: config.bodyLimitBytes,
     idempotencyTtlHours: config.idempotencyTtlHours,
     apiDocs: config.apiDocs,
+    publicUrl: config.publicUrl,
     logger,
   });
   await app.listen({ host: config.host, port: config.port });

@@ -71,6 +71,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     bodyLimitBytes: config.bodyLimitBytes,
     idempotencyTtlHours: config.idempotencyTtlHours,
     apiDocs: config.apiDocs,
+    publicUrl: config.publicUrl,
     logger: options.logger ?? false,
   });
 

@@ -24,6 +24,7 @@ export function registerAuditRoutes(root: FastifyInstance, audit: AuditService):
       config: { scope: "audit:read", rateLimit: false, cardParam: false },
       schema: {
         tags: ["audit"],
+        summary: "The tenant's audit trail, oldest first, a page at a time (follow nextCursor).",
         querystring: ListQuery,
         response: {
           200: Type.Object({

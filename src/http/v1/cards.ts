@@ -67,7 +67,12 @@ export function registerCardRoutes(root: FastifyInstance, cards: CardService): v
     "/v1/cards/:publicToken",
     {
       config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
-      schema: { tags: ["cards"], params: PublicTokenParams, response: { 200: CardView, ...errorResponses } },
+      schema: {
+        tags: ["cards"],
+        summary: "Read a card: status, masked PAN, expiry, cardholder name (never the PAN, CVV or PIN).",
+        params: PublicTokenParams,
+        response: { 200: CardView, ...errorResponses },
+      },
     },
     async (request) => cards.get(actorOf(request), request.params.publicToken),
   );

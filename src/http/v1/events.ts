@@ -20,6 +20,7 @@ export function registerEventRoutes(root: FastifyInstance, events: EventService)
       config: { scope: "events:read", rateLimit: false, cardParam: false },
       schema: {
         tags: ["events"],
+        summary: "The tenant's events, oldest first, optionally of one type (follow nextCursor).",
         querystring: Type.Object(
           { ...ListQuery.properties, type: Type.Optional(Type.String({ pattern: "^[a-z.]{1,64}$" })) },
           { additionalProperties: false },

@@ -53,7 +53,12 @@ export function registerRotationRoutes(root: FastifyInstance, rotation: Rotation
     url,
     {
       config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
-      schema: { tags, params: PublicTokenParams, response: { 200: RotationView, ...errorResponses } },
+      schema: {
+        tags,
+        summary: "The card's CVV rotation: interval, last and next rotation.",
+        params: PublicTokenParams,
+        response: { 200: RotationView, ...errorResponses },
+      },
     },
     async (request) => rotation.get(actorOf(request), request.params.publicToken),
   );

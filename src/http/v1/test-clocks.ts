@@ -34,7 +34,12 @@ export function registerTestClockRoutes(root: FastifyInstance, testClocks: TestC
     "/v1/test-clocks/:id",
     {
       config: { scope: "cards:read", rateLimit: false, cardParam: false },
-      schema: { tags, params: IdParams, response: { 200: TestClockView, ...errorResponses } },
+      schema: {
+        tags,
+        summary: "Read a test clock: its current time.",
+        params: IdParams,
+        response: { 200: TestClockView, ...errorResponses },
+      },
     },
     async (request) => testClocks.get(actorOf(request), request.params.id),
   );

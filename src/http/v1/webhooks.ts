@@ -98,7 +98,12 @@ export function registerWebhookRoutes(root: FastifyInstance, webhooks: WebhookSe
     "/v1/webhook-endpoints",
     {
       config,
-      schema: { tags, querystring: ListQuery, response: { 200: pageOf(EndpointView), ...errorResponses } },
+      schema: {
+        tags,
+        summary: "The tenant's webhook endpoints (never their secrets), a page at a time.",
+        querystring: ListQuery,
+        response: { 200: pageOf(EndpointView), ...errorResponses },
+      },
     },
     async (request) =>
       webhooks.list(actorOf(request), {
@@ -109,7 +114,15 @@ export function registerWebhookRoutes(root: FastifyInstance, webhooks: WebhookSe
 
   app.get(
     "/v1/webhook-endpoints/:id",
-    { config, schema: { tags, params: EndpointParams, response: { 200: EndpointView, ...errorResponses } } },
+    {
+      config,
+      schema: {
+        tags,
+        summary: "Read one webhook endpoint (never its secret).",
+        params: EndpointParams,
+        response: { 200: EndpointView, ...errorResponses },
+      },
+    },
     async (request) => webhooks.get(actorOf(request), request.params.id),
   );
 

@@ -87,7 +87,12 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
         path,
         {
           config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
-          schema: { tags, params: PublicTokenParams, response: { 200: ThreddCardView, ...threddErrors } },
+          schema: {
+            tags,
+            summary: "Read a card (Thredd fields; the PAN masked).",
+            params: PublicTokenParams,
+            response: { 200: ThreddCardView, ...threddErrors },
+          },
         },
         async (request) => threddCardView(await deps.cards.get(actorOf(request), request.params.publicToken)),
       );
@@ -98,7 +103,12 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
         path,
         {
           config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
-          schema: { tags, params: PublicTokenParams, response: { 200: ThreddStatusView, ...threddErrors } },
+          schema: {
+            tags,
+            summary: "Read the card status as a Thredd cardStatusCode.",
+            params: PublicTokenParams,
+            response: { 200: ThreddStatusView, ...threddErrors },
+          },
         },
         async (request) =>
           threddStatusView(await deps.cards.get(actorOf(request), request.params.publicToken)),
@@ -137,7 +147,12 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
         path,
         {
           config: { scope: "cvv:read", rateLimit: "reveal", cardParam: "publicToken" },
-          schema: { tags, params: PublicTokenParams, response: { 200: CvvView, ...threddErrors } },
+          schema: {
+            tags,
+            summary: "Read the card's current CVV (audited).",
+            params: PublicTokenParams,
+            response: { 200: CvvView, ...threddErrors },
+          },
         },
         async (request) => {
           const { cvv } = await deps.cvv.get(actorOf(request), request.params.publicToken);
@@ -154,6 +169,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
           config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
           schema: {
             tags,
+            summary: "The CVV status: Unblocked or Blocked (Payblr adds the remaining tries).",
             params: PublicTokenParams,
             response: { 200: options.withTries ? CvvStatusWithTriesView : CvvStatusView, ...threddErrors },
           },
@@ -241,7 +257,12 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
         path,
         {
           config: { scope: "pin:read", rateLimit: "reveal", cardParam: "publicToken" },
-          schema: { tags, params: PublicTokenParams, response: { 200: PinView, ...threddErrors } },
+          schema: {
+            tags,
+            summary: "Read the card's PIN (audited).",
+            params: PublicTokenParams,
+            response: { 200: PinView, ...threddErrors },
+          },
         },
         async (request) => deps.pin.get(actorOf(request), request.params.publicToken),
       );
@@ -252,7 +273,12 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
         path,
         {
           config: { scope: "cards:read", rateLimit: false, cardParam: "publicToken" },
-          schema: { tags, params: PublicTokenParams, response: { 200: PinStatusView, ...threddErrors } },
+          schema: {
+            tags,
+            summary: "The PIN status: Unblocked or Blocked, with the remaining tries.",
+            params: PublicTokenParams,
+            response: { 200: PinStatusView, ...threddErrors },
+          },
         },
         async (request) => pinStatusView(await deps.pin.status(actorOf(request), request.params.publicToken)),
       );

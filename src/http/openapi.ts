@@ -1,0 +1,105 @@
+// The OpenAPI document (served at /openapi.json): @fastify/swagger's options, with one transform that makes
+// every operation say what the server does. Invariant: the document is filled from what each route declares
+// and what its scope sends, never edited route by hand — errors in the media type of the route's error shape
+// (problems.ts setErrorShape records it), 429 with Retry-After wherever the route's contract declares a rate
+// limit, 503 with Retry-After on Get Card Data (the "secure-data" class, which the device-crypto pool may
+// refuse), and an operationId for every operation.
+import { STATUS_CODES } from "node:http";
+import type { SwaggerOptions } from "@fastify/swagger";
+import type { RouteOptions } from "fastify";
+
+type Schema = Record<string, unknown>;
+
+const RETRY_AFTER = {
+  "Retry-After": { type: "integer", minimum: 0, description: "Seconds to wait before sending it again." },
+};
+
+/**
+ * A stable operationId from the method and the route's URL template (not from registration order), so it only
+ * changes when the route's own path does: `GET /v1/cards/:publicToken/cvv` → `getV1CardsByPublicTokenCvv`.
+ * Unique because method and URL are. A route may declare its own in its schema instead.
+ */
+export function operationIdOf(method: string, url: string): string {
+  const words = url
+    .split("/")
+    .filter(Boolean)
+    .flatMap((segment) =>
+      segment.startsWith(":")
+        ? ["by", ...segment.slice(1).split(/[^A-Za-z0-9]+/)]
+        : segment.split(/[^A-Za-z0-9]+/),
+    )
+    .filter(Boolean)
+    .map((word) => word[0]!.toUpperCase() + word.slice(1));
+  return method.toLowerCase() + words.join("");
+}
+
+/** A documented error: the body's schema in the media type the route's API sends it in. */
+function errorResponse(schema: Schema, mediaType: string, description: string, headers?: Schema) {
+  return {
+    description,
+    ...(headers ? { headers } : {}),
+    content: { [mediaType]: { schema } },
+  };
+}
+
+/** Fills one route's documented responses and operationId from its declared contract and error shape. */
+function documentRoute(schema: Schema, route: RouteOptions): Schema {
+  const { rateLimit, errorMediaType = "application/json" } = route.config ?? {};
+  const declared = (schema.response ?? {}) as Record<string, Schema>;
+  const responses: Record<string, Schema> = {};
+  let errorSchema: Schema | undefined;
+  for (const [status, response] of Object.entries(declared)) {
+    if (Number(status) < 400) {
+      responses[status] = response;
+      continue;
+    }
+    errorSchema ??= response;
+    responses[status] = errorResponse(response, errorMediaType, STATUS_CODES[status] ?? "Error");
+  }
+  if (errorSchema && rateLimit) {
+    responses[429] = errorResponse(
+      errorSchema,
+      errorMediaType,
+      "Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds.",
+      RETRY_AFTER,
+    );
+  }
+  if (errorSchema && rateLimit === "secure-data") {
+    responses[503] = errorResponse(
+      errorSchema,
+      errorMediaType,
+      "Every device-crypto worker is busy (code overloaded); nothing was done or counted. Retry after Retry-After seconds.",
+      RETRY_AFTER,
+    );
+  }
+  return {
+    ...schema,
+    operationId: schema.operationId ?? operationIdOf([route.method].flat()[0]!, route.url),
+    response: responses,
+  };
+}
+
+/** @fastify/swagger's options for the served document: servers from config.publicUrl, the project's license. */
+export function openapiOptions(publicUrl: string): SwaggerOptions {
+  return {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "cardvault",
+        version: "1",
+        description: "Card issuer's CVV & PIN service: cards, CVVs and PINs with try counters.",
+        // package.json's license, as an SPDX identifier (OpenAPI 3.1).
+        license: { name: "Apache-2.0", identifier: "Apache-2.0" },
+      },
+      servers: [{ url: publicUrl }],
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+      security: [{ bearer: [] }],
+    },
+    // The paths are the ones the server routes; a public URL with a path of its own is a prefix in front.
+    stripBasePath: false,
+    transform: ({ schema, url, route }) => ({
+      schema: schema && !schema.hide ? documentRoute(schema as Schema, route as RouteOptions) : schema,
+      url,
+    }),
+  };
+}
