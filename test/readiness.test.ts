@@ -24,9 +24,7 @@ const dataDir = mkdtempSync(join(tmpdir(), "cardvault-readiness-"));
 beforeAll(async () => {
   h = await createHarness();
   database = await createTestDatabase();
-  other = connectStore(
-    loadConfig(database.url ? { CARDVAULT_DATABASE_URL: database.url } : {}, { dataDir }),
-  );
+  other = connectStore(loadConfig(database.url ? { CARDVAULT_DATABASE_URL: database.url } : {}, { dataDir }));
 });
 afterAll(async () => {
   await h.close();
@@ -66,7 +64,10 @@ describe("/readyz", () => {
       const fresh = await app.inject({ method: "GET", url: "/readyz" });
       expect(fresh.statusCode).toBe(503);
       expect(fresh.headers["content-type"]).toContain("application/problem+json");
-      expect(fresh.json()).toMatchObject({ code: "service_unavailable", errors: { migrations: [expect.any(String)] } });
+      expect(fresh.json()).toMatchObject({
+        code: "service_unavailable",
+        errors: { migrations: [expect.any(String)] },
+      });
       expect(Object.keys(fresh.json().errors)).toEqual(["migrations"]);
 
       // One migration short of the latest, as a database left by the release before.
