@@ -9,11 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { buildApp } from "../src/http/app.js";
 import { createTokenVerifier } from "../src/http/auth.js";
+import type { KeyProvider } from "../src/keys/key-provider.js";
+import { loadKeystore } from "../src/keys/keystore-file.js";
+import { createLocalKeyProvider } from "../src/keys/local-keystore.js";
 import { systemClock } from "../src/lib/clock.js";
-import { connectStore } from "../src/runtime.js";
+import { connectStore, keystorePath } from "../src/runtime.js";
 import type { Store } from "../src/store/db.js";
 import { latestMigration, migrationProvider } from "../src/store/migrations/index.js";
-import { createHarness, type Harness } from "./helpers/harness.js";
+import { createHarness, type Harness, TEST_MASTER_KEY } from "./helpers/harness.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/test-database.js";
 
 let h: Harness;
@@ -33,14 +36,14 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** The real app with the harness's services, answering readiness for `store`. */
-function appOn(store: Store) {
+/** The real app with the harness's services, answering readiness for `store` and `keys`. */
+function appOn(store: Store, keys: KeyProvider = h.runtime.keys) {
   return buildApp({
     services: h.runtime.services,
     idempotency: h.runtime.repos.idempotency,
     verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: h.runtime.jwtSecret }, systemClock),
     store,
-    keys: h.runtime.keys,
+    keys,
     clock: systemClock,
     bodyLimitBytes: h.config.bodyLimitBytes,
     idempotencyTtlHours: h.config.idempotencyTtlHours,
@@ -99,6 +102,20 @@ describe("/readyz", () => {
       }
     } finally {
       await app.close();
+    }
+  });
+
+  it("is not ready, naming keys, when the key provider lacks a type of key (a keystore from an older build)", async () => {
+    const clear = loadKeystore(keystorePath(h.config), Buffer.from(TEST_MASTER_KEY, "hex"));
+    const keys = createLocalKeyProvider(clear.filter((k) => k.type !== "pek-aes"));
+    const app = await appOn(h.runtime.store, keys);
+    try {
+      const response = await app.inject({ method: "GET", url: "/readyz" });
+      expect(response.statusCode).toBe(503);
+      expect(response.json().errors).toEqual({ keys: [expect.stringContaining("pek-aes")] });
+    } finally {
+      await app.close();
+      await keys.close();
     }
   });
 });

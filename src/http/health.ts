@@ -24,11 +24,16 @@ type Check = "store" | "keys" | "migrations";
 /** Each check's failure, in words an operator can act on; an empty object when ready. */
 async function failedChecks(deps: HealthDeps): Promise<Partial<Record<Check, string>>> {
   const failed: Partial<Record<Check, string>> = {};
-  try {
-    for (const type of keyTypes) deps.keys.activeKeyId(type);
-  } catch {
-    failed.keys = "The key provider has no active key of every type.";
-  }
+  // Key types are names, not key material: saying which one is missing tells the operator what `keys init` adds.
+  const missing = keyTypes.filter((type) => {
+    try {
+      deps.keys.activeKeyId(type);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) failed.keys = `The key provider has no active key of type ${missing.join(", ")}.`;
   try {
     await withTimeout(deps.store.ping(), READY_STORE_TIMEOUT_MS);
   } catch {
