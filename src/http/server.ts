@@ -38,7 +38,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, `draining ${inFlight} requests`);
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, `shutting down: draining ${inFlight} requests`);
     // Fastify stops listening, closes idle connections and answers 503 to requests arriving on open ones.
     const closed = app.close();
     let timer: NodeJS.Timeout | undefined;
