@@ -36,6 +36,11 @@ export interface Config {
   runJobs: boolean;
   jobIntervalMs: number;
   /**
+   * How long `serve` lets in-flight requests finish after SIGTERM/SIGINT before it cuts them
+   * (CARDVAULT_SHUTDOWN_GRACE_MS, default 10000): keep it under the orchestrator's kill deadline.
+   */
+  shutdownGraceMs: number;
+  /**
    * Rows the purge job deletes per table in one run (CARDVAULT_PURGE_BATCH_SIZE): one short statement each, so a
    * run never holds a long transaction or lock; a backlog goes over the next runs.
    */
@@ -113,6 +118,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const jobIntervalMs = Number(env.CARDVAULT_JOB_INTERVAL_MS ?? 1000);
   if (!Number.isInteger(jobIntervalMs) || jobIntervalMs < 10)
     problems.push("CARDVAULT_JOB_INTERVAL_MS must be ≥ 10");
+  const shutdownGraceMs = Number(env.CARDVAULT_SHUTDOWN_GRACE_MS ?? 10_000);
+  if (!Number.isInteger(shutdownGraceMs) || shutdownGraceMs < 0)
+    problems.push("CARDVAULT_SHUTDOWN_GRACE_MS must be a whole number ≥ 0");
   const purgeBatchSize = Number(env.CARDVAULT_PURGE_BATCH_SIZE ?? 1000);
   if (!Number.isInteger(purgeBatchSize) || purgeBatchSize < 1 || purgeBatchSize > 100_000)
     problems.push("CARDVAULT_PURGE_BATCH_SIZE must be a whole number from 1 to 100000");
@@ -247,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     idempotencyTtlHours,
     runJobs: jobs === "on",
     jobIntervalMs,
+    shutdownGraceMs,
     purgeBatchSize,
     rateLimits,
     apiDocs: apiDocs === "on",

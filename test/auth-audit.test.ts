@@ -184,6 +184,7 @@ describe("refused requests are audited (Hardening II, item 18)", () => {
       idempotency: h.runtime.repos.idempotency,
       verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: TEST_JWT_SECRET }, clock),
       store: h.runtime.store,
+      keys: h.runtime.keys,
       clock,
       bodyLimitBytes: h.config.bodyLimitBytes,
       idempotencyTtlHours: h.config.idempotencyTtlHours,

@@ -138,6 +138,7 @@ describe("rate limits", () => {
       idempotency: other.repos.idempotency,
       verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: TEST_JWT_SECRET }, systemClock),
       store: other.store,
+      keys: other.keys,
       clock: systemClock,
       bodyLimitBytes: h.config.bodyLimitBytes,
       idempotencyTtlHours: h.config.idempotencyTtlHours,

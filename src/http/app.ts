@@ -15,6 +15,7 @@ import Fastify, {
   type RouteOptions,
 } from "fastify";
 import { AppError, type ErrorCode } from "../domain/errors.js";
+import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import type { Services } from "../runtime.js";
 import type { Refusal } from "../services/audit.js";
@@ -44,7 +45,9 @@ export interface AppDeps {
   /** The idempotency keys' store: plumbing of the HTTP layer, not a service. */
   idempotency: IdempotencyRepo;
   verifier: TokenVerifier;
-  store: Pick<Store, "ping">;
+  store: Pick<Store, "ping" | "db">;
+  /** Readiness asks the key provider for its active keys (health.ts). */
+  keys: Pick<KeyProvider, "activeKeyId">;
   clock: Clock;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
@@ -252,7 +255,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(swagger, openapiOptions(deps.publicUrl));
   if (deps.apiDocs) await app.register(swaggerUi, { routePrefix: "/docs" });
 
-  registerHealthRoutes(app, { store: deps.store });
+  registerHealthRoutes(app, { store: deps.store, keys: deps.keys });
   registerV1Routes(app, deps.services);
   await registerDialects(app, deps.services);
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

@@ -1,6 +1,8 @@
-// Runs the app on a port: builds it from a Runtime, listens, and returns the graceful shutdown (stop
-// accepting, finish in-flight requests, let the jobs finish their pass and release their leases, close the
-// store) for the caller to run on its stop signal.
+// Runs the app on a port: builds it from a Runtime, listens, and returns the graceful shutdown for the caller to
+// run on its stop signal. Shutdown stops accepting connections, lets the requests in flight finish for at most
+// config.shutdownGraceMs and then cuts the rest (an orchestrator kills the process at its own deadline anyway),
+// lets the jobs finish their pass and release their leases, closes the store and the key provider's threads,
+// and logs each step with the number of requests it waited for or cut.
 import type { Logger } from "pino";
 import { startJobs } from "../jobs/runner.js";
 import { createJobs, type Runtime } from "../runtime.js";
@@ -14,12 +16,19 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     idempotency: runtime.repos.idempotency,
     verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, runtime.clock),
     store: runtime.store,
+    keys: runtime.keys,
     clock: runtime.clock,
     bodyLimitBytes: config.bodyLimitBytes,
     idempotencyTtlHours: config.idempotencyTtlHours,
     apiDocs: config.apiDocs,
     publicUrl: config.publicUrl,
     logger,
+  });
+  // Requests in flight, counted on the raw server: a response's "close" comes however it ends (sent, aborted, cut).
+  let inFlight = 0;
+  app.server.on("request", (_request, response) => {
+    inFlight++;
+    response.once("close", () => inFlight--);
   });
   await app.listen({ host: config.host, port: config.port });
   const jobs = config.runJobs
@@ -30,11 +39,24 @@ export async function startServer(runtime: Runtime, logger: Logger) {
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    logger.info({ signal }, "shutting down: finishing in-flight requests");
-    await app.close();
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, `shutting down: draining ${inFlight} requests`);
+    // Fastify stops listening, closes idle connections and answers 503 to requests arriving on open ones.
+    const closed = app.close();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"deadline">((resolve) => {
+      timer = setTimeout(() => resolve("deadline"), config.shutdownGraceMs);
+    });
+    if ((await Promise.race([closed, deadline])) === "deadline") {
+      logger.warn(`deadline passed, ${inFlight} requests cut`);
+      app.server.closeAllConnections();
+      await closed;
+    } else {
+      clearTimeout(timer);
+      logger.info("drained");
+    }
     await jobs?.stop();
     await runtime.close();
-    logger.info("stopped");
+    logger.info("stopped: closed the store and the key provider");
   };
   return { app, shutdown };
 }

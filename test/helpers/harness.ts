@@ -67,6 +67,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     idempotency: runtime.repos.idempotency,
     verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, clock),
     store: runtime.store,
+    keys: runtime.keys,
     clock,
     bodyLimitBytes: config.bodyLimitBytes,
     idempotencyTtlHours: config.idempotencyTtlHours,

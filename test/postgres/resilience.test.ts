@@ -30,6 +30,10 @@ describe("database outage", () => {
     await proxy.cut();
     const notReady = await h.app.inject({ method: "GET", url: "/readyz" });
     expect(notReady.statusCode).toBe(503);
+    expect(notReady.json()).toMatchObject({
+      code: "service_unavailable",
+      errors: { store: [expect.any(String)] },
+    });
     const create = await h.call("POST", "/v1/cards", { type: "virtual" });
     expect(create.statusCode).toBe(503);
     expect(create.json()).toMatchObject({ code: "service_unavailable", status: 503 });
