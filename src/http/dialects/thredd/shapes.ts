@@ -57,7 +57,8 @@ export const threddErrorShape: ErrorShape = {
 };
 
 /**
- * Sets up an encapsulated dialect scope: Thredd's error body for every failure and unknown route, and a JSON
+ * Sets up an encapsulated dialect scope: Thredd's error body for every failure and unknown route, property
+ * names read case-insensitively against each route's body schema ({@link withSchemaNames}), and a JSON
  * parser that reads an empty body as no body (.NET clients send Content-Type: application/json with an
  * empty body on body-less POSTs such as "unblock CVV").
  */
