@@ -82,7 +82,13 @@ describe("Thredd: cards", () => {
         mobile: "+441",
         email: "j@x.test",
       },
-      address: { addressLine1: "32 Western Drive", postCode: "S25 2BZ", country: "GBR" },
+      address: {
+        addressLine1: "32 Western Drive",
+        addressLine2: "Flat 2",
+        city: "Leeds",
+        postCode: "S25 2BZ",
+        country: "GBR",
+      },
       virtualCardImageDetails: { virtualCardImageId: "4155", imageSize: 1 },
       cardProduct: 10005,
       designId: "New Card Brand",
@@ -91,7 +97,8 @@ describe("Thredd: cards", () => {
     for (const [body, field] of [
       [newCard({ nickname: "x" }), "nickname"],
       [newCard({ cardHolder: { firstName: "A", lastName: "B", nickname: "x" } }), "cardHolder.nickname"],
-      [newCard({ address: { city: "Leeds" } }), "address.city"],
+      [newCard({ address: { County: "Yorkshire" } }), "address.County"],
+      [newCard({ NickName: "x" }), "NickName"],
       [newCard({ cardType: "MasterVirtual" }), "cardType"],
       [newCard({ cardHolder: { firstName: "A" } }), "cardHolder.lastName"],
       [{ cardHolder: { firstName: "A", lastName: "B" } }, "cardType"],
@@ -197,7 +204,7 @@ describe("Thredd: cards", () => {
       status: "Inactive",
     });
     for (const [body, field] of [
-      [{ cardStatusCode: "41" }, "cardStatusCode"],
+      [{ cardStatusCode: "42" }, "cardStatusCode"],
       [{ status: "Lost" }, "status"],
       [{ cardStatusCode: "00", status: "Closed" }, "status"],
       [{ updatedBy: "x" }, "cardStatusCode"],
@@ -379,9 +386,9 @@ describe("Thredd: PIN (the seed's flow)", () => {
     expect(empty.statusCode).toBe(204);
   });
 
-  it("refuses a cardPin that is not a 4–12 digit string (a bare number would lose its leading zeros)", async () => {
+  it("refuses a cardPin that is not 4–12 digits, and a number of fewer than 4 (it cannot keep leading zeros)", async () => {
     const { publicToken: t } = await createThreddCard();
-    for (const cardPin of [1234, 0, "123", "1234567890123", "12a4", null]) {
+    for (const cardPin of [123, 0, 12.5, -1234, 1234567890123, "123", "1234567890123", "12a4", null]) {
       const problem = expectThreddProblem(
         await h.call("POST", `${base}/cards/${t}/pin`, { cardPin }),
         400,
@@ -392,6 +399,128 @@ describe("Thredd: PIN (the seed's flow)", () => {
     expect((await h.call("GET", `${base}/cards/${t}/pin/status`)).json()).toMatchObject({
       remainingTries: "3",
     });
+  });
+});
+
+describe("Thredd: tolerance as Thredd's own servers show it", () => {
+  it("takes Thredd's documented example bodies verbatim, PascalCase included", async () => {
+    // Create Card as Thredd's "Using the Cards API" page shows it (camelCase)...
+    const documented = await h.call("POST", `${base}/cards`, {
+      cardHolder: { title: "Mr", firstName: "Jon", lastName: "Smith", dateOfBirth: "1982-11-03" },
+      address: { addressLine1: "32 Western Drive", postCode: "S25 2BZ", country: "GBR" },
+      virtualCardImageDetails: { virtualCardImageId: "4155", imageSize: 1 },
+      cardType: "Virtual",
+      cardProduct: 10005,
+      activateNow: true,
+      designId: "New Card Brand",
+      customerReference: "my ref 12345",
+    });
+    expect(documented.statusCode, documented.body).toBe(200);
+    // ...and as its create-card page spells it (PascalCase), with the address lines it documents.
+    const pascal = await h.call("POST", `${base}/cards`, {
+      CardHolder: { Title: "Mr", FirstName: "Jon", LastName: "Smith", DateOfBirth: "1982-11-03" },
+      Address: {
+        AddressLine1: "32 Western Drive",
+        AddressLine2: "Western Park",
+        City: "Sheffield",
+        PostCode: "S25 2BZ",
+        Country: "GBR",
+      },
+      CardType: "Physical",
+      CardProduct: 10005,
+      ActivateNow: true,
+      DesignId: "New Card Brand",
+      CustomerReference: "my ref 12345",
+    });
+    expect(pascal.statusCode, pascal.body).toBe(200);
+    expect(pascal.json()).toMatchObject({ embossName: "Mr Jon Smith", customerReference: "my ref 12345" });
+    const t = pascal.json().publicToken as string;
+    expect((await h.call("GET", `${base}/cards/${t}`)).json()).toMatchObject({
+      cardType: "Physical",
+      cardStatusCode: "00",
+    });
+
+    const status = await h.call("PUT", `${base}/cards/${t}/status`, { cardStatusCode: "00" });
+    expect(status.statusCode, status.body).toBe(200);
+    const cvv = await h.call("PUT", `${base}/cards/${t}/cvv/status`, {
+      status: "Unblocked",
+      description: "CVV unblocked on 04/11/2024",
+      updatedBy: "John Bloggs",
+    });
+    expect(cvv.statusCode, cvv.body).toBe(204);
+    const pin = await h.call("POST", `${base}/cards/${t}/pin/unblock`, {
+      description: "Unblocking blocked PIN",
+      updatedBy: "John Smith",
+    });
+    expect(pin.statusCode, pin.body).toBe(204);
+    // {"cardPin": 0000} is not JSON (no leading zeros in a JSON number), so it reaches us as the number it means.
+    expect((await h.call("POST", `${base}/cards/${t}/pin`, { CardPin: 7010 })).statusCode).toBe(204);
+    expect((await h.call("GET", `${base}/cards/${t}/pin`)).json()).toEqual({ pin: "7010" });
+  });
+
+  it("refuses two spellings of one property and an unknown property in any case", async () => {
+    for (const [body, field] of [
+      [newCard({ CardType: "Physical" }), "cardType"],
+      [newCard({ cardHolder: { firstName: "A", FIRSTNAME: "B", lastName: "C" } }), "cardHolder.firstName"],
+      [newCard({ CARDHOLDERNAME: "x" }), "CARDHOLDERNAME"],
+    ] as const) {
+      const problem = expectThreddProblem(
+        await h.call("POST", `${base}/cards`, body),
+        400,
+        "validation_failed",
+      );
+      expect(Object.keys(problem.errors), JSON.stringify(body)).toContain(field);
+    }
+    const { publicToken: t } = await createThreddCard();
+    const twice = expectThreddProblem(
+      await h.call("PUT", `${base}/cards/${t}/status`, { cardStatusCode: "62", CardStatusCode: "00" }),
+      400,
+      "validation_failed",
+    );
+    expect(Object.keys(twice.errors)).toEqual(["cardStatusCode"]);
+  });
+
+  it("sets cardPin sent as a number; a string keeps its leading zeros", async () => {
+    const { publicToken: t } = await createThreddCard();
+    expect((await h.call("POST", `${base}/cards/${t}/pin`, { cardPin: 4821 })).statusCode).toBe(204);
+    expect((await h.call("GET", `${base}/cards/${t}/pin`)).json()).toEqual({ pin: "4821" });
+    expect((await h.call("POST", `${base}/cards/${t}/pin`, { cardPin: "0042" })).statusCode).toBe(204);
+    expect((await h.call("GET", `${base}/cards/${t}/pin`)).json()).toEqual({ pin: "0042" });
+    const short = expectThreddProblem(
+      await h.call("POST", `${base}/cards/${t}/pin`, { cardPin: 42 }),
+      400,
+      "validation_failed",
+    );
+    expect(short.errors.cardPin?.join(" ")).toMatch(/leading zeros/);
+  });
+
+  it("maps every code of Thredd's card-status table onto the life cycle, reading back as its status's code", async () => {
+    const table: Record<string, [string, string]> = {
+      "00": ["active", "00"],
+      "02": ["inactive", "02"],
+      "04": ["suspended", "62"],
+      "05": ["suspended", "62"],
+      "14": ["suspended", "62"],
+      "41": ["suspended", "62"],
+      "43": ["closed", "46"],
+      "46": ["closed", "46"],
+      "54": ["closed", "46"],
+      "57": ["suspended", "62"],
+      "59": ["suspended", "62"],
+      "62": ["suspended", "62"],
+      "63": ["suspended", "62"],
+      "70": ["suspended", "62"],
+      "75": ["suspended", "62"],
+      "83": ["closed", "46"],
+      "98": ["suspended", "62"],
+    };
+    for (const [code, [status, readBack]] of Object.entries(table)) {
+      const { publicToken: t } = await createThreddCard();
+      const put = await h.call("PUT", `${base}/cards/${t}/status`, { cardStatusCode: code });
+      expect(put.statusCode, `${code}: ${put.body}`).toBe(200);
+      expect(put.json().cardStatusCode, code).toBe(readBack);
+      expect((await h.call("GET", `/v1/cards/${t}`)).json().status, code).toBe(status);
+    }
   });
 });
 

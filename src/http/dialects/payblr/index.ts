@@ -25,7 +25,7 @@ export async function registerPayblrDialect(root: FastifyInstance, deps: ThreddD
       op.getPin("/card-pin/:publicToken/pin");
       op.setPin("/card-pin/:publicToken/pin");
       op.getPinStatus("/card-pin/:publicToken/pin/status");
-      op.unblockPin("/card-pin/:publicToken/pin/unblock");
+      op.unblockPin("/card-pin/:publicToken/pin/unblock", { requireJson: false });
       op.getCardData("/cards/:publicToken/encrypted");
     },
     { prefix: PAYBLR_PREFIX },

@@ -25,7 +25,7 @@ export async function registerThreddDialect(root: FastifyInstance, deps: ThreddD
       op.setPin("/cards/:publicToken/pin");
       op.getPin("/cards/:publicToken/pin");
       op.getPinStatus("/cards/:publicToken/pin/status");
-      op.unblockPin("/cards/:publicToken/pin/unblock");
+      op.unblockPin("/cards/:publicToken/pin/unblock", { requireJson: true });
       op.getCardData("/cards/:publicToken/encrypted");
     },
     { prefix: THREDD_PREFIX },

@@ -21,6 +21,7 @@ import {
   PinStatusView,
   PinView,
   PublicTokenParams,
+  pinDigits,
   pinStatusView,
   requireJsonContentType,
   SetPinBody,
@@ -123,7 +124,7 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
           schema: {
             tags,
             summary:
-              "Update the card status: cardStatusCode 00 Active, 02 Inactive, 62 Restricted, 46 Closed.",
+              "Update the card status by any Thredd cardStatusCode (docs/dialects.md maps each onto the life cycle).",
             params: PublicTokenParams,
             body: ThreddStatusBody,
             response: { 200: ThreddStatusView, ...threddErrors },
@@ -239,14 +240,14 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
           config: { scope: "pin:write", rateLimit: false, cardParam: "publicToken" },
           schema: {
             tags,
-            summary: "Set the PIN (cardPin: a string of 4–12 digits); the PIN counter starts again.",
+            summary: "Set the PIN (cardPin: 4–12 digits, string or number); the PIN counter starts again.",
             params: PublicTokenParams,
             body: SetPinBody,
             response: NoContent,
           },
         },
         async (request, reply) => {
-          await deps.pin.set(actorOf(request), request.params.publicToken, request.body.cardPin);
+          await deps.pin.set(actorOf(request), request.params.publicToken, pinDigits(request.body.cardPin));
           return reply.status(204).send(null);
         },
       );
@@ -284,16 +285,18 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
       );
     },
 
-    unblockPin(path: string) {
+    /** Thredd answers 415 without Content-Type: application/json; Payblr shows the POST with no body at all. */
+    unblockPin(path: string, options: { requireJson: boolean }) {
       app.post(
         path,
         {
           config: { scope: "pin:manage", rateLimit: "manage", cardParam: "publicToken", idempotent: true },
-          preValidation: requireJsonContentType,
+          ...(options.requireJson ? { preValidation: requireJsonContentType } : {}),
           schema: {
             tags,
-            summary:
-              "Unblock the PIN: the counter goes back to its maximum. Needs Content-Type: application/json.",
+            summary: options.requireJson
+              ? "Unblock the PIN: the counter goes back to its maximum. Needs Content-Type: application/json."
+              : "Unblock the PIN: the counter goes back to its maximum. The body is optional.",
             params: PublicTokenParams,
             body: StatusChangeBody,
             response: NoContent,

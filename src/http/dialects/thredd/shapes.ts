@@ -2,7 +2,7 @@
 // field names, the translation to and from cardvault's card model, and Thredd's error body. Translation only:
 // every rule (status transitions, tries, expiry) stays in the services, so both dialects behave identically.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { type Static, Type } from "typebox";
+import { type Static, type TSchema, Type } from "typebox";
 import { CARDHOLDER_NAME_PATTERN, type CardStatus } from "../../../domain/card.js";
 import { AppError, validationFailed } from "../../../domain/errors.js";
 import type { TryState } from "../../../domain/tries.js";
@@ -57,18 +57,45 @@ export const threddErrorShape: ErrorShape = {
 };
 
 /**
- * Sets up an encapsulated dialect scope: Thredd's error body for every failure and unknown route, and a JSON
+ * Sets up an encapsulated dialect scope: Thredd's error body for every failure and unknown route, property
+ * names read case-insensitively against each route's body schema ({@link withSchemaNames}), and a JSON
  * parser that reads an empty body as no body (.NET clients send Content-Type: application/json with an
  * empty body on body-less POSTs such as "unblock CVV").
  */
 export function prepareThreddScope(scope: FastifyInstance): void {
   setErrorShape(scope, threddErrorShape);
+  scope.addHook("preValidation", async (request) => {
+    const schema = request.routeOptions.schema?.body as TSchema | undefined;
+    if (schema) request.body = withSchemaNames(schema, request.body);
+  });
   const parseJson = scope.getDefaultJsonParser("error", "error");
   scope.removeContentTypeParser("application/json");
   scope.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     if (body === "") return done(null, undefined);
     return parseJson(request, body as string, done);
   });
+}
+
+/**
+ * Thredd's servers read property names case-insensitively (its create-card page shows "CardType"), so each
+ * property is renamed to the schema's spelling before validation: one schema still validates and documents,
+ * an unknown property (in any case) still fails it, and two spellings of one property are a 400 rather than
+ * one silently winning.
+ */
+function withSchemaNames(schema: TSchema, value: unknown, path = ""): unknown {
+  const { properties } = schema as { properties?: Record<string, TSchema> };
+  if (!properties || typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const names = new Map(Object.keys(properties).map((name) => [name.toLowerCase(), name]));
+  const renamed: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    const name = names.get(key.toLowerCase()) ?? key;
+    if (Object.hasOwn(renamed, name)) {
+      throw validationFailed(`${path}${name}`, `${path}${name} is given twice (names are case-insensitive).`);
+    }
+    const innerSchema = properties[name];
+    renamed[name] = innerSchema ? withSchemaNames(innerSchema, inner, `${path}${name}.`) : inner;
+  }
+  return renamed;
 }
 
 /** Thredd's unblock-PIN answers 415 to a request without Content-Type: application/json, body or not. */
@@ -101,7 +128,8 @@ export async function withFieldNames<T>(work: Promise<T>, names: Record<string, 
 /**
  * Create Card. Used: cardType, cardHolder.{title, firstName, lastName}, activateNow, expiryDate,
  * customerReference. Accepted and ignored, because Thredd documents them and cardvault has no use for them:
- * cardProduct, designId, cardHolder.{dateOfBirth, mobile, email}, address.{addressLine1, postCode, country},
+ * cardProduct, designId, cardHolder.{dateOfBirth, mobile, email},
+ * address.{addressLine1, addressLine2, city, postCode, country},
  * virtualCardImageDetails.{virtualCardImageId, imageSize}. Anything else is a 400.
  */
 export const ThreddNewCardBody = Type.Object(
@@ -133,6 +161,8 @@ export const ThreddNewCardBody = Type.Object(
       Type.Object(
         {
           addressLine1: Type.Optional(Type.String({ maxLength: 100 })),
+          addressLine2: Type.Optional(Type.String({ maxLength: 100 })),
+          city: Type.Optional(Type.String({ maxLength: 100 })),
           postCode: Type.Optional(Type.String({ maxLength: 20 })),
           country: Type.Optional(Type.String({ maxLength: 3 })),
         },
@@ -177,16 +207,38 @@ export const ThreddCardView = Type.Object({
   }),
 });
 
-/** Thredd card status codes cardvault supports, one per cardvault status, so a code reads back as written. */
+/** How cardvault reports each of its statuses as a Thredd code: the code a card reads back with. */
 const statusCodes: Record<CardStatus, { code: string; status: string }> = {
   active: { code: "00", status: "Active" },
   inactive: { code: "02", status: "Inactive" },
   suspended: { code: "62", status: "Restricted" },
   closed: { code: "46", status: "Closed" },
 };
-const supportedCodes = Object.values(statusCodes)
-  .map((s) => `${s.code} (${s.status})`)
-  .join(", ");
+
+/**
+ * Every code of Thredd's card-status table ("Card Status Codes": https://cardsapidocs.thredd.com/docs/card-status-codes)
+ * on cardvault's life cycle: Thredd's "Live" blocking codes can be changed back, so they suspend; its
+ * "Archived" codes can never change again, so they close. A card reads back with the code of its status above.
+ */
+const threddCodes: Record<string, CardStatus> = {
+  "00": "active", // The card is active.
+  "02": "inactive", // The card is inactive.
+  "04": "suspended", // Capture card.
+  "05": "suspended", // Do not honour.
+  "14": "suspended", // Invalid card.
+  "41": "suspended", // Lost card (Live in Thredd's table: it can be found again).
+  "43": "closed", // Stolen card (Archived).
+  "46": "closed", // Closed account (Archived).
+  "54": "closed", // Expired card (Archived).
+  "57": "suspended", // Transaction not permitted to cardholder.
+  "59": "suspended", // Suspected fraud.
+  "62": "suspended", // Restricted card.
+  "63": "suspended", // Security violation.
+  "70": "suspended", // Cardholder to contact issuer.
+  "75": "suspended", // Allowable number of PIN tries exceeded.
+  "83": "closed", // Card destroyed (Archived).
+  "98": "suspended", // Refund given to customer.
+};
 
 export const ThreddStatusBody = Type.Object(
   {
@@ -277,28 +329,27 @@ export function cardStatusFromThredd(change: ThreddStatusChange): CardStatus {
       "validityDate is not supported: a status applies until it is changed.",
     );
   }
-  const entries = Object.entries(statusCodes) as [CardStatus, { code: string; status: string }][];
-  const byCode =
-    change.cardStatusCode === undefined
-      ? undefined
-      : entries.find(([, s]) => s.code === change.cardStatusCode);
-  const byText =
-    change.status === undefined
-      ? undefined
-      : entries.find(([, s]) => s.status.toLowerCase() === change.status?.trim().toLowerCase());
   if (change.cardStatusCode === undefined && change.status === undefined) {
     throw validationFailed("cardStatusCode", "cardStatusCode (or status) is required.");
   }
+  const byCode = change.cardStatusCode === undefined ? undefined : threddCodes[change.cardStatusCode];
+  const byText = (Object.entries(statusCodes) as [CardStatus, { status: string }][]).find(
+    ([, s]) => s.status.toLowerCase() === change.status?.trim().toLowerCase(),
+  )?.[0];
   if (change.cardStatusCode !== undefined && !byCode) {
-    throw validationFailed("cardStatusCode", `cardStatusCode must be one of ${supportedCodes}.`);
+    throw validationFailed(
+      "cardStatusCode",
+      `cardStatusCode must be one of Thredd's card status codes: ${Object.keys(threddCodes).join(", ")}.`,
+    );
   }
   if (change.status !== undefined && !byText) {
-    throw validationFailed("status", `status must be one of ${supportedCodes}.`);
+    const names = Object.values(statusCodes).map((s) => s.status);
+    throw validationFailed("status", `status must be one of ${names.join(", ")}.`);
   }
-  if (byCode && byText && byCode[0] !== byText[0]) {
+  if (byCode && byText && byCode !== byText) {
     throw validationFailed("status", "status and cardStatusCode name different statuses.");
   }
-  return (byCode ?? byText)![0];
+  return (byCode ?? byText)!;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -340,18 +391,34 @@ export const StatusChangeBody = Type.Object(
 );
 
 /**
- * Set PIN: Thredd's example shows `{"cardPin": 0000}`, a bare number, which would reach us as 0 — a number
- * loses its leading zeros, so only a string of 4–12 digits is accepted.
+ * Set PIN: Thredd's example shows `{"cardPin": 0000}`, a bare number, and its server takes numbers, so a
+ * number is accepted for its digits; a number cannot carry leading zeros, so one of fewer than 4 digits is
+ * refused (send it as a string) rather than padded into a PIN nobody chose.
  */
 export const SetPinBody = Type.Object(
   {
-    cardPin: Type.String({
-      pattern: "^[0-9]{4,12}$",
-      description: "4–12 digits as a JSON string (a number would lose leading zeros).",
-    }),
+    cardPin: Type.Union(
+      [Type.String({ pattern: "^[0-9]{4,12}$" }), Type.Integer({ minimum: 0, maximum: 999_999_999_999 })],
+      {
+        description: "4–12 digits: a string, or a number (which cannot keep leading zeros).",
+      },
+    ),
   },
   { additionalProperties: false },
 );
+
+/** The PIN's digits: a string as sent, a number as written (at least 4 digits). */
+export function pinDigits(cardPin: string | number): string {
+  if (typeof cardPin === "string") return cardPin;
+  const digits = String(cardPin);
+  if (digits.length < 4) {
+    throw validationFailed(
+      "cardPin",
+      "cardPin as a number needs 4–12 digits (a number cannot keep leading zeros: send them as a string).",
+    );
+  }
+  return digits;
+}
 
 /** Tries as strings, as Thredd documents them ("remainingTries": "3"). */
 export const triesView = (state: TryState) => String(state.remainingTries);
