@@ -159,6 +159,7 @@ describe("webhook endpoints API", () => {
       url: created.url,
       description: "ops",
       eventTypes: ["pin.changed"],
+      format: "cardvault",
       createdAt: clock.now().toISOString(),
       consecutiveFailures: 0,
       circuitOpenUntil: null,

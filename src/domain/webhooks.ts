@@ -2,8 +2,11 @@
 // IANA special-purpose registries, multicast or IPv6 space outside 2000::/3 unless the tenant allows it; held
 // as node:net BlockLists, the IPv4 blocks also in their IPv4-mapped, NAT64 and 6to4 forms), which events
 // an endpoint receives, the retry schedule (at least 24 hours of attempts before a delivery fails), and the
-// limits that keep one tenant's endpoints from holding back another's deliveries.
+// limits that keep one tenant's endpoints from holding back another's deliveries; and the Pismo rendering of a
+// CVV change for endpoints in Pismo's format, which never carries a PAN, a PAN hash or a CVV.
+import { createHash } from "node:crypto";
 import { BlockList, isIP } from "node:net";
+import { type CardStatus, expiryToDate } from "./card.js";
 import { validationFailed } from "./errors.js";
 
 export type DeliveryStatus = "pending" | "succeeded" | "failed" | "canceled";
@@ -257,3 +260,98 @@ TRANSLATED.addSubnet("2002::", 16, "ipv6");
 
 const GLOBAL_UNICAST_V6 = new BlockList();
 GLOBAL_UNICAST_V6.addSubnet("2000::", 3, "ipv6");
+
+/** In whose schema an endpoint receives events: cardvault's own, or Pismo's (CVV changes only). */
+export const WEBHOOK_FORMATS = ["cardvault", "pismo"] as const;
+export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
+
+/** An event in a Pismo schema, without the envelope the publisher adds. */
+export interface PismoEvent {
+  domain: string;
+  eventType: string;
+  schemaVersion: number;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Our card life cycle on Pismo's card_status: an active card is NORMAL; an inactive one is issued but not in
+ * use yet, CREATED; a suspended one BLOCKED (it may come back, as Pismo's BLOCKED may); a closed one CANCELED
+ * (final, as ours is).
+ */
+export const PISMO_CARD_STATUS: Record<CardStatus, string> = {
+  active: "NORMAL",
+  inactive: "CREATED",
+  suspended: "BLOCKED",
+  closed: "CANCELED",
+};
+
+/** What Pismo's "Card CVV changed" event is made of: the card as changed, never its PAN or CVV. */
+export interface CvvChange {
+  card: {
+    id: string;
+    publicToken: string;
+    last4: string;
+    /** YYMM. */
+    expiry: string;
+    status: CardStatus;
+    cardholderName: string | null;
+    customerReference: string | null;
+  };
+  rotationType: "MANUAL" | "AUTOMATIC";
+  operationType: string;
+  nextRotationAt: string | null;
+}
+
+/**
+ * Pismo's "Card CVV changed" event (domain cards, rotate_cvv, version 1). `card_id` is the public token as an
+ * integer (cardvault has no Pismo ids). `card_hash` is not a PAN hash, which anyone holding the BIN could
+ * brute-force: it is the SHA-256 of the card's internal id, random and never derived from the PAN, so it
+ * is stable per card and reveals nothing. `account_id` is the customer reference when that is a whole number,
+ * else null (cardvault has no accounts). cardvault has no display name and no contactless cards: both names
+ * are the cardholder's ("" when none), and contactless_enabled is false.
+ */
+export function pismoCvvChanged(change: CvvChange): PismoEvent {
+  const { card } = change;
+  const name = card.cardholderName ?? "";
+  const account = card.customerReference !== null && /^[0-9]{1,15}$/.test(card.customerReference);
+  return {
+    domain: "cards",
+    eventType: "rotate_cvv",
+    schemaVersion: 1,
+    data: {
+      account_id: account ? Number(card.customerReference) : null,
+      card_id: Number(card.publicToken),
+      card_hash: createHash("sha256").update(`cardvault-card:${card.id}`).digest("base64"),
+      card_last_four_numbers: card.last4,
+      card_name: name,
+      card_printed_name: name,
+      card_status: PISMO_CARD_STATUS[card.status],
+      contactless_enabled: false,
+      cvv_next_rotation_date: change.nextRotationAt,
+      cvv_rotation_type: change.rotationType,
+      operation_type: change.operationType,
+      // A card is valid to the end of its expiry month.
+      expiration_date: `${expiryToDate(card.expiry)}T23:59:59Z`,
+    },
+  };
+}
+
+/**
+ * Pismo's envelope (its "common event fields"): event_type carries the schema version as its suffix, as
+ * Pismo's own types do (rotate_cvv-1); org_id is the tenant; the correlation id is the event's own id.
+ */
+export function pismoEnvelope(
+  event: PismoEvent,
+  meta: { id: string; tenantId: string; occurredAt: string },
+): string {
+  return JSON.stringify({
+    event_id: meta.id,
+    domain: event.domain,
+    event_type: `${event.eventType}-${event.schemaVersion}`,
+    schema_version: event.schemaVersion,
+    org_id: meta.tenantId,
+    cid: meta.id,
+    timestamp: meta.occurredAt,
+    data: event.data,
+  });
+}

@@ -1,7 +1,10 @@
 // Domain events, written to the outbox inside the transaction of the change they announce. Payloads name
 // the card by public token and last four digits at most; never a PAN, CVV or PIN. Each event also queues one
-// webhook delivery per live endpoint of its tenant that wants its type, in the same transaction.
-import { endpointWants } from "../domain/webhooks.js";
+// webhook delivery per live endpoint of its tenant that wants its type, in the same transaction: a
+// cardvault-format endpoint gets the event's payload; a Pismo-format one gets the event's Pismo rendering,
+// rendered here, and no delivery for an event that has none. An event happens at its card's time (a test
+// clock's, for a sandbox card on one), which the caller passes; the system clock's otherwise.
+import { endpointWants, type PismoEvent, pismoEnvelope } from "../domain/webhooks.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
 import type { Db } from "../store/db.js";
@@ -40,6 +43,10 @@ export interface NewEvent {
   cardId: string;
   type: EventType;
   data: Record<string, unknown>;
+  /** When it happened on the card's clock; the system clock's now when omitted. */
+  occurredAt?: Date;
+  /** The event in Pismo's schema, for Pismo-format endpoints; without it they do not receive the event. */
+  pismo?: PismoEvent;
 }
 
 export type EventPublisher = (tx: Db, event: NewEvent) => Promise<void>;
@@ -58,41 +65,53 @@ export interface PublisherDeps {
 export function createBatchPublisher(deps: PublisherDeps): BatchEventPublisher {
   return async (tx, events) => {
     if (events.length === 0) return;
-    const occurredAt = deps.clock.now().toISOString();
+    // Queued and due at the system's time: a test clock's time says when the event happened, not when to send.
+    const now = deps.clock.now().toISOString();
     const rows = events.map((event) => {
       const id = uuidv7(deps.clock);
+      const occurredAt = event.occurredAt?.toISOString() ?? now;
       return {
         id,
         tenant_id: event.tenantId,
         card_id: event.cardId,
         type: event.type,
         payload: JSON.stringify({ id, type: event.type, occurredAt, data: event.data }),
-        created_at: occurredAt,
+        created_at: now,
+        pismo: event.pismo && pismoEnvelope(event.pismo, { id, tenantId: event.tenantId, occurredAt }),
       };
     });
-    await deps.outbox.insertMany(rows, tx);
+    await deps.outbox.insertMany(
+      rows.map(({ pismo: _pismo, ...row }) => row),
+      tx,
+    );
 
     const endpoints = await deps.webhooks.liveEndpointsOf([...new Set(rows.map((r) => r.tenant_id))], tx);
     if (endpoints.length === 0) return;
     const deliveries = rows.flatMap((event) =>
       endpoints
-        .filter((e) => e.tenant_id === event.tenant_id && endpointWants(e.event_types, event.type))
+        .filter(
+          (e) =>
+            e.tenant_id === event.tenant_id &&
+            endpointWants(e.event_types, event.type) &&
+            (e.format !== "pismo" || event.pismo !== undefined),
+        )
         .map((e) => ({
           id: uuidv7(deps.clock),
           tenant_id: event.tenant_id,
           endpoint_id: e.id,
           event_id: event.id,
           event_type: event.type,
+          payload: e.format === "pismo" ? event.pismo! : null,
           status: "pending",
           attempts: 0,
-          next_attempt_at: occurredAt,
+          next_attempt_at: now,
           locked_until: null,
           lock_token: null,
           last_attempt_at: null,
           last_status_code: null,
           last_error: null,
-          created_at: occurredAt,
-          updated_at: occurredAt,
+          created_at: now,
+          updated_at: now,
         })),
     );
     await deps.webhooks.insertDeliveries(deliveries, tx);

@@ -212,6 +212,7 @@ export function createCardService(deps: CardServiceDeps) {
           tenantId: tenant.id,
           cardId: id,
           type: "card.created",
+          occurredAt: now,
           data: { publicToken, type: input.type, last4: row.pan_last4, status: row.status },
         });
       });

@@ -16,6 +16,7 @@ import {
   scheduleEvery,
   unschedule,
 } from "../domain/rotation-schedule.js";
+import { pismoCvvChanged } from "../domain/webhooks.js";
 import type { BatchEventPublisher, NewEvent } from "../events/outbox.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { CardRepo, DueRotation, ScheduleColumns } from "../store/card-repo.js";
@@ -156,10 +157,12 @@ export function createRotationService(deps: RotationServiceDeps) {
     },
   });
 
-  const eventOf = (card: CardRow, change: Change): NewEvent => ({
+  /** The event of a change made at `at`, the card's own time (its test clock's, if it has one). */
+  const eventOf = (card: CardRow, change: Change, at: Date): NewEvent => ({
     tenantId: card.tenant_id,
     cardId: card.id,
     type: "card.cvv.changed",
+    occurredAt: at,
     data: {
       publicToken: card.public_token,
       last4: card.pan_last4,
@@ -168,16 +171,33 @@ export function createRotationService(deps: RotationServiceDeps) {
       nextRotationAt: change.nextRotationAt,
       rotationIntervalHours: change.intervalHours,
     },
+    pismo: pismoCvvChanged({
+      card: {
+        id: card.id,
+        publicToken: card.public_token,
+        last4: card.pan_last4,
+        expiry: card.expiry,
+        status: card.status as CardStatus,
+        cardholderName: card.cardholder_name,
+        customerReference: card.customer_reference,
+      },
+      rotationType: change.rotationType,
+      operationType: change.operationType,
+      nextRotationAt: change.nextRotationAt,
+    }),
   });
 
-  async function announce(tx: Db, changes: readonly { actor: Actor; card: CardRow; change: Change }[]) {
+  async function announce(
+    tx: Db,
+    changes: readonly { actor: Actor; card: CardRow; change: Change; at: Date }[],
+  ) {
     await deps.recordMany(
       tx,
       changes.map((c) => auditOf(c.actor, c.card, c.change)),
     );
     await deps.publishMany(
       tx,
-      changes.map((c) => eventOf(c.card, c.change)),
+      changes.map((c) => eventOf(c.card, c.change, c.at)),
     );
   }
 
@@ -204,7 +224,7 @@ export function createRotationService(deps: RotationServiceDeps) {
       nextRotationAt: columns.next_rotation_at,
       intervalHours: schedule.intervalHours,
     };
-    await announce(tx, [{ actor, card, change }]);
+    await announce(tx, [{ actor, card, change, at: now }]);
     return {
       rotatedAt: now.toISOString(),
       rotationType: change.rotationType,
@@ -242,7 +262,8 @@ export function createRotationService(deps: RotationServiceDeps) {
         nextRotationAt: columns.next_rotation_at,
         intervalHours: schedule.intervalHours,
       };
-      return { write, card, change, actor: { tenantId: card.tenant_id, subject: SCHEDULER_SUBJECT } };
+      const actor = { tenantId: card.tenant_id, subject: SCHEDULER_SUBJECT };
+      return { write, card, change, at: cardNow, actor };
     });
     const applied = await deps.cards.rotateDue(
       planned.map((p) => p.write),
@@ -276,7 +297,7 @@ export function createRotationService(deps: RotationServiceDeps) {
         nextRotationAt: columns.next_rotation_at,
         intervalHours: hours,
       };
-      await announce(tx, [{ actor, card, change }]);
+      await announce(tx, [{ actor, card, change, at: now }]);
       return view({ ...card, ...columns });
     });
   }

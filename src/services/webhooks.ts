@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { SECRET_PREFIX } from "../client/verify-webhook.js";
 import { AppError, validationFailed } from "../domain/errors.js";
-import { type DeliveryStatus, hostOf, parseWebhookUrl } from "../domain/webhooks.js";
+import { type DeliveryStatus, hostOf, parseWebhookUrl, type WebhookFormat } from "../domain/webhooks.js";
 import { EVENT_TYPES } from "../events/outbox.js";
 import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
@@ -34,6 +34,8 @@ export interface NewWebhookEndpoint {
   url: string;
   eventTypes?: string[];
   description?: string;
+  /** cardvault (default) or pismo: whose event schema the endpoint receives. */
+  format?: WebhookFormat;
 }
 
 export interface WebhookEndpointView {
@@ -42,6 +44,7 @@ export interface WebhookEndpointView {
   description: string | null;
   /** null: every event type. */
   eventTypes: string[] | null;
+  format: WebhookFormat;
   createdAt: string;
   /** Failed attempts in a row; a delivered one sets it back to 0. */
   consecutiveFailures: number;
@@ -88,6 +91,7 @@ function endpointView(row: WebhookEndpointRow): WebhookEndpointView {
     url: row.url,
     description: row.description,
     eventTypes: row.event_types === null ? null : (JSON.parse(row.event_types) as string[]),
+    format: row.format as WebhookFormat,
     createdAt: row.created_at,
     consecutiveFailures: row.consecutive_failures,
     circuitOpenUntil: row.circuit_open_until,
@@ -130,6 +134,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         url: url.href,
         description: input.description ?? null,
         event_types: eventTypes === null ? null : JSON.stringify(eventTypes),
+        format: input.format ?? "cardvault",
         secret_sealed: await deps.keys.sealWebhookSecret(secret, {
           tenantId: actor.tenantId,
           endpointId: id,
@@ -150,7 +155,12 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         await deps.record(tx, actor, {
           action: "webhook_endpoint.create",
           outcome: "success",
-          details: { endpointId: id, host: hostOf(url), eventTypes: eventTypes?.join(",") ?? "*" },
+          details: {
+            endpointId: id,
+            host: hostOf(url),
+            eventTypes: eventTypes?.join(",") ?? "*",
+            format: row.format,
+          },
         });
       });
       return { ...endpointView(row), secret };

@@ -113,6 +113,8 @@ export interface WebhookEndpointsTable {
   consecutive_failures: Generated<number>;
   /** While in the future, the endpoint's circuit is open: its deliveries are not claimed, they wait. */
   circuit_open_until: string | null;
+  /** cardvault | pismo: whose event schema the endpoint receives (migration 0015). */
+  format: Generated<string>;
 }
 
 export interface WebhookDeliveriesTable {
@@ -133,6 +135,8 @@ export interface WebhookDeliveriesTable {
   last_error: string | null;
   created_at: string;
   updated_at: string;
+  /** The body to send when it is not the event's cardvault payload (a Pismo event; migration 0015). */
+  payload: string | null;
 }
 
 /** Get Card Data session keys already used: a digest of the key, never the key. */

@@ -50,7 +50,7 @@ export function createWebhookRepo(db: Db) {
   const liveEndpoints = (tx: Db) =>
     tx
       .selectFrom("webhook_endpoints")
-      .select(["id", "tenant_id", "event_types"])
+      .select(["id", "tenant_id", "event_types", "format"])
       .where("deleted_at", "is", null);
   // Looked up with every event a service publishes: compiled once.
   const liveEndpointsOfTenant = prepared((p: { tenantId: string }) =>
@@ -188,7 +188,7 @@ export function createWebhookRepo(db: Db) {
     liveEndpointsOf(
       tenantIds: readonly string[],
       tx: Db = db,
-    ): Promise<Pick<WebhookEndpointRow, "id" | "tenant_id" | "event_types">[]> {
+    ): Promise<Pick<WebhookEndpointRow, "id" | "tenant_id" | "event_types" | "format">[]> {
       if (tenantIds.length === 0) return Promise.resolve([]);
       if (tenantIds.length === 1)
         return liveEndpointsOfTenant(tx, { tenantId: tenantIds[0]! }).then((result) => result.rows);
@@ -304,7 +304,8 @@ export function createWebhookRepo(db: Db) {
           "d.attempts",
           "e.url",
           "e.secret_sealed",
-          "o.payload",
+          // The delivery's own body (a Pismo event), else the event's cardvault payload.
+          (eb) => eb.fn.coalesce("d.payload", "o.payload").as("payload"),
           "t.webhooks_allow_private",
         ])
         .where("d.lock_token", "=", token)

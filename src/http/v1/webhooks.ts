@@ -3,6 +3,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
+import { WEBHOOK_FORMATS } from "../../domain/webhooks.js";
 import { EVENT_TYPES } from "../../events/outbox.js";
 import type { WebhookService } from "../../services/webhooks.js";
 import { actorOf, errorResponses, ListQuery } from "./schemas.js";
@@ -13,6 +14,11 @@ const EndpointParams = Type.Object(
   { id: Type.String({ pattern: UUID, description: "The endpoint id returned at creation." }) },
   { additionalProperties: false },
 );
+
+const Format = Type.Union([Type.Literal(WEBHOOK_FORMATS[0]), Type.Literal(WEBHOOK_FORMATS[1])], {
+  description:
+    "Whose event schema the endpoint receives: cardvault (default, every event type) or pismo (Pismo's Card CVV changed event for CVV changes; no other event). See docs/webhooks.md.",
+});
 
 const NewEndpointBody = Type.Object(
   {
@@ -29,6 +35,7 @@ const NewEndpointBody = Type.Object(
       }),
     ),
     description: Type.Optional(Type.String({ maxLength: 500 })),
+    format: Type.Optional(Format),
   },
   { additionalProperties: false },
 );
@@ -40,6 +47,7 @@ const EndpointView = Type.Object({
   eventTypes: Type.Union([Type.Array(Type.String()), Type.Null()], {
     description: "null: every event type.",
   }),
+  format: Format,
   createdAt: Type.String(),
   consecutiveFailures: Type.Integer({ description: "Failed attempts in a row; a delivered one resets it." }),
   circuitOpenUntil: Type.Union([Type.String(), Type.Null()], {
