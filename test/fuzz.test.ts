@@ -102,6 +102,19 @@ const fieldsOf = (s: JsonSchema | undefined): Record<string, JsonSchema> =>
 
 /** A value of the wrong JSON type for a field (every field has one type). */
 function wrongTypeFor(schema: JsonSchema): fc.Arbitrary<unknown> {
+  // A field of several types (Thredd's cardPin: digits as a string or an integer) gets a value of none of them.
+  const types = new Set((schema.anyOf ?? []).map((alternative) => alternative.type as string | undefined));
+  if (types.size > 1) {
+    const outside: [string, fc.Arbitrary<unknown>][] = [
+      ["string", fc.string()],
+      ["integer", fc.double({ noInteger: true, noNaN: true })],
+      ["boolean", fc.boolean()],
+      ["null", fc.constant(null)],
+      ["array", fc.array(fc.integer(), { maxLength: 3 })],
+      ["object", fc.constant({ nested: true })],
+    ];
+    return fc.oneof(...outside.filter(([type]) => !types.has(type)).map(([, value]) => value));
+  }
   const t = schema.type ?? (schema.anyOf?.[0]?.type as string | undefined) ?? "string";
   const all = {
     string: fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 })),
@@ -262,7 +275,17 @@ describe("generated bad input on every route", () => {
       fc.constant({ payload: Buffer.alloc(1 << 20, 0x41), headers: { "content-type": "application/json" } }),
       fc
         .string({ maxLength: 40 })
-        .map((s) => ({ payload: `{${s}`, headers: { "content-type": "application/json" } })),
+        .map((s) => `{${s}`)
+        // Broken JSON only: "{" + "}" is a well-formed empty body, which a body-less unblock rightly accepts.
+        .filter((text) => {
+          try {
+            JSON.parse(text);
+            return false;
+          } catch {
+            return true;
+          }
+        })
+        .map((payload) => ({ payload, headers: { "content-type": "application/json" } })),
       fc
         .constantFrom(
           "text/plain",
