@@ -2,12 +2,11 @@
 // trail (--tenant ID, as GET /v1/audit-events shows it to the tenant), or the operator's own records
 // (--operator): refused requests that no registered tenant owns (tokens that did not verify, tokens naming an
 // unregistered tenant), which no API token can read.
-import { AppError } from "../domain/errors.js";
-import { openStore } from "../runtime.js";
 import { createAuditService } from "../services/audit.js";
 import { createAuditRepo } from "../store/audit-repo.js";
 import { type CliIo, UsageError } from "./io.js";
-import { type ConfigFlags, configFrom, integerOption } from "./options.js";
+import { type ConfigFlags, integerOption } from "./options.js";
+import { withStore } from "./store.js";
 
 /** What `audit list` takes. */
 export interface AuditFlags extends ConfigFlags {
@@ -23,17 +22,11 @@ export async function auditCommand(values: AuditFlags, io: CliIo): Promise<numbe
   }
   const limit = integerOption(values.limit, "limit") ?? 100;
   if (limit < 1 || limit > 1000) throw new UsageError("--limit must be from 1 to 1000.");
-  const store = await openStore(configFrom(values));
-  try {
+  return withStore(values, async (store) => {
     const audit = createAuditService({ audit: createAuditRepo(store.db) });
     const page = await audit.list(values.tenant ?? null, { cursor: values.after, limit });
     for (const item of page.items) io.stdout(JSON.stringify(item));
     if (page.nextCursor) io.stderr(`more: --after ${page.nextCursor}`);
     return 0;
-  } catch (error) {
-    if (error instanceof AppError) throw new UsageError(error.message);
-    throw error;
-  } finally {
-    await store.close();
-  }
+  });
 }

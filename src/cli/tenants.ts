@@ -1,11 +1,10 @@
 // `cardvault tenants add | list`: register card programs.
-import { AppError } from "../domain/errors.js";
 import { systemClock } from "../lib/clock.js";
-import { openStore } from "../runtime.js";
 import { createTenantService } from "../services/tenants.js";
 import { createTenantRepo } from "../store/tenant-repo.js";
 import { type CliIo, UsageError } from "./io.js";
-import { type ConfigFlags, configFrom, integerOption } from "./options.js";
+import { type ConfigFlags, integerOption } from "./options.js";
+import { withStore } from "./store.js";
 
 /** What `tenants add` takes (`tenants list` only the store flags). */
 export interface TenantFlags extends ConfigFlags {
@@ -27,9 +26,8 @@ export async function tenantsCommand(
   id: string | undefined,
   io: CliIo,
 ): Promise<number> {
-  const store = await openStore(configFrom(values));
-  const tenants = createTenantService({ tenants: createTenantRepo(store.db), clock: systemClock });
-  try {
+  return withStore(values, async (store) => {
+    const tenants = createTenantService({ tenants: createTenantRepo(store.db), clock: systemClock });
     if (action === "list") {
       for (const t of await tenants.list()) {
         const flags = `${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}${t.secure_data_pin ? "\tsecureDataPin" : ""}${t.allow_pin_block_format_1 ? "\tallowPinBlockFormat1" : ""}`;
@@ -60,10 +58,5 @@ export async function tenantsCommand(
       `added tenant ${row.id} (bin ${row.bin}, ${row.pan_length}-digit PANs, ${row.max_cvv_tries} CVV / ${row.max_pin_tries} PIN tries)`,
     );
     return 0;
-  } catch (error) {
-    if (error instanceof AppError) throw new UsageError(error.message);
-    throw error;
-  } finally {
-    await store.close();
-  }
+  });
 }
