@@ -1,56 +1,33 @@
 // Pismo-format webhook endpoints end to end: a rotation reaches a real receiver on 127.0.0.1 in Pismo's
 // "Card CVV changed" schema (rotate_cvv, version 1), signed as every delivery is; a cardvault-format endpoint
 // still gets cardvault's shape; and events of test-clock cards carry the test clock's time.
-import { once } from "node:events";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyWebhook } from "../src/client/verify-webhook.js";
 import { createWebhookSender, type WebhookSender } from "../src/jobs/webhook-sender.js";
 import { fixedClock } from "../src/lib/clock.js";
 import { webhookSenderDeps } from "../src/runtime.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
-
-interface Received {
-  path: string;
-  body: string;
-  verified: Record<string, unknown>;
-}
+import { startReceiver } from "./helpers/webhook-receiver.js";
 
 const system = fixedClock("2026-03-01T08:00:00Z");
 const START = "2026-03-01T15:00:00.000Z";
 const H = 3_600_000;
 const secrets = new Map<string, string>();
-const received: Received[] = [];
 let h: Harness;
-let server: Server;
+let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let base: string;
 let sender: WebhookSender;
 
 beforeAll(async () => {
   h = await createHarness({ sandbox: true, clock: system, allowPrivateWebhooks: ["acme"] });
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const path = req.url ?? "/";
-      const body = Buffer.concat(chunks).toString("utf8");
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-      // Throws (and the test sees a 500 and no entry) unless the signature verifies.
-      const verified = verifyWebhook(body, headers, secrets.get(path)!, { now: () => system.now() });
-      received.push({ path, body, verified: verified as Record<string, unknown> });
-      res.statusCode = 204;
-      res.end();
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  receiver = await startReceiver(
+    (path) => secrets.get(path),
+    () => system.now(),
+  );
+  base = receiver.base;
   sender = createWebhookSender({ ...webhookSenderDeps(h.runtime), timeoutMs: 2_000 });
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  server.close();
+  await receiver.close();
   await h.close();
 });
 
@@ -81,7 +58,12 @@ async function testClockCard() {
   return { clockId, card: card.json() as { publicToken: string; last4: string; expiry: string } };
 }
 
-const of = (path: string) => received.filter((r) => r.path === path);
+/** What reached a path; every delivery's signature verified. */
+const of = (path: string) => {
+  const entries = receiver.received.filter((r) => r.path === path);
+  expect(entries.filter((r) => r.verifyError !== undefined)).toEqual([]);
+  return entries.map((r) => ({ ...r, verified: r.verified as Record<string, unknown> }));
+};
 
 describe("webhook endpoint format", () => {
   it("is cardvault by default, pismo when asked, shown in every answer; anything else is a 400", async () => {

@@ -1,9 +1,6 @@
 // Webhooks end to end: endpoints through the API, deliveries queued with the events, and the sender posting
 // to a real receiver on 127.0.0.1 that verifies every signature with the exported helper, fails the first
 // attempts and sees the retries once the clock has moved.
-import { once } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../src/client/verify-webhook.js";
@@ -16,54 +13,7 @@ import { fixedClock } from "../src/lib/clock.js";
 import { createLogger } from "../src/lib/logger.js";
 import { createPublishers, webhookSenderDeps } from "../src/runtime.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
-
-type Mode = "ok" | "fail" | "hang";
-
-interface Received {
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-  verified: unknown;
-  verifyError?: string;
-}
-
-/** A receiver: answers per path with the next queued mode (default ok) and verifies each request. */
-async function startReceiver(secretFor: (path: string) => string | undefined, now: () => Date) {
-  const received: Received[] = [];
-  const modes = new Map<string, Mode[]>();
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const path = req.url ?? "/";
-      const body = Buffer.concat(chunks).toString("utf8");
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-      const entry: Received = { path, headers, body, verified: undefined };
-      try {
-        entry.verified = verifyWebhook(body, headers, secretFor(path) ?? "whsec_AAAA", { now });
-      } catch (error) {
-        entry.verifyError = (error as Error).message;
-      }
-      received.push(entry);
-      const mode = modes.get(path)?.shift() ?? (path.startsWith("/always-fail") ? "fail" : "ok");
-      if (mode === "hang") return; // never answers: the sender's timeout ends the attempt
-      res.statusCode = mode === "ok" ? 204 : 500;
-      res.end(mode === "ok" ? "" : "receiver says no, and echoes nothing useful");
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    base,
-    received,
-    queue: (path: string, ...next: Mode[]) => modes.set(path, [...(modes.get(path) ?? []), ...next]),
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
-}
+import { startReceiver } from "./helpers/webhook-receiver.js";
 
 const clock = fixedClock("2026-11-28T12:00:00Z");
 const logLines: string[] = [];
