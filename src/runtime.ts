@@ -15,8 +15,14 @@ import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
 import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { createWebhookSender } from "./jobs/webhook-sender.js";
-import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
-import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
+import { generatedKeyTypes, type KeyProvider } from "./keys/key-provider.js";
+import {
+  addImportedKey,
+  type ClearKey,
+  initKeystore,
+  keystoreExists,
+  loadKeystore,
+} from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
@@ -94,11 +100,14 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
   }
   let keys = loadKeystore(file, masterKey);
   // A development keystore from an older build gains the key types added since (production: `keys init`).
-  if (!config.production && keyTypes.some((type) => !keys.some((k) => k.type === type))) {
+  if (!config.production && generatedKeyTypes.some((type) => !keys.some((k) => k.type === type))) {
     initKeystore(file, masterKey, clock);
     keys = loadKeystore(file, masterKey);
   }
-  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), { pool: config.secureDataPool });
+  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), {
+    pool: config.secureDataPool,
+    importer: (entry) => addImportedKey(file, masterKey, entry, clock),
+  });
 }
 
 /**
