@@ -43,6 +43,7 @@ import { createRateLimitService } from "./services/rate-limits.js";
 import { createRevealService } from "./services/reveal.js";
 import { createRotationService } from "./services/rotation.js";
 import { createSecureDataService } from "./services/secure-data.js";
+import { createTenantKeysService } from "./services/tenant-keys.js";
 import { createTenantService } from "./services/tenants.js";
 import { createTestClockService } from "./services/test-clocks.js";
 import { createTryCounter } from "./services/try-counter.js";
@@ -235,6 +236,7 @@ export function createServices(deps: {
   });
   return {
     tenants: createTenantService({ tenants: repos.tenants, clock }),
+    tenantKeys: createTenantKeysService({ store, tenants: repos.tenants, keys, record }),
     cards: createCardService({
       store,
       withCard,
