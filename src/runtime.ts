@@ -15,8 +15,14 @@ import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
 import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { createWebhookSender } from "./jobs/webhook-sender.js";
-import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
-import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
+import { generatedKeyTypes, type KeyProvider } from "./keys/key-provider.js";
+import {
+  addImportedKey,
+  type ClearKey,
+  initKeystore,
+  keystoreExists,
+  loadKeystore,
+} from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
@@ -37,6 +43,7 @@ import { createRateLimitService } from "./services/rate-limits.js";
 import { createRevealService } from "./services/reveal.js";
 import { createRotationService } from "./services/rotation.js";
 import { createSecureDataService } from "./services/secure-data.js";
+import { createTenantKeysService } from "./services/tenant-keys.js";
 import { createTenantService } from "./services/tenants.js";
 import { createTestClockService } from "./services/test-clocks.js";
 import { createTryCounter } from "./services/try-counter.js";
@@ -94,11 +101,14 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
   }
   let keys = loadKeystore(file, masterKey);
   // A development keystore from an older build gains the key types added since (production: `keys init`).
-  if (!config.production && keyTypes.some((type) => !keys.some((k) => k.type === type))) {
+  if (!config.production && generatedKeyTypes.some((type) => !keys.some((k) => k.type === type))) {
     initKeystore(file, masterKey, clock);
     keys = loadKeystore(file, masterKey);
   }
-  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), { pool: config.secureDataPool });
+  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), {
+    pool: config.secureDataPool,
+    importer: (entry) => addImportedKey(file, masterKey, entry, clock),
+  });
 }
 
 /**
@@ -226,6 +236,7 @@ export function createServices(deps: {
   });
   return {
     tenants: createTenantService({ tenants: repos.tenants, clock }),
+    tenantKeys: createTenantKeysService({ store, tenants: repos.tenants, keys, record }),
     cards: createCardService({
       store,
       withCard,

@@ -3,6 +3,8 @@
 // Every ciphertext names the key that made it, so keys can rotate while old ciphertexts stay readable.
 // A card's PAN is opened in one place, panOf(), and only for the operation at hand. Get Card Data's private-key
 // operations run on the provider's worker threads (device-crypto-pool.ts), never on the event loop.
+// Ceremonies (importKey, importKeyBlock) check the key by key-import.ts's rules, store it through the keystore
+// file's importer and use it at once; the TR-31 KBPK is used only through its CMAC, as in a token.
 import {
   createCipheriv,
   createDecipheriv,
@@ -16,11 +18,13 @@ import {
   timingSafeEqual,
 } from "node:crypto";
 import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
-import { computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
+import { computeCvv, computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
+import { aesCmac, keyCheckValue, tdesCmac } from "../crypto/kcv.js";
 import { generatePan } from "../crypto/pan.js";
 import { createPinBlockCipher, type PinBlockCipher } from "../crypto/pin-block.js";
-import { createPvvGenerator } from "../crypto/pvv.js";
+import { computePvv, createPvvGenerator } from "../crypto/pvv.js";
+import { unwrapKeyBlock } from "../crypto/tr31.js";
 import { AppError } from "../domain/errors.js";
 import { cardDataPayload } from "./card-data.js";
 import {
@@ -28,10 +32,12 @@ import {
   type DeviceCryptoPoolSettings,
   defaultDeviceCryptoPool,
 } from "./device-crypto-pool.js";
+import { assertKcv, checkKeyBlockHeader, expectedKcv, familyOf, importedKey } from "./key-import.js";
 import type {
   CardDataField,
   DeviceRequest,
   DeviceSession,
+  KeyImport,
   KeyInfo,
   KeyProvider,
   KeyType,
@@ -42,7 +48,7 @@ import type {
   StoredPin,
 } from "./key-provider.js";
 import { PinBlockUndecodableError } from "./key-provider.js";
-import type { ClearKey } from "./keystore-file.js";
+import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
 
 const ENVELOPE_VERSION = "v1";
 
@@ -55,9 +61,14 @@ export type KeystoreReload = () => ClearKey[] | undefined;
 /** How often sealing checks the keystore for a new active version; an unknown key id checks at once. */
 const RELOAD_CHECK_MS = 1000;
 
+/** Stores an imported key (keystore-file.ts addImportedKey: next version, sealed) and returns it as loaded. */
+export type KeyImporter = (entry: ImportedKeyEntry) => ClearKey;
+
 export interface LocalKeyProviderOptions {
   /** Get Card Data's worker threads (config.secureDataPool); default defaultDeviceCryptoPool(). */
   pool?: DeviceCryptoPoolSettings;
+  /** Where ceremonies store what they import; without one, importKey and importKeyBlock are refused. */
+  importer?: KeyImporter;
 }
 
 export function createLocalKeyProvider(
@@ -297,6 +308,25 @@ export function createLocalKeyProvider(
     };
   }
 
+  /** A ceremony's key: checked (type, length, parity, check value) before anything is stored. */
+  async function importKey(request: KeyImport): Promise<KeyInfo> {
+    const kcv = expectedKcv(request.kcv);
+    const { algorithm, material } = importedKey(request);
+    try {
+      assertKcv(checkValue(algorithm, material), kcv);
+      if (!options.importer) {
+        throw new AppError("key_unavailable", "This key provider has no keystore to import keys into.");
+      }
+      const added = options.importer({ type: request.type, algorithm, material, origin: request.origin });
+      keys = [...keys, added];
+      byId.set(added.id, added);
+      const { material: _material, ...info } = added;
+      return info;
+    } finally {
+      material.fill(0);
+    }
+  }
+
   function key(id: string, type: KeyType): ClearKey {
     if (!byId.has(id)) refresh(true);
     const k = byId.get(id);
@@ -333,9 +363,9 @@ export function createLocalKeyProvider(
     return generate({ pan, expiry: card.expiry, serviceCode: card.serviceCode });
   }
 
-  function sealPinFor(pan: string, pin: string): StoredPin {
+  function sealPinFor(pan: string, pin: string, pvkId: string | undefined): StoredPin {
     const storage = activeKey("pin-storage");
-    const pvk = activeKey("pvk");
+    const pvk = pvkId === undefined ? activeKey("pvk") : key(pvkId, "pvk");
     const pvki = 1;
     return {
       pvkId: pvk.id,
@@ -369,7 +399,7 @@ export function createLocalKeyProvider(
   function pinBlockCipherOf(k: ClearKey): PinBlockCipher {
     let cipher = pinBlockCiphers.get(k.id);
     if (!cipher) {
-      cipher = createPinBlockCipher(k.material, k.type === "pek-tdes" ? "tdes" : "aes");
+      cipher = createPinBlockCipher(k.material, familyOf(k.algorithm));
       pinBlockCiphers.set(k.id, cipher);
     }
     return cipher;
@@ -498,24 +528,30 @@ export function createLocalKeyProvider(
     },
     verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
 
-    sealPin: async (card, pin) => sealPinFor(panOf(card), pin),
-    async sealRandomPin(card, length) {
+    sealPin: async (card, pin, pvkId) => sealPinFor(panOf(card), pin, pvkId),
+    async sealRandomPin(card, length, pvkId) {
       let pin = "";
       for (let i = 0; i < length; i++) pin += String(randomInt(10));
-      return sealPinFor(panOf(card), pin);
+      return sealPinFor(panOf(card), pin, pvkId);
     },
     openPin: async (card) => openCheckedPin(panOf(card), card.pin),
     verifyPin: async (card, presented) => pinMatches(panOf(card), card.pin, presented),
 
     async verifyPinBlock(card, { format, pinBlock, keyId }) {
-      const pek = keyId ? byId.get(keyId) : activeKey(format === 4 ? "pek-aes" : "pek-tdes");
       const expectedType: KeyType = format === 4 ? "pek-aes" : "pek-tdes";
-      if (!pek || pek.type !== expectedType) {
+      if (keyId && !byId.has(keyId)) refresh(true);
+      const pek = keyId ? byId.get(keyId) : activeKey(expectedType);
+      // A zone PIN key serves like a PEK of its algorithm: TDES for formats 0, 1, 3; AES for format 4.
+      const family = format === 4 ? "aes" : "tdes";
+      if (
+        !pek ||
+        !(pek.type === expectedType || (pek.type === "zpk" && familyOf(pek.algorithm) === family))
+      ) {
         throw new AppError(
           "validation_failed",
-          `keyId does not name a ${expectedType} key in the keystore.`,
+          `keyId does not name a ${expectedType} key or a ${family === "aes" ? "AES" : "TDES"} zpk in the keystore.`,
           {
-            fields: { keyId: [`must name a ${expectedType} key for format ${format}`] },
+            fields: { keyId: [`must name a ${expectedType} key or a ${family} zpk for format ${format}`] },
           },
         );
       }
@@ -562,8 +598,61 @@ export function createLocalKeyProvider(
     secureDataKeys: () => secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } })),
 
     deviceSession,
+
+    importKey,
+    async importKeyBlock({ type, block, kbpkId, kcv }) {
+      if (!byId.has(kbpkId)) refresh(true);
+      const kbpk = byId.get(kbpkId);
+      if (!kbpk || kbpk.type !== "kbpk") {
+        throw new AppError("validation_failed", `${kbpkId} names no kbpk key in the keystore.`, {
+          fields: { kbpkId: ["must name a kbpk (key block protection key)"] },
+        });
+      }
+      const family = familyOf(kbpk.algorithm);
+      let unwrapped: ReturnType<typeof unwrapKeyBlock>;
+      try {
+        unwrapped = unwrapKeyBlock(block, {
+          algorithm: family,
+          length: kbpk.material.length,
+          cmac: (data) => (family === "tdes" ? tdesCmac(kbpk.material, data) : aesCmac(kbpk.material, data)),
+        });
+      } catch (error) {
+        if (!(error instanceof CryptoInputError)) throw error;
+        throw new AppError("validation_failed", `The key block is refused: ${error.message}.`, {
+          fields: { block: [error.message] },
+        });
+      }
+      try {
+        const algorithm = checkKeyBlockHeader(type, unwrapped.header);
+        return await importKey({ type, material: unwrapped.key, origin: "tr31", algorithm, kcv });
+      } finally {
+        unwrapped.key.fill(0);
+      }
+    },
+    async computeCvv({ keyId, pan, expiry, serviceCode }) {
+      return operatorCheck(() => computeCvv({ cvk: key(keyId, "cvk").material, pan, expiry, serviceCode }));
+    },
+    async computePvv({ keyId, pvki, pan, pin }) {
+      return operatorCheck(() => computePvv({ pvk: key(keyId, "pvk").material, pvki, pan, pin }));
+    },
+
     close: () => pool.close(),
   };
+}
+
+/** Bad test input to an operator check (a PAN of the wrong length…) is a validation_failed, never a 500. */
+function operatorCheck(compute: () => string): string {
+  try {
+    return compute();
+  } catch (error) {
+    if (!(error instanceof CryptoInputError)) throw error;
+    throw new AppError("validation_failed", error.message);
+  }
+}
+
+/** A symmetric key's check value as keys are listed (3 bytes): TDES-ECB of zeros or AES-CMAC of a zero block. */
+function checkValue(algorithm: string, material: Buffer): string {
+  return keyCheckValue(material, familyOf(algorithm), 3);
 }
 
 function panAad(binding: { tenantId: string; cardId: string }): Buffer {

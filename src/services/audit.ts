@@ -79,6 +79,30 @@ export function createAuditBatchRecorder(deps: {
   };
 }
 
+/** An operator's action outside any tenant (a key ceremony): who did it and what, in the operator's trail. */
+export interface OperatorAuditEntry {
+  /** `operator:<name>`. */
+  actor: string;
+  action: string;
+  outcome: string;
+  details?: Record<string, string | number | boolean | null | undefined>;
+}
+
+/** Writes one operator record (tenant null, read with `cardvault audit list --operator`). */
+export function createOperatorRecorder(deps: { audit: Pick<AuditRepo, "insert">; clock: Clock }) {
+  return async (entry: OperatorAuditEntry): Promise<void> => {
+    const row = auditRow(
+      deps.clock,
+      { tenantId: "", subject: entry.actor },
+      entry,
+      deps.clock.now().toISOString(),
+    );
+    await deps.audit.insert({ ...row, tenant_id: null });
+  };
+}
+
+export type OperatorRecorder = ReturnType<typeof createOperatorRecorder>;
+
 export interface AuditEventView {
   id: string;
   action: string;

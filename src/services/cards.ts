@@ -166,10 +166,13 @@ export function createCardService(deps: CardServiceDeps) {
         "PAN",
       );
       const publicToken = await draw(newPublicToken, (t) => deps.cards.tokenExists(t), "public token");
-      const cvkId = deps.keys.activeKeyId("cvk");
+      // The card program's own keys when it names them (tenants update --cvk/--pvk), else the active ones;
+      // the card records them, so a later change of the program's keys never moves it.
+      const cvkId = tenant.cvk_id ?? deps.keys.activeKeyId("cvk");
       const sealedPin = await deps.keys.sealRandomPin(
         { ...binding, panSealed: pan.panSealed, expiry, cvkId, serviceCode: CVV2_SERVICE_CODE },
         NEW_PIN_LENGTH,
+        tenant.pvk_id ?? undefined,
       );
       const stamp = now.toISOString();
       const row = {

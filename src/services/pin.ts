@@ -43,7 +43,9 @@ export function createPinService(deps: PinServiceDeps) {
      */
     set(actor: Actor, publicToken: string, pin: string, change: StatusChange = {}): Promise<void> {
       return deps.withCard(actor, publicToken, async (tx, card) => {
-        const sealed = await deps.keys.sealPin(sealedCardOf(usable(card, "manage")), pin);
+        // A PIN set now gets its PVV under the card program's PVK when it names one (else the active PVK).
+        const pvkId = (await deps.tenants.find(actor.tenantId, tx))?.pvk_id ?? undefined;
+        const sealed = await deps.keys.sealPin(sealedCardOf(usable(card, "manage")), pin, pvkId);
         const changes = {
           pin_sealed: sealed.pinSealed,
           pvv: sealed.pvv,

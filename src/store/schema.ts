@@ -20,6 +20,10 @@ export interface TenantsTable {
   secure_data_pin: number;
   /** How many live webhook endpoints the tenant has: the endpoint cap is a guarded update of this count. */
   webhook_endpoints: Generated<number>;
+  /** The CVK new cards are created under (migration 0017); null: the provider's active cvk. */
+  cvk_id: string | null;
+  /** The PVK new PINs get their PVV under; null: the provider's active pvk. */
+  pvk_id: string | null;
 }
 
 export interface CardsTable {
