@@ -57,6 +57,7 @@ describe("cardvault CLI", () => {
       "webhook-secret-v1",
       "secure-data-wrap-v1",
       "secure-data-sign-v1",
+      "access-token-sign-v1",
     ]);
     for (const line of lines) expect(line).toMatch(/kcv=[0-9A-F]{6}\tactive/);
     const keystore = readFileSync(join(dataDir, "keystore.json"), "utf8");

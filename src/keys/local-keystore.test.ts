@@ -93,6 +93,7 @@ describe("keystore file", () => {
       "webhook-secret-v1",
       "secure-data-wrap-v1",
       "secure-data-sign-v1",
+      "access-token-sign-v1",
     ]);
     const text = readFileSync(file, "utf8");
     for (const k of keys) {
