@@ -214,10 +214,10 @@ describe("pismo-format deliveries", () => {
     const cvv = (await h.call("GET", `/v1/cards/${t}/cvv`)).json().cvv as string;
     const wrong = cvv === "000" ? "001" : "000";
     for (let i = 0; i < 3; i++) await h.call("POST", `/v1/cards/${t}/cvv/verify`, { cvv: wrong });
-    expect((await h.call("POST", `/v1/cards/${t}/cvv/unblock`, {})).statusCode).toBe(200);
+    expect((await h.call("POST", `/v1/cards/${t}/cvv/unblock`, {})).statusCode).toBe(204);
     expect((await h.call("PUT", `/v1/cards/${t}/pin`, { pin: "482916" })).statusCode).toBe(204);
     for (let i = 0; i < 3; i++) await h.call("POST", `/v1/cards/${t}/pin/verify`, { pin: "000000" });
-    expect((await h.call("POST", `/v1/cards/${t}/pin/unblock`, {})).statusCode).toBe(200);
+    expect((await h.call("POST", `/v1/cards/${t}/pin/unblock`, {})).statusCode).toBe(204);
     expect((await h.call("PATCH", `/v1/cards/${t}`, { status: "suspended" })).statusCode).toBe(200);
     await deliver();
     const events = of("/clock-every").map((r) => r.verified as { type: string; occurredAt: string });
