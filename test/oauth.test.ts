@@ -308,6 +308,28 @@ describe("refusals (RFC 6749 §5.2)", () => {
   });
 });
 
+describe("client management", () => {
+  it("refuses unknown scopes, no scope, an unknown tenant or client, and a bad overlap, changing nothing", async () => {
+    const clients = h.runtime.services.apiClients;
+    const before = (await clients.list()).length;
+    await expect(clients.add({ tenantId: "acme", scopes: ["nope:nothing"] })).rejects.toMatchObject({
+      code: "validation_failed",
+    });
+    await expect(clients.add({ tenantId: "acme", scopes: [] })).rejects.toMatchObject({
+      code: "validation_failed",
+    });
+    await expect(clients.add({ tenantId: "ghost", scopes: ["cards:read"] })).rejects.toMatchObject({
+      code: "not_found",
+    });
+    await expect(clients.revoke("cvc_nobody")).rejects.toMatchObject({ code: "not_found" });
+    await expect(clients.rotateSecret(client.id, -1)).rejects.toMatchObject({ code: "validation_failed" });
+    await expect(clients.rotateSecret(client.id, 31 * 86_400)).rejects.toMatchObject({
+      code: "validation_failed",
+    });
+    expect((await clients.list()).length).toBe(before);
+  });
+});
+
 describe("secret rotation", () => {
   it("accepts the old and the new secret until the overlap ends, then only the new one", async () => {
     const rotating = await newClient("cards:read");
