@@ -139,11 +139,9 @@ export async function registerOAuthRoutes(
     app.get(
       "/.well-known/jwks.json",
       {
-        schema: {
-          tags,
-          summary: "The public keys access tokens are signed with (RFC 7517 JWK Set).",
-          response: { 200: Jwks },
-        },
+        // A well-known resource (RFC 8414 §3's jwks_uri) that JOSE libraries fetch, not an API operation: left out of
+        // the OpenAPI document like /healthz; docs/api.md describes it.
+        schema: { hide: true, response: { 200: Jwks } },
       },
       async (_request, reply) => {
         reply.header("cache-control", `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
