@@ -166,6 +166,40 @@ describe("POST /oauth2/token (client credentials)", () => {
     expect(raw.headers.get("cache-control")).toBe("public, max-age=300");
   });
 
+  it("accepts its own tokens only as issued: its issuer, audience and jti, and EdDSA only", async () => {
+    const now = Math.floor(clock.now().getTime() / 1000);
+    const claims = {
+      iss: h.config.publicUrl,
+      aud: h.config.publicUrl,
+      sub: client.id,
+      client_id: client.id,
+      tenant: "acme",
+      scope: "cards:write",
+      iat: now,
+      exp: now + 600,
+      jti: "00000000-0000-4000-8000-000000000000",
+    };
+    const create = (token: string) => h.call("POST", "/v1/cards", { type: "virtual" }, { token });
+    expect((await create(await h.runtime.keys.signAccessToken(claims))).statusCode).toBe(201);
+    for (const changed of [
+      { iss: "https://other.test" },
+      { aud: "https://other.test" },
+      { jti: undefined },
+    ]) {
+      const token = await h.runtime.keys.signAccessToken(
+        Object.fromEntries(
+          Object.entries({ ...claims, ...changed }).filter(([, v]) => v !== undefined),
+        ) as Record<string, string | number>,
+      );
+      expect((await create(token)).statusCode, JSON.stringify(changed)).toBe(401);
+    }
+    // Naming our key's kid does not make an HS256 token under the shared secret one of ours.
+    const confused = await new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256", typ: "at+jwt", kid: "access-token-sign-v1" })
+      .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+    expect((await create(confused)).statusCode).toBe(401);
+  });
+
   it("refuses a token past its lifetime", async () => {
     const { access_token } = (
       await tokenRequest(form({ grant_type: "client_credentials" }), {
