@@ -237,12 +237,14 @@ describe("refusals (RFC 6749 §5.2)", () => {
       401,
       "invalid_client",
     );
-    expectRefusal(await tokenRequest(form({ grant_type: "client_credentials" })), 401, "invalid_client");
-    expectRefusal(
-      await tokenRequest(form({ grant_type: "client_credentials" }), { authorization: "Basic %%%" }),
-      401,
-      "invalid_client",
-    );
+    const none = await tokenRequest(form({ grant_type: "client_credentials" }));
+    expectRefusal(none, 401, "invalid_client");
+    expect(none.headers["www-authenticate"]).toBeUndefined();
+    const undecodable = await tokenRequest(form({ grant_type: "client_credentials" }), {
+      authorization: "Basic %%%",
+    });
+    expectRefusal(undecodable, 401, "invalid_client");
+    expect(undecodable.headers["www-authenticate"]).toMatch(/^Basic /);
     expectRefusal(
       await tokenRequest(form({ grant_type: "client_credentials" }), { authorization: "Bearer abc" }),
       401,

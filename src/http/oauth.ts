@@ -67,8 +67,10 @@ function noStore(reply: FastifyReply) {
 
 function sendRefusal(reply: FastifyReply, refusal: OAuthError, status = refusal.status) {
   noStore(reply).status(status);
-  // §5.2: a client that authenticated with Basic is challenged with Basic; a body-authenticated one gets 401 too.
-  if (refusal.status === 401) reply.header("www-authenticate", 'Basic realm="cardvault", charset="UTF-8"');
+  // §5.2: a client that tried HTTP Basic is answered with a Basic challenge; one that sent its credentials in
+  // the body (or none) gets the 401 without one (the header is required only for the former).
+  if (refusal.status === 401 && refusal.basic)
+    reply.header("www-authenticate", 'Basic realm="cardvault", charset="UTF-8"');
   if (refusal.retryAfterSeconds !== undefined) reply.header("retry-after", String(refusal.retryAfterSeconds));
   return reply.send({ error: refusal.code, error_description: refusal.message });
 }
