@@ -32,6 +32,12 @@ function isLoopback(hostname: string): boolean {
  * The origin the page may be framed by and post to; anything but a bare origin with a real host is refused.
  * `production` (from configuration) refuses http altogether.
  */
+/**
+ * The shape every accepted targetOrigin has (scheme, then a lower-case host or IP literal and an optional port,
+ * nothing after): the request schema publishes it; parseTargetOrigin applies the rest of the rules.
+ */
+export const TARGET_ORIGIN_PATTERN = "^https?://[a-z0-9.:\\[\\]-]+$";
+
 export function parseTargetOrigin(value: string, options: { production: boolean }): string {
   let url: URL;
   try {

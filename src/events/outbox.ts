@@ -10,39 +10,18 @@ import { uuidv7 } from "../lib/ids.js";
 import type { Db } from "../store/db.js";
 import type { OutboxRepo } from "../store/outbox-repo.js";
 import type { WebhookRepo } from "../store/webhook-repo.js";
+import type { EventData, EventType } from "./catalog.js";
 
-export type EventType =
-  | "card.created"
-  | "card.cvv.changed"
-  | "card.cvv.compromised"
-  | "card.pin.compromised"
-  | "card.status.changed"
-  | "cvv.blocked"
-  | "cvv.unblocked"
-  | "pin.changed"
-  | "pin.blocked"
-  | "pin.unblocked";
+export { EVENT_TYPES, type EventType } from "./catalog.js";
 
-/** Every event type, checked against EventType by the compiler (webhook endpoints validate filters with it). */
-const eventTypeSet: Record<EventType, true> = {
-  "card.created": true,
-  "card.cvv.changed": true,
-  "card.cvv.compromised": true,
-  "card.pin.compromised": true,
-  "card.status.changed": true,
-  "cvv.blocked": true,
-  "cvv.unblocked": true,
-  "pin.changed": true,
-  "pin.blocked": true,
-  "pin.unblocked": true,
-};
-export const EVENT_TYPES = Object.keys(eventTypeSet) as EventType[];
+/** An event to publish: its data is the one its type declares in catalog.ts. */
+export type NewEvent = { [T in EventType]: NewEventOf<T> }[EventType];
 
-export interface NewEvent {
+interface NewEventOf<T extends EventType> {
   tenantId: string;
   cardId: string;
-  type: EventType;
-  data: Record<string, unknown>;
+  type: T;
+  data: EventData<T>;
   /** When it happened on the card's clock; the system clock's now when omitted. */
   occurredAt?: Date;
   /** The event in Pismo's schema, for Pismo-format endpoints; without it they do not receive the event. */

@@ -21,6 +21,7 @@ import type { Services } from "../runtime.js";
 import type { Refusal } from "../services/audit.js";
 import type { Store } from "../store/db.js";
 import type { IdempotencyRepo } from "../store/idempotency-repo.js";
+import { createAllowedMethods } from "./allowed-methods.js";
 import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
@@ -238,8 +239,11 @@ export async function buildApp(deps: AppDeps) {
   // in the OpenAPI document (3.1 allows role names in a bearer requirement).
   const routeContracts: RouteContract[] = [];
   app.decorate("routeContracts", routeContracts);
+  const allowedMethods = createAllowedMethods();
+  app.decorate("allowedMethods", allowedMethods);
   app.addHook("onRoute", (route) => {
     routeContracts.push(...routeContract(route));
+    allowedMethods.add(route.method, route.url);
     const { scope, idempotent } = route.config ?? {};
     if (scope) {
       route.schema = { ...route.schema, security: [{ bearer: [scope] }] };

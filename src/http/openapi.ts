@@ -79,6 +79,35 @@ function documentRoute(schema: Schema, route: RouteOptions): Schema {
   };
 }
 
+/**
+ * A body none of whose properties is required may be left out (app.ts reads a missing body as {}), so its
+ * requestBody is optional: a generated client then needs no `body: {}`. @fastify/swagger marks every body
+ * required, because Fastify itself would demand one.
+ */
+function optionalBodies(document: Schema): Schema {
+  const paths = (document.paths ?? {}) as Record<string, Record<string, Schema>>;
+  for (const operations of Object.values(paths)) {
+    for (const operation of Object.values(operations)) {
+      const body = operation.requestBody as
+        | { required?: boolean; content?: Record<string, Schema> }
+        | undefined;
+      if (!body?.content) continue;
+      const schemas = Object.values(body.content).map((media) => (media.schema ?? {}) as Schema);
+      if (schemas.every(acceptsEmptyObject)) body.required = false;
+    }
+  }
+  return document;
+}
+
+/** An object schema that {} satisfies: no required property and no minimum number of them. */
+function acceptsEmptyObject(schema: Schema): boolean {
+  return (
+    schema.type === "object" &&
+    ((schema.required as unknown[] | undefined) ?? []).length === 0 &&
+    ((schema.minProperties as number | undefined) ?? 0) === 0
+  );
+}
+
 /** @fastify/swagger's options for the served document: servers from config.publicUrl, the project's license. */
 export function openapiOptions(publicUrl: string): SwaggerOptions {
   return {
@@ -101,5 +130,7 @@ export function openapiOptions(publicUrl: string): SwaggerOptions {
       schema: schema && !schema.hide ? documentRoute(schema as Schema, route as RouteOptions) : schema,
       url,
     }),
+    transformObject: (document) =>
+      optionalBodies(("openapiObject" in document ? document.openapiObject : {}) as Schema),
   };
 }

@@ -251,7 +251,7 @@ export function createCardService(deps: CardServiceDeps) {
             tenantId: actor.tenantId,
             cardId: card.id,
             type: "card.status.changed",
-            data: { publicToken, status: changes.status, previousStatus: card.status },
+            data: { publicToken, status: changes.status, previousStatus: card.status as CardStatus },
           });
         }
         return viewOf({ ...card, ...patch, updated_at: stamp });

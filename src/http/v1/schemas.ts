@@ -5,6 +5,7 @@ import { Type } from "typebox";
 import { CARDHOLDER_NAME_MAX, CARDHOLDER_NAME_PATTERN } from "../../domain/card.js";
 import { PUBLIC_TOKEN_PATTERN } from "../../lib/ids.js";
 import type { Actor } from "../../services/audit.js";
+import { CURSOR_PATTERN } from "../../services/pagination.js";
 
 export const PublicTokenParams = Type.Object(
   {
@@ -87,7 +88,9 @@ export const StatusChangeBody = Type.Object(
 /** Cursor pagination parameters every list takes. */
 export const ListQuery = Type.Object(
   {
-    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    cursor: Type.Optional(
+      Type.String({ pattern: CURSOR_PATTERN, description: "A nextCursor this list returned (a row id)." }),
+    ),
     limit: Type.Optional(Type.String({ pattern: "^(100|[1-9][0-9]?)$", description: "1–100, default 50." })),
   },
   { additionalProperties: false },

@@ -246,7 +246,13 @@ export const ThreddStatusBody = Type.Object(
     status: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
     updatedBy: Type.Optional(Type.String({ maxLength: 1000 })),
     description: Type.Optional(Type.String({ maxLength: 1000 })),
-    validityDate: Type.Optional(Type.String({ maxLength: 7 })),
+    // Thredd's temporary status (until a date): cardvault keeps a status until it is changed, so the schema
+    // accepts no value for it rather than one it would then refuse.
+    validityDate: Type.Optional(
+      Type.Never({
+        description: "Not supported: a status applies until it is changed, so any value is refused (400).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -323,12 +329,6 @@ export function threddStatusView(card: CardView, change: { updatedBy?: string; d
 
 /** cardStatusCode and/or status (as Thredd allows either) → one cardvault status; they must agree. */
 export function cardStatusFromThredd(change: ThreddStatusChange): CardStatus {
-  if (change.validityDate !== undefined) {
-    throw validationFailed(
-      "validityDate",
-      "validityDate is not supported: a status applies until it is changed.",
-    );
-  }
   if (change.cardStatusCode === undefined && change.status === undefined) {
     throw validationFailed("cardStatusCode", "cardStatusCode (or status) is required.");
   }
