@@ -732,7 +732,207 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: never;
+    schemas: {
+        /** Card */
+        Card: {
+            publicToken: string;
+            type: "virtual" | "physical";
+            status: "active" | "inactive" | "suspended" | "closed";
+            /** @description First six and last four digits. */
+            maskedPan: string;
+            last4: string;
+            /** @description YYMM */
+            expiry: string;
+            /** @description Last valid day, YYYY-MM-DD. */
+            expiryDate: string;
+            cardholderName: string | null;
+            customerReference: string | null;
+            cvvRotationIntervalHours: number | null;
+            cvvNextRotationAt: string | null;
+            testClockId: string | null;
+            createdAt: string;
+            updatedAt: string;
+        };
+        /**
+         * Problem
+         * @description RFC 9457 problem details.
+         */
+        Problem: {
+            type: string;
+            title: string;
+            status: number;
+            detail: string;
+            code: string;
+            traceId: string;
+            errors?: {
+                [key: string]: string[];
+            };
+        };
+        /** VerifyResult */
+        VerifyResult: {
+            result: "match" | "mismatch" | "blocked";
+            status: "Unblocked" | "Blocked";
+            remainingTries: number;
+        };
+        /** TryState */
+        TryState: {
+            status: "Unblocked" | "Blocked";
+            remainingTries: number;
+            maxTries: number;
+        };
+        /** CardCreatedEvent */
+        CardCreatedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "card.created";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            /** @description A card was issued. */
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                type: "virtual" | "physical";
+                /** @description The PAN's last four digits. */
+                last4: string;
+                status: "active" | "inactive" | "suspended" | "closed";
+            };
+        };
+        /** CardCvvChangedEvent */
+        CardCvvChangedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "card.cvv.changed";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            /** @description The CVV rotated, or its rotation schedule changed. */
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                /** @description The PAN's last four digits. */
+                last4: string;
+                rotationType: "MANUAL" | "AUTOMATIC";
+                operationType: "ROTATE_CVV" | "CHANGE_CVV_ROTATION" | "DELETE_CVV_ROTATION";
+                nextRotationAt: string | null;
+                rotationIntervalHours: number | null;
+            };
+        };
+        /** CardCvvCompromisedEvent */
+        CardCvvCompromisedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "card.cvv.compromised";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                /** @enum {string} */
+                reason: "wrong_try_budget_spent";
+                /** @description The budget: this many wrong tries… */
+                wrongTries: number;
+                /** @description …within this many hours. */
+                windowHours: number;
+            };
+        };
+        /** CardPinCompromisedEvent */
+        CardPinCompromisedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "card.pin.compromised";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                /** @enum {string} */
+                reason: "wrong_try_budget_spent";
+                /** @description The budget: this many wrong tries… */
+                wrongTries: number;
+                /** @description …within this many hours. */
+                windowHours: number;
+            };
+        };
+        /** CardStatusChangedEvent */
+        CardStatusChangedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "card.status.changed";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                status: "active" | "inactive" | "suspended" | "closed";
+                previousStatus: "active" | "inactive" | "suspended" | "closed";
+            };
+        };
+        /** CvvBlockedEvent */
+        CvvBlockedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "cvv.blocked";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                reason: "too_many_wrong_tries" | "blocked_by_request";
+            };
+        };
+        /** CvvUnblockedEvent */
+        CvvUnblockedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "cvv.unblocked";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                /** @enum {string} */
+                reason: "unblocked";
+            };
+        };
+        /** PinChangedEvent */
+        PinChangedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "pin.changed";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+            };
+        };
+        /** PinBlockedEvent */
+        PinBlockedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "pin.blocked";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                reason: "too_many_wrong_tries" | "blocked_by_request";
+            };
+        };
+        /** PinUnblockedEvent */
+        PinUnblockedEvent: {
+            id: string;
+            /** @enum {string} */
+            type: "pin.unblocked";
+            /** @description When it happened, on the card's clock (ISO 8601). */
+            occurredAt: string;
+            data: {
+                /** @description The card's public token. */
+                publicToken: string;
+                /** @enum {string} */
+                reason: "unblocked";
+            };
+        };
+    };
     responses: never;
     parameters: never;
     requestBodies: never;
@@ -772,25 +972,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        publicToken: string;
-                        type: "virtual" | "physical";
-                        status: "active" | "inactive" | "suspended" | "closed";
-                        /** @description First six and last four digits. */
-                        maskedPan: string;
-                        last4: string;
-                        /** @description YYMM */
-                        expiry: string;
-                        /** @description Last valid day, YYYY-MM-DD. */
-                        expiryDate: string;
-                        cardholderName: string | null;
-                        customerReference: string | null;
-                        cvvRotationIntervalHours: number | null;
-                        cvvNextRotationAt: string | null;
-                        testClockId: string | null;
-                        createdAt: string;
-                        updatedAt: string;
-                    };
+                    "application/json": components["schemas"]["Card"];
                 };
             };
             /** @description Bad Request */
@@ -799,17 +981,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -818,17 +990,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -837,17 +999,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -856,17 +1008,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -875,17 +1017,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -894,17 +1026,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -927,25 +1049,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        publicToken: string;
-                        type: "virtual" | "physical";
-                        status: "active" | "inactive" | "suspended" | "closed";
-                        /** @description First six and last four digits. */
-                        maskedPan: string;
-                        last4: string;
-                        /** @description YYMM */
-                        expiry: string;
-                        /** @description Last valid day, YYYY-MM-DD. */
-                        expiryDate: string;
-                        cardholderName: string | null;
-                        customerReference: string | null;
-                        cvvRotationIntervalHours: number | null;
-                        cvvNextRotationAt: string | null;
-                        testClockId: string | null;
-                        createdAt: string;
-                        updatedAt: string;
-                    };
+                    "application/json": components["schemas"]["Card"];
                 };
             };
             /** @description Bad Request */
@@ -954,17 +1058,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -973,17 +1067,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -992,17 +1076,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1011,17 +1085,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1030,17 +1094,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1049,17 +1103,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1092,25 +1136,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        publicToken: string;
-                        type: "virtual" | "physical";
-                        status: "active" | "inactive" | "suspended" | "closed";
-                        /** @description First six and last four digits. */
-                        maskedPan: string;
-                        last4: string;
-                        /** @description YYMM */
-                        expiry: string;
-                        /** @description Last valid day, YYYY-MM-DD. */
-                        expiryDate: string;
-                        cardholderName: string | null;
-                        customerReference: string | null;
-                        cvvRotationIntervalHours: number | null;
-                        cvvNextRotationAt: string | null;
-                        testClockId: string | null;
-                        createdAt: string;
-                        updatedAt: string;
-                    };
+                    "application/json": components["schemas"]["Card"];
                 };
             };
             /** @description Bad Request */
@@ -1119,17 +1145,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -1138,17 +1154,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1157,17 +1163,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1176,17 +1172,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1195,17 +1181,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1214,17 +1190,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1258,17 +1224,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -1277,17 +1233,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1296,17 +1242,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1315,17 +1251,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1334,17 +1260,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1353,17 +1269,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -1374,17 +1280,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1413,11 +1309,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        result: "match" | "mismatch" | "blocked";
-                        status: "Unblocked" | "Blocked";
-                        remainingTries: number;
-                    };
+                    "application/json": components["schemas"]["VerifyResult"];
                 };
             };
             /** @description Bad Request */
@@ -1426,17 +1318,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -1445,17 +1327,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1464,17 +1336,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1483,17 +1345,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1502,17 +1354,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1521,17 +1363,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -1542,17 +1374,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1575,11 +1397,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        status: "Unblocked" | "Blocked";
-                        remainingTries: number;
-                        maxTries: number;
-                    };
+                    "application/json": components["schemas"]["TryState"];
                 };
             };
             /** @description Bad Request */
@@ -1588,17 +1406,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -1607,17 +1415,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1626,17 +1424,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1645,17 +1433,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1664,17 +1442,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1683,17 +1451,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1730,17 +1488,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -1749,17 +1497,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1768,17 +1506,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1787,17 +1515,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1806,17 +1524,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1825,17 +1533,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -1846,17 +1544,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1890,17 +1578,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -1909,17 +1587,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -1928,17 +1596,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -1947,17 +1605,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1966,17 +1614,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -1985,17 +1623,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -2006,17 +1634,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2052,17 +1670,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2071,17 +1679,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2090,17 +1688,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2109,17 +1697,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2128,17 +1706,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2147,17 +1715,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2192,11 +1750,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        result: "match" | "mismatch" | "blocked";
-                        status: "Unblocked" | "Blocked";
-                        remainingTries: number;
-                    };
+                    "application/json": components["schemas"]["VerifyResult"];
                 };
             };
             /** @description Bad Request */
@@ -2205,17 +1759,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2224,17 +1768,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2243,17 +1777,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2262,17 +1786,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2281,17 +1795,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2300,17 +1804,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -2321,17 +1815,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2354,11 +1838,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        status: "Unblocked" | "Blocked";
-                        remainingTries: number;
-                        maxTries: number;
-                    };
+                    "application/json": components["schemas"]["TryState"];
                 };
             };
             /** @description Bad Request */
@@ -2367,17 +1847,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2386,17 +1856,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2405,17 +1865,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2424,17 +1874,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2443,17 +1883,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2462,17 +1892,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2509,17 +1929,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2528,17 +1938,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2547,17 +1947,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2566,17 +1956,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2585,17 +1965,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2604,17 +1974,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -2625,17 +1985,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2683,17 +2033,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2702,17 +2042,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2721,17 +2051,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2740,17 +2060,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2759,17 +2069,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2778,17 +2078,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2832,17 +2122,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2851,17 +2131,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -2870,17 +2140,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -2889,17 +2149,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2908,17 +2158,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -2927,17 +2167,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -2948,17 +2178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2994,17 +2214,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -3013,17 +2223,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -3032,17 +2232,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -3051,17 +2241,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -3070,17 +2250,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -3089,17 +2259,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3141,17 +2301,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -3160,17 +2310,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -3179,17 +2319,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -3198,17 +2328,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -3217,17 +2337,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -3236,17 +2346,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3276,17 +2376,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -3295,17 +2385,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -3314,17 +2394,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -3333,17 +2403,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -3352,17 +2412,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -3371,17 +2421,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3421,17 +2461,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -3440,17 +2470,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -3459,17 +2479,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -3478,17 +2488,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -3497,17 +2497,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -3516,17 +2506,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3561,17 +2541,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -3580,17 +2550,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -3599,17 +2559,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -3618,17 +2568,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -3637,17 +2577,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -3656,17 +2586,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3709,17 +2629,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -3728,17 +2638,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -3747,17 +2647,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -3766,17 +2656,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -3785,17 +2665,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -3804,17 +2674,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3841,139 +2701,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: ({
-                            id: string;
-                            /** @enum {string} */
-                            type: "card.created";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            /** @description A card was issued. */
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                type: "virtual" | "physical";
-                                /** @description The PAN's last four digits. */
-                                last4: string;
-                                status: "active" | "inactive" | "suspended" | "closed";
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "card.cvv.changed";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            /** @description The CVV rotated, or its rotation schedule changed. */
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                /** @description The PAN's last four digits. */
-                                last4: string;
-                                rotationType: "MANUAL" | "AUTOMATIC";
-                                operationType: "ROTATE_CVV" | "CHANGE_CVV_ROTATION" | "DELETE_CVV_ROTATION";
-                                nextRotationAt: string | null;
-                                rotationIntervalHours: number | null;
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "card.cvv.compromised";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                /** @enum {string} */
-                                reason: "wrong_try_budget_spent";
-                                /** @description The budget: this many wrong tries… */
-                                wrongTries: number;
-                                /** @description …within this many hours. */
-                                windowHours: number;
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "card.pin.compromised";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                /** @enum {string} */
-                                reason: "wrong_try_budget_spent";
-                                /** @description The budget: this many wrong tries… */
-                                wrongTries: number;
-                                /** @description …within this many hours. */
-                                windowHours: number;
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "card.status.changed";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                status: "active" | "inactive" | "suspended" | "closed";
-                                previousStatus: "active" | "inactive" | "suspended" | "closed";
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "cvv.blocked";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                reason: "too_many_wrong_tries" | "blocked_by_request";
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "cvv.unblocked";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                /** @enum {string} */
-                                reason: "unblocked";
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "pin.changed";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "pin.blocked";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                reason: "too_many_wrong_tries" | "blocked_by_request";
-                            };
-                        } | {
-                            id: string;
-                            /** @enum {string} */
-                            type: "pin.unblocked";
-                            /** @description When it happened, on the card's clock (ISO 8601). */
-                            occurredAt: string;
-                            data: {
-                                /** @description The card's public token. */
-                                publicToken: string;
-                                /** @enum {string} */
-                                reason: "unblocked";
-                            };
-                        })[];
+                        items: (components["schemas"]["CardCreatedEvent"] | components["schemas"]["CardCvvChangedEvent"] | components["schemas"]["CardCvvCompromisedEvent"] | components["schemas"]["CardPinCompromisedEvent"] | components["schemas"]["CardStatusChangedEvent"] | components["schemas"]["CvvBlockedEvent"] | components["schemas"]["CvvUnblockedEvent"] | components["schemas"]["PinChangedEvent"] | components["schemas"]["PinBlockedEvent"] | components["schemas"]["PinUnblockedEvent"])[];
                         nextCursor: string | null;
                     };
                 };
@@ -3984,17 +2712,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4003,17 +2721,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -4022,17 +2730,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -4041,17 +2739,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -4060,17 +2748,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -4079,17 +2757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -4139,17 +2807,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4158,17 +2816,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -4177,17 +2825,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -4196,17 +2834,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -4215,17 +2843,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -4234,17 +2852,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -4300,17 +2908,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4319,17 +2917,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -4338,17 +2926,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -4357,17 +2935,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -4376,17 +2944,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -4395,17 +2953,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -4450,17 +2998,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4469,17 +3007,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -4488,17 +3016,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -4507,17 +3025,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -4526,17 +3034,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -4545,17 +3043,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -4585,17 +3073,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4604,17 +3082,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -4623,17 +3091,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -4642,17 +3100,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -4661,17 +3109,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -4680,17 +3118,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -4742,17 +3170,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4761,17 +3179,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -4780,17 +3188,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -4799,17 +3197,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -4818,17 +3206,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -4837,17 +3215,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -4914,17 +3282,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4933,17 +3291,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -4952,17 +3300,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -4971,17 +3309,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -4990,17 +3318,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -5009,17 +3327,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -5030,17 +3338,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Every device-crypto worker is busy (code overloaded); nothing was done or counted. Retry after Retry-After seconds. */
@@ -5051,17 +3349,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -5108,17 +3396,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -5127,17 +3405,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -5146,17 +3414,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -5165,17 +3423,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -5184,17 +3432,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -5203,17 +3441,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -5265,17 +3493,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -5284,17 +3502,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
@@ -5303,17 +3511,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
@@ -5322,17 +3520,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -5341,17 +3529,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
@@ -5360,17 +3538,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many attempts for this tenant or card (code rate_limited); retry after Retry-After seconds. */
@@ -5381,17 +3549,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail: string;
-                        code: string;
-                        traceId: string;
-                        errors?: {
-                            [key: string]: string[];
-                        };
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

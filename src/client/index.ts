@@ -9,6 +9,16 @@ import type { components, operations, paths } from "./api-types.js";
 export type { components, operations, paths };
 export type CardvaultClient = Client<paths>;
 
+/** An RFC 9457 problem: every error of the native API. */
+export type Problem = components["schemas"]["Problem"];
+/** A card as the native API shows it (never its PAN, CVV or PIN). */
+export type Card = components["schemas"]["Card"];
+/** A CVV or PIN try counter. */
+export type TryState = components["schemas"]["TryState"];
+/** An event of GET /v1/events (and of cardvault-format webhooks): check `type` to narrow `data`. */
+export type CardvaultEvent =
+  paths["/v1/events"]["get"]["responses"][200]["content"]["application/json"]["items"][number];
+
 export interface CardvaultClientOptions extends Omit<ClientOptions, "baseUrl"> {
   /** Where cardvault is served, e.g. https://cards.example.com (its OpenAPI document's server). */
   baseUrl: string;

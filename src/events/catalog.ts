@@ -80,6 +80,14 @@ export type EventData<T extends EventType> = Static<(typeof eventCatalog)[T]>;
 
 export const EVENT_TYPES = Object.keys(eventCatalog) as EventType[];
 
+/** `card.cvv.changed` → `CardCvvChangedEvent`: the variant's name in the OpenAPI document's components. */
+function eventSchemaName(type: EventType): string {
+  return `${type
+    .split(".")
+    .map((word) => word[0]!.toUpperCase() + word.slice(1))
+    .join("")}Event`;
+}
+
 /**
  * An event as listed and delivered (`{id, type, occurredAt, data}`), one variant per type; `type` tells them
  * apart (OpenAPI's discriminator), so a generated client narrows `data` by checking `type`.
@@ -93,7 +101,7 @@ export function eventEnvelopeSchema() {
         occurredAt: Type.String({ description: "When it happened, on the card's clock (ISO 8601)." }),
         data: eventCatalog[type],
       },
-      { title: type },
+      { title: eventSchemaName(type) },
     ),
   );
   // Typed by hand: TypeBox cannot infer a union built from a list (EventEnvelope is the same union, by type).

@@ -108,6 +108,52 @@ function acceptsEmptyObject(schema: Schema): boolean {
   );
 }
 
+/** A schema's title that names it in components.schemas (the event variants, Problem…). */
+const SCHEMA_NAME = /^[A-Z][A-Za-z0-9]*$/;
+
+/**
+ * Moves every schema titled with a name (SCHEMA_NAME) into components.schemas, referenced where it was, and
+ * gives each discriminator the mapping of its variants, as OpenAPI requires for a discriminator to select a
+ * variant (OpenAPI 3.1 §4.8.25). The routes keep their schemas inline (one schema validates and documents);
+ * this only names them, so a generated client gets one type per name. Two different schemas of one name throw.
+ */
+function nameTitledSchemas(document: Schema): Schema {
+  const components = (document.components ??= {}) as Schema;
+  const named = (components.schemas ??= {}) as Record<string, Schema>;
+  const nameOf = (schema: Schema): string | undefined => {
+    if (typeof schema.title !== "string" || !SCHEMA_NAME.test(schema.title)) return undefined;
+    const existing = named[schema.title];
+    if (existing && JSON.stringify(existing) !== JSON.stringify(schema)) {
+      throw new Error(`Two different schemas are titled ${schema.title}`);
+    }
+    named[schema.title] = schema;
+    return schema.title;
+  };
+  const visit = (node: unknown): unknown => {
+    if (!node || typeof node !== "object") return node;
+    if (Array.isArray(node)) return node.map(visit);
+    const schema = node as Schema;
+    const discriminator = schema.discriminator as { propertyName: string } | undefined;
+    const variants = (schema.anyOf ?? schema.oneOf) as Schema[] | undefined;
+    if (discriminator && variants) {
+      const mapping: Record<string, string> = {};
+      for (const variant of variants) {
+        const tag = (variant.properties as Record<string, Schema> | undefined)?.[discriminator.propertyName];
+        const value = tag?.const ?? (tag?.enum as unknown[] | undefined)?.[0];
+        if (typeof variant.title === "string" && value !== undefined) {
+          mapping[String(value)] = `#/components/schemas/${variant.title}`;
+        }
+      }
+      schema.discriminator = { ...discriminator, mapping };
+    }
+    for (const [key, value] of Object.entries(schema)) schema[key] = visit(value);
+    const name = nameOf(schema);
+    return name ? { $ref: `#/components/schemas/${name}` } : schema;
+  };
+  document.paths = visit(document.paths);
+  return document;
+}
+
 /** @fastify/swagger's options for the served document: servers from config.publicUrl, the project's license. */
 export function openapiOptions(publicUrl: string): SwaggerOptions {
   return {
@@ -131,6 +177,8 @@ export function openapiOptions(publicUrl: string): SwaggerOptions {
       url,
     }),
     transformObject: (document) =>
-      optionalBodies(("openapiObject" in document ? document.openapiObject : {}) as Schema),
+      nameTitledSchemas(
+        optionalBodies(("openapiObject" in document ? document.openapiObject : {}) as Schema),
+      ),
   };
 }
