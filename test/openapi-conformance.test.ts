@@ -206,7 +206,10 @@ describe("the served OpenAPI document against the live server", () => {
       statuses.set(where, seen);
       const failuresBefore = failures.length;
       // Fresh cards for each operation: the previous one may have closed, blocked or suspended its own.
-      cardTokens = [(await h.createCard()).publicToken, (await h.createCard({ type: "physical" })).publicToken];
+      cardTokens = [
+        (await h.createCard()).publicToken,
+        (await h.createCard({ type: "physical" })).publicToken,
+      ];
       const property = fc.asyncProperty(
         fc.oneof(
           validRequest(method, path, op, token).map((request) => ({ request, valid: true })),
@@ -221,7 +224,9 @@ describe("the served OpenAPI document against the live server", () => {
               ? `a request the schemas refuse was answered ${answer.status}`
               : undefined);
           if (problem) {
-            failures.push(`${where}: ${problem}\n    ${request.method} ${request.path} ${request.body ?? ""}`);
+            failures.push(
+              `${where}: ${problem}\n    ${request.method} ${request.path} ${request.body ?? ""}`,
+            );
           }
           return problem === undefined;
         },

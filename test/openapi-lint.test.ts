@@ -41,7 +41,12 @@ it("passes Redocly CLI's lint with no problems, on the document fetched from a l
     {
       cwd: dir,
       // No telemetry and no update check: the test talks to nothing but the loopback server.
-      env: { ...process.env, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true", NO_COLOR: "1" },
+      env: {
+        ...process.env,
+        REDOCLY_TELEMETRY: "off",
+        REDOCLY_SUPPRESS_UPDATE_NOTICE: "true",
+        NO_COLOR: "1",
+      },
       maxBuffer: 16 * 1024 * 1024,
     },
   ).catch((error: { stdout?: string; stderr?: string }) => ({

@@ -780,6 +780,477 @@ export interface components {
             remainingTries: number;
             maxTries: number;
         };
+        /** CardCreateAudit */
+        CardCreateAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "card.create";
+            details: {
+                type: "virtual" | "physical";
+            } | null;
+        };
+        /** CardUpdateAudit */
+        CardUpdateAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "card.update";
+            details: {
+                fromStatus: "active" | "inactive" | "suspended" | "closed";
+                toStatus?: "active" | "inactive" | "suspended" | "closed";
+                /** @description The caller's own note. */
+                description?: string;
+                /** @description Who the caller says made the change. */
+                updatedBy?: string;
+            } | null;
+        };
+        /** CvvReadAudit */
+        CvvReadAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "cvv.read";
+            details: null;
+        };
+        /** PinReadAudit */
+        PinReadAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "pin.read";
+            details: null;
+        };
+        /** CvvVerifyAudit */
+        CvvVerifyAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "cvv.verify";
+            details: {
+                remainingTries: number;
+                /** @description How the value was presented (pin, pin_block_format_N); absent for a CVV. */
+                method?: string;
+                /** @enum {string} */
+                pinBlock?: "did_not_decode";
+            } | null;
+        };
+        /** PinVerifyAudit */
+        PinVerifyAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "pin.verify";
+            details: {
+                remainingTries: number;
+                /** @description How the value was presented (pin, pin_block_format_N); absent for a CVV. */
+                method?: string;
+                /** @enum {string} */
+                pinBlock?: "did_not_decode";
+            } | null;
+        };
+        /** CvvCompromisedAudit */
+        CvvCompromisedAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "cvv.compromised";
+            details: {
+                /** @enum {string} */
+                reason: "wrong_try_budget_spent";
+                wrongTries: number;
+                windowHours: number;
+            } | null;
+        };
+        /** PinCompromisedAudit */
+        PinCompromisedAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "pin.compromised";
+            details: {
+                /** @enum {string} */
+                reason: "wrong_try_budget_spent";
+                wrongTries: number;
+                windowHours: number;
+            } | null;
+        };
+        /** CvvBlockAudit */
+        CvvBlockAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "cvv.block";
+            details: {
+                previousRemainingTries: number;
+                /** @description The caller's own note. */
+                description?: string;
+                /** @description Who the caller says made the change. */
+                updatedBy?: string;
+            } | null;
+        };
+        /** CvvUnblockAudit */
+        CvvUnblockAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "cvv.unblock";
+            details: {
+                previousRemainingTries: number;
+                /** @description The caller's own note. */
+                description?: string;
+                /** @description Who the caller says made the change. */
+                updatedBy?: string;
+            } | null;
+        };
+        /** PinBlockAudit */
+        PinBlockAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "pin.block";
+            details: {
+                previousRemainingTries: number;
+                /** @description The caller's own note. */
+                description?: string;
+                /** @description Who the caller says made the change. */
+                updatedBy?: string;
+            } | null;
+        };
+        /** PinUnblockAudit */
+        PinUnblockAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "pin.unblock";
+            details: {
+                previousRemainingTries: number;
+                /** @description The caller's own note. */
+                description?: string;
+                /** @description Who the caller says made the change. */
+                updatedBy?: string;
+            } | null;
+        };
+        /** PinSetAudit */
+        PinSetAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "pin.set";
+            details: {
+                /** @description The caller's own note. */
+                description?: string;
+                /** @description Who the caller says made the change. */
+                updatedBy?: string;
+            } | null;
+        };
+        /** CvvRotateAudit */
+        CvvRotateAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "cvv.rotate";
+            details: {
+                operationType: "ROTATE_CVV" | "CHANGE_CVV_ROTATION" | "DELETE_CVV_ROTATION";
+                rotationType: "MANUAL" | "AUTOMATIC";
+                nextRotationAt: string | null;
+                intervalHours: number | null;
+            } | null;
+        };
+        /** CvvRotationUpdateAudit */
+        CvvRotationUpdateAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "cvv.rotation.update";
+            details: {
+                operationType: "ROTATE_CVV" | "CHANGE_CVV_ROTATION" | "DELETE_CVV_ROTATION";
+                rotationType: "MANUAL" | "AUTOMATIC";
+                nextRotationAt: string | null;
+                intervalHours: number | null;
+            } | null;
+        };
+        /** KeysReencryptAudit */
+        KeysReencryptAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "keys.reencrypt";
+            details: {
+                /** @description Cards of the tenant re-sealed under the active keys. */
+                cards: number;
+                panKeyId: string;
+                pinKeyId: string;
+            } | null;
+        };
+        /** RateLimitBlockedAudit */
+        RateLimitBlockedAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "rate_limit.blocked";
+            details: {
+                kind: "verify" | "reveal" | "secure-data" | "manage";
+                /** @description METHOD and route template. */
+                route: string;
+                limitedBy: "card" | "tenant";
+                limit: number;
+                windowSeconds: number;
+                publicToken?: string;
+            } | null;
+        };
+        /** RevealSessionCreatedAudit */
+        RevealSessionCreatedAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "reveal_session.created";
+            details: {
+                sessionId: string;
+                /** @description Comma-separated. */
+                fields: string;
+                targetOrigin: string;
+                expiresAt: string;
+            } | null;
+        };
+        /** RevealSessionUsedAudit */
+        RevealSessionUsedAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "reveal_session.used";
+            details: {
+                sessionId: string;
+                /** @description Comma-separated. */
+                fields?: string;
+            } | null;
+        };
+        /** SecureDataReadAudit */
+        SecureDataReadAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "secure_data.read";
+            details: {
+                method: "rsa-oaep+aes-cbc" | "ecdh-es+a256gcm";
+                wrapKeyId?: string;
+                signingKeyId: string;
+                includesPin: boolean;
+            } | null;
+        };
+        /** TestClockCreateAudit */
+        TestClockCreateAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "test_clock.create";
+            details: {
+                testClockId: string;
+            } | null;
+        };
+        /** WebhookEndpointCreateAudit */
+        WebhookEndpointCreateAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "webhook_endpoint.create";
+            details: {
+                endpointId: string;
+                host: string;
+                /** @description Comma-separated, or * for every type. */
+                eventTypes: string;
+                format: "cardvault" | "pismo";
+            } | null;
+        };
+        /** WebhookEndpointDeleteAudit */
+        WebhookEndpointDeleteAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "webhook_endpoint.delete";
+            details: {
+                endpointId: string;
+            } | null;
+        };
+        /** AuthRefusedAudit */
+        AuthRefusedAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "auth.refused";
+            details: {
+                /** @description Refused requests of this caller in this minute. */
+                count: number;
+                minute: string;
+                reason?: "no_token" | "token_refused";
+                /** @description The scope the token lacked. */
+                scope?: string;
+                /** @description The unregistered tenant the token named. */
+                tenant?: string;
+            } | null;
+        };
+        /**
+         * OtherAudit
+         * @description An action this version does not describe.
+         */
+        OtherAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            action: string;
+            details: {
+                [key: string]: unknown;
+            } | null;
+        };
         /** CardCreatedEvent */
         CardCreatedEvent: {
             id: string;
@@ -2011,18 +2482,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: {
-                            id: string;
-                            action: string;
-                            outcome: string;
-                            actor: string;
-                            publicToken: string | null;
-                            requestId: string | null;
-                            details: {
-                                [key: string]: unknown;
-                            } | null;
-                            createdAt: string;
-                        }[];
+                        items: (components["schemas"]["CardCreateAudit"] | components["schemas"]["CardUpdateAudit"] | components["schemas"]["CvvReadAudit"] | components["schemas"]["PinReadAudit"] | components["schemas"]["CvvVerifyAudit"] | components["schemas"]["PinVerifyAudit"] | components["schemas"]["CvvCompromisedAudit"] | components["schemas"]["PinCompromisedAudit"] | components["schemas"]["CvvBlockAudit"] | components["schemas"]["CvvUnblockAudit"] | components["schemas"]["PinBlockAudit"] | components["schemas"]["PinUnblockAudit"] | components["schemas"]["PinSetAudit"] | components["schemas"]["CvvRotateAudit"] | components["schemas"]["CvvRotationUpdateAudit"] | components["schemas"]["KeysReencryptAudit"] | components["schemas"]["RateLimitBlockedAudit"] | components["schemas"]["RevealSessionCreatedAudit"] | components["schemas"]["RevealSessionUsedAudit"] | components["schemas"]["SecureDataReadAudit"] | components["schemas"]["TestClockCreateAudit"] | components["schemas"]["WebhookEndpointCreateAudit"] | components["schemas"]["WebhookEndpointDeleteAudit"] | components["schemas"]["AuthRefusedAudit"] | components["schemas"]["OtherAudit"])[];
                         nextCursor: string | null;
                     };
                 };

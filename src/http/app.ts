@@ -125,7 +125,7 @@ const CLAIMED_TENANT_MAX = 64;
  */
 function refusalOf(request: FastifyRequest, code: ErrorCode): Refusal {
   const principal = request.principal;
-  const details: Record<string, string> = {};
+  const details: Refusal["details"] = {};
   if (code === "forbidden") details.scope = request.routeOptions.config.scope ?? "";
   if (code === "unknown_tenant" && principal)
     details.tenant = principal.tenantId.slice(0, CLAIMED_TENANT_MAX);

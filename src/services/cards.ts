@@ -240,7 +240,7 @@ export function createCardService(deps: CardServiceDeps) {
           outcome: "success",
           card,
           details: {
-            fromStatus: card.status,
+            fromStatus: card.status as CardStatus,
             toStatus: changes.status,
             description: changes.description,
             updatedBy: changes.updatedBy,
