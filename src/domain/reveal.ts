@@ -8,6 +8,11 @@ import { AppError, validationFailed } from "./errors.js";
 export const revealFields = ["pan", "expiry", "cvv", "pin"] as const;
 export type RevealField = (typeof revealFields)[number];
 
+/** Whether a string names a reveal field: a type guard for callers holding plain strings. */
+export function isRevealField(field: string): field is RevealField {
+  return (revealFields as readonly string[]).includes(field);
+}
+
 export const REVEAL_TTL_DEFAULT_SECONDS = 300;
 export const REVEAL_TTL_MIN_SECONDS = 10;
 export const REVEAL_TTL_MAX_SECONDS = 900;
