@@ -3,7 +3,8 @@
 // webhook delivery per live endpoint of its tenant that wants its type, in the same transaction: a
 // cardvault-format endpoint gets the event's payload; a Pismo-format one gets the event's Pismo rendering,
 // rendered here, and no delivery for an event that has none. An event happens at its card's time (a test
-// clock's, for a sandbox card on one), which the caller passes; the system clock's otherwise.
+// clock's, for a sandbox card on one), which the caller passes; the system clock's otherwise. Each type's data
+// is the one catalog.ts declares (NewEvent is typed from it).
 import { endpointWants, type PismoEvent, pismoEnvelope } from "../domain/webhooks.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";

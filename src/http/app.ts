@@ -2,7 +2,9 @@
 // Cross-cutting rules live here once: request ids, security headers, authentication and idempotency as each
 // route's declared contract says (route-contract.ts, checked here at registration; its rate-limit class and
 // card parameter reach the services through actorOf), one error handler, the audit of refused requests (counted
-// per caller and minute, written every few seconds and on close), and the OpenAPI document (openapi.ts).
+// per caller and minute, written every few seconds and on close), 405 with Allow for a method a path lacks
+// (allowed-methods.ts, answered in each scope's error shape by problems.ts), and the OpenAPI document
+// (openapi.ts).
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";

@@ -3,7 +3,9 @@
 // and what its scope sends, never edited route by hand — errors in the media type of the route's error shape
 // (problems.ts setErrorShape records it), 429 with Retry-After wherever the route's contract declares a rate
 // limit, 503 with Retry-After on Get Card Data (the "secure-data" class, which the device-crypto pool may
-// refuse), and an operationId for every operation.
+// refuse), and an operationId for every operation. Then, on the whole document: a body that {} satisfies is
+// optional (app.ts reads a missing body as {}), and titled schemas (Problem, Card, one per event type and
+// audit action) are named in components, with each discriminator's mapping.
 import { STATUS_CODES } from "node:http";
 import type { SwaggerOptions } from "@fastify/swagger";
 import type { RouteOptions } from "fastify";
