@@ -120,8 +120,10 @@ const SCHEMA_NAME = /^[A-Z][A-Za-z0-9]*$/;
  * this only names them, so a generated client gets one type per name. Two different schemas of one name throw.
  */
 function nameTitledSchemas(document: Schema): Schema {
-  const components = (document.components ??= {}) as Schema;
-  const named = (components.schemas ??= {}) as Record<string, Schema>;
+  document.components ??= {};
+  const components = document.components as Schema;
+  components.schemas ??= {};
+  const named = components.schemas as Record<string, Schema>;
   const nameOf = (schema: Schema): string | undefined => {
     if (typeof schema.title !== "string" || !SCHEMA_NAME.test(schema.title)) return undefined;
     const existing = named[schema.title];
