@@ -239,7 +239,7 @@ describe("the served OpenAPI document against the live server", () => {
     if (process.env.CONFORMANCE_STATS) console.log(JSON.stringify(Object.fromEntries(statuses), null, 1));
     expect(failures).toEqual([]);
     for (const [where, seen] of statuses) expect(seen.length, where).toBe(RUNS * 2);
-  }, 90_000);
+  }, 120_000);
 
   it("answers a method a path lacks with 405 and Allow, in the error shape of the path's API", async () => {
     cardTokens = [(await h.createCard()).publicToken];
