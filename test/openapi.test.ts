@@ -112,6 +112,70 @@ describe("the OpenAPI document", () => {
     }
   });
 
+  it("marks a body optional exactly when {} is a valid one, and the server takes none there", async () => {
+    type WithBody = Operation & {
+      requestBody?: { required: boolean; content: Record<string, { schema: { required?: string[] } }> };
+    };
+    const bodies = operations.filter(({ op }) => (op as WithBody).requestBody);
+    expect(bodies.length).toBeGreaterThan(20);
+    for (const { method, path, op } of bodies) {
+      const body = (op as WithBody).requestBody!;
+      const schema = body.content["application/json"]!.schema as {
+        type?: string;
+        required?: string[];
+        minProperties?: number;
+      };
+      const acceptsEmpty =
+        schema.type === "object" && (schema.required ?? []).length === 0 && (schema.minProperties ?? 0) === 0;
+      expect(body.required, `${method} ${path}`).toBe(!acceptsEmpty);
+    }
+    const unblock = doc.paths["/v1/cards/{publicToken}/pin/unblock"]!.post as WithBody;
+    expect(unblock.requestBody?.required).toBe(false);
+    const card = await h.createCard();
+    const answer = await h.app.inject({
+      method: "POST",
+      url: `/v1/cards/${card.publicToken}/pin/unblock`,
+      headers: { authorization: `Bearer ${await h.token()}` },
+    });
+    expect(answer.statusCode).toBe(204);
+  });
+
+  it("documents the patterns the server checks: cursor, expiry month, targetOrigin, Thredd's validityDate", async () => {
+    type Schemas = { schema: { pattern?: string; minLength?: number; not?: object } };
+    const bodyProperty = (path: string, method: string, name: string) =>
+      (
+        doc.paths[path]![method] as unknown as {
+          requestBody: {
+            content: { "application/json": { schema: { properties: Record<string, Schemas["schema"]> } } };
+          };
+        }
+      ).requestBody.content["application/json"].schema.properties[name]!;
+    const cursor = (
+      doc.paths["/v1/audit-events"]!.get!.parameters as unknown as ({ name: string } & Schemas)[]
+    ).find((p) => p.name === "cursor")!.schema;
+    await h.createCard();
+    await h.createCard();
+    const page = (await h.call("GET", "/v1/audit-events?limit=1")).json() as { nextCursor: string };
+    expect(new RegExp(cursor.pattern!).test(page.nextCursor)).toBe(true);
+    expect(new RegExp(cursor.pattern!).test("zzz")).toBe(false);
+
+    const expiry = new RegExp(bodyProperty("/v1/cards", "post", "expiry").pattern!);
+    expect(["2912", "3001"].map((e) => expiry.test(e))).toEqual([true, true]);
+    expect(["2900", "2913", "291"].map((e) => expiry.test(e))).toEqual([false, false, false]);
+
+    const origin = bodyProperty("/v1/cards/{publicToken}/reveal-sessions", "post", "targetOrigin");
+    expect(origin.minLength).toBe(1);
+    const originPattern = new RegExp(origin.pattern!);
+    expect(["https://app.example.test", "http://127.0.0.1:5173"].every((o) => originPattern.test(o))).toBe(
+      true,
+    );
+    expect(
+      ["", "*", "https://app.example.test/", "https://APP.example.test"].some((o) => originPattern.test(o)),
+    ).toBe(false);
+
+    expect(bodyProperty("/api/v1/cards/{publicToken}/status", "put", "validityDate").not).toEqual({});
+  });
+
   it("names the public URL as its server and the project's license", () => {
     expect(doc.servers).toEqual([{ url: PUBLIC_URL }]);
     const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));

@@ -92,7 +92,9 @@ export function assertSecretDeliverable(secret: Secret, remainingTries: number):
   );
 }
 
-const EXPIRY = /^(\d{2})(0[1-9]|1[0-2])$/;
+/** YYMM with a month from 01 to 12; the card routes' schemas publish this pattern. */
+export const EXPIRY_PATTERN = "^([0-9]{2})(0[1-9]|1[0-2])$";
+const EXPIRY = new RegExp(EXPIRY_PATTERN);
 
 /** Expiry as YYMM (the form the CVV algorithm takes), valid when it is this month or later. */
 export function parseExpiry(expiry: string, now: Date): string {

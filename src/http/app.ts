@@ -2,7 +2,9 @@
 // Cross-cutting rules live here once: request ids, security headers, authentication and idempotency as each
 // route's declared contract says (route-contract.ts, checked here at registration; its rate-limit class and
 // card parameter reach the services through actorOf), one error handler, the audit of refused requests (counted
-// per caller and minute, written every few seconds and on close), and the OpenAPI document (openapi.ts).
+// per caller and minute, written every few seconds and on close), 405 with Allow for a method a path lacks
+// (allowed-methods.ts, answered in each scope's error shape by problems.ts), and the OpenAPI document
+// (openapi.ts).
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -21,6 +23,7 @@ import type { Services } from "../runtime.js";
 import type { Refusal } from "../services/audit.js";
 import type { Store } from "../store/db.js";
 import type { IdempotencyRepo } from "../store/idempotency-repo.js";
+import { createAllowedMethods } from "./allowed-methods.js";
 import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
@@ -125,7 +128,7 @@ const CLAIMED_TENANT_MAX = 64;
  */
 function refusalOf(request: FastifyRequest, code: ErrorCode): Refusal {
   const principal = request.principal;
-  const details: Record<string, string> = {};
+  const details: Refusal["details"] = {};
   if (code === "forbidden") details.scope = request.routeOptions.config.scope ?? "";
   if (code === "unknown_tenant" && principal)
     details.tenant = principal.tenantId.slice(0, CLAIMED_TENANT_MAX);
@@ -239,8 +242,11 @@ export async function buildApp(deps: AppDeps) {
   // in the OpenAPI document (3.1 allows role names in a bearer requirement).
   const routeContracts: RouteContract[] = [];
   app.decorate("routeContracts", routeContracts);
+  const allowedMethods = createAllowedMethods();
+  app.decorate("allowedMethods", allowedMethods);
   app.addHook("onRoute", (route) => {
     routeContracts.push(...routeContract(route));
+    allowedMethods.add(route.method, route.url);
     const { scope, idempotent } = route.config ?? {};
     if (scope) {
       route.schema = { ...route.schema, security: [{ bearer: [scope] }] };

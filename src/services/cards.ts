@@ -250,7 +250,7 @@ export function createCardService(deps: CardServiceDeps) {
           outcome: "success",
           card,
           details: {
-            fromStatus: card.status,
+            fromStatus: card.status as CardStatus,
             toStatus: changes.status,
             description: changes.description,
             updatedBy: changes.updatedBy,
@@ -262,7 +262,7 @@ export function createCardService(deps: CardServiceDeps) {
             cardId: card.id,
             type: "card.status.changed",
             occurredAt: await deps.cardClock(card, tx),
-            data: { publicToken, status: changes.status, previousStatus: card.status },
+            data: { publicToken, status: changes.status, previousStatus: card.status as CardStatus },
           });
         }
         return viewOf({ ...card, ...patch, updated_at: stamp });

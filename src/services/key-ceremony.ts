@@ -8,6 +8,7 @@ import { AppError } from "../domain/errors.js";
 import { type ComponentCeremony, importByComponents } from "../keys/key-components.js";
 import type { KeyBlockImport, KeyInfo, KeyProvider } from "../keys/key-provider.js";
 import type { OperatorRecorder } from "./audit.js";
+import type { AuditDetails } from "./audit-catalog.js";
 
 export interface KeyCeremonyDeps {
   keys: Pick<KeyProvider, "importKey" | "importKeyBlock">;
@@ -16,7 +17,9 @@ export interface KeyCeremonyDeps {
   production: boolean;
 }
 
-type Details = Record<string, string | number | undefined>;
+type Details = AuditDetails<"key.import">;
+/** The TR-31 header's public fields, as recorded. */
+type HeaderDetails = Pick<Details, "blockVersion" | "keyUsage" | "blockAlgorithm" | "modeOfUse">;
 
 export function createKeyCeremonyService(deps: KeyCeremonyDeps) {
   /** Runs one ceremony and records it, imported or refused (details read afterwards); a refusal is rethrown. */
@@ -91,7 +94,7 @@ export function createKeyCeremonyService(deps: KeyCeremonyDeps) {
 }
 
 /** The header's public fields, when the block has a well-formed header; nothing of what follows it. */
-function publicHeader(block: string): Details {
+function publicHeader(block: string): HeaderDetails {
   try {
     const header = parseKeyBlockHeader(block);
     return {

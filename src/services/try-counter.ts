@@ -78,7 +78,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
   const { budget } = deps;
   /** The fixed words of a compromise's audit row and event (never the values tried). */
   const compromiseDetails = {
-    reason: "wrong_try_budget_spent",
+    reason: "wrong_try_budget_spent" as const,
     wrongTries: budget.tries,
     windowHours: budget.windowHours,
   };
@@ -189,15 +189,17 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
             updatedBy: change.updatedBy,
           },
         });
+        const publicToken = card.public_token;
         await deps.publish(tx, {
           tenantId: actor.tenantId,
           cardId: card.id,
-          type: status === "Unblocked" ? `${secret}.unblocked` : `${secret}.blocked`,
           occurredAt: await deps.cardClock(card, tx),
-          data: {
-            publicToken: card.public_token,
-            reason: status === "Unblocked" ? "unblocked" : "blocked_by_request",
-          },
+          ...(status === "Unblocked"
+            ? { type: `${secret}.unblocked` as const, data: { publicToken, reason: "unblocked" as const } }
+            : {
+                type: `${secret}.blocked` as const,
+                data: { publicToken, reason: "blocked_by_request" as const },
+              }),
         });
         return tryState(value, max(card));
       });

@@ -629,7 +629,7 @@ describe("Thredd: errors in Thredd's shape", () => {
     }
   });
 
-  it("404 for an unknown card, another tenant's card (identically), and an unknown route", async () => {
+  it("404 for an unknown card, another tenant's card (identically), and an unknown route; 405 for a method a path lacks", async () => {
     const { publicToken: t } = await createThreddCard();
     const unknown = expectThreddProblem(
       await h.call("GET", `${base}/cards/999999999/cvv`),
@@ -643,7 +643,10 @@ describe("Thredd: errors in Thredd's shape", () => {
     );
     expect(foreign.errors).toEqual(unknown.errors);
     expectThreddProblem(await h.call("GET", `${base}/nothing-here`), 404, "not_found");
-    expectThreddProblem(await h.call("DELETE", `${base}/cards/${t}`), 404, "not_found");
+    // The path exists under other methods: 405 with Allow, in Thredd's shape (RFC 9110 §15.5.6).
+    const deleted = await h.call("DELETE", `${base}/cards/${t}`);
+    expectThreddProblem(deleted, 405, "method_not_allowed");
+    expect(deleted.headers.allow).toBe("GET, HEAD");
   });
 
   it("409 for CVV and PIN operations on a closed card", async () => {
