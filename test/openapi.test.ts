@@ -173,7 +173,10 @@ describe("the OpenAPI document", () => {
       ["", "*", "https://app.example.test/", "https://APP.example.test"].some((o) => originPattern.test(o)),
     ).toBe(false);
 
-    expect(bodyProperty("/api/v1/cards/{publicToken}/status", "put", "validityDate").not).toEqual({});
+    // Accepted only as the card's own expiry month (docs/dialects.md): the schema admits YYYY-MM with a month.
+    const validity = new RegExp(bodyProperty("/api/v1/cards/{publicToken}/status", "put", "validityDate").pattern!);
+    expect(["2029-12", "2030-01"].every((v) => validity.test(v))).toBe(true);
+    expect(["2029-13", "2029-00", "29-12", "2029-1"].some((v) => validity.test(v))).toBe(false);
   });
 
   it("names the public URL as its server and the project's license", () => {

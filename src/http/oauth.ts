@@ -12,7 +12,8 @@ import type { KeyProvider } from "../keys/key-provider.js";
 import type { AccessTokenService } from "../services/access-tokens.js";
 import { toAppError } from "./problems.js";
 
-const TOKEN_PATHS = ["/oauth2/token", "/connect/token"] as const;
+/** The token endpoint is served at `<prefix>/token` under each: /oauth2 (ours), /connect (where Thredd clients look). */
+const TOKEN_PREFIXES = ["/oauth2", "/connect"] as const;
 
 const TokenRequestBody = Type.Object(
   {
@@ -87,57 +88,10 @@ export async function registerOAuthRoutes(
   root: FastifyInstance,
   deps: { accessTokens: AccessTokenService; keys: Pick<KeyProvider, "accessTokenPublicKeys"> },
 ): Promise<void> {
+  // One scope per prefix, so that each can answer its own unknown paths and methods in the RFC's shape.
+  for (const prefix of TOKEN_PREFIXES) await root.register((scope) => tokenScope(scope, deps), { prefix });
   await root.register(async (scope) => {
-    await scope.register(formbody);
     const app = scope.withTypeProvider<TypeBoxTypeProvider>();
-    app.addHook("onRoute", (route) => {
-      route.config = { ...route.config, errorMediaType: "application/json" };
-    });
-    app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-      const { appError, unexpected } = toAppError(error);
-      if (unexpected) request.log.error({ err: error }, "request failed");
-      // Keep the status (413, 415, 503…); the body is the RFC's. Nothing before the route authenticates.
-      const status = appError.status === 401 ? 400 : appError.status;
-      const message =
-        appError.code === "unsupported_media_type"
-          ? "Send the parameters as application/x-www-form-urlencoded (or application/json)."
-          : appError.message;
-      return sendRefusal(reply, new OAuthError(oauthCodeOf(status), message), status);
-    });
-
-    const tags = ["oauth"];
-    for (const url of TOKEN_PATHS) {
-      app.post(
-        url,
-        {
-          schema: {
-            tags,
-            summary: "OAuth2 client credentials: an access token for an API client (RFC 6749 §4.4).",
-            description:
-              "Form (application/x-www-form-urlencoded) or JSON. Client authentication by HTTP Basic or by client_id and client_secret in the body. Refusals are RFC 6749 §5.2 JSON.",
-            body: TokenRequestBody,
-            response: { 200: TokenAnswer, 400: OAuthErrorBody, 401: OAuthErrorBody, 429: OAuthErrorBody },
-          },
-          // Validation is the service's, so that every refusal has the RFC's shape; the schema documents.
-          attachValidation: true,
-        },
-        async (request, reply) => {
-          try {
-            const answer = await deps.accessTokens.issue({
-              body: request.body,
-              authorization: request.headers.authorization,
-              source: request.ip,
-              requestId: request.id,
-            });
-            return noStore(reply).send(answer);
-          } catch (error) {
-            if (error instanceof OAuthError) return sendRefusal(reply, error);
-            throw error;
-          }
-        },
-      );
-    }
-
     app.get(
       "/.well-known/jwks.json",
       {
@@ -149,6 +103,74 @@ export async function registerOAuthRoutes(
         reply.header("cache-control", `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
         return { keys: deps.keys.accessTokenPublicKeys().map((k) => k.jwk) };
       },
+    );
+  });
+}
+
+async function tokenScope(scope: FastifyInstance, deps: { accessTokens: AccessTokenService }): Promise<void> {
+  await scope.register(formbody);
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook("onRoute", (route) => {
+    route.config = { ...route.config, errorMediaType: "application/json" };
+  });
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const { appError, unexpected } = toAppError(error);
+    if (unexpected) request.log.error({ err: error }, "request failed");
+    // Keep the status (413, 415, 503…); the body is the RFC's. Nothing before the route authenticates.
+    const status = appError.status === 401 ? 400 : appError.status;
+    const message =
+      appError.code === "unsupported_media_type"
+        ? "Send the parameters as application/x-www-form-urlencoded (or application/json)."
+        : appError.message;
+    return sendRefusal(reply, new OAuthError(oauthCodeOf(status), message), status);
+  });
+
+  const tags = ["oauth"];
+  app.post(
+    "/token",
+    {
+      schema: {
+        tags,
+        summary: "OAuth2 client credentials: an access token for an API client (RFC 6749 §4.4).",
+        description:
+          "Form (application/x-www-form-urlencoded) or JSON. Client authentication by HTTP Basic or by client_id and client_secret in the body. Refusals are RFC 6749 §5.2 JSON.",
+        body: TokenRequestBody,
+        response: { 200: TokenAnswer, 400: OAuthErrorBody, 401: OAuthErrorBody, 429: OAuthErrorBody },
+      },
+      // Validation is the service's, so that every refusal has the RFC's shape; the schema documents.
+      attachValidation: true,
+    },
+    async (request, reply) => {
+      try {
+        const answer = await deps.accessTokens.issue({
+          body: request.body,
+          authorization: request.headers.authorization,
+          source: request.ip,
+          requestId: request.id,
+        });
+        return noStore(reply).send(answer);
+      } catch (error) {
+        if (error instanceof OAuthError) return sendRefusal(reply, error);
+        throw error;
+      }
+    },
+  );
+
+  // A method the token path lacks (405 with Allow, RFC 9110 §15.5.6) or an unknown path under the prefix, as
+  // the RFC's JSON like every other answer here.
+  app.setNotFoundHandler((request, reply) => {
+    const allow = request.server.allowedMethods?.of(request.url) ?? [];
+    if (allow.length === 0)
+      return sendRefusal(
+        reply,
+        new OAuthError("invalid_request", "No such endpoint: the token endpoint is POST …/token."),
+        404,
+      );
+    reply.header("allow", allow.join(", "));
+    return sendRefusal(
+      reply,
+      new OAuthError("invalid_request", `${request.method} is not allowed here; use ${allow.join(", ")}.`),
+      405,
     );
   });
 }
