@@ -141,7 +141,7 @@ describe("key ceremony CLI", () => {
       "--component",
       a,
       "--component",
-      `${b.slice(0, 31)}${b[31] === "0" ? "1" : "0"}`,
+      `${b.slice(0, 31)}${(Number.parseInt(b[31]!, 16) ^ 1).toString(16).toUpperCase()}`, // one bit: parity breaks
       "--kcv",
       kcvOf(PVV.pvk),
     );
