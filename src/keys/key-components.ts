@@ -69,7 +69,7 @@ export async function importByComponents(
   const combined = Buffer.alloc(request.components[0]?.length ?? 0);
   try {
     const checkValues = componentCheckValues(request);
-    checkValues.forEach((kcv, i) => onComponent(i + 1, kcv));
+    for (const [i, kcv] of checkValues.entries()) onComponent(i + 1, kcv);
     for (const component of request.components) {
       for (let i = 0; i < combined.length; i++) combined[i] = combined[i]! ^ component[i]!;
     }

@@ -603,7 +603,7 @@ export function createLocalKeyProvider(
     async importKeyBlock({ type, block, kbpkId, kcv }) {
       if (!byId.has(kbpkId)) refresh(true);
       const kbpk = byId.get(kbpkId);
-      if (!kbpk || kbpk.type !== "kbpk") {
+      if (kbpk?.type !== "kbpk") {
         throw new AppError("validation_failed", `${kbpkId} names no kbpk key in the keystore.`, {
           fields: { kbpkId: ["must name a kbpk (key block protection key)"] },
         });
