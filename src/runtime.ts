@@ -10,6 +10,7 @@ import type { RateLimits } from "./domain/rate-limit.js";
 import { sessionsPurgeableBefore } from "./domain/reveal.js";
 import type { WrongTryBudget } from "./domain/tries.js";
 import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
+import { scopes } from "./http/auth.js";
 import { createPurgeJob, type Purger } from "./jobs/purge.js";
 import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
@@ -26,6 +27,8 @@ import {
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
+import { type AccessTokenSettings, createAccessTokenService } from "./services/access-tokens.js";
+import { createApiClientService } from "./services/api-clients.js";
 import {
   createAuditBatchRecorder,
   createAuditRecorder,
@@ -48,6 +51,7 @@ import { createTenantService } from "./services/tenants.js";
 import { createTestClockService } from "./services/test-clocks.js";
 import { createTryCounter } from "./services/try-counter.js";
 import { createWebhookService } from "./services/webhooks.js";
+import { createApiClientRepo } from "./store/api-client-repo.js";
 import { createAuditRepo } from "./store/audit-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
 import { ensureSchema, openPostgresStore, openSqliteStore, type Store } from "./store/db.js";
@@ -167,6 +171,7 @@ export function createRepos(store: Store) {
     secureDataSessionKeys: createSecureDataRepo(store.db),
     rateLimits: createRateLimitRepo(store.db),
     revealSessions: createRevealSessionRepo(store.db),
+    apiClients: createApiClientRepo(store.db),
   };
 }
 
@@ -193,6 +198,16 @@ export function revealSettings(config: Config): RevealSettings {
   };
 }
 
+/** The token endpoint's settings, from the configuration. */
+export function accessTokenSettings(config: Config): AccessTokenSettings {
+  return {
+    issuer: config.publicUrl,
+    tenantClaim: config.auth.tenantClaim,
+    ttlSeconds: config.oauth.accessTokenTtlSeconds,
+    failures: config.oauth.failures,
+  };
+}
+
 /** Every capability, each wired with exactly the dependencies it uses; nothing but services. */
 export function createServices(deps: {
   store: Store;
@@ -203,6 +218,7 @@ export function createServices(deps: {
   reveal: RevealSettings;
   wrongTryBudget: WrongTryBudget;
   webhookEndpointsPerTenant: number;
+  accessTokens: AccessTokenSettings;
 }) {
   const { store, repos, keys, clock } = deps;
   const record = createAuditRecorder({ audit: repos.audit, clock });
@@ -216,8 +232,16 @@ export function createServices(deps: {
     limits: deps.rateLimits,
   });
   const withCard = createCardTransaction({ store, cards: repos.cards, limits: rateLimits });
-  const counterDeps = { cards: repos.cards, withCard, record, publish, clock, budget: deps.wrongTryBudget };
   const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
+  const counterDeps = {
+    cards: repos.cards,
+    withCard,
+    record,
+    publish,
+    cardClock,
+    clock,
+    budget: deps.wrongTryBudget,
+  };
   const rotation = createRotationService({
     store,
     withCard,
@@ -234,9 +258,28 @@ export function createServices(deps: {
     record,
     clock,
   });
+  const refusals = createRefusalRecorder({ audit: repos.audit, clock });
   return {
     tenants: createTenantService({ tenants: repos.tenants, clock }),
     tenantKeys: createTenantKeysService({ store, tenants: repos.tenants, keys, record }),
+    apiClients: createApiClientService({
+      store,
+      clients: repos.apiClients,
+      tenants: repos.tenants,
+      record,
+      clock,
+      knownScopes: scopes,
+    }),
+    accessTokens: createAccessTokenService({
+      store,
+      clients: repos.apiClients,
+      rateLimits: repos.rateLimits,
+      keys,
+      record,
+      refusals,
+      clock,
+      ...deps.accessTokens,
+    }),
     cards: createCardService({
       store,
       withCard,
@@ -246,6 +289,7 @@ export function createServices(deps: {
       keys,
       record,
       publish,
+      cardClock,
       clock,
     }),
     rotation,
@@ -265,11 +309,12 @@ export function createServices(deps: {
       keys,
       record,
       publish,
+      cardClock,
       clock,
       counter: createTryCounter(counterDeps, "pin"),
     }),
     audit: createAuditService({ audit: repos.audit }),
-    refusals: createRefusalRecorder({ audit: repos.audit, clock }),
+    refusals,
     events: createEventService({ outbox: repos.outbox }),
     secureData,
     reveal: createRevealService({
@@ -384,6 +429,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       reveal: revealSettings(config),
       wrongTryBudget: config.wrongTryBudget,
       webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
+      accessTokens: accessTokenSettings(config),
     }),
     jwtSecret,
     async close() {

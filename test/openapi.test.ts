@@ -63,8 +63,10 @@ describe("the OpenAPI document", () => {
       const where = `${method} ${path}`;
       const errors = Object.entries(op.responses).filter(([status]) => Number(status) >= 400);
       expect(errors.length, where).toBeGreaterThan(0);
-      // Pismo's error object is plain JSON; the native API and Thredd/Payblr send problem+json.
-      const expected = path.startsWith("/pismo/") ? "application/json" : "application/problem+json";
+      // Pismo's error object and the token endpoint's RFC 6749 §5.2 errors are plain JSON; the native API and
+      // Thredd/Payblr send problem+json.
+      const oauth = path === "/oauth2/token" || path === "/connect/token";
+      const expected = path.startsWith("/pismo/") || oauth ? "application/json" : "application/problem+json";
       for (const [status, response] of errors) {
         expect(Object.keys(response.content ?? {}), `${where} ${status}`).toEqual([expected]);
         expect(response.content?.[expected]?.schema, `${where} ${status}`).toBeTypeOf("object");
@@ -76,9 +78,11 @@ describe("the OpenAPI document", () => {
         url,
         ...(method === "get" || method === "delete" ? {} : { payload: {} }),
       });
-      expect(answer.statusCode, where).toBe(401);
+      // The token endpoint reads the grant before the client: an empty request is invalid_request (400).
+      const refusal = oauth ? "400" : "401";
+      expect(String(answer.statusCode), where).toBe(refusal);
       expect(mediaTypeOf(answer.headers["content-type"]), where).toBe(expected);
-      const schema = op.responses["401"]?.content?.[expected]?.schema as { required?: string[] };
+      const schema = op.responses[refusal]?.content?.[expected]?.schema as { required?: string[] };
       for (const field of schema.required ?? [])
         expect(answer.json(), `${where} ${field}`).toHaveProperty(field);
     }

@@ -71,6 +71,7 @@ async function publish(tenantId: string, count: number) {
     tenantId,
     cardId: `card-${i}`,
     type: "card.cvv.changed" as const,
+    occurredAt: h.runtime.clock.now(),
     data: { publicToken: String(300000000 + i), rotationType: "AUTOMATIC" },
   }));
   await h.runtime.store.transaction((tx) =>

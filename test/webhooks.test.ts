@@ -424,6 +424,7 @@ describe("delivery", () => {
       tenantId: "acme",
       cardId: `card-${i}`,
       type: "card.cvv.changed" as const,
+      occurredAt: h.runtime.clock.now(),
       data: { publicToken: `10000000${i}`, rotationType: "AUTOMATIC" },
     }));
     await h.runtime.store.transaction((tx) =>
@@ -475,6 +476,7 @@ describe("batch publishing", () => {
       tenantId: i % 3 === 0 ? "globex" : "acme",
       cardId: `card-${i}`,
       type: "card.cvv.changed" as const,
+      occurredAt: h.runtime.clock.now(),
       data: { publicToken: String(200000000 + i), rotationType: "AUTOMATIC" },
     }));
     const started = performance.now();

@@ -259,6 +259,62 @@ export const cardvault: Group = {
         }),
       },
     },
+    clients: {
+      summary: "manage a tenant's OAuth2 API clients (client credentials for POST /oauth2/token)",
+      commands: {
+        add: command({
+          summary: "register a client: prints its client_id and client_secret, once",
+          options: {
+            tenant: { type: "string", value: "ID", required: true, help: "the tenant the client acts for" },
+            scope: {
+              type: "string",
+              value: "SCOPES",
+              required: true,
+              help: "space-separated scopes it may be granted (docs/api.md lists them)",
+            },
+            name: { type: "string", value: "TEXT", help: "a display name" },
+            ...storeOptions,
+          },
+          example: 'cardvault clients add --tenant acme --scope "cards:write cvv:read cvv:verify"',
+          run: async ({ values }, io) =>
+            (await import("./clients.js")).clientsCommand("add", values, undefined, io),
+        }),
+        list: command({
+          summary: "list clients (never their secrets), with revocations and secret overlaps",
+          options: {
+            tenant: { type: "string", value: "ID", help: "only this tenant's clients" },
+            ...storeOptions,
+          },
+          example: "cardvault clients list --tenant acme",
+          run: async ({ values }, io) =>
+            (await import("./clients.js")).clientsCommand("list", values, undefined, io),
+        }),
+        revoke: command({
+          summary: "refuse a client from now on (its tokens already issued expire within their lifetime)",
+          args: ["CLIENT_ID"],
+          options: storeOptions,
+          example: "cardvault clients revoke cvc_3q2-7wQ0a1b2c3d4e5f6g7",
+          run: async ({ values, args }, io) =>
+            (await import("./clients.js")).clientsCommand("revoke", values, args[0], io),
+        }),
+        "rotate-secret": command({
+          summary: "issue a new secret, printed once; the old one stays valid for the overlap",
+          args: ["CLIENT_ID"],
+          options: {
+            overlap: {
+              type: "string",
+              value: "DURATION",
+              default: "24h",
+              help: "how long the previous secret is still accepted: a number with s, m, h or d (0s: not at all; at most 30d)",
+            },
+            ...storeOptions,
+          },
+          example: "cardvault clients rotate-secret cvc_3q2-7wQ0a1b2c3d4e5f6g7 --overlap 2h",
+          run: async ({ values, args }, io) =>
+            (await import("./clients.js")).clientsCommand("rotate-secret", values, args[0], io),
+        }),
+      },
+    },
     audit: {
       summary: "read audit records, oldest first, one JSON object a line",
       commands: {

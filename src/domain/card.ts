@@ -105,6 +105,20 @@ export function parseExpiry(expiry: string, now: Date): string {
   return expiry;
 }
 
+/**
+ * A change may state the card's expiry (Thredd's validityDate on a status change): it is honoured when it is
+ * the card's own, and refused otherwise. A card's expiry never changes: its CVV is derived from it and the
+ * cardholder holds it printed or provisioned; a new expiry is a new card.
+ */
+export function assertStatedExpiry(cardExpiry: string, stated: string): void {
+  if (stated !== cardExpiry) {
+    throw fieldError(
+      "expiry",
+      `The card expires ${expiryToDate(cardExpiry).slice(0, 7)}; its expiry cannot change (its CVV is derived from it): issue a new card.`,
+    );
+  }
+}
+
 /** Cards without an explicit expiry last this many years, to the month. */
 export const DEFAULT_VALIDITY_YEARS = 3;
 

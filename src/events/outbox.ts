@@ -3,7 +3,7 @@
 // webhook delivery per live endpoint of its tenant that wants its type, in the same transaction: a
 // cardvault-format endpoint gets the event's payload; a Pismo-format one gets the event's Pismo rendering,
 // rendered here, and no delivery for an event that has none. An event happens at its card's time (a test
-// clock's, for a sandbox card on one), which the caller passes; the system clock's otherwise.
+// clock's, for a sandbox card on one: services/card-clock.ts), which every caller must pass.
 import { endpointWants, type PismoEvent, pismoEnvelope } from "../domain/webhooks.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
@@ -43,8 +43,11 @@ export interface NewEvent {
   cardId: string;
   type: EventType;
   data: Record<string, unknown>;
-  /** When it happened on the card's clock; the system clock's now when omitted. */
-  occurredAt?: Date;
+  /**
+   * When it happened on the card's clock (services/card-clock.ts): a test clock's time for a card on one.
+   * Required, so no event type can fall back to the system's time for a sandbox card.
+   */
+  occurredAt: Date;
   /** The event in Pismo's schema, for Pismo-format endpoints; without it they do not receive the event. */
   pismo?: PismoEvent;
 }
@@ -69,7 +72,7 @@ export function createBatchPublisher(deps: PublisherDeps): BatchEventPublisher {
     const now = deps.clock.now().toISOString();
     const rows = events.map((event) => {
       const id = uuidv7(deps.clock);
-      const occurredAt = event.occurredAt?.toISOString() ?? now;
+      const occurredAt = event.occurredAt.toISOString();
       return {
         id,
         tenant_id: event.tenantId,

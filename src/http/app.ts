@@ -25,6 +25,7 @@ import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
 import { idempotencyHooks } from "./idempotency.js";
+import { registerOAuthRoutes } from "./oauth.js";
 import { openapiOptions } from "./openapi.js";
 import { problemShape, setErrorShape } from "./problems.js";
 import { type RouteContract, routeContract } from "./route-contract.js";
@@ -46,8 +47,8 @@ export interface AppDeps {
   idempotency: IdempotencyRepo;
   verifier: TokenVerifier;
   store: Pick<Store, "ping" | "db">;
-  /** Readiness asks the key provider for its active keys (health.ts). */
-  keys: Pick<KeyProvider, "activeKeyId">;
+  /** Readiness asks the key provider for its active keys (health.ts); the JWKS route for its token keys. */
+  keys: Pick<KeyProvider, "activeKeyId" | "accessTokenPublicKeys">;
   clock: Clock;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
@@ -258,6 +259,7 @@ export async function buildApp(deps: AppDeps) {
   registerHealthRoutes(app, { store: deps.store, keys: deps.keys });
   registerV1Routes(app, deps.services);
   await registerDialects(app, deps.services);
+  await registerOAuthRoutes(app, { accessTokens: deps.services.accessTokens, keys: deps.keys });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   return app;

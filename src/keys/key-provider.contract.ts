@@ -43,7 +43,10 @@ import {
 export interface ContractKey {
   id: string;
   type: KeyType;
-  /** Symmetric keys: the raw bytes. RSA keys (secure-data-*): the PKCS#8 DER private key. */
+  /**
+   * Symmetric keys: the raw bytes. RSA keys (secure-data-*) and the Ed25519 key (access-token-sign): the PKCS#8
+   * DER private key.
+   */
   material: Buffer;
 }
 
@@ -91,10 +94,19 @@ function generatedKeys(setup: ContractSetup, tag = "ct"): ContractKey[] {
         ? setup.rsaKey(4096)
         : type === "secure-data-sign"
           ? setup.rsaKey(3072)
-          : symmetric(type);
+          : type === "access-token-sign"
+            ? ed25519Key()
+            : symmetric(type);
     keys.push({ id: `${tag}-${type}`, type, material });
   }
   return keys;
+}
+
+function ed25519Key(): Buffer {
+  return generateKeyPairSync("ed25519", {
+    publicKeyEncoding: { type: "spki", format: "der" },
+    privateKeyEncoding: { type: "pkcs8", format: "der" },
+  }).privateKey;
 }
 
 /** The active key of a type in a key list the suite built: the last one listed. */
@@ -596,6 +608,28 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
         // A sealed PAN is not a webhook secret, even with matching ids: the key type differs.
         const sealedPan = await p.sealPan(PAN, { tenantId: where.tenantId, cardId: where.endpointId });
         await expectRefused(p.openWebhookSecret(sealedPan, where), "key_unavailable", [PAN]);
+      });
+    });
+
+    describe("access tokens", () => {
+      it("signs the claims as given (EdDSA, typ at+jwt, kid of the active key) and publishes its public half", async () => {
+        const signer = activeOf(keys, "access-token-sign");
+        const claims = { sub: "client-1", tenant: "tenant-a", scope: "cvv:read", exp: 4_000_000_000 };
+        const jwt = await p.signAccessToken(claims);
+        const publicKey = createPublicKey(
+          createPrivateKey({ key: signer.material, format: "der", type: "pkcs8" }),
+        );
+        const { payload, protectedHeader } = await compactVerify(jwt, publicKey);
+        expect(protectedHeader).toEqual({ alg: "EdDSA", typ: "at+jwt", kid: signer.id });
+        expect(JSON.parse(new TextDecoder().decode(payload))).toEqual(claims);
+        const published = p.accessTokenPublicKeys();
+        expect(published.map((k) => k.kid)).toEqual([signer.id]);
+        expect(published[0]).toMatchObject({
+          active: true,
+          jwk: { kty: "OKP", crv: "Ed25519", alg: "EdDSA" },
+        });
+        expect(published[0]!.jwk.x).toBe(publicKey.export({ format: "jwk" }).x);
+        expect(JSON.stringify(published)).not.toContain('"d"');
       });
     });
 

@@ -21,6 +21,7 @@ export const generatedKeyTypes = [
   "webhook-secret",
   "secure-data-wrap",
   "secure-data-sign",
+  "access-token-sign",
 ] as const;
 
 /**
@@ -79,6 +80,21 @@ export interface SecureDataPublicKey {
   jwk: { kty: string; n: string; e: string; kid: string; use: "enc" | "sig"; alg: string };
   pem: string;
 }
+
+/**
+ * The public half of an access-token signing key (OAuth2 client credentials), as /.well-known/jwks.json serves
+ * it: an Ed25519 JWK (RFC 8037) whose kid is the key id a token's header names.
+ */
+export interface AccessTokenPublicKey {
+  kid: string;
+  active: boolean;
+  createdAt: string;
+  notAfter: string;
+  jwk: { kty: "OKP"; crv: "Ed25519"; x: string; kid: string; use: "sig"; alg: "EdDSA" };
+}
+
+/** What an access token says (RFC 9068 claims); the provider adds nothing and signs exactly these. */
+export type AccessTokenClaims = Record<string, string | number | string[]>;
 
 /**
  * What a device asked Get Card Data with: an AES-256 session key wrapped (RSA-OAEP-SHA256) under the active wrap
@@ -290,6 +306,15 @@ export interface KeyProvider {
   computeCvv(request: { keyId: string; pan: string; expiry: string; serviceCode: string }): Promise<string>;
   /** Likewise the PVV of a clear test PAN and PIN under the stored pvk `keyId` (`crypto pvv --key-id`). */
   computePvv(request: { keyId: string; pvki: string; pan: string; pin: string }): Promise<string>;
+
+  /**
+   * OAuth2 access tokens: a compact JWS (RFC 7515) of the claims, header `{alg: "EdDSA", typ: "at+jwt", kid}`,
+   * signed with the active `access-token-sign` key (Ed25519). A PKCS#11 provider signs the same signing input
+   * with CKM_EDDSA on the token's key (kid = its CKA_LABEL) and returns the same compact form.
+   */
+  signAccessToken(claims: AccessTokenClaims): Promise<string>;
+  /** The public halves of every access-token-sign key not retired (the active one and those before it). */
+  accessTokenPublicKeys(): AccessTokenPublicKey[];
 
   /** Stops what the provider started (worker threads, a token's session); in-flight work completes first. */
   close(): Promise<void>;

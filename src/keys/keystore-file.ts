@@ -51,10 +51,13 @@ export interface ClearKey extends KeyInfo {
   material: Buffer;
 }
 
-/** Symmetric keys are `bytes` random bytes; RSA keys (`rsaBits`) are PKCS#8 DER private keys. */
+/**
+ * Symmetric keys are `bytes` random bytes; RSA keys (`rsaBits`) and Ed25519 keys (`ed25519`) are PKCS#8 DER
+ * private keys.
+ */
 const algorithms: Record<
   (typeof generatedKeyTypes)[number],
-  { algorithm: string; bytes: number; rsaBits?: number }
+  { algorithm: string; bytes: number; rsaBits?: number; ed25519?: true }
 > = {
   cvk: { algorithm: "tdes-2key", bytes: 16 },
   pvk: { algorithm: "tdes-2key", bytes: 16 },
@@ -68,6 +71,9 @@ const algorithms: Record<
   "secure-data-wrap": { algorithm: "rsa-4096-oaep-sha256", bytes: 0, rsaBits: 4096 },
   // ...and verifies our answers with this one (RSA-PSS SHA-256; 3072 bits = 128-bit strength, like SHA-256).
   "secure-data-sign": { algorithm: "rsa-3072-pss-sha256", bytes: 0, rsaBits: 3072 },
+  // OAuth2 access tokens (POST /oauth2/token) are JWTs signed EdDSA with Ed25519 (RFC 8037): small, fast,
+  // deterministic signatures; the public halves are served at /.well-known/jwks.json.
+  "access-token-sign": { algorithm: "ed25519", bytes: 0, ed25519: true },
 };
 
 /** How long a published public key may be relied on; rotate (`keys rotate --type …`) before it runs out. */
@@ -83,6 +89,13 @@ export interface KeystoreOptions {
 const generateRsaKey: RsaKeyGenerator = (bits) =>
   generateKeyPairSync("rsa", {
     modulusLength: bits,
+    publicKeyEncoding: { type: "spki", format: "der" },
+    privateKeyEncoding: { type: "pkcs8", format: "der" },
+  }).privateKey;
+
+/** An Ed25519 private key (PKCS#8 DER): cheap to make, so never injected. */
+const generateEd25519Key = (): Buffer =>
+  generateKeyPairSync("ed25519", {
     publicKeyEncoding: { type: "spki", format: "der" },
     privateKeyEncoding: { type: "pkcs8", format: "der" },
   }).privateKey;
@@ -273,12 +286,14 @@ function newKey(
   clock: Clock,
   options: KeystoreOptions,
 ): SealedKey {
-  const { algorithm, bytes, rsaBits } = algorithms[type];
+  const { algorithm, bytes, rsaBits, ed25519 } = algorithms[type];
   const material = rsaBits
     ? (options.generateRsaKey ?? generateRsaKey)(rsaBits)
-    : algorithm.startsWith("tdes")
-      ? withOddParity(randomBytes(bytes))
-      : randomBytes(bytes);
+    : ed25519
+      ? generateEd25519Key()
+      : algorithm.startsWith("tdes")
+        ? withOddParity(randomBytes(bytes))
+        : randomBytes(bytes);
   const id = `${type}-v${version}`;
   const now = clock.now();
   return {
@@ -288,7 +303,7 @@ function newKey(
     algorithm,
     kcv: checkValue(algorithm, material),
     createdAt: now.toISOString(),
-    ...(rsaBits
+    ...(rsaBits || ed25519
       ? { notAfter: new Date(now.getTime() + PUBLIC_KEY_VALIDITY_DAYS * 86_400_000).toISOString() }
       : {}),
     sealed: seal(material, id, masterKey),
@@ -298,8 +313,8 @@ function newKey(
 function checkValue(algorithm: string, material: Buffer): string {
   if (algorithm.startsWith("tdes")) return keyCheckValue(material, "tdes", 3);
   if (algorithm.startsWith("aes")) return keyCheckValue(material, "aes", 3);
-  // RSA: the start of the SHA-256 of the public key (SPKI DER), which anyone holding the public key can check.
-  if (algorithm.startsWith("rsa")) {
+  // RSA and Ed25519: the start of the SHA-256 of the public key (SPKI DER), which anyone holding it can check.
+  if (algorithm.startsWith("rsa") || algorithm === "ed25519") {
     const privateKey = createPrivateKey({ key: material, format: "der", type: "pkcs8" });
     const spki = createPublicKey(privateKey).export({ type: "spki", format: "der" });
     return createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();

@@ -53,10 +53,19 @@ function asClearKeys(keys: readonly ContractKey[]): ClearKey[] {
     } else if (k.type === "fingerprint") {
       algorithm = "hmac-sha256";
       kcv = createHmac("sha256", k.material).update(Buffer.alloc(16)).digest("hex").slice(0, 6).toUpperCase();
-    } else if (k.type === "secure-data-wrap" || k.type === "secure-data-sign") {
+    } else if (
+      k.type === "secure-data-wrap" ||
+      k.type === "secure-data-sign" ||
+      k.type === "access-token-sign"
+    ) {
       const publicKey = createPublicKey(createPrivateKey({ key: k.material, format: "der", type: "pkcs8" }));
       const bits = publicKey.asymmetricKeyDetails?.modulusLength;
-      algorithm = k.type === "secure-data-wrap" ? `rsa-${bits}-oaep-sha256` : `rsa-${bits}-pss-sha256`;
+      algorithm =
+        k.type === "access-token-sign"
+          ? "ed25519"
+          : k.type === "secure-data-wrap"
+            ? `rsa-${bits}-oaep-sha256`
+            : `rsa-${bits}-pss-sha256`;
       const spki = publicKey.export({ type: "spki", format: "der" });
       kcv = createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
       notAfter = "2028-11-27T10:00:00.000Z";
@@ -107,6 +116,7 @@ describe("keystore file", () => {
       "webhook-secret-v1",
       "secure-data-wrap-v1",
       "secure-data-sign-v1",
+      "access-token-sign-v1",
     ]);
     const text = readFileSync(file, "utf8");
     for (const k of keys) {

@@ -17,7 +17,7 @@ import {
   randomInt,
   timingSafeEqual,
 } from "node:crypto";
-import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
+import { calculateJwkThumbprint, importJWK, type JWK, SignJWT } from "jose";
 import { computeCvv, computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
 import { aesCmac, keyCheckValue, tdesCmac } from "../crypto/kcv.js";
@@ -34,6 +34,7 @@ import {
 } from "./device-crypto-pool.js";
 import { assertKcv, checkKeyBlockHeader, expectedKcv, familyOf, importedKey } from "./key-import.js";
 import type {
+  AccessTokenPublicKey,
   CardDataField,
   DeviceRequest,
   DeviceSession,
@@ -124,6 +125,21 @@ export function createLocalKeyProvider(
       });
   let secureDataKeys = publicKeysOf(keys);
 
+  const accessTokenKeysOf = (keys: ClearKey[]): AccessTokenPublicKey[] =>
+    keys
+      .filter((k) => k.type === "access-token-sign" && !k.retired)
+      .map((k) => {
+        const { x } = createPublicKey(privateKeyOf(k)).export({ format: "jwk" });
+        return {
+          kid: k.id,
+          active: k.active,
+          createdAt: k.createdAt,
+          notAfter: k.notAfter ?? k.createdAt,
+          jwk: { kty: "OKP", crv: "Ed25519", x: x!, kid: k.id, use: "sig", alg: "EdDSA" },
+        };
+      });
+  let accessTokenKeys = accessTokenKeysOf(keys);
+
   const isSecureData = (k: ClearKey) => k.type === "secure-data-wrap" || k.type === "secure-data-sign";
   const secureDataIds = (list: ClearKey[]) =>
     list
@@ -149,6 +165,7 @@ export function createLocalKeyProvider(
     active.clear();
     for (const k of keys) if (k.active) active.set(k.type, k);
     secureDataKeys = publicKeysOf(keys);
+    accessTokenKeys = accessTokenKeysOf(keys);
     if (secureDataChanged) usePoolKeys();
   }
 
@@ -596,6 +613,18 @@ export function createLocalKeyProvider(
       openText(sealed, "webhook-secret", webhookSecretAad(binding), "webhook secret"),
 
     secureDataKeys: () => secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } })),
+
+    async signAccessToken(claims) {
+      refresh(false);
+      const signer = activeKey("access-token-sign");
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: signer.id })
+        .sign(privateKeyOf(signer));
+    },
+    accessTokenPublicKeys() {
+      refresh(false);
+      return accessTokenKeys.map((k) => ({ ...k, jwk: { ...k.jwk } }));
+    },
 
     deviceSession,
 

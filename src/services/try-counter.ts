@@ -21,6 +21,7 @@ import type { CardRepo, CardWithLimits, CounterState, Secret } from "../store/ca
 import type { Db } from "../store/db.js";
 import type { CardRow } from "../store/schema.js";
 import type { Actor, AuditRecorder } from "./audit.js";
+import type { CardClock } from "./card-clock.js";
 import {
   CardMovedError,
   type CardTransaction,
@@ -61,6 +62,8 @@ export interface TryCounterDeps {
   withCard: CardTransaction;
   record: AuditRecorder;
   publish: EventPublisher;
+  /** When an event happens: the card's time (a test clock's for a card on one). */
+  cardClock: CardClock;
   clock: Clock;
   budget: WrongTryBudget;
 }
@@ -123,6 +126,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           tenantId: actor.tenantId,
           cardId: card.id,
           type: `${secret}.blocked`,
+          occurredAt: await deps.cardClock(card, tx),
           data: { publicToken: card.public_token, reason: "too_many_wrong_tries" },
         });
       }
@@ -137,6 +141,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           tenantId: actor.tenantId,
           cardId: card.id,
           type: `card.${secret}.compromised`,
+          occurredAt: await deps.cardClock(card, tx),
           data: { publicToken: card.public_token, ...compromiseDetails },
         });
       }
@@ -188,6 +193,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           tenantId: actor.tenantId,
           cardId: card.id,
           type: status === "Unblocked" ? `${secret}.unblocked` : `${secret}.blocked`,
+          occurredAt: await deps.cardClock(card, tx),
           data: {
             publicToken: card.public_token,
             reason: status === "Unblocked" ? "unblocked" : "blocked_by_request",

@@ -186,6 +186,23 @@ export interface RateLimitsTable {
   expires_at: string;
 }
 
+/** OAuth2 client-credentials clients: secrets only as slow hashes (lib/secret-hash.ts), never in clear. */
+export interface ApiClientsTable {
+  id: string;
+  tenant_id: string;
+  name: string | null;
+  /** Space-separated scopes the client may be granted. */
+  scope: string;
+  secret_hash: string;
+  /** After a rotation: the previous secret's hash, valid until previous_valid_until (ISO). */
+  previous_secret_hash: string | null;
+  previous_valid_until: string | null;
+  created_at: string;
+  rotated_at: string | null;
+  revoked_at: string | null;
+  version: Generated<number>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   cards: CardsTable;
@@ -199,7 +216,10 @@ export interface Database {
   secure_data_session_keys: SecureDataSessionKeysTable;
   rate_limits: RateLimitsTable;
   reveal_sessions: RevealSessionsTable;
+  api_clients: ApiClientsTable;
 }
+
+export type ApiClientRow = Selectable<ApiClientsTable>;
 
 export type TenantRow = Selectable<TenantsTable>;
 export type TestClockRow = Selectable<TestClocksTable>;

@@ -173,6 +173,28 @@ describe("Thredd: cards", () => {
     });
   });
 
+  it("PUT /cards/{publicToken}/status honours validityDate when it is the card's expiry month, and refuses any other", async () => {
+    const created = await createThreddCard({ expiryDate: "2031-07-20" });
+    const t = created.publicToken;
+    const same = await h.call("PUT", `${base}/cards/${t}/status`, {
+      cardStatusCode: "62",
+      validityDate: "2031-07",
+    });
+    expect(same.statusCode, same.body).toBe(200);
+    expect(same.json()).toMatchObject({ cardStatusCode: "62" });
+    for (const validityDate of ["2031-08", "2030-07", "2031-13", "31-07", ""]) {
+      const problem = expectThreddProblem(
+        await h.call("PUT", `${base}/cards/${t}/status`, { cardStatusCode: "00", validityDate }),
+        400,
+        "validation_failed",
+      );
+      expect(Object.keys(problem.errors), validityDate).toEqual(["validityDate"]);
+    }
+    // A refused change changed nothing; the card keeps its expiry.
+    const card = (await h.call("GET", `/v1/cards/${t}`)).json();
+    expect(card).toMatchObject({ status: "suspended", expiryDate: "2031-07-31" });
+  });
+
   it("GET|PUT /cards/{publicToken}/status maps cardStatusCode 00/02/62/46 onto active/inactive/suspended/closed", async () => {
     const { publicToken: t } = await createThreddCard();
     const put = await h.call("PUT", `${base}/cards/${t}/status`, {
