@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { computeCvv } from "../src/crypto/cvv.js";
 import { adjustDesParity } from "../src/crypto/des.js";
 import { keyCheckValue } from "../src/crypto/kcv.js";
+import { encipherPinBlock } from "../src/crypto/pin-block.js";
 import { computePvv } from "../src/crypto/pvv.js";
 import { importByComponents } from "../src/keys/key-components.js";
 import type { KeyInfo } from "../src/keys/key-provider.js";
@@ -126,6 +127,36 @@ describe("a card program's own CVK and PVK", () => {
     const row = await cardRow(h, other.publicToken);
     expect(row.cvk_id).toBe(h.runtime.keys.activeKeyId("cvk"));
     expect(row.pvk_id).toBe(h.runtime.keys.activeKeyId("pvk"));
+  });
+
+  it("a partner's zone PIN key, imported by components, deciphers PIN blocks named by keyId over HTTP", async () => {
+    const zpkHex = "0123456789ABCDEFFEDCBA9876543210";
+    const zpk = await importByComponents(
+      h.runtime.keys,
+      { type: "zpk", components: components(zpkHex), kcv: kcvOf(zpkHex), production: true },
+      () => {},
+    );
+    expect(zpk).toMatchObject({ type: "zpk", algorithm: "tdes-2key", active: false });
+    const card = await h.createCard();
+    expect((await h.call("PUT", pinUrl(card.publicToken), { pin: "1357" })).statusCode).toBe(204);
+    const pan = await panOf(h, card.publicToken);
+    const block = (pin: string) =>
+      encipherPinBlock({ format: 0, pin, pan, key: Buffer.from(zpkHex, "hex") })
+        .toString("hex")
+        .toUpperCase();
+    const verify = (pin: string, keyId: string) =>
+      h.call("POST", `${pinUrl(card.publicToken)}/verify`, { pinBlock: block(pin), format: 0, keyId });
+    expect((await verify("1357", zpk.id)).json()).toMatchObject({ result: "match" });
+    expect((await verify("2468", zpk.id)).json()).toMatchObject({ result: "mismatch" });
+    // A zpk is no key for format 4 (it is TDES), and a CVK is no PIN key at all: 400, no try used.
+    const format4 = await h.call("POST", `${pinUrl(card.publicToken)}/verify`, {
+      pinBlock: "0".repeat(32),
+      format: 4,
+      keyId: zpk.id,
+    });
+    expect(format4.statusCode).toBe(400);
+    expect(format4.json().errors).toHaveProperty("keyId");
+    expect((await verify("1357", cvk.id)).statusCode).toBe(400);
   });
 
   it("the change is in the tenant's audit trail: who, which key ids and check values, never material", async () => {

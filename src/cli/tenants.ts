@@ -2,7 +2,6 @@
 
 import { AppError } from "../domain/errors.js";
 import { systemClock } from "../lib/clock.js";
-import { openRuntime } from "../runtime.js";
 import { createTenantService } from "../services/tenants.js";
 import { createTenantRepo } from "../store/tenant-repo.js";
 import { type CliIo, UsageError } from "./io.js";
@@ -80,6 +79,8 @@ export async function tenantsUpdateCommand(
 ): Promise<number> {
   const operator = operatorName(values.operator);
   const keyId = (value: string | undefined) => (value === "active" ? null : value);
+  // The whole runtime (keys and store) only for this action: add and list stay light.
+  const { openRuntime } = await import("../runtime.js");
   const runtime = await openRuntime(configFrom(values), {
     warn: (message) => io.stderr(`warning: ${message}`),
   });
