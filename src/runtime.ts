@@ -27,6 +27,7 @@ import {
   createRefusalRecorder,
 } from "./services/audit.js";
 import { createCardClock } from "./services/card-clock.js";
+import { createCardImportService } from "./services/card-import.js";
 import { createCardTransaction } from "./services/card-transaction.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
@@ -42,6 +43,7 @@ import { createTestClockService } from "./services/test-clocks.js";
 import { createTryCounter } from "./services/try-counter.js";
 import { createWebhookService } from "./services/webhooks.js";
 import { createAuditRepo } from "./store/audit-repo.js";
+import { createCardImportRepo } from "./store/card-import-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
 import { ensureSchema, openPostgresStore, openSqliteStore, type Store } from "./store/db.js";
 import { createIdempotencyRepo } from "./store/idempotency-repo.js";
@@ -148,6 +150,7 @@ export function createRepos(store: Store) {
   return {
     tenants: createTenantRepo(store.db),
     cards: createCardRepo(store.db, store.kind),
+    cardImports: createCardImportRepo(store.db),
     audit: createAuditRepo(store.db),
     outbox: createOutboxRepo(store.db),
     idempotency: createIdempotencyRepo(store.db),
@@ -235,6 +238,15 @@ export function createServices(deps: {
       keys,
       record,
       publish,
+      clock,
+    }),
+    cardImport: createCardImportService({
+      store,
+      tenants: repos.tenants,
+      cards: repos.cards,
+      imports: repos.cardImports,
+      keys,
+      recordMany,
       clock,
     }),
     rotation,

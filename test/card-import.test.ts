@@ -1,0 +1,303 @@
+// Card import (issue 15), in process on the real store (SQLite, and PostgreSQL in the postgres project): a file
+// of published vectors' cards serves their printed CVVs and verifies their known PINs by PVV; rejected lines
+// are reported by number and reason and cost only themselves; the same file twice imports nothing twice;
+// nothing secret reaches a reason, an audit row or the API's record; the API import and its record.
+import { createCipheriv } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseNdjsonLine } from "../src/domain/card-import.js";
+import { buildApp } from "../src/http/app.js";
+import { createTokenVerifier } from "../src/http/auth.js";
+import type { ClearKey } from "../src/keys/keystore-file.js";
+import { loadKeystore } from "../src/keys/keystore-file.js";
+import { createLocalKeyProvider } from "../src/keys/local-keystore.js";
+import { systemClock } from "../src/lib/clock.js";
+import {
+  createServices,
+  keystorePath,
+  resolveMasterKey,
+  revealSettings,
+  type Services,
+} from "../src/runtime.js";
+import type { ImportRejection, SourceLine } from "../src/services/card-import.js";
+import vectors from "./vectors/card-crypto.json" with { type: "json" };
+import { createHarness, type Harness } from "./helpers/harness.js";
+
+/** Published keys, imported (not active) next to the keystore's own: as a ceremony would bring them. */
+function vectorKey(id: string, type: ClearKey["type"], hex: string): ClearKey {
+  return {
+    id,
+    type,
+    version: 100,
+    algorithm: "tdes-2key",
+    kcv: "",
+    createdAt: new Date(0).toISOString(),
+    active: false,
+    material: Buffer.from(hex, "hex"),
+  };
+}
+
+const CVK = vectors.cvv[0]!.cvk;
+const PVK = vectors.pvv[0]!.pvk;
+const ZPK_VECTOR = vectors.pinblock_iso0_encrypted[0]!;
+const PVV_UNDER_ZPK = vectors.pvv.find((v) => v.pan === ZPK_VECTOR.pan)!;
+
+let h: Harness;
+let services: Services;
+let call: Harness["call"];
+
+beforeAll(async () => {
+  h = await createHarness();
+  const clear = loadKeystore(
+    keystorePath(h.config),
+    resolveMasterKey(h.config, () => {}),
+  );
+  const keys = createLocalKeyProvider([
+    ...clear,
+    vectorKey("cvk-vector", "cvk", CVK),
+    vectorKey("pvk-vector", "pvk", PVK),
+    vectorKey("pvk-vector-2", "pvk", PVV_UNDER_ZPK.pvk),
+    vectorKey("zpk-vector", "pek-tdes", ZPK_VECTOR.key),
+  ]);
+  services = createServices({
+    store: h.runtime.store,
+    repos: h.runtime.repos,
+    keys,
+    clock: systemClock,
+    rateLimits: h.config.rateLimits,
+    reveal: revealSettings(h.config),
+    wrongTryBudget: h.config.wrongTryBudget,
+    webhookEndpointsPerTenant: h.config.webhooks.endpointsPerTenant,
+  });
+  const app = await buildApp({
+    services,
+    idempotency: h.runtime.repos.idempotency,
+    verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: h.runtime.jwtSecret }, systemClock),
+    store: h.runtime.store,
+    keys,
+    clock: systemClock,
+    bodyLimitBytes: h.config.bodyLimitBytes,
+    idempotencyTtlHours: h.config.idempotencyTtlHours,
+    apiDocs: false,
+    publicUrl: h.config.publicUrl,
+    logger: false,
+  });
+  const bearer = await h.token();
+  call = (method, url, body, init = {}) =>
+    app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${init.token ?? bearer}`, ...init.headers },
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+  afterAllClose = async () => {
+    await app.close();
+    await keys.close();
+  };
+});
+
+let afterAllClose = async () => {};
+afterAll(async () => {
+  await afterAllClose();
+  await h?.close();
+});
+
+async function* numbered(lines: readonly string[]): AsyncIterable<SourceLine> {
+  for (const [i, text] of lines.entries()) yield { number: i + 1, text };
+}
+
+async function importLines(lines: readonly string[], tenantId = "acme", luhn = false) {
+  const rejected: ImportRejection[] = [];
+  const counts = await services.cardImport.run(
+    { tenantId, subject: "test-import" },
+    numbered(lines),
+    { parse: parseNdjsonLine, luhn, batchSize: 3, onRejected: (r) => void rejected.push(r) },
+  );
+  return { counts, rejected };
+}
+
+/** Visa's CVV vectors whose expiry is a valid month from now on, one line per distinct PAN. */
+const cvvVectors = vectors.cvv.filter(
+  (v, i, all) =>
+    /^\d{2}(0[1-9]|1[0-2])$/.test(v.expiry) &&
+    v.expiry > "2612" &&
+    all.findIndex((w) => w.pan === v.pan) === i,
+);
+const pvvVectors = vectors.pvv.filter(
+  (v, i, all) => v.pvk === PVK && all.findIndex((w) => w.pan === v.pan) === i,
+);
+
+describe("importing published vectors", () => {
+  const tokens = new Map<string, string>();
+  const lines = [
+    ...cvvVectors.map((v, i) =>
+      JSON.stringify({
+        pan: v.pan,
+        expiry: v.expiry,
+        serviceCode: v.service_code,
+        type: "physical",
+        cvkId: "cvk-vector",
+        publicToken: String(700000001 + i),
+      }),
+    ),
+    ...pvvVectors.map((v, i) =>
+      JSON.stringify({
+        pan: v.pan,
+        expiry: "3012",
+        type: "physical",
+        pvkId: "pvk-vector",
+        pin: { pvki: Number(v.pvki), pvv: v.pvv },
+        publicToken: String(710000001 + i),
+        aliases: { pismo: 8800 + i },
+      }),
+    ),
+    JSON.stringify({
+      pan: ZPK_VECTOR.pan,
+      expiry: "3012",
+      type: "virtual",
+      pvkId: "pvk-vector-2",
+      pin: {
+        pinBlock: ZPK_VECTOR.encrypted_pin_block,
+        format: 0,
+        zpkId: "zpk-vector",
+        pvki: Number(PVV_UNDER_ZPK.pvki),
+        pvv: PVV_UNDER_ZPK.pvv,
+      },
+      publicToken: "720000001",
+      cvvRotationIntervalHours: 24,
+    }),
+  ];
+
+  beforeAll(async () => {
+    expect(cvvVectors.length).toBeGreaterThanOrEqual(3);
+    expect(pvvVectors.length).toBeGreaterThanOrEqual(2);
+    const { counts, rejected } = await importLines(lines);
+    expect(rejected).toEqual([]);
+    expect(counts).toEqual({ lines: lines.length, imported: lines.length, alreadyPresent: 0, rejected: 0 });
+    cvvVectors.forEach((v, i) => tokens.set(v.pan, String(700000001 + i)));
+    pvvVectors.forEach((v, i) => tokens.set(v.pan, String(710000001 + i)));
+  });
+
+  it("GET …/cvv returns the printed CVV of every vector card", async () => {
+    for (const v of cvvVectors) {
+      const response = await call("GET", `/v1/cards/${tokens.get(v.pan)}/cvv`);
+      expect(response.statusCode, response.body).toBe(200);
+      expect(response.json().cvv).toBe(v.cvv);
+    }
+  });
+
+  it("PIN verify accepts the known PIN by PVV, and refuses another; the PIN is not retrievable", async () => {
+    for (const v of pvvVectors) {
+      const token = tokens.get(v.pan)!;
+      const wrong = v.pin === "0000" ? "1111" : "0000";
+      const bad = await call("POST", `/v1/cards/${token}/pin/verify`, { pin: wrong });
+      expect(bad.json().result, bad.body).toBe("mismatch");
+      const good = await call("POST", `/v1/cards/${token}/pin/verify`, { pin: v.pin });
+      expect(good.statusCode, good.body).toBe(200);
+      expect(good.json().result, good.body).toBe("match");
+      const read = await call("GET", `/v1/cards/${token}/pin`);
+      expect(read.statusCode).toBe(409);
+      expect(read.json().code).toBe("pin_not_retrievable");
+      expect(read.body).not.toContain(v.pvv);
+    }
+  });
+
+  it("a PIN block under the zone PIN key is translated into storage: verified by the PVV and retrievable", async () => {
+    const good = await call("POST", "/v1/cards/720000001/pin/verify", { pin: ZPK_VECTOR.pin });
+    expect(good.json().result, good.body).toBe("match");
+    const read = await call("GET", "/v1/cards/720000001/pin");
+    expect(read.json().pin).toBe(ZPK_VECTOR.pin);
+    const card = await call("GET", "/v1/cards/720000001");
+    expect(card.json()).toMatchObject({ type: "virtual", cvvRotationIntervalHours: 24, last4: "0123" });
+  });
+
+  it("a PIN set after import stores a block as usual: the PIN becomes retrievable", async () => {
+    const token = tokens.get(pvvVectors[0]!.pan)!;
+    expect((await call("PUT", `/v1/cards/${token}/pin`, { pin: "2468" })).statusCode).toBe(204);
+    expect((await call("GET", `/v1/cards/${token}/pin`)).json().pin).toBe("2468");
+  });
+
+  it("the same file again imports nothing twice", async () => {
+    const { counts } = await importLines(lines);
+    expect(counts).toEqual({ lines: lines.length, imported: 0, alreadyPresent: lines.length, rejected: 0 });
+    const rows = await h.runtime.store.db.selectFrom("cards").select("pan_last4").execute();
+    expect(rows.length).toBe(lines.length);
+  });
+
+  it("writes one card.import audit record per card, with no PAN, PVV or PIN block in it", async () => {
+    const rows = await h.runtime.store.db
+      .selectFrom("audit_events")
+      .selectAll()
+      .where("action", "=", "card.import")
+      .execute();
+    expect(rows.length).toBe(lines.length);
+    const text = JSON.stringify(rows);
+    for (const v of [...cvvVectors, ...pvvVectors]) expect(text).not.toContain(v.pan);
+    for (const v of pvvVectors) expect(text).not.toMatch(new RegExp(`"${v.pvv}"`));
+    expect(text).not.toContain(ZPK_VECTOR.encrypted_pin_block);
+  });
+});
+
+/** A format-0 block of `pin` under the vector ZPK for `pan` (ISO 9564-1 format 0: PIN field XOR PAN field). */
+function format0Block(pin: string, pan: string): string {
+  const pinField = Buffer.from(`0${pin.length}${pin}`.padEnd(16, "F"), "hex");
+  const panField = Buffer.from(`0000${pan.slice(-13, -1)}`, "hex");
+  const clear = Buffer.from(pinField.map((b, i) => b ^ panField[i]!));
+  const cipher = createCipheriv("des-ede-ecb", Buffer.from(ZPK_VECTOR.key, "hex"), null).setAutoPadding(false);
+  return Buffer.concat([cipher.update(clear), cipher.final()]).toString("hex").toUpperCase();
+}
+
+describe("rejections", () => {
+  const good = (pan: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ pan, expiry: "3012", type: "physical", ...extra });
+  // Luhn-valid PANs under acme's BIN.
+  const pans = ["4000001234567899", "4000000000000002", "4000000000000010", "4000000000000028"];
+
+  it("reports each bad line by number and reason, imports none of them and every valid line", async () => {
+    const badBlockPan = "4000000000000036";
+    const lines = [
+      good(pans[0]!, { publicToken: "730000001" }),
+      good("4000001234567898"), // bad Luhn
+      good(pans[1]!, { cvkId: "cvk-nope" }), // unknown key id
+      good(pans[2]!, { publicToken: "730000001" }), // duplicate token
+      '{"pan":"4000000000000044","expiry":', // malformed JSON
+      good(badBlockPan, {
+        pin: { pinBlock: format0Block("1234", pans[3]!), format: 0, zpkId: "zpk-vector" },
+      }), // enciphered for another PAN: does not decode under the ZPK for this one
+      good(pans[3]!, {
+        pin: { pinBlock: format0Block("1234", pans[3]!), format: 0, zpkId: "zpk-vector" },
+      }),
+      good("4000000000000051", { pin: { pin: "1234" } }), // a clear PIN
+      good("4000000000000069", { cvkId: "pvk-vector" }), // a key of the wrong type
+    ];
+    const { counts, rejected } = await importLines(lines, "acme", true);
+    expect(counts).toEqual({ lines: 9, imported: 2, alreadyPresent: 0, rejected: 7 });
+    expect(rejected.map((r) => r.line).sort()).toEqual([2, 3, 4, 5, 6, 8, 9]);
+    const reason = (line: number) => rejected.find((r) => r.line === line)!.reason;
+    expect(reason(2)).toMatch(/^pan: .*Luhn/);
+    expect(reason(3)).toMatch(/^cvkId: no key cvk-nope/);
+    expect(reason(4)).toMatch(/^publicToken: already in use/);
+    expect(reason(5)).toMatch(/not valid JSON/);
+    expect(reason(6)).toMatch(/^pin: .*does not decode/);
+    expect(reason(8)).toMatch(/clear PINs are not accepted/);
+    expect(reason(9)).toMatch(/^cvkId: key pvk-vector is a pvk key/);
+    const text = JSON.stringify(rejected);
+    for (const pan of [...pans, badBlockPan, "4000001234567898"]) expect(text).not.toContain(pan.slice(6, 12));
+    expect(text).not.toContain(format0Block("1234", pans[3]!));
+
+    const imported = await call("GET", "/v1/cards/730000001");
+    expect(imported.json().maskedPan).toBe("400000******7899");
+    const tokensOf = await h.runtime.store.db
+      .selectFrom("cards")
+      .select("pan_last4")
+      .where("tenant_id", "=", "acme")
+      .where("pan_first6", "=", "400000")
+      .execute();
+    expect(tokensOf.map((r) => r.pan_last4).sort()).toEqual(["0028", "7899"]);
+  });
+
+  it("a PAN of another tenant's card is refused, not taken over", async () => {
+    const { counts, rejected } = await importLines([good(pans[0]!)], "globex", true);
+    expect(counts.imported).toBe(0);
+    expect(rejected).toEqual([{ line: 1, reason: "pan: the card is registered to another tenant" }]);
+  });
+});
