@@ -301,3 +301,54 @@ describe("rejections", () => {
     expect(rejected).toEqual([{ line: 1, reason: "pan: the card is registered to another tenant" }]);
   });
 });
+
+describe("POST /v1/card-imports", () => {
+  const ndjson = { "content-type": "application/x-ndjson" };
+  const body = [
+    JSON.stringify({ pan: "4000000000000077", expiry: "3012", type: "physical", publicToken: "740000001" }),
+    "",
+    JSON.stringify({ pan: "4000000000000078", expiry: "3012", type: "physical" }),
+    JSON.stringify({ pan: "4000000000000085", expiry: "3012", type: "virtual", status: "blocked" }),
+  ].join("\n");
+  const post = (text: string, query = "", init: { token?: string } = {}) =>
+    call("POST", `/v1/card-imports${query}`, text, { headers: ndjson, ...init });
+
+  it("a dry run checks every line and writes nothing", async () => {
+    const response = await post(body, "?dryRun=true");
+    expect(response.statusCode, response.body).toBe(201);
+    expect(response.json()).toMatchObject({ dryRun: true, lines: 3, imported: 2, rejected: 1 });
+    expect((await call("GET", "/v1/cards/740000001")).statusCode).toBe(404);
+  });
+
+  it("imports, answers with an id, and GET shows the counts and the rejected lines' numbers and reasons", async () => {
+    const response = await post(body);
+    expect(response.statusCode, response.body).toBe(201);
+    const view = response.json();
+    expect(view).toMatchObject({ dryRun: false, lines: 3, imported: 2, alreadyPresent: 0, rejected: 1 });
+    expect(view.rejections).toEqual([{ line: 3, reason: "pan: fails the Luhn check" }]);
+    expect(response.body).not.toContain("000000000078");
+    const again = await call("GET", `/v1/card-imports/${view.id}`);
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toEqual(view);
+    expect((await call("GET", "/v1/cards/740000001")).json()).toMatchObject({
+      maskedPan: "400000******0077",
+      status: "active",
+    });
+    const second = (await post(body)).json();
+    expect(second).toMatchObject({ imported: 0, alreadyPresent: 2, rejected: 1 });
+  });
+
+  it("another tenant's import is a 404; without cards:import a 403; JSON or an oversized body are refused", async () => {
+    const view = (await post(body)).json();
+    const globex = await h.token(undefined, "globex");
+    expect((await call("GET", `/v1/card-imports/${view.id}`, undefined, { token: globex })).statusCode).toBe(404);
+    const noScope = await h.token(["cards:read", "cards:write"]);
+    const refused = await post(body, "", { token: noScope });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().detail).toContain("cards:import");
+    const json = await call("POST", "/v1/card-imports", { pan: "4000000000000093" });
+    expect(json.statusCode).toBe(415);
+    const huge = await post("x".repeat(4 * 1024 * 1024 + 1));
+    expect(huge.statusCode).toBe(413);
+  });
+});
