@@ -19,8 +19,8 @@ import {
   type Services,
 } from "../src/runtime.js";
 import type { ImportRejection, SourceLine } from "../src/services/card-import.js";
-import vectors from "./vectors/card-crypto.json" with { type: "json" };
 import { createHarness, type Harness } from "./helpers/harness.js";
+import vectors from "./vectors/card-crypto.json" with { type: "json" };
 
 /** Published keys, imported (not active) next to the keystore's own: as a ceremony would bring them. */
 function vectorKey(id: string, type: ClearKey["type"], hex: string): ClearKey {
@@ -107,11 +107,12 @@ async function* numbered(lines: readonly string[]): AsyncIterable<SourceLine> {
 
 async function importLines(lines: readonly string[], tenantId = "acme", luhn = false) {
   const rejected: ImportRejection[] = [];
-  const counts = await services.cardImport.run(
-    { tenantId, subject: "test-import" },
-    numbered(lines),
-    { parse: parseNdjsonLine, luhn, batchSize: 3, onRejected: (r) => void rejected.push(r) },
-  );
+  const counts = await services.cardImport.run({ tenantId, subject: "test-import" }, numbered(lines), {
+    parse: parseNdjsonLine,
+    luhn,
+    batchSize: 3,
+    onRejected: (r) => void rejected.push(r),
+  });
   return { counts, rejected };
 }
 
@@ -242,8 +243,12 @@ function format0Block(pin: string, pan: string): string {
   const pinField = Buffer.from(`0${pin.length}${pin}`.padEnd(16, "F"), "hex");
   const panField = Buffer.from(`0000${pan.slice(-13, -1)}`, "hex");
   const clear = Buffer.from(pinField.map((b, i) => b ^ panField[i]!));
-  const cipher = createCipheriv("des-ede-ecb", Buffer.from(ZPK_VECTOR.key, "hex"), null).setAutoPadding(false);
-  return Buffer.concat([cipher.update(clear), cipher.final()]).toString("hex").toUpperCase();
+  const cipher = createCipheriv("des-ede-ecb", Buffer.from(ZPK_VECTOR.key, "hex"), null).setAutoPadding(
+    false,
+  );
+  return Buffer.concat([cipher.update(clear), cipher.final()])
+    .toString("hex")
+    .toUpperCase();
 }
 
 describe("rejections", () => {
@@ -281,7 +286,8 @@ describe("rejections", () => {
     expect(reason(8)).toMatch(/clear PINs are not accepted/);
     expect(reason(9)).toMatch(/^cvkId: key pvk-vector is a pvk key/);
     const text = JSON.stringify(rejected);
-    for (const pan of [...pans, badBlockPan, "4000001234567898"]) expect(text).not.toContain(pan.slice(6, 12));
+    for (const pan of [...pans, badBlockPan, "4000001234567898"])
+      expect(text).not.toContain(pan.slice(6, 12));
     expect(text).not.toContain(format0Block("1234", pans[3]!));
 
     const imported = await call("GET", "/v1/cards/730000001");
@@ -341,7 +347,9 @@ describe("POST /v1/card-imports", () => {
   it("another tenant's import is a 404; without cards:import a 403; JSON or an oversized body are refused", async () => {
     const view = (await post(body)).json();
     const globex = await h.token(undefined, "globex");
-    expect((await call("GET", `/v1/card-imports/${view.id}`, undefined, { token: globex })).statusCode).toBe(404);
+    expect((await call("GET", `/v1/card-imports/${view.id}`, undefined, { token: globex })).statusCode).toBe(
+      404,
+    );
     const noScope = await h.token(["cards:read", "cards:write"]);
     const refused = await post(body, "", { token: noScope });
     expect(refused.statusCode).toBe(403);

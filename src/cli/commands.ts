@@ -186,19 +186,32 @@ export const cardvault: Group = {
           summary:
             "import cards from FILE (NDJSON, one card a line, or CSV with a header); idempotent: run again after a failure",
           options: {
-            tenant: { type: "string", value: "ID", required: true, help: "the tenant (card program) the cards join" },
+            tenant: {
+              type: "string",
+              value: "ID",
+              required: true,
+              help: "the tenant (card program) the cards join",
+            },
             format: {
               type: "string",
               value: "ndjson|csv",
               help: "the file's form (default: csv for a .csv file, else ndjson)",
             },
-            "dry-run": { type: "boolean", help: "check every line (keys, PIN blocks, duplicates), write nothing" },
+            "dry-run": {
+              type: "boolean",
+              help: "check every line (keys, PIN blocks, duplicates), write nothing",
+            },
             rejects: {
               type: "string",
               value: "FILE",
               help: "write each rejected line's number and reason here (tab-separated; never the line itself)",
             },
-            "batch-size": { type: "string", value: "N", default: "500", help: "cards written per transaction" },
+            "batch-size": {
+              type: "string",
+              value: "N",
+              default: "500",
+              help: "cards written per transaction",
+            },
             "skip-luhn-check": {
               type: "boolean",
               help: "accept PANs whose Luhn check digit is wrong (certification test cards)",

@@ -146,7 +146,8 @@ function pinOf(value: unknown): ImportPin | undefined {
   const format = optionalInteger(pin, "format", 0, 4);
   if (format === undefined || format === 2) reject("pin.format: must be 0, 1, 3 or 4");
   const zpkId = optionalString(pin, "zpkId");
-  if (zpkId === undefined || !KEY_ID.test(zpkId)) reject("pin.zpkId: must name the zone PIN key of the block");
+  if (zpkId === undefined || !KEY_ID.test(zpkId))
+    reject("pin.zpkId: must name the zone PIN key of the block");
   if ((pvki === undefined) !== (pvv === undefined)) reject("pin: give both pvki and pvv, or neither");
   return {
     kind: "block",

@@ -31,8 +31,8 @@ import {
 import type {
   CardDataField,
   DeviceRequest,
-  ImportedPinBlock,
   DeviceSession,
+  ImportedPinBlock,
   KeyInfo,
   KeyProvider,
   KeyType,
@@ -466,15 +466,24 @@ export function createLocalKeyProvider(
     const k = byId.get(named.id);
     if (!k || !allowed.includes(k.type)) {
       const types = allowed.join(" or ");
-      throw new AppError("validation_failed", `${named.field} does not name a ${types} key in the keystore.`, {
-        fields: { [named.field]: [`must name a ${types} key for format ${format}`] },
-      });
+      throw new AppError(
+        "validation_failed",
+        `${named.field} does not name a ${types} key in the keystore.`,
+        {
+          fields: { [named.field]: [`must name a ${types} key for format ${format}`] },
+        },
+      );
     }
     return k;
   }
 
   /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
-  function decipherPresented(k: ClearKey, format: PinBlockAttempt["format"], block: string, pan: string): string {
+  function decipherPresented(
+    k: ClearKey,
+    format: PinBlockAttempt["format"],
+    block: string,
+    pan: string,
+  ): string {
     try {
       return pinBlockCipherOf(k).decipher({ format, block, pan });
     } catch (error) {
@@ -577,7 +586,8 @@ export function createLocalKeyProvider(
       const storage = activeKey("pin-storage");
       const panCurrent = card.panSealed.startsWith(`${ENVELOPE_VERSION}:${panKey.id}:`);
       const pinCurrent =
-        card.pin.pinSealed === PVV_ONLY_PIN || card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
+        card.pin.pinSealed === PVV_ONLY_PIN ||
+        card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
       if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
       const pan = panOf(card);
       return {

@@ -19,9 +19,9 @@ import { type RotationSchedule, scheduleEvery } from "../domain/rotation-schedul
 import type { KeyProvider, KeyType, SealedCard, StoredPin } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import { newPublicToken, uuidv7 } from "../lib/ids.js";
+import type { CardImportRepo } from "../store/card-import-repo.js";
 import type { CardRepo } from "../store/card-repo.js";
 import type { Store } from "../store/db.js";
-import type { CardImportRepo } from "../store/card-import-repo.js";
 import type { CardImportsTable, NewCardRow, TenantRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditBatchRecorder } from "./audit.js";
@@ -115,7 +115,9 @@ interface Prepared {
 
 const UNIQUE_VIOLATION = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "23505"]);
 const isUniqueViolation = (error: unknown) =>
-  typeof error === "object" && error !== null && UNIQUE_VIOLATION.has(String((error as { code?: unknown }).code));
+  typeof error === "object" &&
+  error !== null &&
+  UNIQUE_VIOLATION.has(String((error as { code?: unknown }).code));
 
 export function createCardImportService(deps: CardImportServiceDeps) {
   /** The key ids a line may name, by id: checked once per import against the provider's list. */
@@ -153,7 +155,8 @@ export function createCardImportService(deps: CardImportServiceDeps) {
     const card: SealedCard = { ...binding, panSealed, expiry: line.expiry, cvkId, serviceCode };
     const pin = await pinOf(card, line, pvkId);
     const interval =
-      line.cvvRotationIntervalHours ?? (line.type === "virtual" ? tenant.default_rotation_interval_hours : null);
+      line.cvvRotationIntervalHours ??
+      (line.type === "virtual" ? tenant.default_rotation_interval_hours : null);
     const schedule: RotationSchedule =
       interval === null || line.status === "closed"
         ? { intervalHours: interval, nextRotationAt: null, lastScheduledAt: null }
@@ -223,7 +226,11 @@ export function createCardImportService(deps: CardImportServiceDeps) {
       const size = options.batchSize ?? DEFAULT_IMPORT_BATCH;
       const counts: ImportCounts = { lines: 0, imported: 0, alreadyPresent: 0, rejected: 0 };
       // Within one run: a PAN, token or Pismo id met on an earlier line (a later line with it is decided here).
-      const seen = { fingerprints: new Set<string>(), tokens: new Set<string>(), pismoIds: new Set<number>() };
+      const seen = {
+        fingerprints: new Set<string>(),
+        tokens: new Set<string>(),
+        pismoIds: new Set<number>(),
+      };
 
       const rejectLine = async (line: number, reason: string) => {
         counts.rejected++;

@@ -7,8 +7,8 @@
 // reads again and decides again (services/card-transaction.ts).
 import { sql } from "kysely";
 import { PVV_ONLY_PIN, type Secret } from "../domain/card.js";
-import type { Db, StoreKind } from "./db.js";
 import { chunksOf } from "./chunks.js";
+import type { Db, StoreKind } from "./db.js";
 import { everyColumn, prepared } from "./prepared.js";
 import type { CardRow, NewCardRow } from "./schema.js";
 
@@ -241,7 +241,11 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     async takenTokens(tokens: readonly string[], tx: Db = db): Promise<Set<string>> {
       const taken = new Set<string>();
       for (const chunk of chunksOf(tokens, 1000)) {
-        const rows = await tx.selectFrom("cards").select("public_token").where("public_token", "in", chunk).execute();
+        const rows = await tx
+          .selectFrom("cards")
+          .select("public_token")
+          .where("public_token", "in", chunk)
+          .execute();
         for (const r of rows) taken.add(r.public_token);
       }
       return taken;

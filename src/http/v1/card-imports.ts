@@ -18,7 +18,9 @@ const CardImportView = Type.Object({
   dryRun: Type.Boolean(),
   lines: Type.Integer({ description: "Non-blank lines read." }),
   imported: Type.Integer(),
-  alreadyPresent: Type.Integer({ description: "Cards whose PAN the tenant already has (not written again)." }),
+  alreadyPresent: Type.Integer({
+    description: "Cards whose PAN the tenant already has (not written again).",
+  }),
   rejected: Type.Integer(),
   rejections: Type.Array(
     Type.Object({

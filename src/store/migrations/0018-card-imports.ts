@@ -28,7 +28,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("created_at", "text", (c) => c.notNull())
     .addColumn("finished_at", "text", (c) => c.notNull())
     .execute();
-  await db.schema.createIndex("card_imports_tenant_id").on("card_imports").columns(["tenant_id", "id"]).execute();
+  await db.schema
+    .createIndex("card_imports_tenant_id")
+    .on("card_imports")
+    .columns(["tenant_id", "id"])
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
