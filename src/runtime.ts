@@ -26,6 +26,7 @@ import {
   createAuditService,
   createRefusalRecorder,
 } from "./services/audit.js";
+import { createCardAliasService } from "./services/card-aliases.js";
 import { createCardClock } from "./services/card-clock.js";
 import { createCardImportService } from "./services/card-import.js";
 import { createCardTransaction } from "./services/card-transaction.js";
@@ -240,6 +241,7 @@ export function createServices(deps: {
       publish,
       clock,
     }),
+    cardAliases: createCardAliasService({ cards: repos.cards }),
     cardImport: createCardImportService({
       store,
       tenants: repos.tenants,

@@ -360,3 +360,48 @@ describe("POST /v1/card-imports", () => {
     expect(huge.statusCode).toBe(413);
   });
 });
+
+describe("vendor identifiers of imported cards", () => {
+  const line = JSON.stringify({
+    pan: "4000000000000101",
+    expiry: "3012",
+    type: "virtual",
+    publicToken: "012000777",
+    aliases: { pismo: 12345678 },
+  });
+
+  beforeAll(async () => {
+    const response = await call("POST", "/v1/card-imports", line, {
+      headers: { "content-type": "application/x-ndjson" },
+    });
+    expect(response.json()).toMatchObject({ imported: 1 });
+  });
+
+  it("the Thredd and Payblr paths find the card by its kept public token", async () => {
+    for (const base of ["/api/v1", "/thr/thredd"]) {
+      const response = await call("GET", `${base}/cards/012000777/status`);
+      expect(response.statusCode, `${base}: ${response.body}`).toBe(200);
+    }
+  });
+
+  it("the Pismo paths take its integer Pismo card id and answer id as an integer", async () => {
+    const patch = await call("PATCH", "/pismo/v2/cards/12345678/cvv-rotation", {
+      cvv_rotation_interval_hours: 6,
+    });
+    expect(patch.statusCode, patch.body).toBe(200);
+    expect(patch.json()).toEqual({ id: 12345678, cvv_rotation_interval_hours: 6 });
+    expect((await call("GET", "/v1/cards/012000777/cvv/rotation")).json()).toMatchObject({ intervalHours: 6 });
+    const before = (await call("GET", "/v1/cards/012000777/cvv")).json().cvv;
+    expect((await call("POST", "/pismo/v2/cards/12345678/reset-cvv", {})).json()).toEqual({ success: true });
+    expect((await call("GET", "/v1/cards/012000777/cvv")).json().cvv).not.toBe(before);
+    // A token given as an integer (its leading zero dropped) still names the card.
+    expect((await call("DELETE", "/pismo/v2/cards/12000777/cvv-rotation")).statusCode).toBe(204);
+    expect((await call("GET", "/v1/cards/012000777/cvv/rotation")).json()).toMatchObject({ intervalHours: null });
+  });
+
+  it("another tenant's Pismo id is a 404", async () => {
+    const globex = await h.token(undefined, "globex");
+    const response = await call("POST", "/pismo/v2/cards/12345678/reset-cvv", {}, { token: globex });
+    expect(response.statusCode).toBe(404);
+  });
+});
