@@ -103,7 +103,7 @@ describe("cardvault cards import", () => {
     });
     expect(jane.json()).toMatchObject({
       cardholderName: "Doe, Jane",
-      maskedPan: "510000******" + panOf("510000", 1).slice(-4),
+      maskedPan: `510000******${panOf("510000", 1).slice(-4)}`,
     });
     const closed = await h.call("GET", "/v1/cards/650000003", undefined, {
       token: await h.token(undefined, "globex"),

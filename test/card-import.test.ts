@@ -174,8 +174,8 @@ describe("importing published vectors", () => {
     const { counts, rejected } = await importLines(lines);
     expect(rejected).toEqual([]);
     expect(counts).toEqual({ lines: lines.length, imported: lines.length, alreadyPresent: 0, rejected: 0 });
-    cvvVectors.forEach((v, i) => tokens.set(v.pan, String(700000001 + i)));
-    pvvVectors.forEach((v, i) => tokens.set(v.pan, String(710000001 + i)));
+    for (const [i, v] of cvvVectors.entries()) tokens.set(v.pan, String(700000001 + i));
+    for (const [i, v] of pvvVectors.entries()) tokens.set(v.pan, String(710000001 + i));
   });
 
   it("GET …/cvv returns the printed CVV of every vector card", async () => {
@@ -390,13 +390,17 @@ describe("vendor identifiers of imported cards", () => {
     });
     expect(patch.statusCode, patch.body).toBe(200);
     expect(patch.json()).toEqual({ id: 12345678, cvv_rotation_interval_hours: 6 });
-    expect((await call("GET", "/v1/cards/012000777/cvv/rotation")).json()).toMatchObject({ intervalHours: 6 });
+    expect((await call("GET", "/v1/cards/012000777/cvv/rotation")).json()).toMatchObject({
+      intervalHours: 6,
+    });
     const before = (await call("GET", "/v1/cards/012000777/cvv")).json().cvv;
     expect((await call("POST", "/pismo/v2/cards/12345678/reset-cvv", {})).json()).toEqual({ success: true });
     expect((await call("GET", "/v1/cards/012000777/cvv")).json().cvv).not.toBe(before);
     // A token given as an integer (its leading zero dropped) still names the card.
     expect((await call("DELETE", "/pismo/v2/cards/12000777/cvv-rotation")).statusCode).toBe(204);
-    expect((await call("GET", "/v1/cards/012000777/cvv/rotation")).json()).toMatchObject({ intervalHours: null });
+    expect((await call("GET", "/v1/cards/012000777/cvv/rotation")).json()).toMatchObject({
+      intervalHours: null,
+    });
   });
 
   it("another tenant's Pismo id is a 404", async () => {

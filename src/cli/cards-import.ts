@@ -7,7 +7,7 @@
 import { createReadStream, createWriteStream, statSync, type WriteStream } from "node:fs";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
-import { type LineRules, parseCsvHeader, parseCsvLine, parseNdjsonLine } from "../domain/card-import.js";
+import { parseCsvHeader, parseCsvLine, parseNdjsonLine } from "../domain/card-import.js";
 import { AppError } from "../domain/errors.js";
 import { openRuntime } from "../runtime.js";
 import type { ImportCounts, LineParser, SourceLine } from "../services/card-import.js";

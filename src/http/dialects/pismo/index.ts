@@ -93,7 +93,10 @@ export async function registerPismoDialect(
           const actor = actorOf(request);
           const token = await deps.aliases.byPismoId(actor, request.params.cardId);
           const view = await deps.rotation.setInterval(actor, token, hours);
-          return { id: Number(request.params.cardId), cvv_rotation_interval_hours: view.intervalHours ?? hours };
+          return {
+            id: Number(request.params.cardId),
+            cvv_rotation_interval_hours: view.intervalHours ?? hours,
+          };
         },
       );
 
@@ -110,7 +113,10 @@ export async function registerPismoDialect(
         },
         async (request, reply) => {
           const actor = actorOf(request);
-          await deps.rotation.deleteInterval(actor, await deps.aliases.byPismoId(actor, request.params.cardId));
+          await deps.rotation.deleteInterval(
+            actor,
+            await deps.aliases.byPismoId(actor, request.params.cardId),
+          );
           return reply.status(204).send(null);
         },
       );
