@@ -64,6 +64,11 @@ export function registerCardImportRoutes(root: FastifyInstance, imports: CardImp
           "Send the cards as Content-Type: application/x-ndjson, one JSON object a line.",
         );
       }
+      if (request.body.trim() === "") {
+        throw new AppError("validation_failed", "The body has no cards: send one JSON object a line.", {
+          fields: { body: ["must hold at least one card line"] },
+        });
+      }
       const view = await imports.importBody(actorOf(request), request.body, {
         dryRun: request.query.dryRun === "true",
       });
