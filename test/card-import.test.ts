@@ -409,3 +409,19 @@ describe("vendor identifiers of imported cards", () => {
     expect(response.statusCode).toBe(404);
   });
 });
+
+describe("POST /v1/card-imports with no card in it", () => {
+  it("is a 400 naming each line and its reason, and records nothing", async () => {
+    const before = await h.runtime.store.db.selectFrom("card_imports").select("id").execute();
+    const response = await call("POST", "/v1/card-imports", '{"pan":"4000000000000119"\n[1,2]', {
+      headers: { "content-type": "application/x-ndjson" },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().errors).toEqual({
+      "line 1": ["line: is not valid JSON"],
+      "line 2": ["line: must be a JSON object"],
+    });
+    expect(response.body).not.toContain("4000000000000119");
+    expect(await h.runtime.store.db.selectFrom("card_imports").select("id").execute()).toEqual(before);
+  });
+});

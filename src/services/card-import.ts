@@ -375,6 +375,12 @@ export function createCardImportService(deps: CardImportServiceDeps) {
           rejections.push(r);
         },
       });
+      // A body with no card in it (every line refused) is bad input: a 400 naming the lines, and no record.
+      if (counts.imported + counts.alreadyPresent === 0) {
+        throw new AppError("validation_failed", "No line of the body is a card that can be imported.", {
+          fields: Object.fromEntries(rejections.slice(0, 100).map((r) => [`line ${r.line}`, [r.reason]])),
+        });
+      }
       const row: CardImportsTable = {
         id: uuidv7(deps.clock),
         tenant_id: actor.tenantId,
