@@ -23,17 +23,20 @@ export interface CardsImportFlags extends ConfigFlags {
   "skip-luhn-check"?: boolean;
 }
 
-/** The file's lines, numbered from 1, and how many bytes of it were read (for the ETA). */
-function readLines(file: string, read: { bytes: number }): AsyncIterable<SourceLine> {
+/**
+ * The file's lines, numbered from 1, and how many bytes of it were read (for the ETA). The stream opens on the
+ * first line asked for: readline emits lines as soon as it reads, and lines emitted before the consumer
+ * iterates would be lost (the import service reads the tenant first).
+ */
+async function* readLines(file: string, read: { bytes: number }): AsyncIterable<SourceLine> {
   const stream = createReadStream(file);
   stream.on("data", (chunk) => {
     read.bytes += chunk.length;
   });
-  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-  return (async function* () {
-    let number = 0;
-    for await (const text of lines) yield { number: ++number, text };
-  })();
+  let number = 0;
+  for await (const text of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
+    yield { number: ++number, text };
+  }
 }
 
 /** The CSV form: the first line is the header (not a card); the lines after it are parsed under it. */
