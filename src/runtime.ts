@@ -35,7 +35,9 @@ import {
   createAuditService,
   createRefusalRecorder,
 } from "./services/audit.js";
+import { createCardAliasService } from "./services/card-aliases.js";
 import { createCardClock } from "./services/card-clock.js";
+import { createCardImportService } from "./services/card-import.js";
 import { createCardTransaction } from "./services/card-transaction.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
@@ -53,6 +55,7 @@ import { createTryCounter } from "./services/try-counter.js";
 import { createWebhookService } from "./services/webhooks.js";
 import { createApiClientRepo } from "./store/api-client-repo.js";
 import { createAuditRepo } from "./store/audit-repo.js";
+import { createCardImportRepo } from "./store/card-import-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
 import { ensureSchema, openPostgresStore, openSqliteStore, type Store } from "./store/db.js";
 import { createIdempotencyRepo } from "./store/idempotency-repo.js";
@@ -162,6 +165,7 @@ export function createRepos(store: Store) {
   return {
     tenants: createTenantRepo(store.db),
     cards: createCardRepo(store.db, store.kind),
+    cardImports: createCardImportRepo(store.db),
     audit: createAuditRepo(store.db),
     outbox: createOutboxRepo(store.db),
     idempotency: createIdempotencyRepo(store.db),
@@ -290,6 +294,16 @@ export function createServices(deps: {
       record,
       publish,
       cardClock,
+      clock,
+    }),
+    cardAliases: createCardAliasService({ cards: repos.cards }),
+    cardImport: createCardImportService({
+      store,
+      tenants: repos.tenants,
+      cards: repos.cards,
+      imports: repos.cardImports,
+      keys,
+      recordMany,
       clock,
     }),
     rotation,

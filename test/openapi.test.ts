@@ -174,7 +174,9 @@ describe("the OpenAPI document", () => {
     ).toBe(false);
 
     // Accepted only as the card's own expiry month (docs/dialects.md): the schema admits YYYY-MM with a month.
-    const validity = new RegExp(bodyProperty("/api/v1/cards/{publicToken}/status", "put", "validityDate").pattern!);
+    const validity = new RegExp(
+      bodyProperty("/api/v1/cards/{publicToken}/status", "put", "validityDate").pattern!,
+    );
     expect(["2029-12", "2030-01"].every((v) => validity.test(v))).toBe(true);
     expect(["2029-13", "2029-00", "29-12", "2029-1"].some((v) => validity.test(v))).toBe(false);
   });

@@ -315,6 +315,52 @@ export const cardvault: Group = {
         }),
       },
     },
+    cards: {
+      summary: "bring a card program's existing cards over from another processor",
+      commands: {
+        import: command({
+          args: ["FILE"],
+          summary:
+            "import cards from FILE (NDJSON, one card a line, or CSV with a header); idempotent: run again after a failure",
+          options: {
+            tenant: {
+              type: "string",
+              value: "ID",
+              required: true,
+              help: "the tenant (card program) the cards join",
+            },
+            format: {
+              type: "string",
+              value: "ndjson|csv",
+              help: "the file's form (default: csv for a .csv file, else ndjson)",
+            },
+            "dry-run": {
+              type: "boolean",
+              help: "check every line (keys, PIN blocks, duplicates), write nothing",
+            },
+            rejects: {
+              type: "string",
+              value: "FILE",
+              help: "write each rejected line's number and reason here (tab-separated; never the line itself)",
+            },
+            "batch-size": {
+              type: "string",
+              value: "N",
+              default: "500",
+              help: "cards written per transaction",
+            },
+            "skip-luhn-check": {
+              type: "boolean",
+              help: "accept PANs whose Luhn check digit is wrong (certification test cards)",
+            },
+            ...storeOptions,
+          },
+          example: "cardvault cards import cards.ndjson --tenant acme --rejects rejects.tsv",
+          run: async ({ values, args }, io) =>
+            (await import("./cards-import.js")).cardsImportCommand(values, args[0], io),
+        }),
+      },
+    },
     audit: {
       summary: "read audit records, oldest first, one JSON object a line",
       commands: {

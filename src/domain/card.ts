@@ -145,3 +145,10 @@ function fieldError(field: string, message: string): AppError {
 /** PINs are 4 to 12 digits (ISO 9564-1). */
 export const PIN_PATTERN = "^[0-9]{4,12}$";
 export const CVV_PATTERN = "^[0-9]{3}$";
+
+/**
+ * The stored PIN of a card imported with its PVV only (`{pvki, pvv}` from the previous processor): no PIN block
+ * is stored, so the PIN is verifiable (by PVV) but not retrievable (a read answers 409 pin_not_retrievable). A
+ * later PIN change stores a block as usual. The value stands in the cards.pin_sealed column.
+ */
+export const PVV_ONLY_PIN = "pvv-only";

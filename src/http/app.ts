@@ -194,6 +194,10 @@ export async function buildApp(deps: AppDeps) {
   setErrorShape(app, problemShape);
   // A JSON API: plain text is not a body we accept (415).
   app.removeContentTypeParser("text/plain");
+  // Card imports stream NDJSON (one card a line): kept as text for the import service to read line by line.
+  app.addContentTypeParser("application/x-ndjson", { parseAs: "string" }, (_request, body, done) =>
+    done(null, body),
+  );
 
   // Security headers go on every answer, errors and refusals included, so they are set before anything can
   // fail. A route that sets its own policy (the card reveal page, framed by its session's origin) replaces it.

@@ -41,6 +41,7 @@ export const scopes = [
   "webhooks:manage",
   "cards:secure-data",
   "cards:reveal",
+  "cards:import",
 ] as const;
 export type Scope = (typeof scopes)[number];
 

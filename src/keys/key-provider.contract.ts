@@ -25,7 +25,7 @@ import { isLuhnValid, luhnCheckDigit } from "../crypto/luhn.js";
 import { createPinBlockCipher, encipherPinBlock, type PinBlockFormat } from "../crypto/pin-block.js";
 import { computePvv } from "../crypto/pvv.js";
 import { type KeyBlockProtectionKey, wrapKeyBlock } from "../crypto/tr31.js";
-import { expiryToDate } from "../domain/card.js";
+import { expiryToDate, PVV_ONLY_PIN } from "../domain/card.js";
 import { AppError, type ErrorCode } from "../domain/errors.js";
 import {
   type CardDataField,
@@ -526,6 +526,93 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
         await refused({ format: 0, pinBlock: format0.slice(0, 8) });
         await refused({ format: 0, pinBlock: "ZZ".repeat(8) });
         await refused({ format: 4, pinBlock: format0 });
+      });
+    });
+
+    describe("imported PINs (card import)", () => {
+      it("importPin translates a block under a PIN-block key into format 4 under pin-storage, with its PVV under the PVK named", async () => {
+        const tdes = activeOf(keys, "pek-tdes");
+        const pvk = activeOf(keys, "pvk");
+        const pvv = computePvv({ pvk: pvk.material, pvki: 2, pan: PAN, pin: "7351" });
+        for (const format of [0, 1, 3] as const) {
+          const pinBlock = encipherPinBlock({ format, pin: "7351", pan: PAN, key: tdes.material })
+            .toString("hex")
+            .toUpperCase();
+          const stored = await p.importPin(
+            card,
+            { format, pinBlock, keyId: tdes.id },
+            { pvkId: pvk.id, pvki: 2, pvv },
+          );
+          expect(stored).toMatchObject({ pvkId: pvk.id, pvki: 2, pvv });
+          const [version, kid, block] = stored.pinSealed.split(":");
+          expect([version, kid]).toEqual(["v1", activeOf(keys, "pin-storage").id]);
+          const cipher = createPinBlockCipher(material("pin-storage"), "aes");
+          expect(cipher.decipher({ format: 4, block: block!, pan: PAN })).toBe("7351");
+          expect(await p.verifyPin({ ...card, pin: stored }, "7351")).toBe(true);
+          expectNoPan(stored, [PAN]);
+        }
+        // Without a PVV the provider computes it.
+        const aes = activeOf(keys, "pek-aes");
+        const pinBlock = encipherPinBlock({ format: 4, pin: "7351", pan: PAN, key: aes.material }).toString(
+          "hex",
+        );
+        const computed = await p.importPin(
+          card,
+          { format: 4, pinBlock, keyId: aes.id },
+          { pvkId: pvk.id, pvki: 2 },
+        );
+        expect(computed.pvv).toBe(pvv);
+      });
+
+      it("importPin refuses a block whose PIN does not match the PVV, an undecodable block and a key of the wrong type", async () => {
+        const tdes = activeOf(keys, "pek-tdes");
+        const pvk = activeOf(keys, "pvk");
+        const pinBlock = encipherPinBlock({ format: 0, pin: "7351", pan: PAN, key: tdes.material }).toString(
+          "hex",
+        );
+        const pvv = computePvv({ pvk: pvk.material, pvki: 1, pan: PAN, pin: "7352" });
+        const mismatch = await expectRefused(
+          p.importPin(card, { format: 0, pinBlock, keyId: tdes.id }, { pvkId: pvk.id, pvki: 1, pvv }),
+          "validation_failed",
+          [PAN],
+        );
+        expect(mismatch.fields).toHaveProperty("pvv");
+        expect(mismatch.message).not.toContain(pvv);
+        const undecodable = await expectRefused(
+          p.importPin(
+            card,
+            { format: 0, pinBlock: "F".repeat(16), keyId: tdes.id },
+            { pvkId: pvk.id, pvki: 1 },
+          ),
+          "validation_failed",
+          [PAN],
+        );
+        expect(undecodable instanceof PinBlockUndecodableError).toBe(true);
+        const wrongKey = await expectRefused(
+          p.importPin(
+            card,
+            { format: 0, pinBlock, keyId: activeOf(keys, "cvk").id },
+            { pvkId: pvk.id, pvki: 1 },
+          ),
+          "validation_failed",
+          [PAN],
+        );
+        expect(wrongKey.fields).toHaveProperty("zpkId");
+      });
+
+      it("a PIN stored as its PVV only verifies by the PVV, is not retrievable (pin_not_retrievable), and reseals unchanged", async () => {
+        const pvk = activeOf(keys, "pvk");
+        const pvv = computePvv({ pvk: pvk.material, pvki: 1, pan: PAN, pin: "2580" });
+        const pvvOnly = { ...card, pin: { pvkId: pvk.id, pvki: 1, pvv, pinSealed: PVV_ONLY_PIN } };
+        expect(await p.verifyPin(pvvOnly, "2580")).toBe(true);
+        expect(await p.verifyPin(pvvOnly, "2581")).toBe(false);
+        const tdes = activeOf(keys, "pek-tdes");
+        const block = encipherPinBlock({ format: 0, pin: "2580", pan: PAN, key: tdes.material }).toString(
+          "hex",
+        );
+        expect(await p.verifyPinBlock(pvvOnly, { format: 0, pinBlock: block })).toBe(true);
+        await expectRefused(p.openPin(pvvOnly), "pin_not_retrievable", [PAN]);
+        expect((await p.reseal(pvvOnly)).pinSealed).toBe(PVV_ONLY_PIN);
       });
     });
 

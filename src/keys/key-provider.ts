@@ -7,7 +7,10 @@
 // in steps (DeviceSession), so that its costly private-key work stays out of the caller's store transaction.
 // Keys come in from outside by ceremony (importKey: clear components combined, importKeyBlock: a TR-31 block
 // under a stored KBPK); no method hands key material back out.
+import { PVV_ONLY_PIN } from "../domain/card.js";
 import { AppError } from "../domain/errors.js";
+
+export { PVV_ONLY_PIN };
 
 /** The key types a provider generates itself (`keys init`, `keys rotate`); each has an active version. */
 export const generatedKeyTypes = [
@@ -215,6 +218,48 @@ export interface KeyBlockImport {
 export type PinBlockAttempt = { format: 0 | 1 | 3 | 4; pinBlock: string; keyId?: string };
 
 /**
+ * The key types a PIN block of each format may be enciphered under when it comes from outside: verification
+ * (`verifyPinBlock`) and import (`importPin`) both ask this one table. A zone PIN key type (`zpk`, from the key
+ * ceremonies) joins here as one more entry in each list.
+ */
+export const pinBlockKeyTypes: Record<PinBlockAttempt["format"], readonly KeyType[]> = {
+  0: ["pek-tdes"],
+  1: ["pek-tdes"],
+  3: ["pek-tdes"],
+  4: ["pek-aes"],
+};
+
+/**
+ * Whether `key` may encipher PIN blocks of `format`: its PEK type (pinBlockKeyTypes), or a zone PIN key of the
+ * format's algorithm (TDES for formats 0, 1, 3; AES for 4), under which a partner or a previous processor sends
+ * them. The one rule every provider applies to a named PIN block key.
+ */
+export function pinBlockKeyFits(format: PinBlockAttempt["format"], key: Pick<KeyInfo, "type" | "algorithm">) {
+  if (pinBlockKeyTypes[format].includes(key.type)) return true;
+  return key.type === "zpk" && key.algorithm.startsWith(format === 4 ? "aes" : "tdes");
+}
+
+export const pinNotRetrievable = () =>
+  new AppError(
+    "pin_not_retrievable",
+    "This card's PIN was imported as a PVV only: it can be verified but not read. Set a new PIN to make it retrievable.",
+  );
+
+/** An enciphered PIN block brought over from another processor, under a key of pinBlockKeyTypes. */
+export interface ImportedPinBlock {
+  format: PinBlockAttempt["format"];
+  pinBlock: string;
+  keyId: string;
+}
+
+/** The PVV an imported PIN is stored with: the given one is checked against the block, else it is computed. */
+export interface ImportedPvv {
+  pvkId: string;
+  pvki: number;
+  pvv?: string;
+}
+
+/**
  * verifyPinBlock: a well-formed block (hex, the format's size) under a usable key deciphered to something that
  * is not a format-N PIN block. Unlike a wrong keyId or a block of the wrong size, this depends on the key, the
  * PAN and the PIN, so a caller who could tell it from a wrong PIN would have an oracle: the PIN service counts
@@ -266,6 +311,13 @@ export interface KeyProvider {
    * AppError; a block that deciphers to no valid format-N block is a PinBlockUndecodableError.
    */
   verifyPinBlock(card: SealedPinCard, block: PinBlockAttempt): Promise<boolean>;
+  /**
+   * Card import: translates an enciphered PIN block from another processor into the storage form (format 4
+   * under the active pin-storage key) with its PVV under `pvv.pvkId`; the clear PIN stays inside. A keyId of a
+   * wrong type, a malformed block, a block that does not decode, or a given PVV that does not match the block's
+   * PIN is a validation_failed AppError (naming fields, never the block or the PIN).
+   */
+  importPin(card: SealedCard, block: ImportedPinBlock, pvv: ImportedPvv): Promise<StoredPin>;
 
   /**
    * Key rotation: the PAN and PIN block sealed again under the active pan-data and pin-storage keys (each

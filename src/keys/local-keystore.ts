@@ -38,17 +38,25 @@ import type {
   CardDataField,
   DeviceRequest,
   DeviceSession,
+  ImportedPinBlock,
   KeyImport,
   KeyInfo,
   KeyProvider,
   KeyType,
+  PinBlockAttempt,
   SealedCard,
   SealedCardData,
   SealedPinCard,
   SecureDataPublicKey,
   StoredPin,
 } from "./key-provider.js";
-import { PinBlockUndecodableError } from "./key-provider.js";
+import {
+  PinBlockUndecodableError,
+  PVV_ONLY_PIN,
+  pinBlockKeyFits,
+  pinBlockKeyTypes,
+  pinNotRetrievable,
+} from "./key-provider.js";
 import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
 
 const ENVELOPE_VERSION = "v1";
@@ -428,6 +436,7 @@ export function createLocalKeyProvider(
   }
 
   function openStoredPin(pan: string, sealed: string): string {
+    if (sealed === PVV_ONLY_PIN) throw pinNotRetrievable();
     const [version, kid, block] = sealed.split(":");
     if (version !== ENVELOPE_VERSION || !kid || !block) {
       throw new AppError("key_unavailable", "A stored PIN block is damaged (unknown envelope).");
@@ -488,8 +497,43 @@ export function createLocalKeyProvider(
   /** A PIN matches when its PVV matches and it equals the stored PIN in full (a PVV covers 4 digits only). */
   function pinMatches(pan: string, stored: StoredPin, presented: string): boolean {
     const pvvOk = equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, presented), stored.pvv);
+    // Imported with its PVV only: the PVV is all there is to compare (as at the processor it came from).
+    if (stored.pinSealed === PVV_ONLY_PIN) return pvvOk;
     const pinOk = equalSecrets(openStoredPin(pan, stored.pinSealed), presented);
     return pvvOk && pinOk;
+  }
+
+  /**
+   * The key a PIN block from outside is enciphered under: the one `named` (it must be of a type
+   * pinBlockKeyTypes allows for the format), else the active key of the format's first type.
+   */
+  function pinBlockKeyOf(format: PinBlockAttempt["format"], named?: { id: string; field: string }): ClearKey {
+    const allowed = pinBlockKeyTypes[format];
+    if (named === undefined) return activeKey(allowed[0]!);
+    if (!byId.has(named.id)) refresh(true);
+    const k = byId.get(named.id);
+    if (!k || !pinBlockKeyFits(format, k)) {
+      const types = `${allowed.join(" or ")} key or a ${format === 4 ? "AES" : "TDES"} zpk`;
+      throw new AppError("validation_failed", `${named.field} does not name a ${types} in the keystore.`, {
+        fields: { [named.field]: [`must name a ${types} for format ${format}`] },
+      });
+    }
+    return k;
+  }
+
+  /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
+  function decipherPresented(
+    k: ClearKey,
+    format: PinBlockAttempt["format"],
+    block: string,
+    pan: string,
+  ): string {
+    try {
+      return pinBlockCipherOf(k).decipher({ format, block, pan });
+    } catch (error) {
+      if (!(error instanceof CryptoInputError)) throw error;
+      throw new PinBlockUndecodableError(format);
+    }
   }
 
   return {
@@ -555,46 +599,39 @@ export function createLocalKeyProvider(
     verifyPin: async (card, presented) => pinMatches(panOf(card), card.pin, presented),
 
     async verifyPinBlock(card, { format, pinBlock, keyId }) {
-      const expectedType: KeyType = format === 4 ? "pek-aes" : "pek-tdes";
-      if (keyId && !byId.has(keyId)) refresh(true);
-      const pek = keyId ? byId.get(keyId) : activeKey(expectedType);
-      // A zone PIN key serves like a PEK of its algorithm: TDES for formats 0, 1, 3; AES for format 4.
-      const family = format === 4 ? "aes" : "tdes";
-      if (
-        !pek ||
-        !(pek.type === expectedType || (pek.type === "zpk" && familyOf(pek.algorithm) === family))
-      ) {
-        throw new AppError(
-          "validation_failed",
-          `keyId does not name a ${expectedType} key or a ${family === "aes" ? "AES" : "TDES"} zpk in the keystore.`,
-          {
-            fields: { keyId: [`must name a ${expectedType} key or a ${family} zpk for format ${format}`] },
-          },
-        );
-      }
-      // The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400.
-      const bytes = format === 4 ? 16 : 8;
-      if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
-        throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
-          fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
+      const pek = pinBlockKeyOf(format, keyId ? { id: keyId, field: "keyId" } : undefined);
+      assertPinBlockShape(format, pinBlock);
+      const pan = panOf(card);
+      return pinMatches(pan, card.pin, decipherPresented(pek, format, pinBlock, pan));
+    },
+
+    async importPin(card, block: ImportedPinBlock, pvv) {
+      const zpk = pinBlockKeyOf(block.format, { id: block.keyId, field: "zpkId" });
+      assertPinBlockShape(block.format, block.pinBlock);
+      const pan = panOf(card);
+      const pin = decipherPresented(zpk, block.format, block.pinBlock, pan);
+      const computed = pvvOf(pvv.pvkId, pvv.pvki, pan, pin);
+      if (pvv.pvv !== undefined && !equalSecrets(computed, pvv.pvv)) {
+        throw new AppError("validation_failed", "The PIN block's PIN does not match the PVV given with it.", {
+          fields: { pvv: ["does not match the PIN of the PIN block"] },
         });
       }
-      const pan = panOf(card);
-      let presented: string;
-      try {
-        presented = pinBlockCipherOf(pek).decipher({ format, block: pinBlock, pan });
-      } catch (error) {
-        if (!(error instanceof CryptoInputError)) throw error;
-        throw new PinBlockUndecodableError(format);
-      }
-      return pinMatches(pan, card.pin, presented);
+      const storage = activeKey("pin-storage");
+      return {
+        pvkId: pvv.pvkId,
+        pvki: pvv.pvki,
+        pvv: computed,
+        pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
+      };
     },
 
     async reseal(card) {
       const panKey = activeKey("pan-data");
       const storage = activeKey("pin-storage");
       const panCurrent = card.panSealed.startsWith(`${ENVELOPE_VERSION}:${panKey.id}:`);
-      const pinCurrent = card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
+      const pinCurrent =
+        card.pin.pinSealed === PVV_ONLY_PIN ||
+        card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
       if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
       const pan = panOf(card);
       return {
@@ -686,6 +723,16 @@ function checkValue(algorithm: string, material: Buffer): string {
 
 function panAad(binding: { tenantId: string; cardId: string }): Buffer {
   return Buffer.from(`cardvault:pan:${binding.tenantId}:${binding.cardId}`);
+}
+
+/** The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400. */
+function assertPinBlockShape(format: PinBlockAttempt["format"], pinBlock: string): void {
+  const bytes = format === 4 ? 16 : 8;
+  if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
+    throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
+      fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
+    });
+  }
 }
 
 function webhookSecretAad(binding: { tenantId: string; endpointId: string }): Buffer {

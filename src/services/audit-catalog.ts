@@ -43,6 +43,11 @@ const none = Type.Object({});
 
 export const auditCatalog = {
   "card.create": Type.Object({ type: Type.Union([Type.Literal("virtual"), Type.Literal("physical")]) }),
+  "card.import": Type.Object({
+    line: Type.Integer({ description: "The card's line in the imported file or body." }),
+    type: Type.Union([Type.Literal("virtual"), Type.Literal("physical")]),
+    status: cardStatus,
+  }),
   "card.update": Type.Object({
     fromStatus: cardStatus,
     toStatus: Type.Optional(cardStatus),

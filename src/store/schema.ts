@@ -42,6 +42,7 @@ export interface CardsTable {
   cvk_id: string;
   cvv_service_code: string;
   cvv_tries_remaining: number;
+  /** The sealed format-4 block, or keys/'s PVV_ONLY_PIN for a PIN imported as a PVV only. */
   pin_sealed: string;
   pvk_id: string;
   pvki: number;
@@ -64,6 +65,23 @@ export interface CardsTable {
   /** When the CVV or PIN spent its wrong-try budget; null while it has not (migration 0012). */
   cvv_compromised_at: string | null;
   pin_compromised_at: string | null;
+  /** The card's Pismo card id when imported with one (migration 0018); Pismo paths resolve it. */
+  pismo_id: number | null;
+}
+
+/** What an API card import did (migration 0018): counts and rejected lines' numbers and reasons (JSON). */
+export interface CardImportsTable {
+  id: string;
+  tenant_id: string;
+  actor: string;
+  dry_run: number;
+  lines: number;
+  imported: number;
+  already_present: number;
+  rejected: number;
+  rejects: string;
+  created_at: string;
+  finished_at: string;
 }
 
 export interface TestClocksTable {
@@ -217,6 +235,7 @@ export interface Database {
   rate_limits: RateLimitsTable;
   reveal_sessions: RevealSessionsTable;
   api_clients: ApiClientsTable;
+  card_imports: CardImportsTable;
 }
 
 export type ApiClientRow = Selectable<ApiClientsTable>;

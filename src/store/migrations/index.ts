@@ -18,6 +18,7 @@ import * as m0014 from "./0014-audit-operator-records.js";
 import * as m0015 from "./0015-webhook-format.js";
 import * as m0016 from "./0016-api-clients.js";
 import * as m0017 from "./0017-tenant-keys.js";
+import * as m0018 from "./0018-card-imports.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -37,6 +38,7 @@ const migrations: Record<string, Migration> = {
   "0015-webhook-format": m0015,
   "0016-api-clients": m0016,
   "0017-tenant-keys": m0017,
+  "0018-card-imports": m0018,
 };
 
 export const migrationProvider: MigrationProvider = {
