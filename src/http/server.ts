@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import { startJobs } from "../jobs/runner.js";
 import { createJobs, type Runtime } from "../runtime.js";
+import { startMetricsListener } from "../telemetry/metrics-server.js";
 import { buildApp } from "./app.js";
 import { createTokenVerifier } from "./auth.js";
 
@@ -23,6 +24,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     apiDocs: config.apiDocs,
     publicUrl: config.publicUrl,
     logger,
+    telemetry: runtime.telemetry,
   });
   // Requests in flight, counted on the raw server: a response's "close" comes however it ends (sent, aborted, cut).
   let inFlight = 0;
@@ -31,6 +33,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     response.once("close", () => inFlight--);
   });
   await app.listen({ host: config.host, port: config.port });
+  const metricsServer = await startMetricsListener(runtime, logger);
   const jobs = config.runJobs
     ? startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs)
     : undefined;
@@ -55,6 +58,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
       logger.info("drained");
     }
     await jobs?.stop();
+    await metricsServer?.close();
     await runtime.close();
     logger.info("stopped: closed the store and the key provider");
   };

@@ -74,6 +74,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     apiDocs: config.apiDocs,
     publicUrl: config.publicUrl,
     logger: options.logger ?? false,
+    telemetry: runtime.telemetry,
   });
 
   const token = (tokenScopes: string[] = ALL_SCOPES, tenant = "acme", subject = "test-user") =>
