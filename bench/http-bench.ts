@@ -45,7 +45,7 @@ interface Load {
   errors: number;
 }
 
-async function load(
+export async function load(
   url: string,
   connections: number,
   duration: number,
@@ -93,7 +93,7 @@ export async function seedCards(
 }
 
 /** Cards, PINs and wrong CVVs made before serve starts (setup, not measured), and a token for every scope. */
-async function seed(dataDir: string) {
+export async function seed(dataDir: string) {
   const runtime = await openRuntime(loadConfig(BENCH_ENV, { dataDir }), { warn: () => {} });
   try {
     const cards = await seedCards(runtime.services);

@@ -12,6 +12,7 @@ import { runHttpBench } from "./http-bench.js";
 import { root } from "./processes.js";
 import { runRotationBench } from "./rotation-bench.js";
 import { fmt, type ScenarioResult } from "./stats.js";
+import { runTelemetryBench } from "./telemetry-bench.js";
 
 const { values } = parseArgs({
   options: {
@@ -69,6 +70,17 @@ if (wants("http")) {
   });
   results.push(...http.results);
   peakRssMb = http.peakRssMb;
+}
+if (wants("telemetry")) {
+  log("telemetry scenarios (verify with telemetry off, metrics on, traces on; three serve processes)…");
+  results.push(
+    ...(await runTelemetryBench({
+      rounds: quick ? 2 : 5,
+      durationSeconds: quick ? 3 : 10,
+      connections: 50,
+      mode,
+    })),
+  );
 }
 if (wants("flood")) {
   log("Get Card Data flood scenarios (serve, probes at a fixed rate, 32 flooding connections)…");

@@ -1,0 +1,137 @@
+// What telemetry costs on the authorisation path: the same right-CVV verify load (as http-cvv-verify) against
+// three `serve` processes on copies of one seeded data directory, interleaved round by round: telemetry off
+// (the default: no CARDVAULT_METRICS_LISTEN, no OTLP endpoint, so nothing is wrapped), metrics on (scraped every
+// 5 s during the load, as Prometheus would), and traces on (exported over OTLP/HTTP to a sink in this process
+// that discards them). Invariant: each ratio is a median over the off process's median in the same run.
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type autocannon from "autocannon";
+import { BENCH_ENV, load, seed } from "./http-bench.js";
+import { type Child, freePort, nodeArgs, type RunMode, start, stop, waitForHttp } from "./processes.js";
+import { finish, median, type ScenarioResult } from "./stats.js";
+
+export interface TelemetryBenchOptions {
+  rounds: number;
+  durationSeconds: number;
+  connections: number;
+  mode: RunMode;
+}
+
+export async function runTelemetryBench(options: TelemetryBenchOptions): Promise<ScenarioResult[]> {
+  const seeded = mkdtempSync(join(tmpdir(), "cardvault-bench-telemetry-"));
+  const dirs: string[] = [seeded];
+  const children: Child[] = [];
+  // The OTLP/HTTP sink: reads each export and answers 200 (an empty ExportTraceServiceResponse).
+  let exported = 0;
+  const sink = createServer((req, res) => {
+    req.resume().on("end", () => {
+      exported++;
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  sink.listen(0, "127.0.0.1");
+  try {
+    const { cards, token } = await seed(seeded);
+    const variants = [
+      { id: "off", env: {} as Record<string, string> },
+      { id: "metrics", env: { CARDVAULT_METRICS_LISTEN: `127.0.0.1:${await freePort()}` } },
+      {
+        id: "tracing",
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}` },
+      },
+    ];
+    const servers: { id: string; env: Record<string, string>; url: string; child: Child }[] = [];
+    for (const variant of variants) {
+      const dataDir =
+        variant.id === "off" ? seeded : join(tmpdir(), `${seeded.split("/").pop()}-${variant.id}`);
+      if (dataDir !== seeded) {
+        cpSync(seeded, dataDir, { recursive: true });
+        dirs.push(dataDir);
+      }
+      const port = await freePort();
+      const child = start(
+        nodeArgs(options.mode, { ts: "src/cli/main.ts", js: "dist/cli/main.js" }).concat([
+          "serve",
+          "--port",
+          String(port),
+          "--data-dir",
+          dataDir,
+        ]),
+        { ...BENCH_ENV, CARDVAULT_JOBS: "off", NODE_ENV: "development", ...variant.env },
+      );
+      children.push(child);
+      servers.push({ ...variant, url: `http://127.0.0.1:${port}`, child });
+    }
+    await Promise.all(servers.map((s) => waitForHttp(`${s.url}/healthz`, s.child)));
+
+    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    let next = 0;
+    const requests: autocannon.Request[] = [
+      {
+        method: "POST",
+        setupRequest: (req) => {
+          const card = cards[next++ % cards.length]!;
+          return { ...req, path: `/v1/cards/${card.token}/cvv/verify`, body: `{"cvv":"${card.cvv}"}` };
+        },
+      },
+    ];
+    const metricsUrl = `http://${servers[1]!.env.CARDVAULT_METRICS_LISTEN}/metrics`;
+    const measure = async (server: (typeof servers)[number], seconds: number) => {
+      const scraping =
+        server.id === "metrics"
+          ? setInterval(
+              () =>
+                fetch(metricsUrl).then(
+                  (r) => r.text(),
+                  () => "",
+                ),
+              5000,
+            )
+          : undefined;
+      try {
+        return await load(server.url, options.connections, seconds, requests, auth);
+      } finally {
+        clearInterval(scraping);
+      }
+    };
+    for (const server of servers) await measure(server, 2); // warm-up
+    const rounds = new Map(servers.map((s) => [s.id, [] as Awaited<ReturnType<typeof load>>[]]));
+    for (let r = 0; r < options.rounds; r++) {
+      for (const server of servers)
+        rounds.get(server.id)!.push(await measure(server, options.durationSeconds));
+    }
+    const scraped = await (await fetch(metricsUrl)).text();
+    const off = rounds.get("off")!;
+    const offValue = median(off.map((l) => l.requests));
+    const result = (id: string, title: string, target: number | undefined, notes: string[]) => {
+      const subject = rounds.get(id)!;
+      const failures = subject.reduce((n, l) => n + l.non2xx + l.errors, 0);
+      return finish({
+        id: `telemetry-${id}-verify`,
+        title: `POST …/cvv/verify (right CVV), ${title}, ${options.connections} connections`,
+        unit: "req/s",
+        value: median(subject.map((l) => l.requests)),
+        baseline: offValue,
+        baselineLabel: "same, telemetry off (default) req/s",
+        rounds: { value: subject.map((l) => l.requests), baseline: off.map((l) => l.requests) },
+        ...(target === undefined ? {} : { target }),
+        p99Ms: median(subject.map((l) => l.p99)),
+        notes: [...notes, ...(failures > 0 ? [`${failures} non-2xx/errors`] : [])],
+      });
+    };
+    return [
+      result("metrics", "metrics on (scraped every 5 s)", 0.95, [
+        `off p99 ${median(off.map((l) => l.p99))} ms`,
+        `${scraped.includes("cardvault_verify_total") ? "verify counted" : "NO verify counted"}`,
+      ]),
+      result("tracing", "traces on (OTLP/HTTP to a local sink)", undefined, [`${exported} OTLP exports`]),
+    ];
+  } finally {
+    for (const c of children) await stop(c);
+    sink.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+}
