@@ -65,7 +65,8 @@ export async function runTelemetryBench(options: TelemetryBenchOptions): Promise
       children.push(child);
       servers.push({ ...variant, url: `http://127.0.0.1:${port}`, child });
     }
-    await Promise.all(servers.map((s) => waitForHttp(`${s.url}/healthz`, s.child)));
+    // Generous: three processes start at once on a shared machine.
+    await Promise.all(servers.map((s) => waitForHttp(`${s.url}/healthz`, s.child, 240_000)));
 
     const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     let next = 0;

@@ -1,5 +1,7 @@
 // The composition root: from a validated Config, open the store and the keys and wire every service with
-// exactly the dependencies it uses. serve, the CLI commands and the tests all build their world here.
+// exactly the dependencies it uses. serve, the CLI commands and the tests all build their world here. Metrics
+// and traces, when configured, are applied here too, by wrapping the store, the key provider and the services
+// from the outside (telemetry/instrument.ts): the business code does not know about them.
 import { randomUUID } from "node:crypto";
 import { statSync } from "node:fs";
 import { hostname } from "node:os";

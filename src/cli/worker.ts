@@ -1,5 +1,6 @@
 // `cardvault worker`: the background jobs (rotation scheduler, webhook sender, purge) without the HTTP API, for
-// running them in their own processes. Stops cleanly on SIGTERM/SIGINT, even one that arrives while it starts.
+// running them in their own processes, with GET /metrics on CARDVAULT_METRICS_LISTEN when set. Stops cleanly
+// on SIGTERM/SIGINT, even one that arrives while it starts.
 import { startJobs } from "../jobs/runner.js";
 import { createLogger } from "../lib/logger.js";
 import { createJobs, openRuntime } from "../runtime.js";

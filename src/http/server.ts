@@ -1,8 +1,9 @@
 // Runs the app on a port: builds it from a Runtime, listens, and returns the graceful shutdown for the caller to
 // run on its stop signal. Shutdown stops accepting connections, lets the requests in flight finish for at most
 // config.shutdownGraceMs and then cuts the rest (an orchestrator kills the process at its own deadline anyway),
-// lets the jobs finish their pass and release their leases, closes the store and the key provider's threads,
-// and logs each step with the number of requests it waited for or cut.
+// lets the jobs finish their pass and release their leases, closes the metrics listener (when
+// CARDVAULT_METRICS_LISTEN opened one), the store and the key provider's threads, and logs each step with the
+// number of requests it waited for or cut.
 import type { Logger } from "pino";
 import { startJobs } from "../jobs/runner.js";
 import { createJobs, type Runtime } from "../runtime.js";

@@ -15,6 +15,7 @@ declare module "fastify" {
 
 export function registerTelemetryHooks(app: FastifyInstance, telemetry: Telemetry): void {
   const { metrics, tracer } = telemetry;
+  if (!metrics && !tracer) return;
   if (tracer) {
     // Registered before every other hook, so authentication, the handler and its service call run in its context.
     app.addHook("onRequest", (request, _reply, done) => {
