@@ -40,6 +40,8 @@ const CARDS = 200;
 
 interface Load {
   requests: number;
+  /** Requests completed in the round. */
+  total: number;
   p99: number;
   non2xx: number;
   errors: number;
@@ -55,6 +57,7 @@ export async function load(
   const result = await autocannon({ url, connections, duration, requests, headers, pipelining: 1 });
   return {
     requests: result.requests.average,
+    total: result.requests.total,
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
