@@ -1,6 +1,7 @@
 // The instrumented store counts what a transaction noted only once it has committed, never when it rolls back;
 // the metrics cap tenant label values; the key provider wrapper times operations by name and passes results,
 // errors and sessions through unchanged.
+import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import type { KeyProvider } from "../keys/key-provider.js";
 import { openSqliteStore } from "../store/db.js";
@@ -37,6 +38,26 @@ describe("instrumentStore", () => {
       'cardvault_store_transaction_duration_seconds_count{outcome="commit"} 1',
       'cardvault_store_transaction_duration_seconds_count{outcome="rollback"} 1',
     ]);
+    await store.close();
+  });
+});
+
+describe("the SQLite store's commit observer", () => {
+  it("is told of each group commit with the number of units that shared it", async () => {
+    const commits: number[] = [];
+    const store = openSqliteStore(":memory:", (_seconds, units) => commits.push(units));
+    await sql`create table t (n integer)`.execute(store.db);
+    commits.length = 0;
+    await Promise.all(
+      [1, 2, 3, 4, 5].map((n) =>
+        store.transaction(async (tx) => {
+          await sql`insert into t values (${n})`.execute(tx);
+        }),
+      ),
+    );
+    expect(commits).toEqual([5]);
+    await sql`insert into t values (6)`.execute(store.db);
+    expect(commits).toEqual([5, 1]);
     await store.close();
   });
 });
