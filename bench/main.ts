@@ -12,7 +12,7 @@ import { runHttpBench } from "./http-bench.js";
 import { root } from "./processes.js";
 import { runRotationBench } from "./rotation-bench.js";
 import { fmt, type ScenarioResult } from "./stats.js";
-import { runTelemetryBench } from "./telemetry-bench.js";
+import { runInProcessTelemetryBench, runTelemetryBench } from "./telemetry-bench.js";
 
 const { values } = parseArgs({
   options: {
@@ -81,6 +81,7 @@ if (wants("telemetry")) {
       mode,
     })),
   );
+  results.push(...(await runInProcessTelemetryBench({ rounds: quick ? 5 : 15, batch: quick ? 200 : 500 })));
 }
 if (wants("flood")) {
   log("Get Card Data flood scenarios (serve, probes at a fixed rate, 32 flooding connections)…");

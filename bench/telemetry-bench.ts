@@ -11,6 +11,10 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type autocannon from "autocannon";
+import { loadConfig } from "../src/config.js";
+import { buildApp } from "../src/http/app.js";
+import { createTokenVerifier } from "../src/http/auth.js";
+import { openRuntime } from "../src/runtime.js";
 import { BENCH_ENV, load, seed } from "./http-bench.js";
 import { type Child, freePort, nodeArgs, type RunMode, start, stop, waitForHttp } from "./processes.js";
 import { finish, median, type ScenarioResult } from "./stats.js";
@@ -156,6 +160,116 @@ export async function runTelemetryBench(options: TelemetryBenchOptions): Promise
     ];
   } finally {
     for (const c of children) await stop(c);
+    sink.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same comparison in one process, where the machine's other load falls on every variant alike: the app of
+ * each variant (buildApp over openRuntime, as serve builds it) answers batches of verifies through inject(),
+ * the variants interleaved batch by batch, each batch's CPU time read with process.cpuUsage(). No sockets: this
+ * isolates what the instrumentation itself costs per request.
+ */
+export async function runInProcessTelemetryBench(options: {
+  rounds: number;
+  batch: number;
+}): Promise<ScenarioResult[]> {
+  const seeded = mkdtempSync(join(tmpdir(), "cardvault-bench-telemetry-inproc-"));
+  const dirs = [seeded];
+  const sink = createServer((req, res) => {
+    req.resume().on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
+  });
+  sink.listen(0, "127.0.0.1");
+  const apps: { id: string; inject: Awaited<ReturnType<typeof buildApp>>; close(): Promise<void> }[] = [];
+  try {
+    const { cards, token } = await seed(seeded);
+    const variants: [string, Record<string, string>][] = [
+      ["off", {}],
+      ["metrics", { CARDVAULT_METRICS_LISTEN: "127.0.0.1:0" }],
+      [
+        "tracing",
+        { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as AddressInfo).port}` },
+      ],
+    ];
+    for (const [id, env] of variants) {
+      const dataDir = `${seeded}-${id}`;
+      cpSync(seeded, dataDir, { recursive: true });
+      dirs.push(dataDir);
+      // The OTLP exporter reads its endpoint from the process's environment, as it does in serve.
+      Object.assign(process.env, env);
+      const config = loadConfig({ ...BENCH_ENV, CARDVAULT_JOBS: "off", ...env }, { dataDir });
+      const runtime = await openRuntime(config, { warn: () => {} });
+      const app = await buildApp({
+        services: runtime.services,
+        idempotency: runtime.repos.idempotency,
+        verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, runtime.clock),
+        store: runtime.store,
+        keys: runtime.keys,
+        clock: runtime.clock,
+        bodyLimitBytes: config.bodyLimitBytes,
+        idempotencyTtlHours: config.idempotencyTtlHours,
+        apiDocs: false,
+        publicUrl: config.publicUrl,
+        logger: false,
+        telemetry: runtime.telemetry,
+      });
+      apps.push({
+        id,
+        inject: app,
+        close: async () => {
+          await app.close();
+          await runtime.close();
+        },
+      });
+    }
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    let next = 0;
+    /** One batch of verifies, 10 at a time (so group commits form as under load); its CPU µs per request. */
+    const batch = async (app: (typeof apps)[number]["inject"]) => {
+      const started = process.cpuUsage();
+      for (let done = 0; done < options.batch; done += 10) {
+        await Promise.all(
+          Array.from({ length: 10 }, () => {
+            const card = cards[next++ % cards.length]!;
+            return app.inject({
+              method: "POST",
+              url: `/v1/cards/${card.token}/cvv/verify`,
+              headers,
+              payload: `{"cvv":"${card.cvv}"}`,
+            });
+          }),
+        );
+      }
+      const used = process.cpuUsage(started);
+      return (used.user + used.system) / options.batch;
+    };
+    for (const app of apps) await batch(app.inject); // warm-up
+    const rounds = new Map(apps.map((a) => [a.id, [] as number[]]));
+    for (let r = 0; r < options.rounds; r++) {
+      for (const app of apps) rounds.get(app.id)!.push(await batch(app.inject));
+    }
+    const off = rounds.get("off")!;
+    const offUs = median(off);
+    // Requests per CPU second, so that higher is better like every other bench ratio.
+    const perCpuSecond = (us: number[]) => us.map((u) => 1e6 / u);
+    return (["metrics", "tracing"] as const).map((id) =>
+      finish({
+        id: `telemetry-${id}-inject`,
+        title: `verify through inject(), ${id === "metrics" ? "metrics on" : "traces on (OTLP to a local sink)"}, in one process`,
+        unit: "req per CPU s",
+        value: median(perCpuSecond(rounds.get(id)!)),
+        baseline: median(perCpuSecond(off)),
+        baselineLabel: "same, telemetry off (default)",
+        rounds: { value: perCpuSecond(rounds.get(id)!), baseline: perCpuSecond(off) },
+        ...(id === "metrics" ? { target: 0.95 } : {}),
+        notes: [`${median(rounds.get(id)!).toFixed(0)} µs vs ${offUs.toFixed(0)} µs CPU per verify`],
+      }),
+    );
+  } finally {
+    for (const app of apps) await app.close();
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    delete process.env.CARDVAULT_METRICS_LISTEN;
     sink.close();
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
