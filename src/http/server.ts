@@ -33,8 +33,9 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     inFlight++;
     response.once("close", () => inFlight--);
   });
-  await app.listen({ host: config.host, port: config.port });
+  // The metrics listener first: an address already in use stops the start before the API takes traffic.
   const metricsServer = await startMetricsListener(runtime, logger);
+  await app.listen({ host: config.host, port: config.port });
   const jobs = config.runJobs
     ? startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs)
     : undefined;
