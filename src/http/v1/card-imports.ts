@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { AppError } from "../../domain/errors.js";
 import type { CardImportService } from "../../services/card-import.js";
-import { actorOf, errorResponses } from "./schemas.js";
+import { actorOf, errorResponses, Problem } from "./schemas.js";
 
 /** 4 MiB: about 16,000 cards, a few seconds of work, well inside the server's 30 s request timeout. */
 export const CARD_IMPORT_MAX_BYTES = 4 * 1024 * 1024;
@@ -54,7 +54,8 @@ export function registerCardImportRoutes(root: FastifyInstance, imports: CardImp
           },
           { additionalProperties: false },
         ),
-        response: { 201: CardImportView, ...errorResponses },
+        // 413 past CARD_IMPORT_MAX_BYTES, 415 for a body that is not application/x-ndjson.
+        response: { 201: CardImportView, ...errorResponses, 413: Problem, 415: Problem },
       },
     },
     async (request, reply) => {
