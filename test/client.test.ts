@@ -1,6 +1,6 @@
 // The typed client that ships as `cardvault/client`: its generated types are those of the document the server
 // serves now (the committed src/client/api-types.ts is regenerated here and must be identical), and the README
-// flow runs through it against a live server over real HTTP — token, card, CVV read and wrong try, status,
+// flow runs through it against a live server over real HTTP — a token by client credentials, card, CVV read and wrong try, status,
 // unblock without a body, the event log narrowed by type, a refusal as a typed problem — with no casts.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,14 +28,18 @@ const recordingFetch: typeof fetch = async (input, init) => {
 beforeAll(async () => {
   h = await createHarness();
   base = await h.app.listen({ host: "127.0.0.1", port: 0 });
-  const token = await h.token([
-    "cards:read",
-    "cards:write",
-    "cvv:read",
-    "cvv:verify",
-    "cvv:manage",
-    "events:read",
-  ]);
+  // The integrator's way in: an API client of the tenant (`cardvault clients add`), and its access token by
+  // client credentials, asked through the typed client itself.
+  const { client: apiClient, clientSecret } = await h.runtime.services.apiClients.add({
+    tenantId: "acme",
+    scopes: ["cards:read", "cards:write", "cvv:read", "cvv:verify", "cvv:manage", "events:read"],
+  });
+  const issued = await createCardvaultClient({ baseUrl: base, fetch: recordingFetch }).POST("/oauth2/token", {
+    body: { grant_type: "client_credentials", client_id: apiClient.clientId, client_secret: clientSecret },
+  });
+  if (!issued.data) throw new Error(`token: ${issued.response.status}`);
+  expect(issued.data.token_type).toBe("Bearer");
+  const token = issued.data.access_token;
   client = createCardvaultClient({ baseUrl: base, token: () => token, fetch: recordingFetch });
 });
 afterAll(() => h?.close());

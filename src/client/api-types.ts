@@ -36,6 +36,40 @@ export interface paths {
         patch: operations["patchV1CardsByPublicToken"];
         trace?: never;
     };
+    "/v1/card-imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import existing cards: an application/x-ndjson body, one card a line (docs/migrating.md); processed in the request. */
+        post: operations["postV1CardImports"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/card-imports/{importId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An import's counts and its rejected lines' numbers and reasons. */
+        get: operations["getV1CardImportsByImportId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/cards/{publicToken}/cvv": {
         parameters: {
             query?: never;
@@ -834,6 +868,25 @@ export interface components {
             action: "card.create";
             details: {
                 type: "virtual" | "physical";
+            } | null;
+        };
+        /** CardImportAudit */
+        CardImportAudit: {
+            id: string;
+            /** @description success, or what the action ended in (a refusal's code). */
+            outcome: string;
+            /** @description The token's subject, or client:<address> for a refusal without one. */
+            actor: string;
+            publicToken: string | null;
+            requestId: string | null;
+            createdAt: string;
+            /** @enum {string} */
+            action: "card.import";
+            details: {
+                /** @description The card's line in the imported file or body. */
+                line: number;
+                type: "virtual" | "physical";
+                status: "active" | "inactive" | "suspended" | "closed";
             } | null;
         };
         /** CardUpdateAudit */
@@ -1834,6 +1887,211 @@ export interface operations {
             };
         };
     };
+    postV1CardImports: {
+        parameters: {
+            query?: {
+                /** @description true: check every line, write nothing. */
+                dryRun?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        dryRun: boolean;
+                        /** @description Non-blank lines read. */
+                        lines: number;
+                        imported: number;
+                        /** @description Cards whose PAN the tenant already has (not written again). */
+                        alreadyPresent: number;
+                        rejected: number;
+                        rejections: {
+                            /** @description 1-based line number in the body. */
+                            line: number;
+                            /** @description The field and what is wrong with it; never the line's content. */
+                            reason: string;
+                        }[];
+                        createdAt: string;
+                        finishedAt: string;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getV1CardImportsByImportId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                importId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        dryRun: boolean;
+                        /** @description Non-blank lines read. */
+                        lines: number;
+                        imported: number;
+                        /** @description Cards whose PAN the tenant already has (not written again). */
+                        alreadyPresent: number;
+                        rejected: number;
+                        rejections: {
+                            /** @description 1-based line number in the body. */
+                            line: number;
+                            /** @description The field and what is wrong with it; never the line's content. */
+                            reason: string;
+                        }[];
+                        createdAt: string;
+                        finishedAt: string;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getV1CardsByPublicTokenCvv: {
         parameters: {
             query?: never;
@@ -2650,7 +2908,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: (components["schemas"]["CardCreateAudit"] | components["schemas"]["CardUpdateAudit"] | components["schemas"]["CvvReadAudit"] | components["schemas"]["PinReadAudit"] | components["schemas"]["CvvVerifyAudit"] | components["schemas"]["PinVerifyAudit"] | components["schemas"]["CvvCompromisedAudit"] | components["schemas"]["PinCompromisedAudit"] | components["schemas"]["CvvBlockAudit"] | components["schemas"]["CvvUnblockAudit"] | components["schemas"]["PinBlockAudit"] | components["schemas"]["PinUnblockAudit"] | components["schemas"]["PinSetAudit"] | components["schemas"]["CvvRotateAudit"] | components["schemas"]["CvvRotationUpdateAudit"] | components["schemas"]["KeysReencryptAudit"] | components["schemas"]["RateLimitBlockedAudit"] | components["schemas"]["RevealSessionCreatedAudit"] | components["schemas"]["RevealSessionUsedAudit"] | components["schemas"]["SecureDataReadAudit"] | components["schemas"]["TestClockCreateAudit"] | components["schemas"]["WebhookEndpointCreateAudit"] | components["schemas"]["WebhookEndpointDeleteAudit"] | components["schemas"]["AuthRefusedAudit"] | components["schemas"]["OauthTokenIssuedAudit"] | components["schemas"]["ApiClientCreatedAudit"] | components["schemas"]["ApiClientRevokedAudit"] | components["schemas"]["ApiClientSecretRotatedAudit"] | components["schemas"]["TenantKeysChangedAudit"] | components["schemas"]["KeyImportAudit"] | components["schemas"]["OtherAudit"])[];
+                        items: (components["schemas"]["CardCreateAudit"] | components["schemas"]["CardImportAudit"] | components["schemas"]["CardUpdateAudit"] | components["schemas"]["CvvReadAudit"] | components["schemas"]["PinReadAudit"] | components["schemas"]["CvvVerifyAudit"] | components["schemas"]["PinVerifyAudit"] | components["schemas"]["CvvCompromisedAudit"] | components["schemas"]["PinCompromisedAudit"] | components["schemas"]["CvvBlockAudit"] | components["schemas"]["CvvUnblockAudit"] | components["schemas"]["PinBlockAudit"] | components["schemas"]["PinUnblockAudit"] | components["schemas"]["PinSetAudit"] | components["schemas"]["CvvRotateAudit"] | components["schemas"]["CvvRotationUpdateAudit"] | components["schemas"]["KeysReencryptAudit"] | components["schemas"]["RateLimitBlockedAudit"] | components["schemas"]["RevealSessionCreatedAudit"] | components["schemas"]["RevealSessionUsedAudit"] | components["schemas"]["SecureDataReadAudit"] | components["schemas"]["TestClockCreateAudit"] | components["schemas"]["WebhookEndpointCreateAudit"] | components["schemas"]["WebhookEndpointDeleteAudit"] | components["schemas"]["AuthRefusedAudit"] | components["schemas"]["OauthTokenIssuedAudit"] | components["schemas"]["ApiClientCreatedAudit"] | components["schemas"]["ApiClientRevokedAudit"] | components["schemas"]["ApiClientSecretRotatedAudit"] | components["schemas"]["TenantKeysChangedAudit"] | components["schemas"]["KeyImportAudit"] | components["schemas"]["OtherAudit"])[];
                         nextCursor: string | null;
                     };
                 };
@@ -4187,6 +4445,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Pismo's card id (an integer), or the card's public token. */
                 cardId: string;
             };
             cookie?: never;
@@ -4291,6 +4550,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Pismo's card id (an integer), or the card's public token. */
                 cardId: string;
             };
             cookie?: never;
@@ -4371,6 +4631,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Pismo's card id (an integer), or the card's public token. */
                 cardId: string;
             };
             cookie?: never;
@@ -4390,7 +4651,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        id: string;
+                        id: number;
                         cvv_rotation_interval_hours: number;
                     };
                 };

@@ -22,8 +22,11 @@ export type CardvaultEvent =
 export interface CardvaultClientOptions extends Omit<ClientOptions, "baseUrl"> {
   /** Where cardvault is served, e.g. https://cards.example.com (its OpenAPI document's server). */
   baseUrl: string;
-  /** A bearer token (JWT) or a function giving the current one (called for every request). */
-  token: string | (() => string | Promise<string>);
+  /**
+   * A bearer token (JWT) or a function giving the current one (called for every request). Left out, requests go
+   * without one: for the token endpoint, where the API client authenticates itself (`POST /oauth2/token`).
+   */
+  token?: string | (() => string | Promise<string>);
 }
 
 /**
@@ -40,6 +43,6 @@ export function createCardvaultClient(options: CardvaultClientOptions): Cardvaul
       return request;
     },
   };
-  client.use(bearer);
+  if (token !== undefined) client.use(bearer);
   return client;
 }
