@@ -66,6 +66,7 @@ if (wants("http")) {
     connections: 50,
     mode,
     only: only?.filter((o) => o.startsWith("http-")).length ? only : undefined,
+    ...(postgresUrl ? { postgresUrl } : {}),
   });
   results.push(...http.results);
   peakRssMb = http.peakRssMb;
