@@ -4,10 +4,11 @@
 // (FOR UPDATE SKIP LOCKED) in one place. On SQLite the transactions of one event-loop turn share a commit
 // (sqlite-driver.ts); a transaction is still answered only once it is committed.
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
+import { Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient, sql } from "kysely";
 import pg from "pg";
 import { createPrivateFile, tightenFile } from "../lib/private-files.js";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
+import { statementName } from "./prepared.js";
 import type { Database } from "./schema.js";
 import { groupCommitDialect } from "./sqlite-driver.js";
 
@@ -70,7 +71,28 @@ export function openPostgresStore(url: string, options: PostgresOptions): Store 
   // reconnects on its own.
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
-  return storeOf("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }));
+  return storeOf("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool: namingPool(pool) }) }));
+}
+
+/**
+ * The pool as Kysely sees it, with the hot path's fixed texts (prepared.ts) sent as named statements: pg parses
+ * and plans a named statement once per connection, then only binds and runs it (a query config with `name`,
+ * https://node-postgres.com/features/queries#prepared-statements). Everything else goes through unchanged.
+ */
+function namingPool(pool: pg.Pool): PostgresPool {
+  return {
+    async connect() {
+      const client = await pool.connect();
+      return {
+        query: ((text: string, values: unknown[]) => {
+          const name = statementName(text);
+          return name === undefined ? client.query(text, values) : client.query({ name, text, values });
+        }) as unknown as PostgresPoolClient["query"],
+        release: (destroy?: boolean) => client.release(destroy),
+      };
+    },
+    end: () => pool.end(),
+  };
 }
 
 function storeOf(kind: StoreKind, db: Db): Store {
