@@ -11,6 +11,7 @@ import { loadConfig } from "../src/config.js";
 import { mintToken, scopes } from "../src/http/auth.js";
 import { systemClock } from "../src/lib/clock.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
+import { type BenchDatabase, createBenchDatabase, sampleWaitEvents } from "./bench-database.js";
 import {
   type Child,
   freePort,
@@ -21,7 +22,6 @@ import {
   stop,
   waitForHttp,
 } from "./processes.js";
-import { type BenchDatabase, createBenchDatabase, sampleWaitEvents } from "./bench-database.js";
 import { finish, fmt, median, type ScenarioResult } from "./stats.js";
 
 export interface HttpBenchOptions {
@@ -158,11 +158,6 @@ async function loadAll(
 }
 
 type StoreName = "sqlite" | "postgres" | "postgres2";
-
-interface Subject {
-  store: StoreName;
-  requests: autocannon.Request[];
-}
 
 /** A scenario: the same requests on each store, measured round by round beside "hello". */
 interface Scenario {
