@@ -71,7 +71,10 @@ export function openPostgresStore(url: string, options: PostgresOptions): Store 
   // reconnects on its own.
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
-  return storeOf("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool: namingPool(pool) }) }));
+  return storeOf(
+    "postgres",
+    new Kysely<Database>({ dialect: new PostgresDialect({ pool: namingPool(pool) }) }),
+  );
 }
 
 /**
