@@ -86,12 +86,22 @@ function namingPool(pool: pg.Pool): PostgresPool {
   return {
     async connect() {
       const client = await pool.connect();
+      // A named statement whose table changed shape since it was parsed (a migration run while this process
+      // serves) fails with "cached plan must not change result type" (0A000) on this connection for good: the
+      // connection is then closed on release, and its successor parses the statements anew.
+      let stale = false;
       return {
-        query: ((text: string, values: unknown[]) => {
+        query: (async (text: string, values: unknown[]) => {
           const name = statementName(text);
-          return name === undefined ? client.query(text, values) : client.query({ name, text, values });
+          if (name === undefined) return client.query(text, values);
+          try {
+            return await client.query({ name, text, values });
+          } catch (error) {
+            if ((error as { code?: string }).code === "0A000") stale = true;
+            throw error;
+          }
         }) as unknown as PostgresPoolClient["query"],
-        release: (destroy?: boolean) => client.release(destroy),
+        release: (destroy?: boolean) => client.release(destroy || stale),
       };
     },
     end: () => pool.end(),

@@ -5,6 +5,7 @@
 // transaction each (lookup, counter step, audit row and the attempt's rate-limit count together). The server's
 // ParseComplete messages count the statements it had to parse: the hot path's are named statements, parsed
 // once per connection (src/store/db.ts).
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectedCvv, wrongCvv } from "../helpers/card-secrets.js";
 import { type DatabaseProxy, startDatabaseProxy } from "../helpers/database-proxy.js";
@@ -87,5 +88,19 @@ describe("transactions per call on PostgreSQL", () => {
       );
     };
     expect(await parsesPer(20, verify)).toBe(0);
+  });
+  it("a migration that changes a table's shape under a running process costs each connection one failure at most", async () => {
+    // The card lookup is `select cards.*`: a column added while this process serves changes its result type,
+    // and PostgreSQL refuses the named statement (0A000) on every connection that parsed it before.
+    const { publicToken } = await h.createCard();
+    const cvv = await expectedCvv(h, publicToken);
+    const verify = () => h.call("POST", `/v1/cards/${publicToken}/cvv/verify`, { cvv });
+    const poolSize = h.config.postgres.poolSize;
+    await Promise.all(Array.from({ length: 2 * poolSize }, verify));
+    await sql`alter table cards add column upgrade_probe text`.execute(h.runtime.store.db);
+    const statuses: number[] = [];
+    for (let i = 0; i < 3 * poolSize; i++) statuses.push((await verify()).statusCode);
+    expect(statuses.filter((s) => s !== 200).length).toBeLessThanOrEqual(poolSize);
+    expect(statuses.slice(-poolSize)).toEqual(Array(poolSize).fill(200));
   });
 });
