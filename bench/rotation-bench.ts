@@ -3,18 +3,17 @@
 // fresh PostgreSQL database that is created for the run and dropped after it. Invariant: every round starts
 // from the same N due rows (reset in SQL between rounds), and setup never goes through HTTP.
 import { fork } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
-import pg from "pg";
 import { loadConfig } from "../src/config.js";
 import { generatePan } from "../src/crypto/pan.js";
 import { systemClock } from "../src/lib/clock.js";
 import { uuidv7 } from "../src/lib/ids.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { chunksOf } from "../src/store/chunks.js";
+import { createBenchDatabase } from "./bench-database.js";
 import { root } from "./processes.js";
 import { finish, median, type ScenarioResult } from "./stats.js";
 
@@ -163,31 +162,13 @@ async function withStore<T>(
   };
   if (kind === "postgres") {
     if (!postgresUrl) throw new Error("PostgreSQL scenarios need a URL");
-    const name = `cardvault_bench_${randomBytes(5).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: postgresUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const url = new URL(postgresUrl);
-    url.pathname = `/${name}`;
-    env.CARDVAULT_DATABASE_URL = url.toString();
-    dropDatabase = async () => {
-      const client = new pg.Client({ connectionString: postgresUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    };
+    const database = await createBenchDatabase(postgresUrl);
+    env.CARDVAULT_DATABASE_URL = database.url;
+    dropDatabase = database.drop;
   }
   let runtime: Runtime | undefined;
   try {
     const config = loadConfig(env);
-    if (kind === "postgres") {
-      const { connectStore } = await import("../src/runtime.js");
-      const { ensureSchema } = await import("../src/store/db.js");
-      const migrating = connectStore(config);
-      await ensureSchema(migrating.db, { migrate: true });
-      await migrating.close();
-    }
     runtime = await openRuntime(config, { warn: () => {} });
     return await fn(env, runtime);
   } finally {
