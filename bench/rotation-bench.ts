@@ -33,7 +33,12 @@ async function seed(runtime: Runtime, count: number): Promise<void> {
   const actor = { tenantId: "bench", subject: "bench" };
   // One real card gives the sealed PIN every bench row shares (rotation never opens it).
   const template = await services.cards.create(actor, { type: "virtual" });
-  const model = (await runtime.repos.cards.findByToken("bench", template.publicToken))!;
+  // The card's own row (the repository's lookup adds the tenant's columns, which are not the card's).
+  const model = await runtime.store.db
+    .selectFrom("cards")
+    .selectAll()
+    .where("public_token", "=", template.publicToken)
+    .executeTakeFirstOrThrow();
   const stamp = systemClock.now().toISOString();
   const rows = [];
   for (let i = 0; i < count; i++) {
@@ -42,8 +47,6 @@ async function seed(runtime: Runtime, count: number): Promise<void> {
     const fixed = pan + luhn(pan);
     rows.push({
       ...model,
-      max_cvv_tries: undefined,
-      max_pin_tries: undefined,
       id,
       public_token: `b${String(i).padStart(8, "0")}`,
       pan_sealed: await keys.sealPan(fixed, { tenantId: "bench", cardId: id }),
@@ -60,10 +63,7 @@ async function seed(runtime: Runtime, count: number): Promise<void> {
   const db = runtime.store.db;
   await db.deleteFrom("cards").where("id", "=", model.id).execute();
   for (const chunk of chunksOf(rows, 400)) {
-    await db
-      .insertInto("cards")
-      .values(chunk.map(({ max_cvv_tries: _a, max_pin_tries: _b, ...row }) => row))
-      .execute();
+    await db.insertInto("cards").values(chunk).execute();
   }
 }
 
