@@ -7,6 +7,7 @@ declare module "autocannon" {
       body?: string;
       headers?: Record<string, string>;
       setupRequest?: (request: Request, context: Record<string, unknown>) => Request;
+      onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
     }
     interface Options {
       url: string;
@@ -20,7 +21,7 @@ declare module "autocannon" {
     }
     interface Result {
       requests: { average: number; total: number };
-      latency: { p50: number; p99: number; average: number };
+      latency: { p50: number; p99: number; p99_9: number; average: number };
       statusCodeStats?: Record<string, { count: number | string }>;
       non2xx: number;
       errors: number;

@@ -1,5 +1,7 @@
-// HTTP scenarios: a real `cardvault serve` process on a temporary data directory (SQLite), loaded by autocannon
-// from this process over loopback, each scenario interleaved round by round with the bare Fastify baseline.
+// HTTP scenarios: a real `cardvault serve` process on a temporary data directory (SQLite), and — when a local
+// PostgreSQL is given — one and two serve processes on a fresh database, loaded by autocannon from this process
+// over loopback, each scenario interleaved round by round with the bare Fastify baseline. PostgreSQL's rounds
+// sample pg_stat_activity, so a slow round shows what the backends waited on.
 // Invariant: load and server never share a process, and every number is a median next to its same-run baseline.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +11,7 @@ import { loadConfig } from "../src/config.js";
 import { mintToken, scopes } from "../src/http/auth.js";
 import { systemClock } from "../src/lib/clock.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
+import { type BenchDatabase, createBenchDatabase, sampleWaitEvents } from "./bench-database.js";
 import {
   type Child,
   freePort,
@@ -19,7 +22,7 @@ import {
   stop,
   waitForHttp,
 } from "./processes.js";
-import { finish, median, type ScenarioResult } from "./stats.js";
+import { finish, fmt, median, type ScenarioResult } from "./stats.js";
 
 export interface HttpBenchOptions {
   rounds: number;
@@ -32,6 +35,8 @@ export interface HttpBenchOptions {
   only?: string[];
   /** Extra environment for serve (e.g. CARDVAULT_LOG_LEVEL). */
   env?: Record<string, string>;
+  /** A local PostgreSQL server: each scenario also runs on a fresh database there, with one and two serves. */
+  postgresUrl?: string;
 }
 
 const SECRET = "bench-secret-that-is-long-enough-for-hs256!";
@@ -95,9 +100,11 @@ export async function seedCards(
   return cards;
 }
 
+type Cards = Awaited<ReturnType<typeof seedCards>>;
+
 /** Cards, PINs and wrong CVVs made before serve starts (setup, not measured), and a token for every scope. */
-export async function seed(dataDir: string) {
-  const runtime = await openRuntime(loadConfig(BENCH_ENV, { dataDir }), { warn: () => {} });
+export async function seed(dataDir: string, env: Record<string, string> = {}) {
+  const runtime = await openRuntime(loadConfig({ ...BENCH_ENV, ...env }, { dataDir }), { warn: () => {} });
   try {
     const cards = await seedCards(runtime.services);
     const token = await mintToken({
@@ -115,73 +122,98 @@ export async function seed(dataDir: string) {
   }
 }
 
-export async function runHttpBench(
-  options: HttpBenchOptions,
-): Promise<{ results: ScenarioResult[]; peakRssMb: number }> {
-  const dataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-"));
-  const children: Child[] = [];
-  try {
-    const { cards, token } = await seed(dataDir);
-    const helloPort = await freePort();
-    const servePort = await freePort();
-    // The baseline is a few lines of TypeScript: tsx transforms it once at start, then it is plain JavaScript.
-    const baseline = start(["--import", "tsx", "bench/hello-server.ts", String(helloPort)]);
-    children.push(baseline);
-    const serveEntry = { ts: "src/cli/main.ts", js: "dist/cli/main.js" };
-    const serve = start(
-      nodeArgs(options.mode, serveEntry, options.nodeFlags ?? []).concat([
-        "serve",
-        "--port",
-        String(servePort),
-        "--data-dir",
-        dataDir,
-      ]),
-      {
-        ...BENCH_ENV,
-        CARDVAULT_JOBS: "off",
-        NODE_ENV: "development",
-        ...options.env,
-      },
-    );
-    children.push(serve);
-    const helloUrl = `http://127.0.0.1:${helloPort}`;
-    const serveUrl = `http://127.0.0.1:${servePort}`;
-    await Promise.all([
-      waitForHttp(`${helloUrl}/hello`, baseline),
-      waitForHttp(`${serveUrl}/healthz`, serve),
-    ]);
+/** A running `cardvault serve` on its data directory (and database), with the cards seeded in its store. */
+interface Served {
+  url: string;
+  child: Child;
+}
 
-    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+function startServe(options: HttpBenchOptions, port: number, dataDir: string, env: Record<string, string>) {
+  const serveEntry = { ts: "src/cli/main.ts", js: "dist/cli/main.js" };
+  return start(
+    nodeArgs(options.mode, serveEntry, options.nodeFlags ?? []).concat([
+      "serve",
+      "--port",
+      String(port),
+      "--data-dir",
+      dataDir,
+    ]),
+    { ...BENCH_ENV, CARDVAULT_JOBS: "off", NODE_ENV: "development", ...env, ...options.env },
+  );
+}
+
+/** One load: `connections` split evenly over the servers, all at once; rates add up, the worst p99 counts. */
+async function loadAll(
+  servers: readonly Served[],
+  connections: number,
+  duration: number,
+  requests: autocannon.Request[],
+  headers: Record<string, string>,
+): Promise<Load> {
+  const each = Math.floor(connections / servers.length);
+  const loads = await Promise.all(servers.map((s) => load(s.url, each, duration, requests, headers)));
+  return {
+    requests: loads.reduce((n, l) => n + l.requests, 0),
+    total: loads.reduce((n, l) => n + l.total, 0),
+    p99: Math.max(...loads.map((l) => l.p99)),
+    non2xx: loads.reduce((n, l) => n + l.non2xx, 0),
+    errors: loads.reduce((n, l) => n + l.errors, 0),
+  };
+}
+
+type StoreName = "sqlite" | "postgres" | "postgres2";
+
+/** A scenario: the same requests on each store, measured round by round beside "hello". */
+interface Scenario {
+  id: string;
+  title: string;
+  /** SQLite against "hello". */
+  target: number;
+  p99TargetMs?: number;
+  /** PostgreSQL, one serve, against SQLite's value in the same rounds (undefined: report only). */
+  postgresTarget?: number;
+  /** PostgreSQL, absolute floor (req/s). */
+  postgresFloor?: number;
+  /** Also run with two serves sharing the load; target against one serve. */
+  twoServesTarget?: number;
+  requests: (cards: Cards) => autocannon.Request[];
+}
+
+function scenarios(): Scenario[] {
+  const picker = (cards: Cards) => {
     let next = 0;
-    const pick = () => cards[next++ % cards.length]!;
-    const scenarios: {
-      id: string;
-      title: string;
-      target: number;
-      p99TargetMs?: number;
-      requests: autocannon.Request[];
-    }[] = [
-      {
-        id: "http-cvv-status",
-        title: "GET /v1/cards/{t}/cvv/status",
-        target: 0.5,
-        p99TargetMs: 25,
-        requests: [
+    return () => cards[next++ % cards.length]!;
+  };
+  return [
+    {
+      id: "http-cvv-status",
+      title: "GET /v1/cards/{t}/cvv/status",
+      target: 0.5,
+      p99TargetMs: 25,
+      postgresTarget: 0.5,
+      requests: (cards) => {
+        const pick = picker(cards);
+        return [
           {
             method: "GET",
             setupRequest: (req) => ({ ...req, path: `/v1/cards/${pick().token}/cvv/status` }),
           },
-        ],
+        ];
       },
-      {
-        id: "http-cvv-verify",
-        // The right CVV, as an authorisation host mostly sends: since the wrong-try budget (10 a day per card,
-        // docs/api.md) a stream of wrong ones would compromise every card within a second and then measure
-        // only refusals. Each match still steps the counter, audits and counts the attempt in one transaction.
-        title: "POST …/cvv/verify (right CVV)",
-        target: 0.35,
-        p99TargetMs: 25,
-        requests: [
+    },
+    {
+      id: "http-cvv-verify",
+      // The right CVV, as an authorisation host mostly sends: since the wrong-try budget (10 a day per card,
+      // docs/api.md) a stream of wrong ones would compromise every card within a second and then measure
+      // only refusals. Each match still steps the counter, audits and counts the attempt in one transaction.
+      title: "POST …/cvv/verify (right CVV)",
+      target: 0.35,
+      p99TargetMs: 25,
+      postgresTarget: 0.5,
+      twoServesTarget: 1.3,
+      requests: (cards) => {
+        const pick = picker(cards);
+        return [
           {
             method: "POST",
             setupRequest: (req) => {
@@ -189,13 +221,18 @@ export async function runHttpBench(
               return { ...req, path: `/v1/cards/${card.token}/cvv/verify`, body: `{"cvv":"${card.cvv}"}` };
             },
           },
-        ],
+        ];
       },
-      {
-        id: "http-pin-verify",
-        title: "POST …/pin/verify",
-        target: 0.35,
-        requests: [
+    },
+    {
+      id: "http-pin-verify",
+      title: "POST …/pin/verify",
+      target: 0.35,
+      p99TargetMs: 25,
+      postgresTarget: 0.5,
+      requests: (cards) => {
+        const pick = picker(cards);
+        return [
           {
             method: "POST",
             setupRequest: (req) => ({
@@ -204,63 +241,183 @@ export async function runHttpBench(
               body: '{"pin":"1234"}',
             }),
           },
-        ],
+        ];
       },
-      {
-        id: "http-card-create",
-        title: "POST /v1/cards",
-        target: 0.1,
-        requests: [{ method: "POST", path: "/v1/cards", body: '{"type":"virtual"}' }],
-      },
-    ];
+    },
+    {
+      id: "http-card-create",
+      title: "POST /v1/cards",
+      target: 0.1,
+      postgresFloor: 1000,
+      requests: () => [{ method: "POST", path: "/v1/cards", body: '{"type":"virtual"}' }],
+    },
+  ];
+}
 
-    // Warm both servers (JIT, SQLite page cache, token cache) before anything is measured.
-    await load(helloUrl, options.connections, 2, [{ method: "GET", path: "/hello" }], {});
-    for (const s of scenarios) {
-      if (!options.only || options.only.includes(s.id))
-        await load(serveUrl, options.connections, 1, s.requests, auth);
+export async function runHttpBench(
+  options: HttpBenchOptions,
+): Promise<{ results: ScenarioResult[]; peakRssMb: number }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-"));
+  const pgDataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-pg-"));
+  const children: Child[] = [];
+  let database: BenchDatabase | undefined;
+  try {
+    const helloPort = await freePort();
+    // The baseline is a few lines of TypeScript: tsx transforms it once at start, then it is plain JavaScript.
+    const baseline = start(["--import", "tsx", "bench/hello-server.ts", String(helloPort)]);
+    children.push(baseline);
+    const helloUrl = `http://127.0.0.1:${helloPort}`;
+
+    const stores = new Map<StoreName, { servers: Served[]; cards: Cards; token: string }>();
+    const sqlite = await seed(dataDir);
+    const sqlitePort = await freePort();
+    const sqliteServe = startServe(options, sqlitePort, dataDir, {});
+    children.push(sqliteServe);
+    stores.set("sqlite", {
+      servers: [{ url: `http://127.0.0.1:${sqlitePort}`, child: sqliteServe }],
+      ...sqlite,
+    });
+    if (options.postgresUrl) {
+      // One fresh database for the run; the one-serve and two-serve rounds share its cards.
+      database = await createBenchDatabase(options.postgresUrl);
+      const env = { CARDVAULT_DATABASE_URL: database.url };
+      const seeded = await seed(pgDataDir, env);
+      const servers: Served[] = [];
+      for (let i = 0; i < 2; i++) {
+        const port = await freePort();
+        const child = startServe(options, port, pgDataDir, env);
+        children.push(child);
+        servers.push({ url: `http://127.0.0.1:${port}`, child });
+      }
+      stores.set("postgres", { servers: servers.slice(0, 1), ...seeded });
+      stores.set("postgres2", { servers, ...seeded });
     }
+    await Promise.all([
+      waitForHttp(`${helloUrl}/hello`, baseline),
+      ...[...stores.values()].flatMap((s) => s.servers.map((v) => waitForHttp(`${v.url}/healthz`, v.child))),
+    ]);
+
+    const hello = () =>
+      load(helloUrl, options.connections, options.durationSeconds, [{ method: "GET", path: "/hello" }], {});
+    const run = (store: StoreName, s: Scenario, duration: number) => {
+      const { servers, cards, token } = stores.get(store)!;
+      const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+      return loadAll(servers, options.connections, duration, s.requests(cards), auth);
+    };
+    const subjectsOf = (s: Scenario): StoreName[] =>
+      stores.has("postgres")
+        ? ["sqlite", "postgres", ...(s.twoServesTarget ? (["postgres2"] as const) : [])]
+        : ["sqlite"];
+
+    const wanted = scenarios().filter((s) => !options.only || options.only.includes(s.id));
+    // Warm every server (JIT, page caches, token cache) before anything is measured.
+    await load(helloUrl, options.connections, 2, [{ method: "GET", path: "/hello" }], {});
+    for (const s of wanted) for (const store of subjectsOf(s)) await run(store, s, 1);
 
     const results: ScenarioResult[] = [];
-    for (const s of scenarios) {
-      if (options.only && !options.only.includes(s.id)) continue;
-      const subject: Load[] = [];
+    for (const s of wanted) {
       const base: Load[] = [];
+      const measured = new Map<StoreName, Load[]>(subjectsOf(s).map((store) => [store, []]));
+      const waits = new Map<StoreName, { samples: number; waits: [string, number][] }[]>();
       for (let r = 0; r < options.rounds; r++) {
-        base.push(
-          await load(
-            helloUrl,
-            options.connections,
-            options.durationSeconds,
-            [{ method: "GET", path: "/hello" }],
-            {},
-          ),
-        );
-        subject.push(await load(serveUrl, options.connections, options.durationSeconds, s.requests, auth));
+        base.push(await hello());
+        for (const [store, loads] of measured) {
+          const sampler =
+            store !== "sqlite" && options.postgresUrl && database
+              ? sampleWaitEvents(options.postgresUrl, new URL(database.url).pathname.slice(1))
+              : undefined;
+          loads.push(await run(store, s, options.durationSeconds));
+          if (sampler) waits.set(store, [...(waits.get(store) ?? []), await sampler.stop()]);
+        }
       }
-      const notes: string[] = [];
-      const failures = subject.reduce((n, l) => n + l.non2xx + l.errors, 0);
-      if (failures > 0) notes.push(`${failures} non-2xx/errors`);
+      const rate = (loads: Load[]) => median(loads.map((l) => l.requests));
+      const notesOf = (loads: Load[], store: StoreName) => {
+        const notes: string[] = [];
+        const failures = loads.reduce((n, l) => n + l.non2xx + l.errors, 0);
+        if (failures > 0) notes.push(`${failures} non-2xx/errors`);
+        const sampled = waits.get(store);
+        if (sampled) notes.push(`PostgreSQL waits: ${waitSummary(sampled)}`);
+        return notes;
+      };
+      const sqliteLoads = measured.get("sqlite")!;
+      const helloRate = rate(base);
       results.push(
         finish({
           id: s.id,
           title: `${s.title}, ${options.connections} connections`,
           unit: "req/s",
-          value: median(subject.map((l) => l.requests)),
-          baseline: median(base.map((l) => l.requests)),
+          value: rate(sqliteLoads),
+          baseline: helloRate,
           baselineLabel: 'bare Fastify "hello" req/s',
-          rounds: { value: subject.map((l) => l.requests), baseline: base.map((l) => l.requests) },
+          rounds: { value: sqliteLoads.map((l) => l.requests), baseline: base.map((l) => l.requests) },
           target: s.target,
-          p99Ms: median(subject.map((l) => l.p99)),
+          p99Ms: median(sqliteLoads.map((l) => l.p99)),
           ...(s.p99TargetMs ? { p99TargetMs: s.p99TargetMs } : {}),
-          notes,
+          notes: notesOf(sqliteLoads, "sqlite"),
         }),
       );
+      const pgLoads = measured.get("postgres");
+      if (pgLoads) {
+        const notes = notesOf(pgLoads, "postgres");
+        notes.unshift(`${(rate(pgLoads) / helloRate).toFixed(2)}× hello`);
+        const floorMet = s.postgresFloor === undefined || rate(pgLoads) >= s.postgresFloor;
+        if (s.postgresFloor !== undefined) notes.unshift(`floor ${fmt(s.postgresFloor)} req/s`);
+        const result = finish({
+          id: `${s.id}-postgres`,
+          title: `${s.title}, PostgreSQL, ${options.connections} connections`,
+          unit: "req/s",
+          value: rate(pgLoads),
+          baseline: rate(sqliteLoads),
+          baselineLabel: "SQLite req/s, same rounds",
+          rounds: { value: pgLoads.map((l) => l.requests), baseline: sqliteLoads.map((l) => l.requests) },
+          ...(s.postgresTarget !== undefined ? { target: s.postgresTarget } : {}),
+          p99Ms: median(pgLoads.map((l) => l.p99)),
+          ...(s.p99TargetMs ? { p99TargetMs: s.p99TargetMs } : {}),
+          notes,
+        });
+        results.push(s.postgresFloor === undefined ? result : { ...result, met: floorMet });
+      }
+      const twoLoads = measured.get("postgres2");
+      if (pgLoads && twoLoads) {
+        const half = options.connections / 2;
+        results.push(
+          finish({
+            id: `${s.id}-postgres-2`,
+            title: `${s.title}, PostgreSQL, 2 serves (${half} + ${half} connections)`,
+            unit: "req/s",
+            value: rate(twoLoads),
+            baseline: rate(pgLoads),
+            baselineLabel: "one serve req/s, same rounds",
+            rounds: { value: twoLoads.map((l) => l.requests), baseline: pgLoads.map((l) => l.requests) },
+            target: s.twoServesTarget!,
+            p99Ms: median(twoLoads.map((l) => l.p99)),
+            ...(s.p99TargetMs ? { p99TargetMs: s.p99TargetMs } : {}),
+            notes: notesOf(twoLoads, "postgres2"),
+          }),
+        );
+      }
     }
-    const rss = peakRssMb(serve.child.pid);
+    const rss = peakRssMb(sqliteServe.child.pid);
     return { results, peakRssMb: rss };
   } finally {
     for (const c of children) await stop(c);
+    await database?.drop();
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(pgDataDir, { recursive: true, force: true });
   }
+}
+
+/** The three commonest states of PostgreSQL's active backends over the sampled rounds, as shares of samples. */
+function waitSummary(sampled: { samples: number; waits: [string, number][] }[]): string {
+  const tally = new Map<string, number>();
+  let samples = 0;
+  for (const s of sampled) {
+    samples += s.samples;
+    for (const [wait, n] of s.waits) tally.set(wait, (tally.get(wait) ?? 0) + n);
+  }
+  return [...tally]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([wait, n]) => `${wait} ${(n / Math.max(1, samples)).toFixed(1)}`)
+    .join(", ");
 }

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { runAuthhostBench } from "./authhost-bench.js";
 import { runCryptoBench } from "./crypto-bench.js";
 import { runFloodBench } from "./flood-bench.js";
 import { runHttpBench } from "./http-bench.js";
@@ -68,6 +69,7 @@ if (wants("http")) {
     connections: 50,
     mode,
     only: only?.filter((o) => o.startsWith("http-")).length ? only : undefined,
+    ...(postgresUrl ? { postgresUrl } : {}),
   });
   results.push(...http.results);
   peakRssMb = http.peakRssMb;
@@ -93,6 +95,10 @@ if (wants("flood")) {
       mode,
     })),
   );
+}
+if (wants("authhost") && postgresUrl) {
+  log("authorisation-host load (PostgreSQL, 2 serves, 10,000 cards, hot-card skew)…");
+  results.push(...(await runAuthhostBench({ postgresUrl, durationSeconds: quick ? 15 : 60, mode }, log)));
 }
 if (wants("rotation")) {
   log("rotation scenarios…");

@@ -3,18 +3,17 @@
 // fresh PostgreSQL database that is created for the run and dropped after it. Invariant: every round starts
 // from the same N due rows (reset in SQL between rounds), and setup never goes through HTTP.
 import { fork } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
-import pg from "pg";
 import { loadConfig } from "../src/config.js";
 import { generatePan } from "../src/crypto/pan.js";
 import { systemClock } from "../src/lib/clock.js";
 import { uuidv7 } from "../src/lib/ids.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { chunksOf } from "../src/store/chunks.js";
+import { createBenchDatabase } from "./bench-database.js";
 import { root } from "./processes.js";
 import { finish, median, type ScenarioResult } from "./stats.js";
 
@@ -34,7 +33,12 @@ async function seed(runtime: Runtime, count: number): Promise<void> {
   const actor = { tenantId: "bench", subject: "bench" };
   // One real card gives the sealed PIN every bench row shares (rotation never opens it).
   const template = await services.cards.create(actor, { type: "virtual" });
-  const model = (await runtime.repos.cards.findByToken("bench", template.publicToken))!;
+  // The card's own row (the repository's lookup adds the tenant's columns, which are not the card's).
+  const model = await runtime.store.db
+    .selectFrom("cards")
+    .selectAll()
+    .where("public_token", "=", template.publicToken)
+    .executeTakeFirstOrThrow();
   const stamp = systemClock.now().toISOString();
   const rows = [];
   for (let i = 0; i < count; i++) {
@@ -43,8 +47,6 @@ async function seed(runtime: Runtime, count: number): Promise<void> {
     const fixed = pan + luhn(pan);
     rows.push({
       ...model,
-      max_cvv_tries: undefined,
-      max_pin_tries: undefined,
       id,
       public_token: `b${String(i).padStart(8, "0")}`,
       pan_sealed: await keys.sealPan(fixed, { tenantId: "bench", cardId: id }),
@@ -61,10 +63,7 @@ async function seed(runtime: Runtime, count: number): Promise<void> {
   const db = runtime.store.db;
   await db.deleteFrom("cards").where("id", "=", model.id).execute();
   for (const chunk of chunksOf(rows, 400)) {
-    await db
-      .insertInto("cards")
-      .values(chunk.map(({ max_cvv_tries: _a, max_pin_tries: _b, ...row }) => row))
-      .execute();
+    await db.insertInto("cards").values(chunk).execute();
   }
 }
 
@@ -163,31 +162,13 @@ export async function withStore<T>(
   };
   if (kind === "postgres") {
     if (!postgresUrl) throw new Error("PostgreSQL scenarios need a URL");
-    const name = `cardvault_bench_${randomBytes(5).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: postgresUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const url = new URL(postgresUrl);
-    url.pathname = `/${name}`;
-    env.CARDVAULT_DATABASE_URL = url.toString();
-    dropDatabase = async () => {
-      const client = new pg.Client({ connectionString: postgresUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    };
+    const database = await createBenchDatabase(postgresUrl);
+    env.CARDVAULT_DATABASE_URL = database.url;
+    dropDatabase = database.drop;
   }
   let runtime: Runtime | undefined;
   try {
     const config = loadConfig(env);
-    if (kind === "postgres") {
-      const { connectStore } = await import("../src/runtime.js");
-      const { ensureSchema } = await import("../src/store/db.js");
-      const migrating = connectStore(config);
-      await ensureSchema(migrating.db, { migrate: true });
-      await migrating.close();
-    }
     runtime = await openRuntime(config, { warn: () => {} });
     return await fn(env, runtime);
   } finally {

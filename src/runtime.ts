@@ -185,7 +185,7 @@ export function createRepos(store: Store) {
     leases: createLeaseRepo(store.db),
     webhooks: createWebhookRepo(store.db),
     secureDataSessionKeys: createSecureDataRepo(store.db),
-    rateLimits: createRateLimitRepo(store.db),
+    rateLimits: createRateLimitRepo(store.db, store.kind),
     revealSessions: createRevealSessionRepo(store.db),
     apiClients: createApiClientRepo(store.db),
   };

@@ -17,10 +17,39 @@ beforeAll(async () => {
       CARDVAULT_RATE_LIMIT_PER_CARD: "5",
       CARDVAULT_RATE_LIMIT_PER_TENANT: "40",
       CARDVAULT_RATE_LIMIT_WINDOW_SECONDS: "3600",
+      // Few connections a process: the per-tenant bound on PostgreSQL is one attempt per open transaction.
+      CARDVAULT_DB_POOL_SIZE: "4",
     },
   });
 });
 afterAll(() => h.close());
+
+/**
+ * A second runtime and app on the same database and data directory: its own connections, as a second `serve`
+ * process has (real processes on PostgreSQL: test/postgres/multi-process.test.ts counters).
+ */
+async function secondApp() {
+  const other = await openRuntime(h.config, { warn: () => {} });
+  const app = await buildApp({
+    services: other.services,
+    idempotency: other.repos.idempotency,
+    verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: TEST_JWT_SECRET }, systemClock),
+    store: other.store,
+    keys: other.keys,
+    clock: systemClock,
+    bodyLimitBytes: h.config.bodyLimitBytes,
+    idempotencyTtlHours: h.config.idempotencyTtlHours,
+    apiDocs: false,
+    publicUrl: h.config.publicUrl,
+  });
+  return {
+    app,
+    async close() {
+      await app.close();
+      await other.close();
+    },
+  };
+}
 
 async function blockedAudits(): Promise<Record<string, unknown>[]> {
   const rows = await h.runtime.store.db
@@ -130,27 +159,13 @@ describe("rate limits", () => {
   });
 
   it("holds across processes: two apps on one database share every window", async () => {
-    // A second runtime and app on the same database and data directory: its own connections, as a second
-    // `serve` process has (real processes on PostgreSQL: test/postgres/multi-process.test.ts counters).
-    const other = await openRuntime(h.config, { warn: () => {} });
-    const second = await buildApp({
-      services: other.services,
-      idempotency: other.repos.idempotency,
-      verifier: createTokenVerifier({ ...h.config.auth, hs256Secret: TEST_JWT_SECRET }, systemClock),
-      store: other.store,
-      keys: other.keys,
-      clock: systemClock,
-      bodyLimitBytes: h.config.bodyLimitBytes,
-      idempotencyTtlHours: h.config.idempotencyTtlHours,
-      apiDocs: false,
-      publicUrl: h.config.publicUrl,
-    });
+    const second = await secondApp();
     try {
       const token = await h.token(undefined, "globex");
       const { publicToken } = await h.createCard({ type: "virtual" }, token);
       const statuses = [];
       for (let i = 0; i < 7; i++) {
-        const app = i % 2 === 0 ? h.app : second;
+        const app = i % 2 === 0 ? h.app : second.app;
         const r = await app.inject({
           method: "GET",
           url: `/v1/cards/${publicToken}/pin`,
@@ -161,7 +176,49 @@ describe("rate limits", () => {
       expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
     } finally {
       await second.close();
-      await other.close();
+    }
+  });
+
+  it("per tenant, two apps at once: the tenant's limit holds within one attempt per open transaction, every attempt counted", async () => {
+    // 80 reads of 20 cards (4 each: under the card limit of 5) at once, half through each app: only the tenant's
+    // limit of 40 can refuse them. SQLite has one writer: exactly 40 go through. On PostgreSQL the tenant's
+    // count is spread over shard rows and an attempt does not see the counts of transactions still open on other
+    // shards: at most one extra per open transaction, i.e. both pools' connections but the attempt's own
+    // (docs/security.md). Forgetting the tenant's limit lets all 80 through.
+    await h.runtime.services.tenants.add({ id: "initech", maxCvvTries: 99, maxPinTries: 99 });
+    const token = await h.token(undefined, "initech");
+    const cards = await Promise.all(
+      Array.from({ length: 20 }, () => h.createCard({ type: "virtual" }, token)),
+    );
+    const second = await secondApp();
+    try {
+      const read = (i: number) =>
+        (i % 2 === 0 ? h.app : second.app).inject({
+          method: "GET",
+          url: `/v1/cards/${cards[i % cards.length]!.publicToken}/cvv`,
+          headers: { authorization: `Bearer ${token}` },
+        });
+      const statuses = (await Promise.all(Array.from({ length: 80 }, (_, i) => read(i)))).map(
+        (r) => r.statusCode,
+      );
+      expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+      const allowed = statuses.filter((s) => s === 200).length;
+      const openTransactions = h.runtime.store.kind === "postgres" ? 2 * h.config.postgres.poolSize : 1;
+      expect(allowed).toBeGreaterThanOrEqual(40);
+      expect(allowed).toBeLessThanOrEqual(40 + openTransactions - 1);
+      // Every attempt is counted once in the tenant's rows, the refused ones included.
+      const rows = await h.runtime.store.db
+        .selectFrom("rate_limits")
+        .select(["bucket", "count"])
+        .where((eb) => eb.or([eb("bucket", "=", "tenant:initech"), eb("bucket", "like", "tenant:initech#%")]))
+        .execute();
+      expect(rows.reduce((n, r) => n + Number(r.count), 0)).toBe(80);
+      if (h.runtime.store.kind === "postgres") expect(rows.length).toBeGreaterThan(1);
+      // From now on both apps refuse the tenant.
+      expect((await read(0)).statusCode).toBe(429);
+      expect((await read(1)).statusCode).toBe(429);
+    } finally {
+      await second.close();
     }
   });
 

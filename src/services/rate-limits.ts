@@ -75,6 +75,7 @@ export function createRateLimitService(deps: RateLimitServiceDeps) {
         bucket: bucket.key,
         windowStart: window.start,
         windowEnd: window.end,
+        sharded: bucket.scope === "tenant",
       })),
       tx,
     );

@@ -4,10 +4,19 @@
 // (FOR UPDATE SKIP LOCKED) in one place. On SQLite the transactions of one event-loop turn share a commit
 // (sqlite-driver.ts); a transaction is still answered only once it is committed.
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, type LogEvent, Migrator, PostgresDialect, sql } from "kysely";
+import {
+  Kysely,
+  type LogEvent,
+  Migrator,
+  PostgresDialect,
+  type PostgresPool,
+  type PostgresPoolClient,
+  sql,
+} from "kysely";
 import pg from "pg";
 import { createPrivateFile, tightenFile } from "../lib/private-files.js";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
+import { statementName } from "./prepared.js";
 import type { Database } from "./schema.js";
 import { type CommitObserver, groupCommitDialect } from "./sqlite-driver.js";
 
@@ -79,7 +88,41 @@ export function openPostgresStore(url: string, options: PostgresOptions, onCommi
           onCommit(event.queryDurationMillis / 1000, 1);
       }
     : undefined;
-  return storeOf("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log }));
+  return storeOf(
+    "postgres",
+    new Kysely<Database>({ dialect: new PostgresDialect({ pool: namingPool(pool) }), log }),
+  );
+}
+
+/**
+ * The pool as Kysely sees it, with the hot path's fixed texts (prepared.ts) sent as named statements: pg parses
+ * and plans a named statement once per connection, then only binds and runs it (a query config with `name`,
+ * https://node-postgres.com/features/queries#prepared-statements). Everything else goes through unchanged.
+ */
+function namingPool(pool: pg.Pool): PostgresPool {
+  return {
+    async connect() {
+      const client = await pool.connect();
+      // A named statement whose table changed shape since it was parsed (a migration run while this process
+      // serves) fails with "cached plan must not change result type" (0A000) on this connection for good: the
+      // connection is then closed on release, and its successor parses the statements anew.
+      let stale = false;
+      return {
+        query: (async (text: string, values: unknown[]) => {
+          const name = statementName(text);
+          if (name === undefined) return client.query(text, values);
+          try {
+            return await client.query({ name, text, values });
+          } catch (error) {
+            if ((error as { code?: string }).code === "0A000") stale = true;
+            throw error;
+          }
+        }) as unknown as PostgresPoolClient["query"],
+        release: (destroy?: boolean) => client.release(destroy || stale),
+      };
+    },
+    end: () => pool.end(),
+  };
 }
 
 function storeOf(kind: StoreKind, db: Db): Store {

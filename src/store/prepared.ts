@@ -3,6 +3,8 @@
 // takes to run the short statements of a verify (figures in BENCHMARKS.md, "prepared.ts"). A prepared query
 // is built once with named placeholders where its values go; each call only binds the values and sends the
 // same SQL text, which the SQLite statement cache (db.ts) then reuses too.
+// On PostgreSQL the text of each prepared query is also a named statement (statementName, used by db.ts):
+// each connection parses and plans it once instead of on every run.
 // Invariant: the SQL is exactly what the Kysely builder produces, so a prepared query and its builder form
 // can never disagree; every value is a bound parameter, never spliced into the text.
 import { type Compilable, CompiledQuery, type QueryResult } from "kysely";
@@ -34,6 +36,23 @@ export function prepared<P extends object, Row>(
   };
 }
 
+/**
+ * The texts that run as named statements on PostgreSQL, by name. Only the fixed texts of the hot path are named
+ * (a few dozen): pg keeps a named statement for the connection's life, so ad-hoc texts stay unnamed.
+ */
+const statementNames = new Map<string, string>();
+
+/** Marks a fixed SQL text to run as a named (once-parsed) statement on PostgreSQL; returns the text. */
+export function namedStatement(sql: string): string {
+  if (!statementNames.has(sql)) statementNames.set(sql, `cardvault_${statementNames.size + 1}`);
+  return sql;
+}
+
+/** The statement name of a text marked by namedStatement (or prepared), if any. */
+export function statementName(sql: string): string | undefined {
+  return statementNames.get(sql);
+}
+
 function compile<P extends object>(build: (params: P) => Compilable<unknown>) {
   const placeholders = new Proxy({} as P, { get: (_, name) => `${MARK}${String(name)}` });
   const query = build(placeholders).compile();
@@ -43,7 +62,7 @@ function compile<P extends object>(build: (params: P) => Compilable<unknown>) {
     (value): Slot =>
       typeof value === "string" && value.startsWith(MARK) ? { name: value.slice(MARK.length) } : { value },
   );
-  return { sql: query.sql, slots };
+  return { sql: namedStatement(query.sql), slots };
 }
 
 /**

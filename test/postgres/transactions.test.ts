@@ -2,15 +2,19 @@
 // database link runs through a TCP proxy that reads the server's ReadyForQuery messages. Each one whose
 // status byte is 'I' (idle) ends a transaction — an explicit COMMIT or ROLLBACK, or a statement that ran on
 // its own — so their count is what the caller waited on. A verify, a CVV read and a PIN verify are one
-// transaction each (lookup, counter step, audit row and the attempt's rate-limit count together).
+// transaction each (lookup, counter step, audit row and the attempt's rate-limit count together). The server's
+// ParseComplete messages count the statements it had to parse: the hot path's are named statements, parsed
+// once per connection (src/store/db.ts).
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { wrongCvv } from "../helpers/card-secrets.js";
+import { expectedCvv, wrongCvv } from "../helpers/card-secrets.js";
 import { type DatabaseProxy, startDatabaseProxy } from "../helpers/database-proxy.js";
 import { createHarness, type Harness } from "../helpers/harness.js";
 
 let h: Harness;
 let proxy: DatabaseProxy;
 let transactionsEnded = 0;
+let parses = 0;
 
 /** Counts ReadyForQuery ('Z', length 5, status byte) messages with status 'I' in the server's stream. */
 function countReadyForQuery() {
@@ -21,6 +25,7 @@ function countReadyForQuery() {
       const length = pending.readUInt32BE(1);
       if (pending.length < 1 + length) break;
       if (pending[0] === 0x5a && pending[5] === 0x49) transactionsEnded++;
+      if (pending[0] === 0x31) parses++; // ParseComplete: the server parsed a statement
       pending = pending.subarray(1 + length);
     }
   };
@@ -47,6 +52,14 @@ async function transactionsPer(calls: number, call: () => Promise<unknown>): Pro
   return (transactionsEnded - before) / calls;
 }
 
+/** Statements the server parsed, per call, once every pooled connection has run the call. */
+async function parsesPer(calls: number, call: () => Promise<unknown>): Promise<number> {
+  await Promise.all(Array.from({ length: 2 * h.config.postgres.poolSize }, call));
+  const before = parses;
+  for (let i = 0; i < calls; i++) await call();
+  return (parses - before) / calls;
+}
+
 describe("transactions per call on PostgreSQL", () => {
   it("a CVV verify, a CVV read and a PIN verify are one transaction each", async () => {
     const { publicToken } = await h.createCard();
@@ -64,5 +77,30 @@ describe("transactions per call on PostgreSQL", () => {
     expect(
       await transactionsPer(10, () => h.call("POST", `/v1/cards/${publicToken}/pin/verify`, { pin: "4821" })),
     ).toBe(1);
+  });
+
+  it("a verify's statements are named: parsed once per connection, not on every call", async () => {
+    const { publicToken } = await h.createCard();
+    const cvv = await expectedCvv(h, publicToken);
+    const verify = async () => {
+      expect((await h.call("POST", `/v1/cards/${publicToken}/cvv/verify`, { cvv })).json().result).toBe(
+        "match",
+      );
+    };
+    expect(await parsesPer(20, verify)).toBe(0);
+  });
+  it("a migration that changes a table's shape under a running process costs each connection one failure at most", async () => {
+    // The card lookup is `select cards.*`: a column added while this process serves changes its result type,
+    // and PostgreSQL refuses the named statement (0A000) on every connection that parsed it before.
+    const { publicToken } = await h.createCard();
+    const cvv = await expectedCvv(h, publicToken);
+    const verify = () => h.call("POST", `/v1/cards/${publicToken}/cvv/verify`, { cvv });
+    const poolSize = h.config.postgres.poolSize;
+    await Promise.all(Array.from({ length: 2 * poolSize }, verify));
+    await sql`alter table cards add column upgrade_probe text`.execute(h.runtime.store.db);
+    const statuses: number[] = [];
+    for (let i = 0; i < 3 * poolSize; i++) statuses.push((await verify()).statusCode);
+    expect(statuses.filter((s) => s !== 200).length).toBeLessThanOrEqual(poolSize);
+    expect(statuses.slice(-poolSize)).toEqual(Array(poolSize).fill(200));
   });
 });
