@@ -228,7 +228,10 @@ export function computeCvvBatch(cvk: Buffer, inputs: readonly CvvInput[]): strin
 }
 
 /** computeCvvBatch over a CVK's ciphers: each cipher step is one call over a whole chunk of blocks. */
-export function computeCvvBatchOver({ a: keyA, ab: keyAB }: CvkCiphers, inputs: readonly CvvInput[]): string[] {
+export function computeCvvBatchOver(
+  { a: keyA, ab: keyAB }: CvkCiphers,
+  inputs: readonly CvvInput[],
+): string[] {
   const results: string[] = new Array(inputs.length);
   if (inputs.length === 0) return results;
   for (const input of inputs) validateCvvInput(input);

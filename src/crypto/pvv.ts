@@ -2,8 +2,8 @@
 // Invariant: the PIN itself is never stored or returned — only the 4-digit PVV derived from the
 // transformed security parameter (TSP); inputs are validated before the reusable 3DES cipher sees them.
 
-import { packNibbles, visaDecimalize } from "./cvv.js";
 import type { BlockCipher } from "./block-cipher.js";
+import { packNibbles, visaDecimalize } from "./cvv.js";
 import { createTdesCipher } from "./des.js";
 import { CryptoInputError } from "./errors.js";
 import { assertDigits, assertKeyLength } from "./hex.js";

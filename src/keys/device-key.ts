@@ -17,16 +17,23 @@ export const sessionKeyInvalid = () =>
   );
 
 /** A device's ephemeral key: a public P-256 point (checked on import), and its RFC 7638 thumbprint. */
-export async function deviceKeyOf(deviceKey: Record<string, unknown>): Promise<{ jwk: JWK; replayId: string }> {
+export async function deviceKeyOf(
+  deviceKey: Record<string, unknown>,
+): Promise<{ jwk: JWK; replayId: string }> {
   const given = deviceKey as JWK;
   try {
-    if (given.kty !== "EC" || given.crv !== "P-256" || "d" in given) throw new Error("not a P-256 public key");
+    if (given.kty !== "EC" || given.crv !== "P-256" || "d" in given)
+      throw new Error("not a P-256 public key");
     const jwk: JWK = { kty: "EC", crv: "P-256", x: given.x, y: given.y };
     await importJWK(jwk, "ECDH-ES");
     return { jwk, replayId: await calculateJwkThumbprint(jwk, "sha256") };
   } catch {
-    throw new AppError("device_key_invalid", "deviceKey is not a public P-256 key (JWK with kty EC, crv P-256, x, y).", {
-      fields: { deviceKey: ["must be a public EC P-256 JWK with a point on the curve"] },
-    });
+    throw new AppError(
+      "device_key_invalid",
+      "deviceKey is not a public P-256 key (JWK with kty EC, crv P-256, x, y).",
+      {
+        fields: { deviceKey: ["must be a public EC P-256 JWK with a point on the curve"] },
+      },
+    );
   }
 }

@@ -23,12 +23,12 @@ import { createPinBlockCipher, type PinBlockCipher } from "../crypto/pin-block.j
 import { createPvvGenerator } from "../crypto/pvv.js";
 import { AppError } from "../domain/errors.js";
 import { cardDataPayload } from "./card-data.js";
-import { deviceKeyOf, sessionKeyInvalid } from "./device-key.js";
 import {
   createDeviceCryptoPool,
   type DeviceCryptoPoolSettings,
   defaultDeviceCryptoPool,
 } from "./device-crypto-pool.js";
+import { deviceKeyOf, sessionKeyInvalid } from "./device-key.js";
 import type {
   CardDataField,
   DeviceRequest,

@@ -12,7 +12,11 @@ function mgf1(seed: Buffer, length: number): Buffer {
   const counter = Buffer.alloc(4);
   for (let i = 0; i * H < length; i++) {
     counter.writeUInt32BE(i);
-    createHash("sha256").update(seed).update(counter).digest().copy(out, i * H);
+    createHash("sha256")
+      .update(seed)
+      .update(counter)
+      .digest()
+      .copy(out, i * H);
   }
   return out.subarray(0, length);
 }

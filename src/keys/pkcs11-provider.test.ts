@@ -4,11 +4,7 @@
 // were), key metadata that survives a restart, and no key material in what it lists, logs or throws.
 import pkcs11js from "pkcs11js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createSoftHsmToken,
-  initTestTokenKeys,
-  softhsmAvailable,
-} from "../../test/helpers/softhsm.js";
+import { createSoftHsmToken, initTestTokenKeys, softhsmAvailable } from "../../test/helpers/softhsm.js";
 import { testRsaKeyGenerator } from "../../test/helpers/test-rsa-keys.js";
 import { fixedClock } from "../lib/clock.js";
 import { describeKeyProviderContract } from "./key-provider.contract.js";
@@ -43,5 +39,117 @@ describe.skipIf(!available)("PKCS#11 provider on SoftHSM2", () => {
       return createPkcs11KeyProvider(token);
     },
     rsaKey: (bits) => testRsaKeyGenerator(bits),
+  });
+});
+
+describe.skipIf(!available)("PKCS#11 token objects", () => {
+  const settings = available ? createSoftHsmToken("attrs") : undefined!;
+  let token: Token;
+  beforeAll(async () => {
+    token = openToken(settings);
+    await initTokenKeysQuick(token);
+    // An imported key beside the generated ones (a ceremony's path).
+    importSecretKey(token, { id: "cvk-imported", type: "cvk", material: Buffer.alloc(16, 0x23) }, clock);
+  });
+  afterAll(() => token?.close());
+
+  /**
+   * What initTokenKeys does, the signing pair generated in the token too (C_GenerateKeyPair, as checked here);
+   * the RSA-4096 wrap pair, the same code path at ten seconds of SoftHSM keygen, imported from the test cache.
+   */
+  async function initTokenKeysQuick(t: Token) {
+    for (const type of keyTypes) {
+      if (type !== "secure-data-wrap") await generateKey(t, type, clock);
+      else
+        importSecretKey(
+          t,
+          { id: "wrap-imported", type, material: Buffer.from(testRsaKeyGenerator(4096)) },
+          clock,
+        );
+    }
+  }
+
+  function objects(cls: number) {
+    const { pkcs11, session } = token;
+    pkcs11.C_FindObjectsInit(session, [{ type: T.CKA_CLASS, value: cls }]);
+    const found = pkcs11.C_FindObjects(session, 1000);
+    pkcs11.C_FindObjectsFinal(session);
+    return found.map((h) => {
+      const [label, sensitive, extractable, never, always] = pkcs11.C_GetAttributeValue(session, h, [
+        { type: T.CKA_LABEL },
+        { type: T.CKA_SENSITIVE },
+        { type: T.CKA_EXTRACTABLE },
+        { type: T.CKA_NEVER_EXTRACTABLE },
+        { type: T.CKA_ALWAYS_SENSITIVE },
+      ]);
+      const flag = (a: typeof label) => a!.value![0] === 1;
+      return {
+        handle: h,
+        secretAttribute: cls === T.CKO_SECRET_KEY ? T.CKA_VALUE : T.CKA_PRIVATE_EXPONENT,
+        label: label!.value!.toString(),
+        sensitive: flag(sensitive),
+        extractable: flag(extractable),
+        neverExtractable: flag(never),
+        alwaysSensitive: flag(always),
+      };
+    });
+  }
+
+  it("every key object is sensitive and not extractable; generated ones never were; values cannot be read", {
+    timeout: 60_000,
+  }, () => {
+    const keys = [...objects(T.CKO_SECRET_KEY), ...objects(T.CKO_PRIVATE_KEY)];
+    const listed = token.readKeys();
+    // One object per key, and the CVKs' A||A halves.
+    expect(keys.length).toBe(listed.length + listed.filter((k) => k.type === "cvk").length);
+    for (const k of keys) {
+      expect(k, k.label).toMatchObject({ sensitive: true, extractable: false });
+      const info = listed.find((i) => i.id === k.label || `${i.id}/a` === k.label)!;
+      // Generated in the token (C_GenerateKey / C_GenerateKeyPair): never extractable, always sensitive. A CVK
+      // is created from the token's RNG (single DES is not available, see pkcs11-token.ts) and imported keys
+      // came from outside: PKCS#11 says they were not "never extractable", which is true.
+      if (info.origin === "generated" && info.type !== "cvk") {
+        expect(k, k.label).toMatchObject({ neverExtractable: true, alwaysSensitive: true });
+      }
+      expect(() =>
+        token.pkcs11.C_GetAttributeValue(token.session, k.handle, [{ type: k.secretAttribute }]),
+      ).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+    }
+    // The public halves of generated pairs are not kept: the private object carries modulus and exponent.
+    expect(objects(T.CKO_PUBLIC_KEY)).toEqual([]);
+  });
+
+  it("key metadata lives in the token: a restart sees the same keys, check values and active versions", async () => {
+    const before = createPkcs11KeyProvider(token).listKeys();
+    const again = openToken(settings);
+    try {
+      const after = createPkcs11KeyProvider(again).listKeys();
+      expect(after).toEqual(before);
+      expect(
+        before
+          .filter((k) => k.active)
+          .map((k) => k.type)
+          .sort(),
+      ).toEqual([...keyTypes].sort());
+      expect(before.find((k) => k.id === "cvk-imported")).toMatchObject({ active: true, version: 2 });
+    } finally {
+      again.close();
+    }
+  });
+
+  it("keys init on a token adds only the types it lacks", async () => {
+    expect(await initTokenKeys(token, clock)).toEqual([]);
+  });
+
+  it("a wrong PIN or an unknown token is a clear error that names neither the PIN nor any key", () => {
+    // A token no session of this process is logged in to (a login is the whole application's).
+    const other = createSoftHsmToken("pin");
+    expect(() => openToken({ ...other, pin: "999999" })).toThrow(/CKR_PIN_INCORRECT/);
+    try {
+      openToken({ ...other, pin: "999999" });
+    } catch (error) {
+      expect((error as Error).message).not.toContain("999999");
+    }
+    expect(() => openToken({ ...settings, label: "no-such-token" })).toThrow(/No token labelled/);
   });
 });

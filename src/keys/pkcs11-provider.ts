@@ -41,7 +41,14 @@ import type {
 } from "./key-provider.js";
 import { PinBlockUndecodableError } from "./key-provider.js";
 import { oaepDecodeSha256 } from "./oaep-decode.js";
-import { CVK_HALF_SUFFIX, codeOf, isCode, rsaPublicKey, type Token, type TokenKeyInfo } from "./pkcs11-token.js";
+import {
+  CVK_HALF_SUFFIX,
+  codeOf,
+  isCode,
+  rsaPublicKey,
+  type Token,
+  type TokenKeyInfo,
+} from "./pkcs11-token.js";
 
 const T = pkcs11js;
 type Handle = Buffer;
@@ -140,7 +147,8 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
   function key(id: string, type: KeyType): TokenKeyInfo {
     if (!byId.has(id)) refresh(true);
     const k = byId.get(id);
-    if (!k || k.type !== type) throw new AppError("key_unavailable", `Key ${id} (${type}) is not in the token.`);
+    if (!k || k.type !== type)
+      throw new AppError("key_unavailable", `Key ${id} (${type}) is not in the token.`);
     return k;
   }
 
@@ -403,10 +411,16 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     }
     admitted++;
     let opened:
-      | ({ replayId: string } & ({ sessionKey: Handle; wrapKeyId: string } | { device: Record<string, unknown> }))
+      | ({ replayId: string } & (
+          | { sessionKey: Handle; wrapKeyId: string }
+          | { device: Record<string, unknown> }
+        ))
       | undefined;
     let closed = false;
-    const contents = new WeakMap<SealedCardData, { iv: Buffer; encryptedPayload: Buffer } | { payload: Buffer }>();
+    const contents = new WeakMap<
+      SealedCardData,
+      { iv: Buffer; encryptedPayload: Buffer } | { payload: Buffer }
+    >();
     const payloads: Buffer[] = [];
     const destroy = (h: Handle) => {
       try {
@@ -477,7 +491,9 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
         if ("payload" in content) {
           if (!("device" in opened)) throw new Error("A JWE payload needs a device key.");
           // A compact JWS (RFC 7515 §7.1) signed PS256 in the token, then JWE ECDH-ES + A256GCM to the device.
-          const header = Buffer.from(JSON.stringify({ alg: "PS256", kid: signingKeyId })).toString("base64url");
+          const header = Buffer.from(JSON.stringify({ alg: "PS256", kid: signingKeyId })).toString(
+            "base64url",
+          );
           const input = Buffer.from(`${header}.${content.payload.toString("base64url")}`);
           try {
             const signature = await signPss(signingKeyId, input);
@@ -655,4 +671,3 @@ function equalSecrets(a: string, b: string): boolean {
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
-

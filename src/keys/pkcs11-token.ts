@@ -34,7 +34,7 @@ export interface TokenKeyInfo extends KeyInfo {
   origin: KeyOrigin;
 }
 
-interface StoredMetadata {
+export interface StoredMetadata {
   id: string;
   type: KeyType;
   version: number;
@@ -133,8 +133,13 @@ export interface Token {
   /** A session of its own for an asynchronous operation; give it back with release. */
   acquire(): Promise<Handle>;
   release(session: Handle): void;
-  /** Every key's metadata, read from the token's data objects (another process may have added keys). */
-  readKeys(): TokenKeyInfo[];
+  /**
+   * Every key's metadata, read from the token's data objects (another process may have added keys); `cached`
+   * answers from the last read, updated by this process's own additions (a key ceremony imports many keys).
+   */
+  readKeys(cached?: boolean): TokenKeyInfo[];
+  /** Records metadata this process just wrote, for cached reads. */
+  remember(metadata: StoredMetadata): void;
   /** The handle of a key's object (`id`, or `id` + CVK_HALF_SUFFIX); undefined when the token lacks it. */
   object(label: string, objectClass?: number): Handle | undefined;
   close(): void;
@@ -147,9 +152,7 @@ export function openToken(settings: TokenSettings): Token {
   const pkcs11 = acquireModule(settings.module);
   let slot: Handle | undefined;
   try {
-    slot = pkcs11
-      .C_GetSlotList(true)
-      .find((s) => pkcs11.C_GetTokenInfo(s).label.trim() === settings.label);
+    slot = pkcs11.C_GetSlotList(true).find((s) => pkcs11.C_GetTokenInfo(s).label.trim() === settings.label);
   } catch (error) {
     releaseModule(settings.module);
     throw new TokenError(`Cannot list the PKCS#11 module's tokens: ${codeOf(error)}.`);
@@ -188,6 +191,7 @@ export function openToken(settings: TokenSettings): Token {
   let asyncOpen = 0;
   const waiting: ((s: Handle) => void)[] = [];
   let closed = false;
+  let known: StoredMetadata[] | undefined;
 
   function find(template: pkcs11js.Template): Handle[] {
     pkcs11.C_FindObjectsInit(session, template);
@@ -222,7 +226,8 @@ export function openToken(settings: TokenSettings): Token {
       if (next) next(s);
       else idle.push(s);
     },
-    readKeys() {
+    readKeys(cached = false) {
+      if (cached && known) return withState(known);
       const handles = find([
         { type: T.CKA_CLASS, value: T.CKO_DATA },
         { type: T.CKA_APPLICATION, value: APPLICATION },
@@ -233,7 +238,11 @@ export function openToken(settings: TokenSettings): Token {
             pkcs11.C_GetAttributeValue(session, h, [{ type: T.CKA_VALUE }])[0]!.value!.toString("utf8"),
           ) as StoredMetadata,
       );
+      known = stored;
       return withState(stored);
+    },
+    remember(metadata) {
+      known = [...(known ?? []), metadata];
     },
     object(label, objectClass) {
       const template: pkcs11js.Template = [{ type: T.CKA_LABEL, value: label }];
@@ -389,7 +398,12 @@ export function importSecretKey(token: Token, key: ImportedKey, clock: Clock): T
  * SoftHSM (OpenSSL 3) cannot run and PKCS#11 cannot split off a key object, so a CVK is drawn from the token's
  * RNG (C_GenerateRandom) and created as two objects (A||B and A||A), its bytes wiped at once.
  */
-export async function generateKey(token: Token, type: KeyType, clock: Clock, id?: string): Promise<TokenKeyInfo> {
+export async function generateKey(
+  token: Token,
+  type: KeyType,
+  clock: Clock,
+  id?: string,
+): Promise<TokenKeyInfo> {
   const version = nextVersion(token, type);
   const keyId = id ?? `${type}-v${version}`;
   assertNewId(token, keyId);
@@ -450,14 +464,25 @@ export async function initTokenKeys(token: Token, clock: Clock): Promise<string[
 }
 
 function nextVersion(token: Token, type: KeyType): number {
-  return Math.max(0, ...token.readKeys().filter((k) => k.type === type).map((k) => k.version)) + 1;
+  return (
+    Math.max(
+      0,
+      ...token
+        .readKeys(true)
+        .filter((k) => k.type === type)
+        .map((k) => k.version),
+    ) + 1
+  );
 }
 
 function assertNewId(token: Token, id: string): void {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
-    throw new TokenError(`A key id is 1-64 letters, digits, ".", "_" or "-" (got one of ${id.length} characters).`);
+    throw new TokenError(
+      `A key id is 1-64 letters, digits, ".", "_" or "-" (got one of ${id.length} characters).`,
+    );
   }
-  if (token.readKeys().some((k) => k.id === id)) throw new TokenError(`The token already holds a key ${id}.`);
+  if (token.readKeys(true).some((k) => k.id === id))
+    throw new TokenError(`The token already holds a key ${id}.`);
 }
 
 function assertLength(type: KeyType, material: Buffer): void {
@@ -559,7 +584,8 @@ function writeMetadata(
     { type: T.CKA_LABEL, value: key.id },
     { type: T.CKA_VALUE, value: Buffer.from(JSON.stringify(metadata)) },
   ]);
-  return token.readKeys().find((k) => k.id === key.id)!;
+  token.remember(metadata);
+  return token.readKeys(true).find((k) => k.id === key.id)!;
 }
 
 const hex3 = (bytes: Buffer) => bytes.subarray(0, 3).toString("hex").toUpperCase();
