@@ -17,6 +17,8 @@ import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { createWebhookSender } from "./jobs/webhook-sender.js";
 import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
 import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
+import { createPkcs11KeyProvider } from "./keys/pkcs11-provider.js";
+import { openToken, TokenError } from "./keys/pkcs11-token.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
@@ -82,6 +84,7 @@ export function resolveJwtSecret(config: Config, warn: (message: string) => void
  * simply loads what another one wrote.
  */
 export function openKeys(config: Config, clock: Clock, warn: (message: string) => void): KeyProvider {
+  if (config.keyProvider === "pkcs11") return openTokenKeys(config);
   const file = keystorePath(config);
   const masterKey = resolveMasterKey(config, warn);
   if (!keystoreExists(file)) {
@@ -99,6 +102,23 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
     keys = loadKeystore(file, masterKey);
   }
   return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), { pool: config.secureDataPool });
+}
+
+/**
+ * The PKCS#11 provider on the configured token. Its keys are made by `cardvault keys init` (generated inside
+ * the token) or a key ceremony, never at start: a token that lacks a key type is refused with that advice.
+ */
+function openTokenKeys(config: Config): KeyProvider {
+  const token = openToken(config.pkcs11!);
+  const have = new Set(token.readKeys().filter((k) => k.active).map((k) => k.type));
+  const missing = keyTypes.filter((type) => !have.has(type));
+  if (missing.length > 0) {
+    token.close();
+    throw new TokenError(
+      `The token "${config.pkcs11!.label}" has no active ${missing.join(", ")} key: run \`cardvault keys init\` with CARDVAULT_KEY_PROVIDER=pkcs11.`,
+    );
+  }
+  return createPkcs11KeyProvider(token, { pool: config.secureDataPool });
 }
 
 /**

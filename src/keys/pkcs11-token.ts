@@ -463,6 +463,37 @@ export async function initTokenKeys(token: Token, clock: Clock): Promise<string[
   return created;
 }
 
+/**
+ * Marks key versions retired in their metadata (every ciphertext they sealed was re-encrypted). The active
+ * version of a type cannot be retired. Returns the ids changed.
+ */
+export function retireTokenKeys(token: Token, ids: readonly string[], clock: Clock): string[] {
+  const { pkcs11, session } = token;
+  const retired: string[] = [];
+  for (const k of token.readKeys()) {
+    if (!ids.includes(k.id) || k.retired) continue;
+    if (k.active) throw new TokenError(`Key ${k.id} is the active ${k.type} key; rotate first.`);
+    pkcs11.C_FindObjectsInit(session, [
+      { type: T.CKA_CLASS, value: T.CKO_DATA },
+      { type: T.CKA_APPLICATION, value: APPLICATION },
+      { type: T.CKA_LABEL, value: k.id },
+    ]);
+    const [handle] = pkcs11.C_FindObjects(session, 1);
+    pkcs11.C_FindObjectsFinal(session);
+    if (!handle) continue;
+    const stored = JSON.parse(
+      pkcs11.C_GetAttributeValue(session, handle, [{ type: T.CKA_VALUE }])[0]!.value!.toString("utf8"),
+    ) as StoredMetadata;
+    stored.retiredAt = clock.now().toISOString();
+    pkcs11.C_SetAttributeValue(session, handle, [
+      { type: T.CKA_VALUE, value: Buffer.from(JSON.stringify(stored)) },
+    ]);
+    retired.push(k.id);
+  }
+  token.readKeys();
+  return retired;
+}
+
 function nextVersion(token: Token, type: KeyType): number {
   return (
     Math.max(
