@@ -133,12 +133,22 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     };
   }
 
-  /** The key object of a label (a key id, or a CVK's half); handles stay valid while the token is open. */
+  /**
+   * The key object of a label (a key id, or a CVK's half): a session copy of the token object (C_CopyObject,
+   * CKA_TOKEN false; still sensitive and never extractable, gone when the provider's sessions close), because
+   * SoftHSM re-reads a token object from its file on every use (≈ 560 µs per DES block against ≈ 200 µs for a
+   * session object, BENCHMARKS.md). A token that refuses the copy is used through the token object itself.
+   */
   function handleOf(label: string): Handle {
     let h = handles.get(label);
     if (!h) {
-      h = token.object(label);
-      if (!h) throw new AppError("key_unavailable", `Key ${label} has no object in the token.`);
+      const stored = token.object(label);
+      if (!stored) throw new AppError("key_unavailable", `Key ${label} has no object in the token.`);
+      try {
+        h = pkcs11.C_CopyObject(session, stored, [{ type: T.CKA_TOKEN, value: false }]);
+      } catch {
+        h = stored;
+      }
       handles.set(label, h);
     }
     return h;

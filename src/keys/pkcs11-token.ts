@@ -302,7 +302,9 @@ function protectedKey(label: string, id: string): pkcs11js.Template {
     bool(T.CKA_PRIVATE, true),
     bool(T.CKA_SENSITIVE, true),
     bool(T.CKA_EXTRACTABLE, false),
-    bool(T.CKA_MODIFIABLE, false),
+    // Modifiable only so that C_CopyObject may make a session copy (pkcs11-provider.ts); PKCS#11 forbids
+    // ever turning CKA_SENSITIVE off or CKA_EXTRACTABLE on, whatever CKA_MODIFIABLE says (v2.40 §4.10).
+    bool(T.CKA_MODIFIABLE, true),
     { type: T.CKA_LABEL, value: label },
     { type: T.CKA_ID, value: Buffer.from(id) },
   ];
