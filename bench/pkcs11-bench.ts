@@ -49,7 +49,9 @@ export async function runPkcs11Bench(
   log: (line: string) => void,
 ): Promise<ScenarioResult[]> {
   if (!existsSync(SOFTHSM_MODULE)) {
-    log(`PKCS#11 scenarios SKIPPED: SoftHSM2 (${SOFTHSM_MODULE}) is not installed (apt-get install softhsm2).`);
+    log(
+      `PKCS#11 scenarios SKIPPED: SoftHSM2 (${SOFTHSM_MODULE}) is not installed (apt-get install softhsm2).`,
+    );
     return [];
   }
   const createdAt = new Date().toISOString();
@@ -91,26 +93,27 @@ export async function runPkcs11Bench(
   const pek = clear.find((k) => k.type === "pek-tdes")!.material;
   const pinBlock = encipherPinBlock({ format: 0, pin: "1234", pan, key: pek }).toString("hex");
 
-  const scenarios: { id: string; title: string; unit: string; run: (p: KeyProvider) => Promise<unknown> }[] = [
-    {
-      id: "pkcs11-cvv",
-      title: "CVV derivation through SoftHSM2 (PAN opened, 2 DES blocks)",
-      unit: "CVV/s",
-      run: (p) => p.deriveCvv(cards.get(p)!),
-    },
-    {
-      id: "pkcs11-pvv",
-      title: "PVV verify through SoftHSM2 (PAN opened, PVV, stored block)",
-      unit: "verify/s",
-      run: (p) => p.verifyPin(cards.get(p)!, "1234"),
-    },
-    {
-      id: "pkcs11-pin-block",
-      title: "PIN-block decode (format 0) through SoftHSM2, verified",
-      unit: "verify/s",
-      run: (p) => p.verifyPinBlock(cards.get(p)!, { format: 0, pinBlock }),
-    },
-  ];
+  const scenarios: { id: string; title: string; unit: string; run: (p: KeyProvider) => Promise<unknown> }[] =
+    [
+      {
+        id: "pkcs11-cvv",
+        title: "CVV derivation through SoftHSM2 (PAN opened, 2 DES blocks)",
+        unit: "CVV/s",
+        run: (p) => p.deriveCvv(cards.get(p)!),
+      },
+      {
+        id: "pkcs11-pvv",
+        title: "PVV verify through SoftHSM2 (PAN opened, PVV, stored block)",
+        unit: "verify/s",
+        run: (p) => p.verifyPin(cards.get(p)!, "1234"),
+      },
+      {
+        id: "pkcs11-pin-block",
+        title: "PIN-block decode (format 0) through SoftHSM2, verified",
+        unit: "verify/s",
+        run: (p) => p.verifyPinBlock(cards.get(p)!, { format: 0, pinBlock }),
+      },
+    ];
 
   const results: ScenarioResult[] = [];
   try {

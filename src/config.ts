@@ -299,7 +299,8 @@ function pkcs11Settings(env: NodeJS.ProcessEnv, problems: string[]): Config["pkc
   const label = env.CARDVAULT_PKCS11_TOKEN || undefined;
   const pinValue = env.CARDVAULT_PKCS11_PIN || undefined;
   const pinFile = env.CARDVAULT_PKCS11_PIN_FILE || undefined;
-  if (!module) problems.push("CARDVAULT_KEY_PROVIDER=pkcs11 needs CARDVAULT_PKCS11_MODULE (the module's .so path)");
+  if (!module)
+    problems.push("CARDVAULT_KEY_PROVIDER=pkcs11 needs CARDVAULT_PKCS11_MODULE (the module's .so path)");
   else if (!existsSync(module)) problems.push(`CARDVAULT_PKCS11_MODULE: no file at ${module}`);
   if (!label) problems.push("CARDVAULT_KEY_PROVIDER=pkcs11 needs CARDVAULT_PKCS11_TOKEN (the token's label)");
   if (pinValue && pinFile) problems.push("set CARDVAULT_PKCS11_PIN or CARDVAULT_PKCS11_PIN_FILE, not both");

@@ -17,9 +17,9 @@ import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { createWebhookSender } from "./jobs/webhook-sender.js";
 import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
 import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
+import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { createPkcs11KeyProvider } from "./keys/pkcs11-provider.js";
 import { openToken, TokenError } from "./keys/pkcs11-token.js";
-import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
 import {
@@ -110,7 +110,12 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
  */
 function openTokenKeys(config: Config): KeyProvider {
   const token = openToken(config.pkcs11!);
-  const have = new Set(token.readKeys().filter((k) => k.active).map((k) => k.type));
+  const have = new Set(
+    token
+      .readKeys()
+      .filter((k) => k.active)
+      .map((k) => k.type),
+  );
   const missing = keyTypes.filter((type) => !have.has(type));
   if (missing.length > 0) {
     token.close();

@@ -77,7 +77,8 @@ export const cardvault: Group = {
         "manage the keys: the local keystore, or the PKCS#11 token when CARDVAULT_KEY_PROVIDER=pkcs11 (prints key ids and check values, never keys)",
       commands: {
         init: command({
-          summary: "create the keystore (or, on a PKCS#11 token, generate the keys inside it), adding the key types it lacks",
+          summary:
+            "create the keystore (or, on a PKCS#11 token, generate the keys inside it), adding the key types it lacks",
           options: dataDirOption,
           example: "cardvault keys init --data-dir /var/lib/cardvault",
           run: async ({ values }, io) => (await import("./keys.js")).keysCommand("init", values, io),

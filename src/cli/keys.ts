@@ -2,9 +2,9 @@
 // never keys. rotate adds new key versions and, for the keys that seal data, re-encrypts every card online and
 // then retires the old versions; running servers adopt the new keystore by themselves (see local-keystore.ts).
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Config } from "../config.js";
 import { type KeyType, keyTypes } from "../keys/key-provider.js";
 import { initKeystore, keystoreExists, loadKeystore, retireKeys, rotateKeys } from "../keys/keystore-file.js";
-import type { Config } from "../config.js";
 import { generateKey, initTokenKeys, openToken, retireTokenKeys } from "../keys/pkcs11-token.js";
 import { systemClock } from "../lib/clock.js";
 import { keystorePath, openRuntime, resolveMasterKey } from "../runtime.js";

@@ -109,11 +109,19 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
   }
   load();
 
+  /** The last look at the token failed (it went away, the session was closed): no key is usable until one works. */
+  let unreachable: string | undefined;
+
   function refresh(now: boolean): void {
     const t = performance.now();
     if (!now && t - lastCheck < RELOAD_CHECK_MS) return;
     lastCheck = t;
-    load();
+    try {
+      load();
+      unreachable = undefined;
+    } catch (error) {
+      unreachable = codeOf(error);
+    }
   }
 
   function publicKeyOf(k: TokenKeyInfo): SecureDataPublicKey {
@@ -164,6 +172,8 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
 
   function activeKey(type: KeyType): TokenKeyInfo {
     refresh(false);
+    // /readyz asks activeKeyId of every type: a token that stopped answering makes the service not ready.
+    if (unreachable) throw new AppError("key_unavailable", `The token does not answer (${unreachable}).`);
     const k = active.get(type);
     if (!k) throw new AppError("key_unavailable", `The token has no active ${type} key.`);
     return k;

@@ -139,7 +139,8 @@ export async function createHarness(options: HarnessOptions = {}) {
  */
 function testKeyProviderEnv(): Record<string, string> {
   if (process.env.CARDVAULT_TEST_KEY_PROVIDER !== "pkcs11") return {};
-  if (!softhsmAvailable()) throw new Error("CARDVAULT_TEST_KEY_PROVIDER=pkcs11 needs SoftHSM2 (apt-get install softhsm2)");
+  if (!softhsmAvailable())
+    throw new Error("CARDVAULT_TEST_KEY_PROVIDER=pkcs11 needs SoftHSM2 (apt-get install softhsm2)");
   const token = createSoftHsmToken("http");
   return {
     CARDVAULT_KEY_PROVIDER: "pkcs11",
