@@ -153,3 +153,51 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
     expect(() => openToken({ ...settings, label: "no-such-token" })).toThrow(/No token labelled/);
   });
 });
+
+describe.skipIf(!available)("cardvault keys on a PKCS#11 token", () => {
+  it("keys init generates every key type inside the token; keys list shows ids, check values and origin, never a key", {
+    timeout: 180_000,
+  }, async () => {
+    const settings = createSoftHsmToken("cli");
+    const env = {
+      CARDVAULT_KEY_PROVIDER: "pkcs11",
+      CARDVAULT_PKCS11_MODULE: settings.module,
+      CARDVAULT_PKCS11_TOKEN: settings.label,
+      CARDVAULT_PKCS11_PIN: settings.pin,
+    };
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    const out: string[] = [];
+    const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t) };
+    try {
+      const { keysCommand } = await import("../cli/keys.js");
+      expect(await keysCommand("init", { "batch-size": "500", "grace-ms": "0" }, io)).toBe(0);
+      expect(out.join("\n")).toMatch(/^created cvk-v1, pvk-v1, .*secure-data-sign-v1 in the token/);
+      out.length = 0;
+      expect(await keysCommand("list", {}, io)).toBe(0);
+      expect(out).toHaveLength(keyTypes.length);
+      for (const line of out)
+        expect(line).toMatch(/^[a-z-]+-v1\t\S+\tkcv=[0-9A-F]{6}\tactive\torigin=generated\t/);
+      // The service starts on it (runtime.ts openKeys) and computes with what it generated.
+      const token = openToken(settings);
+      try {
+        const p = createPkcs11KeyProvider(token);
+        const binding = { tenantId: "t", cardId: "c" };
+        const issued = await p.issuePan({ bin: "400000", length: 16, binding });
+        const card = {
+          ...binding,
+          panSealed: issued.panSealed,
+          expiry: "3001",
+          cvkId: "cvk-v1",
+          serviceCode: "000",
+        };
+        expect(await p.verifyCvv(card, await p.deriveCvv(card))).toBe(true);
+      } finally {
+        token.close();
+      }
+    } finally {
+      for (const k of Object.keys(env)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+});
