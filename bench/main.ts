@@ -10,6 +10,7 @@ import { runCryptoBench } from "./crypto-bench.js";
 import { runFloodBench } from "./flood-bench.js";
 import { runHttpBench } from "./http-bench.js";
 import { runPkcs11Bench } from "./pkcs11-bench.js";
+import { runImportBench } from "./import-bench.js";
 import { root } from "./processes.js";
 import { runRotationBench } from "./rotation-bench.js";
 import { fmt, type ScenarioResult } from "./stats.js";
@@ -89,6 +90,13 @@ if (wants("rotation")) {
   log("rotation scenarios…");
   results.push(
     ...(await runRotationBench({ cards: quick ? 20_000 : 100_000, rounds: quick ? 1 : 3, postgresUrl }, log)),
+  );
+}
+
+if (wants("import")) {
+  log("card import scenarios…");
+  results.push(
+    ...(await runImportBench({ cards: quick ? 20_000 : 100_000, rounds: quick ? 1 : 3, postgresUrl }, log)),
   );
 }
 

@@ -148,7 +148,7 @@ async function drain(
   return total / seconds;
 }
 
-async function withStore<T>(
+export async function withStore<T>(
   kind: "sqlite" | "postgres",
   postgresUrl: string | undefined,
   fn: (env: Record<string, string>, runtime: Runtime) => Promise<T>,

@@ -8,7 +8,7 @@
 
 import { loadConfig } from "../src/config.js";
 import { uuidv7 } from "../src/lib/ids.js";
-import { createServices, openRuntime, revealSettings } from "../src/runtime.js";
+import { accessTokenSettings, createServices, openRuntime, revealSettings } from "../src/runtime.js";
 import { chunksOf } from "../src/store/chunks.js";
 import type { Db, Store } from "../src/store/db.js";
 
@@ -95,6 +95,7 @@ const rehearsal = createServices({
   reveal: revealSettings(runtime.config),
   wrongTryBudget: runtime.config.wrongTryBudget,
   webhookEndpointsPerTenant: runtime.config.webhooks.endpointsPerTenant,
+  accessTokens: accessTokenSettings(runtime.config),
 }).rotation;
 for (let i = 0; i < REHEARSALS; i++) {
   if (mode === "real") await rehearsal.runDue(clock.now(), { limit: BATCH });

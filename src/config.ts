@@ -3,7 +3,7 @@
 // development they are created under the data directory by dev-secrets.ts, with a loud warning.
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import type { RateLimits } from "./domain/rate-limit.js";
+import type { RateLimits, TokenFailureLimits } from "./domain/rate-limit.js";
 import type { WrongTryBudget } from "./domain/tries.js";
 import { WEBHOOK_DEFAULTS, type WebhookLimits } from "./domain/webhooks.js";
 import { type DeviceCryptoPoolSettings, defaultDeviceCryptoPool } from "./keys/device-crypto-pool.js";
@@ -47,6 +47,12 @@ export interface Config {
    */
   purgeBatchSize: number;
   auth: AuthConfig;
+  /**
+   * The OAuth2 token endpoint (POST /oauth2/token): access-token lifetime (CARDVAULT_ACCESS_TOKEN_TTL_SECONDS)
+   * and the refused attempts allowed per client id and per source address in a window
+   * (CARDVAULT_TOKEN_FAILURES_PER_CLIENT, CARDVAULT_TOKEN_FAILURES_PER_SOURCE, CARDVAULT_TOKEN_FAILURE_WINDOW_SECONDS).
+   */
+  oauth: { accessTokenTtlSeconds: number; failures: TokenFailureLimits };
   /** Brute-force limits on the verify, reveal and secure-data routes (fixed windows, held in the database). */
   rateLimits: RateLimits;
   /** Serve the Swagger UI page at /docs (CARDVAULT_API_DOCS; on in development, off in production). */
@@ -146,6 +152,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   };
   for (const [name, value] of Object.entries(rateLimits)) {
     if (!Number.isInteger(value) || value < 1) problems.push(`rate limit ${name} must be a whole number ≥ 1`);
+  }
+
+  // Short-lived tokens: a revoked client's last token is accepted for at most this long.
+  const accessTokenTtlSeconds = Number(env.CARDVAULT_ACCESS_TOKEN_TTL_SECONDS ?? 900);
+  if (
+    !Number.isInteger(accessTokenTtlSeconds) ||
+    accessTokenTtlSeconds < 60 ||
+    accessTokenTtlSeconds > 86_400
+  )
+    problems.push("CARDVAULT_ACCESS_TOKEN_TTL_SECONDS must be a whole number from 60 to 86400");
+  const tokenFailures: TokenFailureLimits = {
+    perClient: Number(env.CARDVAULT_TOKEN_FAILURES_PER_CLIENT ?? 10),
+    perSource: Number(env.CARDVAULT_TOKEN_FAILURES_PER_SOURCE ?? 50),
+    windowSeconds: Number(env.CARDVAULT_TOKEN_FAILURE_WINDOW_SECONDS ?? 900),
+  };
+  for (const [name, value] of Object.entries(tokenFailures)) {
+    if (!Number.isInteger(value) || value < 1)
+      problems.push(`token failure limit ${name} must be a whole number ≥ 1`);
   }
 
   const host = overrides.host ?? env.CARDVAULT_HOST ?? "127.0.0.1";
@@ -281,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     webhooks,
     keyProvider: keyProvider as Config["keyProvider"],
     ...(pkcs11 ? { pkcs11 } : {}),
+    oauth: { accessTokenTtlSeconds, failures: tokenFailures },
     auth: {
       hs256Secret,
       jwksFile,

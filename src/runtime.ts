@@ -10,25 +10,36 @@ import type { RateLimits } from "./domain/rate-limit.js";
 import { sessionsPurgeableBefore } from "./domain/reveal.js";
 import type { WrongTryBudget } from "./domain/tries.js";
 import { createBatchPublisher, createEventPublisher } from "./events/outbox.js";
+import { scopes } from "./http/auth.js";
 import { createPurgeJob, type Purger } from "./jobs/purge.js";
 import type { Job } from "./jobs/runner.js";
 import { createRotationScheduler } from "./jobs/scheduler.js";
 import type { WebhookSenderDeps } from "./jobs/webhook-sender.js";
 import { createWebhookSender } from "./jobs/webhook-sender.js";
-import { type KeyProvider, keyTypes } from "./keys/key-provider.js";
-import { type ClearKey, initKeystore, keystoreExists, loadKeystore } from "./keys/keystore-file.js";
+import { generatedKeyTypes, type KeyProvider } from "./keys/key-provider.js";
+import {
+  addImportedKey,
+  type ClearKey,
+  initKeystore,
+  keystoreExists,
+  loadKeystore,
+} from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
 import { createPkcs11KeyProvider } from "./keys/pkcs11-provider.js";
 import { openToken, TokenError } from "./keys/pkcs11-token.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
+import { type AccessTokenSettings, createAccessTokenService } from "./services/access-tokens.js";
+import { createApiClientService } from "./services/api-clients.js";
 import {
   createAuditBatchRecorder,
   createAuditRecorder,
   createAuditService,
   createRefusalRecorder,
 } from "./services/audit.js";
+import { createCardAliasService } from "./services/card-aliases.js";
 import { createCardClock } from "./services/card-clock.js";
+import { createCardImportService } from "./services/card-import.js";
 import { createCardTransaction } from "./services/card-transaction.js";
 import { createCardService } from "./services/cards.js";
 import { createCvvService } from "./services/cvv.js";
@@ -39,11 +50,14 @@ import { createRateLimitService } from "./services/rate-limits.js";
 import { createRevealService } from "./services/reveal.js";
 import { createRotationService } from "./services/rotation.js";
 import { createSecureDataService } from "./services/secure-data.js";
+import { createTenantKeysService } from "./services/tenant-keys.js";
 import { createTenantService } from "./services/tenants.js";
 import { createTestClockService } from "./services/test-clocks.js";
 import { createTryCounter } from "./services/try-counter.js";
 import { createWebhookService } from "./services/webhooks.js";
+import { createApiClientRepo } from "./store/api-client-repo.js";
 import { createAuditRepo } from "./store/audit-repo.js";
+import { createCardImportRepo } from "./store/card-import-repo.js";
 import { createCardRepo } from "./store/card-repo.js";
 import { ensureSchema, openPostgresStore, openSqliteStore, type Store } from "./store/db.js";
 import { createIdempotencyRepo } from "./store/idempotency-repo.js";
@@ -97,11 +111,14 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
   }
   let keys = loadKeystore(file, masterKey);
   // A development keystore from an older build gains the key types added since (production: `keys init`).
-  if (!config.production && keyTypes.some((type) => !keys.some((k) => k.type === type))) {
+  if (!config.production && generatedKeyTypes.some((type) => !keys.some((k) => k.type === type))) {
     initKeystore(file, masterKey, clock);
     keys = loadKeystore(file, masterKey);
   }
-  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), { pool: config.secureDataPool });
+  return createLocalKeyProvider(keys, keystoreReloader(file, masterKey), {
+    pool: config.secureDataPool,
+    importer: (entry) => addImportedKey(file, masterKey, entry, clock),
+  });
 }
 
 /**
@@ -116,7 +133,7 @@ function openTokenKeys(config: Config): KeyProvider {
       .filter((k) => k.active)
       .map((k) => k.type),
   );
-  const missing = keyTypes.filter((type) => !have.has(type));
+  const missing = generatedKeyTypes.filter((type) => !have.has(type));
   if (missing.length > 0) {
     token.close();
     throw new TokenError(
@@ -173,6 +190,7 @@ export function createRepos(store: Store) {
   return {
     tenants: createTenantRepo(store.db),
     cards: createCardRepo(store.db, store.kind),
+    cardImports: createCardImportRepo(store.db),
     audit: createAuditRepo(store.db),
     outbox: createOutboxRepo(store.db),
     idempotency: createIdempotencyRepo(store.db),
@@ -182,6 +200,7 @@ export function createRepos(store: Store) {
     secureDataSessionKeys: createSecureDataRepo(store.db),
     rateLimits: createRateLimitRepo(store.db),
     revealSessions: createRevealSessionRepo(store.db),
+    apiClients: createApiClientRepo(store.db),
   };
 }
 
@@ -208,6 +227,16 @@ export function revealSettings(config: Config): RevealSettings {
   };
 }
 
+/** The token endpoint's settings, from the configuration. */
+export function accessTokenSettings(config: Config): AccessTokenSettings {
+  return {
+    issuer: config.publicUrl,
+    tenantClaim: config.auth.tenantClaim,
+    ttlSeconds: config.oauth.accessTokenTtlSeconds,
+    failures: config.oauth.failures,
+  };
+}
+
 /** Every capability, each wired with exactly the dependencies it uses; nothing but services. */
 export function createServices(deps: {
   store: Store;
@@ -218,6 +247,7 @@ export function createServices(deps: {
   reveal: RevealSettings;
   wrongTryBudget: WrongTryBudget;
   webhookEndpointsPerTenant: number;
+  accessTokens: AccessTokenSettings;
 }) {
   const { store, repos, keys, clock } = deps;
   const record = createAuditRecorder({ audit: repos.audit, clock });
@@ -231,8 +261,16 @@ export function createServices(deps: {
     limits: deps.rateLimits,
   });
   const withCard = createCardTransaction({ store, cards: repos.cards, limits: rateLimits });
-  const counterDeps = { cards: repos.cards, withCard, record, publish, clock, budget: deps.wrongTryBudget };
   const cardClock = createCardClock({ clock, testClocks: repos.testClocks });
+  const counterDeps = {
+    cards: repos.cards,
+    withCard,
+    record,
+    publish,
+    cardClock,
+    clock,
+    budget: deps.wrongTryBudget,
+  };
   const rotation = createRotationService({
     store,
     withCard,
@@ -249,8 +287,28 @@ export function createServices(deps: {
     record,
     clock,
   });
+  const refusals = createRefusalRecorder({ audit: repos.audit, clock });
   return {
     tenants: createTenantService({ tenants: repos.tenants, clock }),
+    tenantKeys: createTenantKeysService({ store, tenants: repos.tenants, keys, record }),
+    apiClients: createApiClientService({
+      store,
+      clients: repos.apiClients,
+      tenants: repos.tenants,
+      record,
+      clock,
+      knownScopes: scopes,
+    }),
+    accessTokens: createAccessTokenService({
+      store,
+      clients: repos.apiClients,
+      rateLimits: repos.rateLimits,
+      keys,
+      record,
+      refusals,
+      clock,
+      ...deps.accessTokens,
+    }),
     cards: createCardService({
       store,
       withCard,
@@ -260,6 +318,17 @@ export function createServices(deps: {
       keys,
       record,
       publish,
+      cardClock,
+      clock,
+    }),
+    cardAliases: createCardAliasService({ cards: repos.cards }),
+    cardImport: createCardImportService({
+      store,
+      tenants: repos.tenants,
+      cards: repos.cards,
+      imports: repos.cardImports,
+      keys,
+      recordMany,
       clock,
     }),
     rotation,
@@ -279,11 +348,12 @@ export function createServices(deps: {
       keys,
       record,
       publish,
+      cardClock,
       clock,
       counter: createTryCounter(counterDeps, "pin"),
     }),
     audit: createAuditService({ audit: repos.audit }),
-    refusals: createRefusalRecorder({ audit: repos.audit, clock }),
+    refusals,
     events: createEventService({ outbox: repos.outbox }),
     secureData,
     reveal: createRevealService({
@@ -398,6 +468,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       reveal: revealSettings(config),
       wrongTryBudget: config.wrongTryBudget,
       webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
+      accessTokens: accessTokenSettings(config),
     }),
     jwtSecret,
     async close() {

@@ -63,8 +63,10 @@ describe("the OpenAPI document", () => {
       const where = `${method} ${path}`;
       const errors = Object.entries(op.responses).filter(([status]) => Number(status) >= 400);
       expect(errors.length, where).toBeGreaterThan(0);
-      // Pismo's error object is plain JSON; the native API and Thredd/Payblr send problem+json.
-      const expected = path.startsWith("/pismo/") ? "application/json" : "application/problem+json";
+      // Pismo's error object and the token endpoint's RFC 6749 §5.2 errors are plain JSON; the native API and
+      // Thredd/Payblr send problem+json.
+      const oauth = path === "/oauth2/token" || path === "/connect/token";
+      const expected = path.startsWith("/pismo/") || oauth ? "application/json" : "application/problem+json";
       for (const [status, response] of errors) {
         expect(Object.keys(response.content ?? {}), `${where} ${status}`).toEqual([expected]);
         expect(response.content?.[expected]?.schema, `${where} ${status}`).toBeTypeOf("object");
@@ -76,9 +78,11 @@ describe("the OpenAPI document", () => {
         url,
         ...(method === "get" || method === "delete" ? {} : { payload: {} }),
       });
-      expect(answer.statusCode, where).toBe(401);
+      // The token endpoint reads the grant before the client: an empty request is invalid_request (400).
+      const refusal = oauth ? "400" : "401";
+      expect(String(answer.statusCode), where).toBe(refusal);
       expect(mediaTypeOf(answer.headers["content-type"]), where).toBe(expected);
-      const schema = op.responses["401"]?.content?.[expected]?.schema as { required?: string[] };
+      const schema = op.responses[refusal]?.content?.[expected]?.schema as { required?: string[] };
       for (const field of schema.required ?? [])
         expect(answer.json(), `${where} ${field}`).toHaveProperty(field);
     }
@@ -106,6 +110,75 @@ describe("the OpenAPI document", () => {
       const op = doc.paths[documented(contract.url)]?.[contract.method.toLowerCase()];
       expect(op?.responses["429"], `${contract.method} ${contract.url}`).toBeUndefined();
     }
+  });
+
+  it("marks a body optional exactly when {} is a valid one, and the server takes none there", async () => {
+    type WithBody = Operation & {
+      requestBody?: { required: boolean; content: Record<string, { schema: { required?: string[] } }> };
+    };
+    const bodies = operations.filter(({ op }) => (op as WithBody).requestBody);
+    expect(bodies.length).toBeGreaterThan(20);
+    for (const { method, path, op } of bodies) {
+      const body = (op as WithBody).requestBody!;
+      const schema = body.content["application/json"]!.schema as {
+        type?: string;
+        required?: string[];
+        minProperties?: number;
+      };
+      const acceptsEmpty =
+        schema.type === "object" && (schema.required ?? []).length === 0 && (schema.minProperties ?? 0) === 0;
+      expect(body.required, `${method} ${path}`).toBe(!acceptsEmpty);
+    }
+    const unblock = doc.paths["/v1/cards/{publicToken}/pin/unblock"]!.post as WithBody;
+    expect(unblock.requestBody?.required).toBe(false);
+    const card = await h.createCard();
+    const answer = await h.app.inject({
+      method: "POST",
+      url: `/v1/cards/${card.publicToken}/pin/unblock`,
+      headers: { authorization: `Bearer ${await h.token()}` },
+    });
+    expect(answer.statusCode).toBe(204);
+  });
+
+  it("documents the patterns the server checks: cursor, expiry month, targetOrigin, Thredd's validityDate", async () => {
+    type Schemas = { schema: { pattern?: string; minLength?: number; not?: object } };
+    const bodyProperty = (path: string, method: string, name: string) =>
+      (
+        doc.paths[path]![method] as unknown as {
+          requestBody: {
+            content: { "application/json": { schema: { properties: Record<string, Schemas["schema"]> } } };
+          };
+        }
+      ).requestBody.content["application/json"].schema.properties[name]!;
+    const cursor = (
+      doc.paths["/v1/audit-events"]!.get!.parameters as unknown as ({ name: string } & Schemas)[]
+    ).find((p) => p.name === "cursor")!.schema;
+    await h.createCard();
+    await h.createCard();
+    const page = (await h.call("GET", "/v1/audit-events?limit=1")).json() as { nextCursor: string };
+    expect(new RegExp(cursor.pattern!).test(page.nextCursor)).toBe(true);
+    expect(new RegExp(cursor.pattern!).test("zzz")).toBe(false);
+
+    const expiry = new RegExp(bodyProperty("/v1/cards", "post", "expiry").pattern!);
+    expect(["2912", "3001"].map((e) => expiry.test(e))).toEqual([true, true]);
+    expect(["2900", "2913", "291"].map((e) => expiry.test(e))).toEqual([false, false, false]);
+
+    const origin = bodyProperty("/v1/cards/{publicToken}/reveal-sessions", "post", "targetOrigin");
+    expect(origin.minLength).toBe(1);
+    const originPattern = new RegExp(origin.pattern!);
+    expect(["https://app.example.test", "http://127.0.0.1:5173"].every((o) => originPattern.test(o))).toBe(
+      true,
+    );
+    expect(
+      ["", "*", "https://app.example.test/", "https://APP.example.test"].some((o) => originPattern.test(o)),
+    ).toBe(false);
+
+    // Accepted only as the card's own expiry month (docs/dialects.md): the schema admits YYYY-MM with a month.
+    const validity = new RegExp(
+      bodyProperty("/api/v1/cards/{publicToken}/status", "put", "validityDate").pattern!,
+    );
+    expect(["2029-12", "2030-01"].every((v) => validity.test(v))).toBe(true);
+    expect(["2029-13", "2029-00", "29-12", "2029-1"].some((v) => validity.test(v))).toBe(false);
   });
 
   it("names the public URL as its server and the project's license", () => {

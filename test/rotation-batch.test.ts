@@ -7,7 +7,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { fixedClock } from "../src/lib/clock.js";
-import { createServices, openRuntime, type Runtime, revealSettings } from "../src/runtime.js";
+import {
+  accessTokenSettings,
+  createServices,
+  openRuntime,
+  type Runtime,
+  revealSettings,
+} from "../src/runtime.js";
 import { SCHEDULER_SUBJECT } from "../src/services/rotation.js";
 import type { CardRepo } from "../src/store/card-repo.js";
 import { keystoreOf, openSealedPan } from "./helpers/card-secrets.js";
@@ -181,6 +187,7 @@ describe("batched automatic rotations", () => {
       reveal: revealSettings(runtime.config),
       wrongTryBudget: runtime.config.wrongTryBudget,
       webhookEndpointsPerTenant: runtime.config.webhooks.endpointsPerTenant,
+      accessTokens: accessTokenSettings(runtime.config),
     });
 
     expect(await rotation.runDue(new Date(plus(START, 24 * H)), { limit: 100, testClockId })).toBe(10);

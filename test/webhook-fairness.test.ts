@@ -14,6 +14,15 @@ import { createLogger } from "../src/lib/logger.js";
 import { createPublishers, webhookSenderDeps } from "../src/runtime.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 
+/** The data of an automatic rotation's card.cvv.changed event (events/catalog.ts), but the public token. */
+const ROTATED = {
+  last4: "0000",
+  rotationType: "AUTOMATIC",
+  operationType: "ROTATE_CVV",
+  nextRotationAt: null,
+  rotationIntervalHours: null,
+} as const;
+
 const clock = fixedClock("2026-11-28T12:00:00Z");
 const ENDPOINT_CAP = 40;
 /** The response timeout of the flood test's sender: what a FIFO waits per batch on the hanging endpoints. */
@@ -71,7 +80,8 @@ async function publish(tenantId: string, count: number) {
     tenantId,
     cardId: `card-${i}`,
     type: "card.cvv.changed" as const,
-    data: { publicToken: String(300000000 + i), rotationType: "AUTOMATIC" },
+    occurredAt: h.runtime.clock.now(),
+    data: { publicToken: String(300000000 + i), ...ROTATED },
   }));
   await h.runtime.store.transaction((tx) =>
     createPublishers(h.runtime.repos, h.runtime.clock).publishMany(tx, events),

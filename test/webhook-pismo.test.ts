@@ -1,7 +1,8 @@
 // Pismo-format webhook endpoints end to end: a rotation reaches a real receiver on 127.0.0.1 in Pismo's
 // "Card CVV changed" schema (rotate_cvv, version 1), signed as every delivery is; a cardvault-format endpoint
 // still gets cardvault's shape; and events of test-clock cards carry the test clock's time.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createWebhookSender, type WebhookSender } from "../src/jobs/webhook-sender.js";
 import { fixedClock } from "../src/lib/clock.js";
 import { webhookSenderDeps } from "../src/runtime.js";
@@ -146,6 +147,48 @@ describe("pismo-format deliveries", () => {
     });
   });
 
+  it("verifies with the official standardwebhooks package, each delivery carrying every required field of Pismo's schema", async () => {
+    const deliveries = receiver.received.filter((r) => r.path === "/pismo");
+    expect(deliveries).toHaveLength(2);
+    // Pismo's "Card CVV changed" event (domain cards, event rotate_cvv, version 1): its data fields, every one
+    // present (account_id is null: cardvault has no accounts, docs/webhooks.md).
+    const required = [
+      "account_id",
+      "card_id",
+      "card_hash",
+      "card_last_four_numbers",
+      "card_name",
+      "card_printed_name",
+      "card_status",
+      "contactless_enabled",
+      "cvv_next_rotation_date",
+      "cvv_rotation_type",
+      "operation_type",
+      "expiration_date",
+    ];
+    for (const delivery of deliveries) {
+      // The library checks the signed timestamp against the wall clock (5 minutes' tolerance): these were
+      // signed at the harness's fixed time, so the check runs at that time.
+      vi.setSystemTime(Number(delivery.headers["webhook-timestamp"]) * 1000);
+      let event: {
+        domain: string;
+        event_type: string;
+        schema_version: number;
+        data: Record<string, unknown>;
+      };
+      try {
+        event = new Webhook(secrets.get("/pismo")!).verify(delivery.body, delivery.headers) as typeof event;
+        expect(() => new Webhook(secrets.get("/native")!).verify(delivery.body, delivery.headers)).toThrow();
+      } finally {
+        vi.useRealTimers();
+      }
+      expect(event).toMatchObject({ domain: "cards", event_type: "rotate_cvv-1", schema_version: 1 });
+      for (const field of required) expect(event.data, field).toHaveProperty(field);
+      expect(typeof event.data.card_id).toBe("number");
+      expect(event.data.account_id).toBeNull();
+    }
+  });
+
   it("gives a test-clock card's events the test clock's time, not the wall clock's", async () => {
     await createEndpoint("/clock-native");
     const { clockId } = await testClockCard();
@@ -159,6 +202,38 @@ describe("pismo-format deliveries", () => {
       ["card.created", START],
       ["card.cvv.changed", "2026-03-02T15:00:00.000Z"],
     ]);
+  });
+
+  it("gives every other event type of a test-clock card the test clock's time too", async () => {
+    await createEndpoint("/clock-every");
+    const { clockId, card } = await testClockCard();
+    const at = new Date(new Date(START).getTime() + 2 * H).toISOString();
+    const advanced = await h.call("POST", `/v1/test-clocks/${clockId}/advance`, { to: at });
+    expect(advanced.statusCode, advanced.body).toBe(200);
+    const t = card.publicToken;
+    const cvv = (await h.call("GET", `/v1/cards/${t}/cvv`)).json().cvv as string;
+    const wrong = cvv === "000" ? "001" : "000";
+    for (let i = 0; i < 3; i++) await h.call("POST", `/v1/cards/${t}/cvv/verify`, { cvv: wrong });
+    expect((await h.call("POST", `/v1/cards/${t}/cvv/unblock`, {})).statusCode).toBe(204);
+    expect((await h.call("PUT", `/v1/cards/${t}/pin`, { pin: "482916" })).statusCode).toBe(204);
+    for (let i = 0; i < 3; i++) await h.call("POST", `/v1/cards/${t}/pin/verify`, { pin: "000000" });
+    expect((await h.call("POST", `/v1/cards/${t}/pin/unblock`, {})).statusCode).toBe(204);
+    expect((await h.call("PATCH", `/v1/cards/${t}`, { status: "suspended" })).statusCode).toBe(200);
+    await deliver();
+    const events = of("/clock-every").map((r) => r.verified as { type: string; occurredAt: string });
+    expect(events.map((e) => e.type).sort()).toEqual(
+      [
+        "card.created",
+        "card.status.changed",
+        "cvv.blocked",
+        "cvv.unblocked",
+        "pin.blocked",
+        "pin.changed",
+        "pin.unblocked",
+      ].sort(),
+    );
+    for (const e of events)
+      expect([e.type, e.occurredAt]).toEqual([e.type, e.type === "card.created" ? START : at]);
   });
 
   it("delivers an automatic rotation in Pismo's schema at the test clock's time", async () => {

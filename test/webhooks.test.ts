@@ -15,6 +15,15 @@ import { createPublishers, webhookSenderDeps } from "../src/runtime.js";
 import { createHarness, type Harness } from "./helpers/harness.js";
 import { startReceiver } from "./helpers/webhook-receiver.js";
 
+/** The data of an automatic rotation's card.cvv.changed event (events/catalog.ts), but the public token. */
+const ROTATED = {
+  last4: "0000",
+  rotationType: "AUTOMATIC",
+  operationType: "ROTATE_CVV",
+  nextRotationAt: null,
+  rotationIntervalHours: null,
+} as const;
+
 const clock = fixedClock("2026-11-28T12:00:00Z");
 const logLines: string[] = [];
 const logger = createLogger(
@@ -424,7 +433,8 @@ describe("delivery", () => {
       tenantId: "acme",
       cardId: `card-${i}`,
       type: "card.cvv.changed" as const,
-      data: { publicToken: `10000000${i}`, rotationType: "AUTOMATIC" },
+      occurredAt: h.runtime.clock.now(),
+      data: { publicToken: `10000000${i}`, ...ROTATED },
     }));
     await h.runtime.store.transaction((tx) =>
       createPublishers(h.runtime.repos, h.runtime.clock).publishMany(tx, events),
@@ -475,7 +485,8 @@ describe("batch publishing", () => {
       tenantId: i % 3 === 0 ? "globex" : "acme",
       cardId: `card-${i}`,
       type: "card.cvv.changed" as const,
-      data: { publicToken: String(200000000 + i), rotationType: "AUTOMATIC" },
+      occurredAt: h.runtime.clock.now(),
+      data: { publicToken: String(200000000 + i), ...ROTATED },
     }));
     const started = performance.now();
     await h.runtime.store.transaction((tx) =>

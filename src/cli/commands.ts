@@ -3,10 +3,10 @@
 // Each command's code is imported only when it runs: `--help` and `crypto` start without loading the server.
 import { ConfigError } from "../config.js";
 import { CryptoInputError } from "../crypto/errors.js";
-import { keyTypes } from "../keys/key-provider.js";
+import { generatedKeyTypes, importableKeyTypes } from "../keys/key-provider.js";
 import { TENANT_DEFAULTS } from "../services/tenants.js";
 import { command, type Group, runCommandLine } from "./command.js";
-import type { CliIo } from "./io.js";
+import { type CliIo, UsageError } from "./io.js";
 import { dataDirOption, storeOptions } from "./options.js";
 
 /** The options of `keys rotate` and `keys reencrypt`. */
@@ -28,6 +28,14 @@ function print(result: string, io: CliIo): number {
   return 0;
 }
 const crypto = () => import("./crypto.js");
+
+/** `crypto cvv|pvv`: exactly one of a clear key and a stored key's id; true for the stored key. */
+function keyOption(clear: string | undefined, keyId: string | undefined, flag: string): boolean {
+  if ((clear === undefined) === (keyId === undefined)) {
+    throw new UsageError(`give either ${flag} HEX or --key-id KEY_ID`);
+  }
+  return keyId !== undefined;
+}
 
 const pinBlockOptions = {
   format: { type: "string", value: "0|1|2|3|4", required: true, help: "ISO 9564 PIN block format" },
@@ -99,7 +107,7 @@ export const cardvault: Group = {
               multiple: true,
               // The keys that seal data. CVK and PVK rotate only on request (cards keep their own version).
               default: ["pan-data", "pin-storage"],
-              help: `key type to rotate: ${keyTypes.join(", ")}`,
+              help: `key type to rotate: ${generatedKeyTypes.join(", ")}`,
             },
             "no-reencrypt": {
               type: "boolean",
@@ -115,6 +123,53 @@ export const cardvault: Group = {
           options: reencryptOptions,
           example: "cardvault keys reencrypt --batch-size 500 --data-dir /var/lib/cardvault",
           run: async ({ values }, io) => (await import("./keys.js")).keysCommand("reencrypt", values, io),
+        }),
+        import: command({
+          summary:
+            "key ceremony: bring a key in by clear components (dual control) or a TR-31 block; audited, never active",
+          options: {
+            type: {
+              type: "string",
+              value: "TYPE",
+              required: true,
+              help: `the key's type: ${importableKeyTypes.join(", ")}`,
+            },
+            component: {
+              type: "string",
+              value: "HEX",
+              multiple: true,
+              help: "a clear component, one per custodian: two or three (one only outside production); TDES components must have odd parity (checked; the combined key's is set); each one's check value is printed before they are combined",
+            },
+            kcv: {
+              type: "string",
+              value: "KCV",
+              help: "the key's published check value (4 or 6 hex digits): required with components, optional with --tr31; nothing is stored unless it matches",
+            },
+            tr31: {
+              type: "string",
+              value: "BLOCK",
+              help: "a TR-31 / X9.143 key block, version B (TDES KBPK) or D (AES KBPK); its MAC and header (key usage, algorithm, mode of use) are checked",
+            },
+            kbpk: {
+              type: "string",
+              value: "KEY_ID",
+              help: "with --tr31: the stored kbpk the block is wrapped under",
+            },
+            algorithm: {
+              type: "string",
+              value: "tdes|aes",
+              help: "zpk and kbpk components: the key's algorithm (default by length: 16 or 24 bytes TDES, 32 AES)",
+            },
+            operator: {
+              type: "string",
+              value: "NAME",
+              help: "who runs the ceremony, for the audit record (default: the OS user)",
+            },
+            ...storeOptions,
+          },
+          example:
+            "cardvault keys import --type cvk --component 0123456789ABCDEF0123456789ABCDEF --component 0123456789ABCDEF0123456789ABCDEF --kcv 08D7B4",
+          run: async ({ values }, io) => (await import("./keys.js")).keysImportCommand(values, io),
         }),
       },
     },
@@ -171,12 +226,140 @@ export const cardvault: Group = {
           run: async ({ values, args }, io) =>
             (await import("./tenants.js")).tenantsCommand("add", values, args[0], io),
         }),
+        update: command({
+          summary:
+            "name the CVK and PVK a card program's new cards use (existing cards keep theirs); audited",
+          args: ["ID"],
+          options: {
+            cvk: {
+              type: "string",
+              value: "KEY_ID|active",
+              help: "the cvk new cards' CVVs are derived under (`active`: the provider's active version)",
+            },
+            pvk: {
+              type: "string",
+              value: "KEY_ID|active",
+              help: "the pvk PINs set from now on get their PVV under (`active`: the provider's active version)",
+            },
+            operator: {
+              type: "string",
+              value: "NAME",
+              help: "who makes the change, for the tenant's audit trail (default: the OS user)",
+            },
+            ...storeOptions,
+          },
+          example: "cardvault tenants update acme --cvk cvk-v2 --pvk pvk-v3",
+          run: async ({ values, args }, io) =>
+            (await import("./tenants.js")).tenantsUpdateCommand(values, args[0]!, io),
+        }),
         list: command({
           summary: "list tenants and their settings",
           options: storeOptions,
           example: "cardvault tenants list",
           run: async ({ values }, io) =>
             (await import("./tenants.js")).tenantsCommand("list", values, undefined, io),
+        }),
+      },
+    },
+    clients: {
+      summary: "manage a tenant's OAuth2 API clients (client credentials for POST /oauth2/token)",
+      commands: {
+        add: command({
+          summary: "register a client: prints its client_id and client_secret, once",
+          options: {
+            tenant: { type: "string", value: "ID", required: true, help: "the tenant the client acts for" },
+            scope: {
+              type: "string",
+              value: "SCOPES",
+              required: true,
+              help: "space-separated scopes it may be granted (docs/api.md lists them)",
+            },
+            name: { type: "string", value: "TEXT", help: "a display name" },
+            ...storeOptions,
+          },
+          example: 'cardvault clients add --tenant acme --scope "cards:write cvv:read cvv:verify"',
+          run: async ({ values }, io) =>
+            (await import("./clients.js")).clientsCommand("add", values, undefined, io),
+        }),
+        list: command({
+          summary: "list clients (never their secrets), with revocations and secret overlaps",
+          options: {
+            tenant: { type: "string", value: "ID", help: "only this tenant's clients" },
+            ...storeOptions,
+          },
+          example: "cardvault clients list --tenant acme",
+          run: async ({ values }, io) =>
+            (await import("./clients.js")).clientsCommand("list", values, undefined, io),
+        }),
+        revoke: command({
+          summary: "refuse a client from now on (its tokens already issued expire within their lifetime)",
+          args: ["CLIENT_ID"],
+          options: storeOptions,
+          example: "cardvault clients revoke cvc_3q2-7wQ0a1b2c3d4e5f6g7",
+          run: async ({ values, args }, io) =>
+            (await import("./clients.js")).clientsCommand("revoke", values, args[0], io),
+        }),
+        "rotate-secret": command({
+          summary: "issue a new secret, printed once; the old one stays valid for the overlap",
+          args: ["CLIENT_ID"],
+          options: {
+            overlap: {
+              type: "string",
+              value: "DURATION",
+              default: "24h",
+              help: "how long the previous secret is still accepted: a number with s, m, h or d (0s: not at all; at most 30d)",
+            },
+            ...storeOptions,
+          },
+          example: "cardvault clients rotate-secret cvc_3q2-7wQ0a1b2c3d4e5f6g7 --overlap 2h",
+          run: async ({ values, args }, io) =>
+            (await import("./clients.js")).clientsCommand("rotate-secret", values, args[0], io),
+        }),
+      },
+    },
+    cards: {
+      summary: "bring a card program's existing cards over from another processor",
+      commands: {
+        import: command({
+          args: ["FILE"],
+          summary:
+            "import cards from FILE (NDJSON, one card a line, or CSV with a header); idempotent: run again after a failure",
+          options: {
+            tenant: {
+              type: "string",
+              value: "ID",
+              required: true,
+              help: "the tenant (card program) the cards join",
+            },
+            format: {
+              type: "string",
+              value: "ndjson|csv",
+              help: "the file's form (default: csv for a .csv file, else ndjson)",
+            },
+            "dry-run": {
+              type: "boolean",
+              help: "check every line (keys, PIN blocks, duplicates), write nothing",
+            },
+            rejects: {
+              type: "string",
+              value: "FILE",
+              help: "write each rejected line's number and reason here (tab-separated; never the line itself)",
+            },
+            "batch-size": {
+              type: "string",
+              value: "N",
+              default: "500",
+              help: "cards written per transaction",
+            },
+            "skip-luhn-check": {
+              type: "boolean",
+              help: "accept PANs whose Luhn check digit is wrong (certification test cards)",
+            },
+            ...storeOptions,
+          },
+          example: "cardvault cards import cards.ndjson --tenant acme --rejects rejects.tsv",
+          run: async ({ values, args }, io) =>
+            (await import("./cards-import.js")).cardsImportCommand(values, args[0], io),
         }),
       },
     },
@@ -236,31 +419,56 @@ export const cardvault: Group = {
       run: async ({ values }, io) => (await import("./token.js")).tokenCommand(values, io),
     }),
     crypto: {
-      summary: "card cryptography calculator on clear test keys (hex); prints only the result",
+      summary:
+        "card cryptography calculator on clear test keys (hex), or (cvv, pvv) a stored key by --key-id; prints only the result",
       commands: {
         cvv: command({
           summary: "a Visa CVV: CVV2 with service code 000, iCVV with 999",
           options: {
-            cvk: { type: "string", value: "HEX32", required: true, help: "the CVK (key A || key B)" },
+            cvk: { type: "string", value: "HEX32", help: "the CVK (key A || key B); or --key-id" },
+            "key-id": {
+              type: "string",
+              value: "KEY_ID",
+              help: "a stored cvk, used inside the key provider (the check after a key ceremony)",
+            },
             pan: { type: "string", value: "PAN", required: true, help: "the card's PAN" },
             expiry: { type: "string", value: "YYMM", required: true, help: "the expiry date" },
             "service-code": { type: "string", value: "NNN", required: true, help: "the service code" },
+            ...dataDirOption,
           },
           example:
             "cardvault crypto cvv --cvk 0123456789ABCDEFFEDCBA9876543210 --pan 4123456789012345 --expiry 8701 --service-code 101",
-          run: async ({ values }, io) => print((await crypto()).cvv(values), io),
+          run: async ({ values }, io) =>
+            print(
+              keyOption(values.cvk, values["key-id"], "--cvk")
+                ? await (await import("./keys.js")).storedKeyCheck("cvv", values, io)
+                : (await crypto()).cvv({ ...values, cvk: values.cvk! }),
+              io,
+            ),
         }),
         pvv: command({
           summary: "a Visa PIN verification value",
           options: {
-            pvk: { type: "string", value: "HEX32", required: true, help: "the PVK (key A || key B)" },
+            pvk: { type: "string", value: "HEX32", help: "the PVK (key A || key B); or --key-id" },
+            "key-id": {
+              type: "string",
+              value: "KEY_ID",
+              help: "a stored pvk, used inside the key provider (the check after a key ceremony)",
+            },
             pvki: { type: "string", value: "N", required: true, help: "the PVK index, 0–6" },
             pan: { type: "string", value: "PAN", required: true, help: "the card's PAN" },
             pin: { type: "string", value: "PIN", required: true, help: "the PIN" },
+            ...dataDirOption,
           },
           example:
             "cardvault crypto pvv --pvk 0123456789ABCDEFFEDCBA9876543210 --pvki 1 --pan 1122334455667788 --pin 4524",
-          run: async ({ values }, io) => print((await crypto()).pvv(values), io),
+          run: async ({ values }, io) =>
+            print(
+              keyOption(values.pvk, values["key-id"], "--pvk")
+                ? await (await import("./keys.js")).storedKeyCheck("pvv", values, io)
+                : (await crypto()).pvv({ ...values, pvk: values.pvk! }),
+              io,
+            ),
         }),
         "ibm3624-offset": command({
           summary: "an IBM 3624 PIN offset",

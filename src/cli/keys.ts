@@ -1,15 +1,22 @@
-// `cardvault keys init | list | rotate | reencrypt`: manage the local keystore. Prints ids and check values,
+// `cardvault keys init | list | rotate | reencrypt | import`: manage the keys. Prints ids and check values,
 // never keys. rotate adds new key versions and, for the keys that seal data, re-encrypts every card online and
 // then retires the old versions; running servers adopt the new keystore by themselves (see local-keystore.ts).
+// import runs a key ceremony (components or a TR-31 block) through the key provider, audited as the operator's.
+// Also the operator's check after a ceremony: `crypto cvv|pvv --key-id` computes under a stored key, inside.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../config.js";
-import { type KeyType, keyTypes } from "../keys/key-provider.js";
+import { parseHex } from "../crypto/hex.js";
+import { AppError } from "../domain/errors.js";
+import { generatedKeyTypes, type KeyInfo, type KeyType, keyTypes } from "../keys/key-provider.js";
 import { initKeystore, keystoreExists, loadKeystore, retireKeys, rotateKeys } from "../keys/keystore-file.js";
 import { generateKey, initTokenKeys, openToken, retireTokenKeys } from "../keys/pkcs11-token.js";
 import { systemClock } from "../lib/clock.js";
-import { keystorePath, openRuntime, resolveMasterKey } from "../runtime.js";
+import { keystorePath, openKeys, openRuntime, openStore, resolveMasterKey } from "../runtime.js";
+import { createOperatorRecorder } from "../services/audit.js";
+import { createKeyCeremonyService } from "../services/key-ceremony.js";
+import { createAuditRepo } from "../store/audit-repo.js";
 import { type CliIo, UsageError } from "./io.js";
-import { type ConfigFlags, configFrom } from "./options.js";
+import { type ConfigFlags, configFrom, operatorName } from "./options.js";
 
 /** The types whose ciphertexts `rotate` re-encrypts, after which their old versions are retired. */
 const REENCRYPTED: readonly KeyType[] = ["pan-data", "pin-storage"];
@@ -20,6 +27,134 @@ export interface KeysFlags extends ConfigFlags {
   "batch-size"?: string;
   "grace-ms"?: string;
   "no-reencrypt"?: boolean;
+}
+
+/** What `keys import` takes. */
+export interface KeyImportFlags extends ConfigFlags {
+  type: string;
+  component?: string[];
+  kcv?: string;
+  tr31?: string;
+  kbpk?: string;
+  algorithm?: string;
+  operator?: string;
+}
+
+/** Refusals of the provider (bad key, wrong check value, unknown id) are the operator's to fix: exit 2. */
+async function asUsage<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof AppError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** How an imported key is put to use: none is active by itself. */
+function nextStep(key: KeyInfo): string {
+  switch (key.type) {
+    case "cvk":
+    case "pvk":
+      return `name it for a card program: cardvault tenants update TENANT --${key.type} ${key.id}`;
+    case "kbpk":
+      return `unwrap key blocks under it: cardvault keys import --type TYPE --tr31 BLOCK --kbpk ${key.id}`;
+    default:
+      return `name it as keyId in PIN block verifications (format ${key.algorithm.startsWith("aes") ? "4" : "0, 1, 3"})`;
+  }
+}
+
+/** `keys import`: by two or three --component (and --kcv), or by --tr31 BLOCK --kbpk KEY_ID. */
+export async function keysImportCommand(values: KeyImportFlags, io: CliIo): Promise<number> {
+  const type = values.type as KeyType;
+  if (!(keyTypes as readonly string[]).includes(type)) {
+    throw new UsageError(`Unknown key type; one of ${keyTypes.join(", ")}.`);
+  }
+  const components = values.component ?? [];
+  const byBlock = values.tr31 !== undefined;
+  if (byBlock === components.length > 0) {
+    throw new UsageError(
+      "give either --component HEX (two or three times) and --kcv, or --tr31 BLOCK and --kbpk KEY_ID",
+    );
+  }
+  if (!byBlock && values.kcv === undefined)
+    throw new UsageError("components need --kcv, the key's published check value");
+  if (byBlock && values.kbpk === undefined)
+    throw new UsageError("--tr31 needs --kbpk KEY_ID, the key it is wrapped under");
+  const algorithm = values.algorithm;
+  if (algorithm !== undefined && algorithm !== "tdes" && algorithm !== "aes") {
+    throw new UsageError("--algorithm must be tdes or aes");
+  }
+  if (byBlock && algorithm !== undefined)
+    throw new UsageError("--algorithm is for components: a key block's header says it");
+  const operator = operatorName(values.operator);
+  const config = configFrom(values);
+  const keys = openKeys(config, systemClock, (message) => io.stderr(`warning: ${message}`));
+  try {
+    const store = await openStore(config);
+    try {
+      const ceremony = createKeyCeremonyService({
+        keys,
+        recordOperator: createOperatorRecorder({ audit: createAuditRepo(store.db), clock: systemClock }),
+        production: config.production,
+      });
+      const key = await asUsage(() =>
+        byBlock
+          ? ceremony.importKeyBlock(operator, {
+              type,
+              block: values.tr31!,
+              kbpkId: values.kbpk!,
+              kcv: values.kcv,
+            })
+          : ceremony.importComponents(
+              operator,
+              {
+                type,
+                components: components.map((c, i) => parseHex(c, { name: `component ${i + 1}` })),
+                kcv: values.kcv!,
+                algorithm,
+              },
+              (position, kcv) => io.stdout(`component ${position}: kcv=${kcv}`),
+            ),
+      );
+      io.stdout(
+        `imported ${key.id}\t${key.type}\t${key.algorithm}\torigin=${key.origin}\tkcv=${key.kcv}\tnot active`,
+      );
+      io.stdout(`next: ${nextStep(key)}`);
+      return 0;
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await keys.close();
+  }
+}
+
+/** `crypto cvv --key-id` / `crypto pvv --key-id`: the value under a stored key, computed in the provider. */
+export async function storedKeyCheck(
+  what: "cvv" | "pvv",
+  values: ConfigFlags & Record<string, string | undefined>,
+  io: CliIo,
+): Promise<string> {
+  const keys = openKeys(configFrom(values), systemClock, (message) => io.stderr(`warning: ${message}`));
+  try {
+    return await asUsage(() =>
+      what === "cvv"
+        ? keys.computeCvv({
+            keyId: values["key-id"]!,
+            pan: values.pan!,
+            expiry: values.expiry!,
+            serviceCode: values["service-code"]!,
+          })
+        : keys.computePvv({
+            keyId: values["key-id"]!,
+            pvki: values.pvki!,
+            pan: values.pan!,
+            pin: values.pin!,
+          }),
+    );
+  } finally {
+    await keys.close();
+  }
 }
 
 export async function keysCommand(
@@ -58,18 +193,33 @@ export async function keysCommand(
     }
     case "list": {
       if (!keystoreExists(file)) throw new UsageError(`No keystore at ${file}; run \`cardvault keys init\`.`);
-      for (const k of loadKeystore(file, masterKey)) {
-        const state = k.active ? "active" : k.retired ? "retired" : "previous (still opens data)";
-        const notAfter = k.notAfter ? `\tnot-after=${k.notAfter}` : "";
-        io.stdout(`${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${state}\t${k.createdAt}${notAfter}`);
+      const keys = openKeys(config, systemClock, warn);
+      try {
+        for (const k of keys.listKeys()) {
+          const state = k.active
+            ? "active"
+            : k.retired
+              ? "retired"
+              : k.origin === "generated"
+                ? "previous (still opens data)"
+                : "imported (used by id)";
+          const notAfter = k.notAfter ? `\tnot-after=${k.notAfter}` : "";
+          io.stdout(
+            `${k.id}\t${k.type}\tv${k.version}\t${k.algorithm}\torigin=${k.origin}\tkcv=${k.kcv}\t${state}\t${k.createdAt}${notAfter}`,
+          );
+        }
+      } finally {
+        await keys.close();
       }
       return 0;
     }
     case "rotate": {
       const types = values.type ?? [];
-      const unknown = types.filter((t) => !(keyTypes as readonly string[]).includes(t));
+      const unknown = types.filter((t) => !(generatedKeyTypes as readonly string[]).includes(t));
       if (unknown.length)
-        throw new UsageError(`Unknown key type ${unknown.join(", ")}; one of ${keyTypes.join(", ")}.`);
+        throw new UsageError(
+          `Cannot rotate ${unknown.join(", ")}: one of ${generatedKeyTypes.join(", ")} (zpk and kbpk come in by \`keys import\`).`,
+        );
       const created = rotateKeys(file, masterKey, types as KeyType[], systemClock);
       io.stdout(`created ${created.join(", ")}; running servers adopt them within a second`);
       const sealing = types.filter((t): t is KeyType => REENCRYPTED.includes(t as KeyType));

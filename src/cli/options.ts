@@ -1,4 +1,5 @@
 // Shared command-line pieces: the options every store-reading command takes, and config built from env + flags.
+import { userInfo } from "node:os";
 import { type Config, loadConfig } from "../config.js";
 import type { OptionSpecs } from "./command.js";
 import { UsageError } from "./io.js";
@@ -51,4 +52,12 @@ export function integerOption(value: string | undefined, name: string): number |
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number.`);
   return Number(value);
+}
+
+/** The name ceremonies and key changes are recorded under: --operator, else the OS user running the command. */
+export function operatorName(given: string | undefined): string {
+  const name = given ?? userInfo().username;
+  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(name))
+    throw new UsageError("--operator must be 1–64 letters, digits, . _ @ or -");
+  return name;
 }

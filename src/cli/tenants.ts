@@ -1,9 +1,11 @@
-// `cardvault tenants add | list`: register card programs.
+// `cardvault tenants add | list | update`: register card programs, and name the keys their new cards use.
+
+import { AppError } from "../domain/errors.js";
 import { systemClock } from "../lib/clock.js";
 import { createTenantService } from "../services/tenants.js";
 import { createTenantRepo } from "../store/tenant-repo.js";
 import { type CliIo, UsageError } from "./io.js";
-import { type ConfigFlags, integerOption } from "./options.js";
+import { type ConfigFlags, configFrom, integerOption, operatorName } from "./options.js";
 import { withStore } from "./store.js";
 
 /** What `tenants add` takes (`tenants list` only the store flags). */
@@ -30,7 +32,8 @@ export async function tenantsCommand(
     const tenants = createTenantService({ tenants: createTenantRepo(store.db), clock: systemClock });
     if (action === "list") {
       for (const t of await tenants.list()) {
-        const flags = `${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}${t.secure_data_pin ? "\tsecureDataPin" : ""}${t.allow_pin_block_format_1 ? "\tallowPinBlockFormat1" : ""}`;
+        const keys = `${t.cvk_id ? `\tcvk=${t.cvk_id}` : ""}${t.pvk_id ? `\tpvk=${t.pvk_id}` : ""}`;
+        const flags = `${keys}${t.sandbox ? "\tsandbox" : ""}${t.webhooks_allow_private ? "\tallowPrivateWebhooks" : ""}${t.secure_data_pin ? "\tsecureDataPin" : ""}${t.allow_pin_block_format_1 ? "\tallowPinBlockFormat1" : ""}`;
         io.stdout(
           `${t.id}\tbin=${t.bin}\tpanLength=${t.pan_length}\tmaxCvvTries=${t.max_cvv_tries}\tmaxPinTries=${t.max_pin_tries}${flags}`,
         );
@@ -59,4 +62,40 @@ export async function tenantsCommand(
     );
     return 0;
   });
+}
+
+/** What `tenants update` takes. */
+export interface TenantUpdateFlags extends ConfigFlags {
+  cvk?: string;
+  pvk?: string;
+  operator?: string;
+}
+
+/** `tenants update ID --cvk KEY_ID --pvk KEY_ID`: checked against the key provider, audited in the tenant's trail. */
+export async function tenantsUpdateCommand(
+  values: TenantUpdateFlags,
+  id: string,
+  io: CliIo,
+): Promise<number> {
+  const operator = operatorName(values.operator);
+  const keyId = (value: string | undefined) => (value === "active" ? null : value);
+  // The whole runtime (keys and store) only for this action: add and list stay light.
+  const { openRuntime } = await import("../runtime.js");
+  const runtime = await openRuntime(configFrom(values), {
+    warn: (message) => io.stderr(`warning: ${message}`),
+  });
+  try {
+    const row = await runtime.services.tenantKeys
+      .update(operator, id, { cvkId: keyId(values.cvk), pvkId: keyId(values.pvk) })
+      .catch((error: unknown) => {
+        if (error instanceof AppError) throw new UsageError(error.message);
+        throw error;
+      });
+    io.stdout(
+      `tenant ${row.id}: new cards use cvk ${row.cvk_id ?? "(active)"}, new PINs pvk ${row.pvk_id ?? "(active)"}; existing cards keep theirs`,
+    );
+    return 0;
+  } finally {
+    await runtime.close();
+  }
 }

@@ -31,7 +31,7 @@ export { assertDigits, assertKeyLength, isHex, parseHex, parseKey, toHex, xorByt
 export type { Ibm3624Params } from "./ibm3624.js";
 export { ibm3624NaturalPin, ibm3624Offset, ibm3624PinFromOffset } from "./ibm3624.js";
 export type { KcvAlgorithm } from "./kcv.js";
-export { aesCmac, keyCheckValue } from "./kcv.js";
+export { aesCmac, keyCheckValue, tdesCmac } from "./kcv.js";
 export { isLuhnValid, luhnCheckDigit } from "./luhn.js";
 export { generatePan, last4, maskPan } from "./pan.js";
 export type {
@@ -55,3 +55,10 @@ export {
 } from "./pin-block.js";
 export type { ComputePvvInput, PvvInput } from "./pvv.js";
 export { computePvv, createPvvGenerator, pvvTsp } from "./pvv.js";
+export type {
+  KeyBlockHeader,
+  KeyBlockOptionalBlock,
+  KeyBlockProtectionKey,
+  KeyBlockVersion,
+} from "./tr31.js";
+export { parseKeyBlockHeader, unwrapKeyBlock, wrapKeyBlock } from "./tr31.js";

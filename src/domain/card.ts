@@ -92,7 +92,9 @@ export function assertSecretDeliverable(secret: Secret, remainingTries: number):
   );
 }
 
-const EXPIRY = /^(\d{2})(0[1-9]|1[0-2])$/;
+/** YYMM with a month from 01 to 12; the card routes' schemas publish this pattern. */
+export const EXPIRY_PATTERN = "^([0-9]{2})(0[1-9]|1[0-2])$";
+const EXPIRY = new RegExp(EXPIRY_PATTERN);
 
 /** Expiry as YYMM (the form the CVV algorithm takes), valid when it is this month or later. */
 export function parseExpiry(expiry: string, now: Date): string {
@@ -103,6 +105,20 @@ export function parseExpiry(expiry: string, now: Date): string {
     throw fieldError("expiry", "expiry is in the past.");
   }
   return expiry;
+}
+
+/**
+ * A change may state the card's expiry (Thredd's validityDate on a status change): it is honoured when it is
+ * the card's own, and refused otherwise. A card's expiry never changes: its CVV is derived from it and the
+ * cardholder holds it printed or provisioned; a new expiry is a new card.
+ */
+export function assertStatedExpiry(cardExpiry: string, stated: string): void {
+  if (stated !== cardExpiry) {
+    throw fieldError(
+      "expiry",
+      `The card expires ${expiryToDate(cardExpiry).slice(0, 7)}; its expiry cannot change (its CVV is derived from it): issue a new card.`,
+    );
+  }
 }
 
 /** Cards without an explicit expiry last this many years, to the month. */
@@ -129,3 +145,10 @@ function fieldError(field: string, message: string): AppError {
 /** PINs are 4 to 12 digits (ISO 9564-1). */
 export const PIN_PATTERN = "^[0-9]{4,12}$";
 export const CVV_PATTERN = "^[0-9]{3}$";
+
+/**
+ * The stored PIN of a card imported with its PVV only (`{pvki, pvv}` from the previous processor): no PIN block
+ * is stored, so the PIN is verifiable (by PVV) but not retrievable (a read answers 409 pin_not_retrievable). A
+ * later PIN change stores a block as usual. The value stands in the cards.pin_sealed column.
+ */
+export const PVV_ONLY_PIN = "pvv-only";

@@ -46,6 +46,8 @@ export const errorStatus = {
   /** The CVV's (PIN's) try counter is Blocked: it is not read or delivered until unblocked. */
   cvv_blocked: 409,
   pin_blocked: 409,
+  /** The card's PIN was imported as a PVV only: verifiable, but there is no PIN to read or deliver. */
+  pin_not_retrievable: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

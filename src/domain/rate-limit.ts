@@ -9,6 +9,9 @@
 //   so a tenant's share of that CPU is bounded on its own, well below its verify rate;
 // - manage: unblocks and on-demand CVV rotations, per card per day. Each gives a guesser a fresh set of tries,
 //   so together with the wrong-try budget they bound how fast a card's CVV or PIN can be searched.
+// And, outside the route contracts (the token endpoint has no bearer token, hence no tenant):
+// - token failures: refused client-credentials attempts at POST /oauth2/token, per client id and per source
+//   address; once either is over its limit, the next attempt is refused before its secret is checked.
 export type RateLimitClass = "verify" | "reveal" | "secure-data" | "manage";
 
 /** A limited attempt, as its route declares it: its class, its route and the card it names. */
@@ -32,18 +35,18 @@ export interface RateLimits {
 
 export const DAY_SECONDS = 86_400;
 
-export interface RateLimitBucket {
+export interface RateLimitBucket<S extends string = "card" | "tenant"> {
   key: string;
-  scope: "card" | "tenant";
+  scope: S;
   limit: number;
   windowSeconds: number;
 }
 
-export type RateLimitVerdict =
+export type RateLimitVerdict<S extends string = "card" | "tenant"> =
   | { allowed: true }
   | {
       allowed: false;
-      scope: "card" | "tenant";
+      scope: S;
       limit: number;
       retryAfterSeconds: number;
       windowSeconds: number;
@@ -110,11 +113,11 @@ export function bucketsFor(limits: RateLimits, tenantId: string, attempt: Limite
  * Blocked as soon as any bucket's count (this attempt included) passes its limit; a card's bucket is named
  * first, and the retry comes when the bucket's own window ends.
  */
-export function verdict(
-  buckets: readonly RateLimitBucket[],
+export function verdict<S extends string>(
+  buckets: readonly RateLimitBucket<S>[],
   counts: ReadonlyMap<string, number>,
   now: Date,
-): RateLimitVerdict {
+): RateLimitVerdict<S> {
   const over = [...buckets]
     .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === "card" ? -1 : 1))
     .find((b) => (counts.get(b.key) ?? 0) > b.limit);
@@ -127,4 +130,36 @@ export function verdict(
         windowSeconds: over.windowSeconds,
       }
     : { allowed: true };
+}
+
+/** Refused client-credentials attempts allowed per client id and per source address in one window. */
+export interface TokenFailureLimits {
+  perClient: number;
+  perSource: number;
+  windowSeconds: number;
+}
+
+/** The buckets a token request's failures count in: its source always, its client id when it names one. */
+export function tokenFailureBuckets(
+  limits: TokenFailureLimits,
+  source: string,
+  clientId: string | undefined,
+): RateLimitBucket<"client" | "source">[] {
+  const buckets: RateLimitBucket<"client" | "source">[] = [
+    {
+      key: `token:source:${source}`,
+      scope: "source",
+      limit: limits.perSource,
+      windowSeconds: limits.windowSeconds,
+    },
+  ];
+  if (clientId !== undefined) {
+    buckets.unshift({
+      key: `token:client:${clientId}`,
+      scope: "client",
+      limit: limits.perClient,
+      windowSeconds: limits.windowSeconds,
+    });
+  }
+  return buckets;
 }

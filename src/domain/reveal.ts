@@ -8,6 +8,11 @@ import { AppError, validationFailed } from "./errors.js";
 export const revealFields = ["pan", "expiry", "cvv", "pin"] as const;
 export type RevealField = (typeof revealFields)[number];
 
+/** Whether a string names a reveal field: a type guard for callers holding plain strings. */
+export function isRevealField(field: string): field is RevealField {
+  return (revealFields as readonly string[]).includes(field);
+}
+
 export const REVEAL_TTL_DEFAULT_SECONDS = 300;
 export const REVEAL_TTL_MIN_SECONDS = 10;
 export const REVEAL_TTL_MAX_SECONDS = 900;
@@ -32,6 +37,12 @@ function isLoopback(hostname: string): boolean {
  * The origin the page may be framed by and post to; anything but a bare origin with a real host is refused.
  * `production` (from configuration) refuses http altogether.
  */
+/**
+ * The shape every accepted targetOrigin has (scheme, then a lower-case host or IP literal and an optional port,
+ * nothing after): the request schema publishes it; parseTargetOrigin applies the rest of the rules.
+ */
+export const TARGET_ORIGIN_PATTERN = "^https?://[a-z0-9.:\\[\\]-]+$";
+
 export function parseTargetOrigin(value: string, options: { production: boolean }): string {
   let url: URL;
   try {

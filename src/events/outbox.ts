@@ -3,48 +3,31 @@
 // webhook delivery per live endpoint of its tenant that wants its type, in the same transaction: a
 // cardvault-format endpoint gets the event's payload; a Pismo-format one gets the event's Pismo rendering,
 // rendered here, and no delivery for an event that has none. An event happens at its card's time (a test
-// clock's, for a sandbox card on one), which the caller passes; the system clock's otherwise.
+// clock's, for a sandbox card on one: services/card-clock.ts), which every caller must pass. Each type's data
+// is the one catalog.ts declares (NewEvent is typed from it).
 import { endpointWants, type PismoEvent, pismoEnvelope } from "../domain/webhooks.js";
 import type { Clock } from "../lib/clock.js";
 import { uuidv7 } from "../lib/ids.js";
 import type { Db } from "../store/db.js";
 import type { OutboxRepo } from "../store/outbox-repo.js";
 import type { WebhookRepo } from "../store/webhook-repo.js";
+import type { EventData, EventType } from "./catalog.js";
 
-export type EventType =
-  | "card.created"
-  | "card.cvv.changed"
-  | "card.cvv.compromised"
-  | "card.pin.compromised"
-  | "card.status.changed"
-  | "cvv.blocked"
-  | "cvv.unblocked"
-  | "pin.changed"
-  | "pin.blocked"
-  | "pin.unblocked";
+export { EVENT_TYPES, type EventType } from "./catalog.js";
 
-/** Every event type, checked against EventType by the compiler (webhook endpoints validate filters with it). */
-const eventTypeSet: Record<EventType, true> = {
-  "card.created": true,
-  "card.cvv.changed": true,
-  "card.cvv.compromised": true,
-  "card.pin.compromised": true,
-  "card.status.changed": true,
-  "cvv.blocked": true,
-  "cvv.unblocked": true,
-  "pin.changed": true,
-  "pin.blocked": true,
-  "pin.unblocked": true,
-};
-export const EVENT_TYPES = Object.keys(eventTypeSet) as EventType[];
+/** An event to publish: its data is the one its type declares in catalog.ts. */
+export type NewEvent = { [T in EventType]: NewEventOf<T> }[EventType];
 
-export interface NewEvent {
+interface NewEventOf<T extends EventType> {
   tenantId: string;
   cardId: string;
-  type: EventType;
-  data: Record<string, unknown>;
-  /** When it happened on the card's clock; the system clock's now when omitted. */
-  occurredAt?: Date;
+  type: T;
+  data: EventData<T>;
+  /**
+   * When it happened on the card's clock (services/card-clock.ts): a test clock's time for a card on one.
+   * Required, so no event type can fall back to the system's time for a sandbox card.
+   */
+  occurredAt: Date;
   /** The event in Pismo's schema, for Pismo-format endpoints; without it they do not receive the event. */
   pismo?: PismoEvent;
 }
@@ -69,7 +52,7 @@ export function createBatchPublisher(deps: PublisherDeps): BatchEventPublisher {
     const now = deps.clock.now().toISOString();
     const rows = events.map((event) => {
       const id = uuidv7(deps.clock);
-      const occurredAt = event.occurredAt?.toISOString() ?? now;
+      const occurredAt = event.occurredAt.toISOString();
       return {
         id,
         tenant_id: event.tenantId,

@@ -2,7 +2,9 @@
 // Cross-cutting rules live here once: request ids, security headers, authentication and idempotency as each
 // route's declared contract says (route-contract.ts, checked here at registration; its rate-limit class and
 // card parameter reach the services through actorOf), one error handler, the audit of refused requests (counted
-// per caller and minute, written every few seconds and on close), and the OpenAPI document (openapi.ts).
+// per caller and minute, written every few seconds and on close), 405 with Allow for a method a path lacks
+// (allowed-methods.ts, answered in each scope's error shape by problems.ts), and the OpenAPI document
+// (openapi.ts).
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -21,10 +23,12 @@ import type { Services } from "../runtime.js";
 import type { Refusal } from "../services/audit.js";
 import type { Store } from "../store/db.js";
 import type { IdempotencyRepo } from "../store/idempotency-repo.js";
+import { createAllowedMethods } from "./allowed-methods.js";
 import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
 import { idempotencyHooks } from "./idempotency.js";
+import { registerOAuthRoutes } from "./oauth.js";
 import { openapiOptions } from "./openapi.js";
 import { problemShape, setErrorShape } from "./problems.js";
 import { type RouteContract, routeContract } from "./route-contract.js";
@@ -46,8 +50,8 @@ export interface AppDeps {
   idempotency: IdempotencyRepo;
   verifier: TokenVerifier;
   store: Pick<Store, "ping" | "db">;
-  /** Readiness asks the key provider for its active keys (health.ts). */
-  keys: Pick<KeyProvider, "activeKeyId">;
+  /** Readiness asks the key provider for its active keys (health.ts); the JWKS route for its token keys. */
+  keys: Pick<KeyProvider, "activeKeyId" | "accessTokenPublicKeys">;
   clock: Clock;
   bodyLimitBytes: number;
   idempotencyTtlHours: number;
@@ -124,7 +128,7 @@ const CLAIMED_TENANT_MAX = 64;
  */
 function refusalOf(request: FastifyRequest, code: ErrorCode): Refusal {
   const principal = request.principal;
-  const details: Record<string, string> = {};
+  const details: Refusal["details"] = {};
   if (code === "forbidden") details.scope = request.routeOptions.config.scope ?? "";
   if (code === "unknown_tenant" && principal)
     details.tenant = principal.tenantId.slice(0, CLAIMED_TENANT_MAX);
@@ -190,6 +194,10 @@ export async function buildApp(deps: AppDeps) {
   setErrorShape(app, problemShape);
   // A JSON API: plain text is not a body we accept (415).
   app.removeContentTypeParser("text/plain");
+  // Card imports stream NDJSON (one card a line): kept as text for the import service to read line by line.
+  app.addContentTypeParser("application/x-ndjson", { parseAs: "string" }, (_request, body, done) =>
+    done(null, body),
+  );
 
   // Security headers go on every answer, errors and refusals included, so they are set before anything can
   // fail. A route that sets its own policy (the card reveal page, framed by its session's origin) replaces it.
@@ -238,8 +246,11 @@ export async function buildApp(deps: AppDeps) {
   // in the OpenAPI document (3.1 allows role names in a bearer requirement).
   const routeContracts: RouteContract[] = [];
   app.decorate("routeContracts", routeContracts);
+  const allowedMethods = createAllowedMethods();
+  app.decorate("allowedMethods", allowedMethods);
   app.addHook("onRoute", (route) => {
     routeContracts.push(...routeContract(route));
+    allowedMethods.add(route.method, route.url);
     const { scope, idempotent } = route.config ?? {};
     if (scope) {
       route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
@@ -258,6 +269,7 @@ export async function buildApp(deps: AppDeps) {
   registerHealthRoutes(app, { store: deps.store, keys: deps.keys });
   registerV1Routes(app, deps.services);
   await registerDialects(app, deps.services);
+  await registerOAuthRoutes(app, { accessTokens: deps.services.accessTokens, keys: deps.keys });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   return app;

@@ -1,10 +1,15 @@
 // Bearer-token authentication: JWTs signed with HS256 (a shared secret) or RS/ES/EdDSA (a JWKS file or URL),
-// with an algorithm allow-list, exp/nbf, and issuer/audience when configured. A verified token is cached until
-// it expires: the signature check is the costliest step on the authorisation path and its answer cannot change.
+// with an algorithm allow-list, exp/nbf, and issuer/audience when configured; and the service's own access
+// tokens (POST /oauth2/token): typ at+jwt, EdDSA, a kid naming one of the key provider's access-token keys,
+// iss and aud the service's public URL. Scopes are read from `scope` (space-separated, RFC 8693 / 9068) and from
+// `scp` (an array, as Okta sends it, or a space-separated string, as Entra ID does). A verified token is cached
+// until it expires: the signature check is the costliest step on the authorisation path and its answer cannot
+// change.
 import { readFileSync } from "node:fs";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  decodeProtectedHeader,
   type JWTPayload,
   type JWTVerifyGetKey,
   jwtVerify,
@@ -12,6 +17,7 @@ import {
 } from "jose";
 import type { AuthConfig } from "../config.js";
 import { AppError } from "../domain/errors.js";
+import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 
 export interface Principal {
@@ -35,6 +41,7 @@ export const scopes = [
   "webhooks:manage",
   "cards:secure-data",
   "cards:reveal",
+  "cards:import",
 ] as const;
 export type Scope = (typeof scopes)[number];
 
@@ -45,8 +52,27 @@ export interface TokenVerifier {
 const CACHE_LIMIT = 10_000;
 const CLOCK_TOLERANCE_SECONDS = 5;
 
-export function createTokenVerifier(auth: AuthConfig, clock: Clock): TokenVerifier {
+/** The service's own access tokens: who issues them (iss and aud) and the keys that sign them. */
+export interface OwnTokens {
+  issuer: string;
+  keys: Pick<KeyProvider, "accessTokenPublicKeys">;
+}
+
+export function createTokenVerifier(auth: AuthConfig, clock: Clock, own?: OwnTokens): TokenVerifier {
   const key = verificationKey(auth);
+  const ownKey: JWTVerifyGetKey | undefined = own
+    ? (header) => {
+        const found = own.keys.accessTokenPublicKeys().find((k) => k.kid === header.kid);
+        if (!found) throw new Error("unknown kid");
+        return createLocalJWKSet({ keys: [found.jwk] })(header);
+      }
+    : undefined;
+  /** Whether a token's header names one of the service's own signing keys (checked again when verifying). */
+  const isOwn = (token: string) => {
+    if (!own) return false;
+    const kid = decodeProtectedHeader(token).kid;
+    return kid !== undefined && own.keys.accessTokenPublicKeys().some((k) => k.kid === kid);
+  };
   const cache = new Map<string, { principal: Principal; expiresAt: number; notBefore: number }>();
 
   return {
@@ -58,15 +84,28 @@ export function createTokenVerifier(auth: AuthConfig, clock: Clock): TokenVerifi
 
       let payload: JWTPayload;
       try {
-        const options = {
-          algorithms: auth.algorithms,
-          clockTolerance: CLOCK_TOLERANCE_SECONDS,
-          currentDate: new Date(now),
-          requiredClaims: ["exp", "sub"],
-          ...(auth.issuer ? { issuer: auth.issuer } : {}),
-          ...(auth.audience ? { audience: auth.audience } : {}),
-        };
-        payload = (await jwtVerify(token, key, options)).payload;
+        const common = { clockTolerance: CLOCK_TOLERANCE_SECONDS, currentDate: new Date(now) };
+        if (own && ownKey && isOwn(token)) {
+          payload = (
+            await jwtVerify(token, ownKey, {
+              ...common,
+              algorithms: ["EdDSA"],
+              typ: "at+jwt",
+              issuer: own.issuer,
+              audience: own.issuer,
+              requiredClaims: ["exp", "sub", "iat", "jti"],
+            })
+          ).payload;
+        } else {
+          const options = {
+            ...common,
+            algorithms: auth.algorithms,
+            requiredClaims: ["exp", "sub"],
+            ...(auth.issuer ? { issuer: auth.issuer } : {}),
+            ...(auth.audience ? { audience: auth.audience } : {}),
+          };
+          payload = (await jwtVerify(token, key, options)).payload;
+        }
       } catch {
         throw new AppError("unauthorized", "The bearer token is invalid or expired.");
       }
@@ -100,8 +139,19 @@ function toPrincipal(payload: JWTPayload, tenantClaim: string): Principal {
   ) {
     throw new AppError("unauthorized", `The bearer token lacks the "sub" or "${tenantClaim}" claim.`);
   }
-  const scope = typeof payload.scope === "string" ? payload.scope : "";
-  return { subject: payload.sub, tenantId, scopes: new Set(scope.split(" ").filter(Boolean)) };
+  return { subject: payload.sub, tenantId, scopes: scopesOf(payload) };
+}
+
+/** `scope` (space-separated) and `scp` (an array of strings, or space-separated): the union of both. */
+function scopesOf(payload: JWTPayload): Set<string> {
+  const found = new Set<string>();
+  const add = (value: unknown) => {
+    if (typeof value === "string") for (const s of value.split(" ")) if (s) found.add(s);
+  };
+  add(payload.scope);
+  if (Array.isArray(payload.scp)) for (const s of payload.scp) add(s);
+  else add(payload.scp);
+  return found;
 }
 
 export function requireScope(principal: Principal, scope: Scope): void {

@@ -7,7 +7,7 @@
 import type { FastifyInstance } from "fastify";
 import { sql } from "kysely";
 import { AppError } from "../domain/errors.js";
-import { type KeyProvider, keyTypes } from "../keys/key-provider.js";
+import { generatedKeyTypes, type KeyProvider } from "../keys/key-provider.js";
 import type { Store } from "../store/db.js";
 import { latestMigration } from "../store/migrations/index.js";
 
@@ -25,7 +25,7 @@ type Check = "store" | "keys" | "migrations";
 async function failedChecks(deps: HealthDeps): Promise<Partial<Record<Check, string>>> {
   const failed: Partial<Record<Check, string>> = {};
   // Key types are names, not key material: saying which one is missing tells the operator what `keys init` adds.
-  const missing = keyTypes.filter((type) => {
+  const missing = generatedKeyTypes.filter((type) => {
     try {
       deps.keys.activeKeyId(type);
       return false;

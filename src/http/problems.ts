@@ -4,10 +4,15 @@
 // a client sends produces a 500; a real 500 never echoes its internal message.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, type FieldErrors, isTransient } from "../domain/errors.js";
+import type { AllowedMethods } from "./allowed-methods.js";
 
 const PROBLEM_BASE = "https://cardvault.dev/problems/";
 
 declare module "fastify" {
+  interface FastifyInstance {
+    /** The methods each path has (app.ts fills it as routes register), for 405 answers. */
+    allowedMethods?: AllowedMethods;
+  }
   interface FastifyContextConfig {
     /** The media type of the route's error bodies, set by its scope's setErrorShape (for the OpenAPI document). */
     errorMediaType?: string;
@@ -202,7 +207,9 @@ function fieldErrors(issues: AjvIssue[], context: string): FieldErrors {
         ? "is not a known field"
         : issue.keyword === "required"
           ? "is required"
-          : (issue.message ?? "is invalid");
+          : issue.keyword === "not"
+            ? "is not accepted here (the field's documentation says why)"
+            : (issue.message ?? "is invalid");
     const list = fields[name] ?? [];
     if (!list.includes(message)) list.push(message);
     fields[name] = list;
@@ -276,16 +283,26 @@ export function setErrorShape(scope: FastifyInstance, shape: ErrorShape): void {
   scope.addHook("onRoute", (route) => {
     route.config = { ...route.config, errorMediaType };
   });
-  scope.setNotFoundHandler((request, reply) =>
-    handle(
+  scope.setNotFoundHandler((request, reply) => {
+    // A path that exists under other methods answers 405 with what it allows (RFC 9110 §15.5.6), not 404.
+    const allow = request.server.allowedMethods?.of(request.url) ?? [];
+    if (allow.length > 0) {
+      reply.header("allow", allow.join(", "));
+      return handle(
+        new AppError("method_not_allowed", `${request.method} is not allowed here; use ${allow.join(", ")}.`),
+        request,
+        reply,
+      );
+    }
+    return handle(
       new AppError(
         "not_found",
         shape.notFoundMessage ?? `No route for ${request.method} ${request.url.split("?")[0]}.`,
       ),
       request,
       reply,
-    ),
-  );
+    );
+  });
 }
 
 /** The native API's shape: RFC 9457 problem+json. */

@@ -14,7 +14,10 @@ export async function startServer(runtime: Runtime, logger: Logger) {
   const app = await buildApp({
     services: runtime.services,
     idempotency: runtime.repos.idempotency,
-    verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, runtime.clock),
+    verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, runtime.clock, {
+      issuer: config.publicUrl,
+      keys: runtime.keys,
+    }),
     store: runtime.store,
     keys: runtime.keys,
     clock: runtime.clock,

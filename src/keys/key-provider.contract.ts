@@ -20,19 +20,20 @@ import { calculateJwkThumbprint, compactDecrypt, compactVerify, type JWK } from 
 import { beforeAll, describe, expect, it } from "vitest";
 import { computeCvv } from "../crypto/cvv.js";
 import { adjustDesParity, tdesEncrypt } from "../crypto/des.js";
-import { keyCheckValue } from "../crypto/kcv.js";
+import { aesCmac, keyCheckValue, tdesCmac } from "../crypto/kcv.js";
 import { isLuhnValid, luhnCheckDigit } from "../crypto/luhn.js";
 import { createPinBlockCipher, encipherPinBlock, type PinBlockFormat } from "../crypto/pin-block.js";
 import { computePvv } from "../crypto/pvv.js";
-import { expiryToDate } from "../domain/card.js";
+import { type KeyBlockProtectionKey, wrapKeyBlock } from "../crypto/tr31.js";
+import { expiryToDate, PVV_ONLY_PIN } from "../domain/card.js";
 import { AppError, type ErrorCode } from "../domain/errors.js";
 import {
   type CardDataField,
   type DeviceAnswer,
   type DeviceRequest,
+  generatedKeyTypes,
   type KeyProvider,
   type KeyType,
-  keyTypes,
   PinBlockUndecodableError,
   type SealedCard,
   type SealedPinCard,
@@ -42,7 +43,10 @@ import {
 export interface ContractKey {
   id: string;
   type: KeyType;
-  /** Symmetric keys: the raw bytes. RSA keys (secure-data-*): the PKCS#8 DER private key. */
+  /**
+   * Symmetric keys: the raw bytes. RSA keys (secure-data-*) and the Ed25519 key (access-token-sign): the PKCS#8
+   * DER private key.
+   */
   material: Buffer;
 }
 
@@ -84,16 +88,25 @@ function generatedKeys(setup: ContractSetup, tag = "ct"): ContractKey[] {
     { id: `${tag}-cvk-old`, type: "cvk", material: symmetric("cvk") },
     { id: `${tag}-pek-tdes-old`, type: "pek-tdes", material: symmetric("pek-tdes") },
   ];
-  for (const type of keyTypes) {
+  for (const type of generatedKeyTypes) {
     const material =
       type === "secure-data-wrap"
         ? setup.rsaKey(4096)
         : type === "secure-data-sign"
           ? setup.rsaKey(3072)
-          : symmetric(type);
+          : type === "access-token-sign"
+            ? ed25519Key()
+            : symmetric(type);
     keys.push({ id: `${tag}-${type}`, type, material });
   }
   return keys;
+}
+
+function ed25519Key(): Buffer {
+  return generateKeyPairSync("ed25519", {
+    publicKeyEncoding: { type: "spki", format: "der" },
+    privateKeyEncoding: { type: "pkcs8", format: "der" },
+  }).privateKey;
 }
 
 /** The active key of a type in a key list the suite built: the last one listed. */
@@ -240,7 +253,7 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
           });
           expect(info).not.toHaveProperty("material");
         }
-        for (const type of keyTypes) expect(p.activeKeyId(type)).toBe(activeOf(keys, type).id);
+        for (const type of generatedKeyTypes) expect(p.activeKeyId(type)).toBe(activeOf(keys, type).id);
         const text = stringsOf(listed).join("\n");
         for (const k of keys) {
           expect(text).not.toContain(k.material.toString("hex"));
@@ -264,7 +277,7 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
 
       it("a fresh provider has an active key of every type and works end to end", async () => {
         const fresh = await setup.fresh();
-        for (const type of keyTypes) {
+        for (const type of generatedKeyTypes) {
           expect(fresh.listKeys().find((k) => k.id === fresh.activeKeyId(type))).toMatchObject({
             type,
             active: true,
@@ -516,6 +529,93 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
       });
     });
 
+    describe("imported PINs (card import)", () => {
+      it("importPin translates a block under a PIN-block key into format 4 under pin-storage, with its PVV under the PVK named", async () => {
+        const tdes = activeOf(keys, "pek-tdes");
+        const pvk = activeOf(keys, "pvk");
+        const pvv = computePvv({ pvk: pvk.material, pvki: 2, pan: PAN, pin: "7351" });
+        for (const format of [0, 1, 3] as const) {
+          const pinBlock = encipherPinBlock({ format, pin: "7351", pan: PAN, key: tdes.material })
+            .toString("hex")
+            .toUpperCase();
+          const stored = await p.importPin(
+            card,
+            { format, pinBlock, keyId: tdes.id },
+            { pvkId: pvk.id, pvki: 2, pvv },
+          );
+          expect(stored).toMatchObject({ pvkId: pvk.id, pvki: 2, pvv });
+          const [version, kid, block] = stored.pinSealed.split(":");
+          expect([version, kid]).toEqual(["v1", activeOf(keys, "pin-storage").id]);
+          const cipher = createPinBlockCipher(material("pin-storage"), "aes");
+          expect(cipher.decipher({ format: 4, block: block!, pan: PAN })).toBe("7351");
+          expect(await p.verifyPin({ ...card, pin: stored }, "7351")).toBe(true);
+          expectNoPan(stored, [PAN]);
+        }
+        // Without a PVV the provider computes it.
+        const aes = activeOf(keys, "pek-aes");
+        const pinBlock = encipherPinBlock({ format: 4, pin: "7351", pan: PAN, key: aes.material }).toString(
+          "hex",
+        );
+        const computed = await p.importPin(
+          card,
+          { format: 4, pinBlock, keyId: aes.id },
+          { pvkId: pvk.id, pvki: 2 },
+        );
+        expect(computed.pvv).toBe(pvv);
+      });
+
+      it("importPin refuses a block whose PIN does not match the PVV, an undecodable block and a key of the wrong type", async () => {
+        const tdes = activeOf(keys, "pek-tdes");
+        const pvk = activeOf(keys, "pvk");
+        const pinBlock = encipherPinBlock({ format: 0, pin: "7351", pan: PAN, key: tdes.material }).toString(
+          "hex",
+        );
+        const pvv = computePvv({ pvk: pvk.material, pvki: 1, pan: PAN, pin: "7352" });
+        const mismatch = await expectRefused(
+          p.importPin(card, { format: 0, pinBlock, keyId: tdes.id }, { pvkId: pvk.id, pvki: 1, pvv }),
+          "validation_failed",
+          [PAN],
+        );
+        expect(mismatch.fields).toHaveProperty("pvv");
+        expect(mismatch.message).not.toContain(pvv);
+        const undecodable = await expectRefused(
+          p.importPin(
+            card,
+            { format: 0, pinBlock: "F".repeat(16), keyId: tdes.id },
+            { pvkId: pvk.id, pvki: 1 },
+          ),
+          "validation_failed",
+          [PAN],
+        );
+        expect(undecodable instanceof PinBlockUndecodableError).toBe(true);
+        const wrongKey = await expectRefused(
+          p.importPin(
+            card,
+            { format: 0, pinBlock, keyId: activeOf(keys, "cvk").id },
+            { pvkId: pvk.id, pvki: 1 },
+          ),
+          "validation_failed",
+          [PAN],
+        );
+        expect(wrongKey.fields).toHaveProperty("zpkId");
+      });
+
+      it("a PIN stored as its PVV only verifies by the PVV, is not retrievable (pin_not_retrievable), and reseals unchanged", async () => {
+        const pvk = activeOf(keys, "pvk");
+        const pvv = computePvv({ pvk: pvk.material, pvki: 1, pan: PAN, pin: "2580" });
+        const pvvOnly = { ...card, pin: { pvkId: pvk.id, pvki: 1, pvv, pinSealed: PVV_ONLY_PIN } };
+        expect(await p.verifyPin(pvvOnly, "2580")).toBe(true);
+        expect(await p.verifyPin(pvvOnly, "2581")).toBe(false);
+        const tdes = activeOf(keys, "pek-tdes");
+        const block = encipherPinBlock({ format: 0, pin: "2580", pan: PAN, key: tdes.material }).toString(
+          "hex",
+        );
+        expect(await p.verifyPinBlock(pvvOnly, { format: 0, pinBlock: block })).toBe(true);
+        await expectRefused(p.openPin(pvvOnly), "pin_not_retrievable", [PAN]);
+        expect((await p.reseal(pvvOnly)).pinSealed).toBe(PVV_ONLY_PIN);
+      });
+    });
+
     describe("reseal (key rotation)", () => {
       let rotated: KeyProvider;
       let rotatedKeys: ContractKey[];
@@ -595,6 +695,28 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
         // A sealed PAN is not a webhook secret, even with matching ids: the key type differs.
         const sealedPan = await p.sealPan(PAN, { tenantId: where.tenantId, cardId: where.endpointId });
         await expectRefused(p.openWebhookSecret(sealedPan, where), "key_unavailable", [PAN]);
+      });
+    });
+
+    describe("access tokens", () => {
+      it("signs the claims as given (EdDSA, typ at+jwt, kid of the active key) and publishes its public half", async () => {
+        const signer = activeOf(keys, "access-token-sign");
+        const claims = { sub: "client-1", tenant: "tenant-a", scope: "cvv:read", exp: 4_000_000_000 };
+        const jwt = await p.signAccessToken(claims);
+        const publicKey = createPublicKey(
+          createPrivateKey({ key: signer.material, format: "der", type: "pkcs8" }),
+        );
+        const { payload, protectedHeader } = await compactVerify(jwt, publicKey);
+        expect(protectedHeader).toEqual({ alg: "EdDSA", typ: "at+jwt", kid: signer.id });
+        expect(JSON.parse(new TextDecoder().decode(payload))).toEqual(claims);
+        const published = p.accessTokenPublicKeys();
+        expect(published.map((k) => k.kid)).toEqual([signer.id]);
+        expect(published[0]).toMatchObject({
+          active: true,
+          jwk: { kty: "OKP", crv: "Ed25519", alg: "EdDSA" },
+        });
+        expect(published[0]!.jwk.x).toBe(publicKey.export({ format: "jwk" }).x);
+        expect(JSON.stringify(published)).not.toContain('"d"');
       });
     });
 
@@ -893,6 +1015,288 @@ export function describeKeyProviderContract(name: string, setup: ContractSetup):
           expectNoPan(error, [PAN], true);
           expect((error as Error).message).not.toContain("12ab");
         }
+      });
+    });
+
+    describe("key ceremonies", () => {
+      // TR-31:2018 A.7.2.2 (B, P0 TDES encrypt-only key) and a Thales payShield 10k K0 KEK in a B block
+      // (openemv/tr31): published blocks, with their KBPKs.
+      const B_EXAMPLE = {
+        kbpk: "DD7515F2BFC17F85CE48F3CA25CB21F6",
+        block: "B0080P0TE00E000094B420079CC80BA3461F86FE26EFC4A3B8E4FA4C5F5341176EED7B727B8A248E",
+      };
+      const B_THALES_K0 = {
+        kbpk: "EFE0853B256B583D868F251CE99EA1D9",
+        block: "B0080K0TN00N00001C414014375212C24995E405B5EE052CB92B67F455EA2680F6751088F9F1C228",
+        kcv: "5C9405",
+      };
+      const AES_KBPK = "88E1AB2A2E3DD38C1FA039A536500CC8A87AB9D62DC92C01058FA79F44657DE6";
+      const cvkVector = VECTORS.cvv[0]!;
+      const pvkVector = VECTORS.pvv.find((v) => v.pvki === "1")!;
+      const binding = { tenantId: "tenant-c", cardId: "card-c" };
+      let cp: KeyProvider;
+      let ckeys: ContractKey[];
+      const kbpkOf = (keyHex: string, algorithm: "tdes" | "aes"): KeyBlockProtectionKey => ({
+        algorithm,
+        length: keyHex.length / 2,
+        cmac: (data) => (algorithm === "tdes" ? tdesCmac(hex(keyHex), data) : aesCmac(hex(keyHex), data)),
+      });
+      const kcvOf = (keyHex: string, algorithm: "tdes" | "aes") => keyCheckValue(hex(keyHex), algorithm, 3);
+      const importedIds = (provider: KeyProvider) => provider.listKeys().map((k) => k.id);
+      /** Refused with validation_failed, nothing stored, and no key material in the error. */
+      async function expectImportRefused(promise: Promise<unknown>, message: RegExp, secrets: string[] = []) {
+        const before = importedIds(cp);
+        const error = await expectRefused(promise, "validation_failed");
+        expect(error.message).toMatch(message);
+        const text = stringsOf(error).join("\n").toUpperCase();
+        for (const secret of secrets) expect(text).not.toContain(secret.toUpperCase().slice(0, 8));
+        expect(importedIds(cp)).toEqual(before);
+      }
+
+      beforeAll(async () => {
+        ckeys = generatedKeys(setup, "cx");
+        cp = await setup.provider(ckeys);
+      });
+
+      it("imports a CVK that is never active and computes the published CVV under it, inside", async () => {
+        const info = await cp.importKey({
+          type: "cvk",
+          material: hex(cvkVector.cvk),
+          origin: "components",
+          kcv: kcvOf(cvkVector.cvk, "tdes"),
+        });
+        expect(info).toMatchObject({ type: "cvk", origin: "components", active: false });
+        expect(info.kcv).toBe(kcvOf(cvkVector.cvk, "tdes"));
+        expect(info).not.toHaveProperty("material");
+        expect(cp.activeKeyId("cvk")).toBe(activeOf(ckeys, "cvk").id);
+        expect(cp.listKeys().find((k) => k.id === info.id)).toMatchObject({
+          origin: "components",
+          active: false,
+        });
+        for (const v of VECTORS.cvv.filter((x) => x.cvk === cvkVector.cvk)) {
+          expect(
+            await cp.computeCvv({
+              keyId: info.id,
+              pan: v.pan,
+              expiry: v.expiry,
+              serviceCode: v.service_code,
+            }),
+          ).toBe(v.cvv);
+          // A card created under the imported CVK (a card program that names it) gets the same CVV.
+          const c = {
+            ...binding,
+            panSealed: await cp.sealPan(v.pan, binding),
+            expiry: v.expiry,
+            cvkId: info.id,
+            serviceCode: v.service_code,
+          };
+          expect(await cp.deriveCvv(c)).toBe(v.cvv);
+        }
+        expect(stringsOf(cp.listKeys()).join("\n")).not.toContain(cvkVector.cvk);
+      });
+
+      it("imports a PVK; sealPin with its id gives the published PVV", async () => {
+        const info = await cp.importKey({ type: "pvk", material: hex(pvkVector.pvk), origin: "components" });
+        expect(info).toMatchObject({ type: "pvk", active: false, origin: "components" });
+        expect(cp.activeKeyId("pvk")).toBe(activeOf(ckeys, "pvk").id);
+        expect(
+          await cp.computePvv({
+            keyId: info.id,
+            pvki: pvkVector.pvki,
+            pan: pvkVector.pan,
+            pin: pvkVector.pin,
+          }),
+        ).toBe(pvkVector.pvv);
+        const c = {
+          ...binding,
+          panSealed: await cp.sealPan(pvkVector.pan, binding),
+          expiry: "3001",
+          cvkId: cp.activeKeyId("cvk"),
+          serviceCode: "000",
+        };
+        const stored = await cp.sealPin(c, pvkVector.pin, info.id);
+        expect(stored).toMatchObject({ pvkId: info.id, pvki: 1, pvv: pvkVector.pvv });
+        expect(await cp.verifyPin({ ...c, pin: stored }, pvkVector.pin)).toBe(true);
+        // Without a PVK id, the active (generated) one, as before.
+        expect((await cp.sealPin(c, pvkVector.pin)).pvkId).toBe(activeOf(ckeys, "pvk").id);
+        const random = await cp.sealRandomPin(c, 4, info.id);
+        expect(random.pvkId).toBe(info.id);
+        expect(await cp.verifyPin({ ...c, pin: random }, await cp.openPin({ ...c, pin: random }))).toBe(true);
+      });
+
+      it("refuses a wrong check value, a type generated inside, a wrong length or algorithm: nothing stored", async () => {
+        await expectImportRefused(
+          cp.importKey({ type: "cvk", material: hex(cvkVector.cvk), origin: "components", kcv: "000000" }),
+          /check value/,
+          [cvkVector.cvk],
+        );
+        await expectImportRefused(
+          cp.importKey({ type: "pan-data", material: randomBytes(32), origin: "components" }),
+          /cannot be imported/,
+        );
+        await expectImportRefused(
+          cp.importKey({ type: "cvk", material: randomBytes(24), origin: "components" }),
+          /16 bytes/,
+        );
+        await expectImportRefused(
+          cp.importKey({
+            type: "pek-aes",
+            material: randomBytes(16),
+            origin: "components",
+            algorithm: "tdes",
+          }),
+          /aes, not tdes/,
+        );
+        await expectImportRefused(
+          cp.importKey({ type: "cvk", material: hex(cvkVector.cvk), origin: "components", kcv: "XYZ" }),
+          /4 or 6 hex digits/,
+        );
+        await expectRefused(
+          cp.computeCvv({
+            keyId: activeOf(ckeys, "pvk").id,
+            pan: "4123456789012",
+            expiry: "8701",
+            serviceCode: "101",
+          }),
+          "key_unavailable",
+        );
+      });
+
+      it("a zone PIN key serves like a PEK of its algorithm (format 0 under TDES, format 4 under AES)", async () => {
+        const v0 = VECTORS.pinblock_iso0_encrypted[0]!;
+        const v4 = VECTORS.pinblock_iso4.find((v) => v.pan.length >= 12)!;
+        const tdesZpk = await cp.importKey({ type: "zpk", material: hex(v0.key), origin: "components" });
+        const aesZpk = await cp.importKey({
+          type: "zpk",
+          material: hex(v4.aes_key),
+          origin: "components",
+          algorithm: "aes",
+        });
+        expect(tdesZpk).toMatchObject({ type: "zpk", algorithm: "tdes-2key", active: false });
+        expect(aesZpk).toMatchObject({ type: "zpk", algorithm: "aes-128", kcv: kcvOf(v4.aes_key, "aes") });
+        for (const [v, format, keyId, block] of [
+          [v0, 0, tdesZpk.id, v0.encrypted_pin_block],
+          [v4, 4, aesZpk.id, v4.enciphered_pin_block],
+        ] as const) {
+          const c = {
+            ...binding,
+            panSealed: await cp.sealPan(v.pan, binding),
+            expiry: "3001",
+            cvkId: cp.activeKeyId("cvk"),
+            serviceCode: "000",
+          };
+          const pc = { ...c, pin: await cp.sealPin(c, v.pin) };
+          expect(await cp.verifyPinBlock(pc, { format, pinBlock: block, keyId })).toBe(true);
+          const other = { ...c, pin: await cp.sealPin(c, "9876") };
+          expect(await cp.verifyPinBlock(other, { format, pinBlock: block, keyId })).toBe(false);
+        }
+        // A zpk of the other algorithm is not a key for the format.
+        const c = {
+          ...binding,
+          panSealed: await cp.sealPan(v4.pan, binding),
+          expiry: "3001",
+          cvkId: cp.activeKeyId("cvk"),
+          serviceCode: "000",
+        };
+        const pc = { ...c, pin: await cp.sealPin(c, v4.pin) };
+        await expectRefused(
+          cp.verifyPinBlock(pc, { format: 4, pinBlock: v4.enciphered_pin_block, keyId: tdesZpk.id }),
+          "validation_failed",
+        );
+      });
+
+      it("TR-31 version B: the published K0 block unwraps under a KBPK imported by components", async () => {
+        const kbpk = await cp.importKey({
+          type: "kbpk",
+          material: hex(B_THALES_K0.kbpk),
+          origin: "components",
+          kcv: kcvOf(B_THALES_K0.kbpk, "tdes"),
+        });
+        expect(kbpk).toMatchObject({ type: "kbpk", algorithm: "tdes-2key", active: false });
+        const kek = await cp.importKeyBlock({ type: "kbpk", block: B_THALES_K0.block, kbpkId: kbpk.id });
+        expect(kek).toMatchObject({ type: "kbpk", origin: "tr31", kcv: B_THALES_K0.kcv, active: false });
+        // A CVK wrapped in a C0 block under that KEK: the published CVV comes out of it.
+        const block = wrapKeyBlock(
+          "B0000C0TC00N0000",
+          hex(cvkVector.cvk),
+          kbpkOf("5DB50B454F8389ADCE573BE50861F2BF", "tdes"),
+        );
+        const cvk = await cp.importKeyBlock({
+          type: "cvk",
+          block,
+          kbpkId: kek.id,
+          kcv: kcvOf(cvkVector.cvk, "tdes"),
+        });
+        expect(cvk).toMatchObject({ type: "cvk", origin: "tr31", active: false });
+        expect(
+          await cp.computeCvv({
+            keyId: cvk.id,
+            pan: cvkVector.pan,
+            expiry: cvkVector.expiry,
+            serviceCode: cvkVector.service_code,
+          }),
+        ).toBe(cvkVector.cvv);
+      });
+
+      it("TR-31 version D under an AES KBPK: a P0 AES zone PIN key", async () => {
+        const kbpk = await cp.importKey({ type: "kbpk", material: hex(AES_KBPK), origin: "components" });
+        expect(kbpk).toMatchObject({ algorithm: "aes-256" });
+        const v4 = VECTORS.pinblock_iso4.find((v) => v.pan.length >= 12)!;
+        const block = wrapKeyBlock("D0000P0AD00N0000", hex(v4.aes_key), kbpkOf(AES_KBPK, "aes"));
+        const zpk = await cp.importKeyBlock({ type: "zpk", block, kbpkId: kbpk.id });
+        expect(zpk).toMatchObject({
+          type: "zpk",
+          algorithm: "aes-128",
+          origin: "tr31",
+          kcv: kcvOf(v4.aes_key, "aes"),
+        });
+      });
+
+      it("refuses a block whose header does not fit the type, naming the field; a MAC failure; a wrong KBPK id", async () => {
+        const kbpk = await cp.importKey({
+          type: "kbpk",
+          material: hex(B_EXAMPLE.kbpk),
+          origin: "components",
+        });
+        // The published P0 block is encrypt-only (E): we decipher PIN blocks, so it is no PEK or zpk of ours.
+        await expectImportRefused(
+          cp.importKeyBlock({ type: "zpk", block: B_EXAMPLE.block, kbpkId: kbpk.id }),
+          /mode of use is E.*needs B or D or N/,
+        );
+        await expectImportRefused(
+          cp.importKeyBlock({ type: "cvk", block: B_EXAMPLE.block, kbpkId: kbpk.id }),
+          /key usage is P0 \(PIN encryption key\); a cvk key needs C0/,
+        );
+        const aesInB = wrapKeyBlock("B0000P0AD00N0000", randomBytes(16), kbpkOf(B_EXAMPLE.kbpk, "tdes"));
+        await expectImportRefused(
+          cp.importKeyBlock({ type: "pek-tdes", block: aesInB, kbpkId: kbpk.id }),
+          /algorithm is A/,
+        );
+        // Under another KBPK the MAC does not verify.
+        const other = await cp.importKey({
+          type: "kbpk",
+          material: hex(B_THALES_K0.kbpk),
+          origin: "components",
+        });
+        await expectImportRefused(
+          cp.importKeyBlock({ type: "pek-tdes", block: B_EXAMPLE.block, kbpkId: other.id }),
+          /MAC does not verify/,
+          [B_EXAMPLE.kbpk, B_THALES_K0.kbpk, B_EXAMPLE.block.slice(16)],
+        );
+        // A version D block needs an AES KBPK.
+        const dBlock = wrapKeyBlock("D0000P0AD00N0000", randomBytes(16), kbpkOf(AES_KBPK, "aes"));
+        await expectImportRefused(
+          cp.importKeyBlock({ type: "zpk", block: dBlock, kbpkId: kbpk.id }),
+          /needs a AES|AES key block/,
+        );
+        await expectImportRefused(
+          cp.importKeyBlock({ type: "zpk", block: B_EXAMPLE.block, kbpkId: activeOf(ckeys, "cvk").id }),
+          /names no kbpk/,
+        );
+        await expectImportRefused(
+          cp.importKeyBlock({ type: "zpk", block: "B0016", kbpkId: kbpk.id }),
+          /key block/,
+        );
       });
     });
 

@@ -1,7 +1,9 @@
 // The local keystore file: every key, versioned, each sealed with AES-256-GCM under the master key (AAD = the
 // key id, so sealed keys cannot be swapped between entries). The file never holds a clear key; a check value
 // of the master key lets start-up say "wrong master key" instead of failing on the first card.
-// Every change (create, add missing types, rotate, retire) re-reads the file under a lock held across processes
+// Generated keys are versioned per type and the newest generated one is active; an imported key (components or
+// TR-31, `origin` in its entry) takes the next version number but never becomes active: it is used by id.
+// Every change (create, add missing types, rotate, import, retire) re-reads the file under a lock held across processes
 // (keystore.json.lock) and replaces it whole, 0600: processes starting together on a fresh data directory end up
 // with one keystore, and a reader never sees half of one.
 import {
@@ -19,7 +21,7 @@ import { keyCheckValue } from "../crypto/kcv.js";
 import type { Clock } from "../lib/clock.js";
 import { LockTimeoutError, withFileLock } from "../lib/file-lock.js";
 import { replaceFile } from "../lib/private-files.js";
-import { type KeyInfo, type KeyType, keyTypes } from "./key-provider.js";
+import { generatedKeyTypes, type KeyInfo, type KeyType } from "./key-provider.js";
 
 const FORMAT = "cardvault-keystore/1";
 
@@ -34,6 +36,8 @@ interface SealedKey {
   notAfter?: string;
   /** Set once no stored ciphertext names this key any more (after re-encryption); it never seals again. */
   retiredAt?: string;
+  /** Imported keys only (absent: generated here). */
+  origin?: "components" | "tr31";
   sealed: string;
 }
 
@@ -47,8 +51,14 @@ export interface ClearKey extends KeyInfo {
   material: Buffer;
 }
 
-/** Symmetric keys are `bytes` random bytes; RSA keys (`rsaBits`) are PKCS#8 DER private keys. */
-const algorithms: Record<KeyType, { algorithm: string; bytes: number; rsaBits?: number }> = {
+/**
+ * Symmetric keys are `bytes` random bytes; RSA keys (`rsaBits`) and Ed25519 keys (`ed25519`) are PKCS#8 DER
+ * private keys.
+ */
+const algorithms: Record<
+  (typeof generatedKeyTypes)[number],
+  { algorithm: string; bytes: number; rsaBits?: number; ed25519?: true }
+> = {
   cvk: { algorithm: "tdes-2key", bytes: 16 },
   pvk: { algorithm: "tdes-2key", bytes: 16 },
   "pek-tdes": { algorithm: "tdes-2key", bytes: 16 },
@@ -61,6 +71,9 @@ const algorithms: Record<KeyType, { algorithm: string; bytes: number; rsaBits?: 
   "secure-data-wrap": { algorithm: "rsa-4096-oaep-sha256", bytes: 0, rsaBits: 4096 },
   // ...and verifies our answers with this one (RSA-PSS SHA-256; 3072 bits = 128-bit strength, like SHA-256).
   "secure-data-sign": { algorithm: "rsa-3072-pss-sha256", bytes: 0, rsaBits: 3072 },
+  // OAuth2 access tokens (POST /oauth2/token) are JWTs signed EdDSA with Ed25519 (RFC 8037): small, fast,
+  // deterministic signatures; the public halves are served at /.well-known/jwks.json.
+  "access-token-sign": { algorithm: "ed25519", bytes: 0, ed25519: true },
 };
 
 /** How long a published public key may be relied on; rotate (`keys rotate --type …`) before it runs out. */
@@ -80,6 +93,13 @@ const generateRsaKey: RsaKeyGenerator = (bits) =>
     privateKeyEncoding: { type: "pkcs8", format: "der" },
   }).privateKey;
 
+/** An Ed25519 private key (PKCS#8 DER): cheap to make, so never injected. */
+const generateEd25519Key = (): Buffer =>
+  generateKeyPairSync("ed25519", {
+    publicKeyEncoding: { type: "spki", format: "der" },
+    privateKeyEncoding: { type: "pkcs8", format: "der" },
+  }).privateKey;
+
 export class KeystoreError extends Error {}
 
 export function keystoreExists(file: string): boolean {
@@ -94,7 +114,7 @@ export function loadKeystore(file: string, masterKey: Buffer): ClearKey[] {
       `The master key does not open the keystore ${file} (its check value differs): set CARDVAULT_MASTER_KEY to the key the keystore was created with.`,
     );
   }
-  const newest = newestVersions(store.keys);
+  const newest = activeVersions(store.keys);
   return store.keys.map((k) => ({
     id: k.id,
     type: k.type,
@@ -104,7 +124,8 @@ export function loadKeystore(file: string, masterKey: Buffer): ClearKey[] {
     createdAt: k.createdAt,
     ...(k.notAfter ? { notAfter: k.notAfter } : {}),
     ...(k.retiredAt ? { retiredAt: k.retiredAt } : {}),
-    active: newest.get(k.type) === k.version && !k.retiredAt,
+    active: !k.origin && newest.get(k.type) === k.version && !k.retiredAt,
+    origin: k.origin ?? "generated",
     retired: Boolean(k.retiredAt),
     material: unseal(k, masterKey),
   }));
@@ -121,8 +142,8 @@ export function initKeystore(
   options: KeystoreOptions = {},
 ): string[] {
   return changeKeystore(file, masterKey, { createIfAbsent: true }, (store) =>
-    keyTypes
-      .filter((type) => !store.keys.some((k) => k.type === type))
+    generatedKeyTypes
+      .filter((type) => !store.keys.some((k) => k.type === type && !k.origin))
       .map((type) => {
         const key = newKey(type, 1, masterKey, clock, options);
         store.keys.push(key);
@@ -139,10 +160,16 @@ export function rotateKeys(
   clock: Clock,
   options: KeystoreOptions = {},
 ): string[] {
+  const generated: readonly KeyType[] = generatedKeyTypes;
+  const imported = types.filter((type) => !generated.includes(type));
+  if (imported.length > 0) {
+    throw new KeystoreError(
+      `${imported.join(", ")} keys are not generated here: bring a new one in with \`keys import\`.`,
+    );
+  }
   return changeKeystore(file, masterKey, {}, (store) => {
-    const newest = newestVersions(store.keys);
     return types.map((type) => {
-      const key = newKey(type, (newest.get(type) ?? 0) + 1, masterKey, clock, options);
+      const key = newKey(type as GeneratedKeyType, nextVersion(store.keys, type), masterKey, clock, options);
       store.keys.push(key);
       return key.id;
     });
@@ -155,17 +182,67 @@ export function rotateKeys(
  */
 export function retireKeys(file: string, masterKey: Buffer, ids: readonly string[], clock: Clock): string[] {
   return changeKeystore(file, masterKey, {}, (store) => {
-    const newest = newestVersions(store.keys);
+    const newest = activeVersions(store.keys);
     const retired: string[] = [];
     for (const k of store.keys) {
       if (!ids.includes(k.id) || k.retiredAt) continue;
-      if (newest.get(k.type) === k.version)
+      if (!k.origin && newest.get(k.type) === k.version)
         throw new KeystoreError(`Key ${k.id} is the active ${k.type} key; rotate first.`);
       k.retiredAt = clock.now().toISOString();
       retired.push(k.id);
     }
     return retired;
   });
+}
+
+/** A key brought in by a ceremony, already checked (key-import.ts): its type, algorithm name and bytes. */
+export interface ImportedKeyEntry {
+  type: KeyType;
+  algorithm: string;
+  material: Buffer;
+  origin: "components" | "tr31";
+}
+
+/**
+ * Adds an imported key as the next version of its type (id `<type>-v<n>`), sealed like every other; it is
+ * never active. Returns it as loadKeystore would, so the running provider can use it at once.
+ */
+export function addImportedKey(
+  file: string,
+  masterKey: Buffer,
+  entry: ImportedKeyEntry,
+  clock: Clock,
+): ClearKey {
+  let added: SealedKey | undefined;
+  changeKeystore(file, masterKey, {}, (store) => {
+    const version = nextVersion(store.keys, entry.type);
+    const id = `${entry.type}-v${version}`;
+    added = {
+      id,
+      type: entry.type,
+      version,
+      algorithm: entry.algorithm,
+      kcv: checkValue(entry.algorithm, entry.material),
+      createdAt: clock.now().toISOString(),
+      origin: entry.origin,
+      sealed: seal(entry.material, id, masterKey),
+    };
+    store.keys.push(added);
+    return [id];
+  });
+  const k = added!;
+  return {
+    id: k.id,
+    type: k.type,
+    version: k.version,
+    algorithm: k.algorithm,
+    kcv: k.kcv,
+    createdAt: k.createdAt,
+    active: false,
+    origin: entry.origin,
+    retired: false,
+    material: Buffer.from(entry.material),
+  };
 }
 
 /**
@@ -200,19 +277,23 @@ function changeKeystore(
   }
 }
 
+type GeneratedKeyType = (typeof generatedKeyTypes)[number];
+
 function newKey(
-  type: KeyType,
+  type: GeneratedKeyType,
   version: number,
   masterKey: Buffer,
   clock: Clock,
   options: KeystoreOptions,
 ): SealedKey {
-  const { algorithm, bytes, rsaBits } = algorithms[type];
+  const { algorithm, bytes, rsaBits, ed25519 } = algorithms[type];
   const material = rsaBits
     ? (options.generateRsaKey ?? generateRsaKey)(rsaBits)
-    : algorithm.startsWith("tdes")
-      ? withOddParity(randomBytes(bytes))
-      : randomBytes(bytes);
+    : ed25519
+      ? generateEd25519Key()
+      : algorithm.startsWith("tdes")
+        ? withOddParity(randomBytes(bytes))
+        : randomBytes(bytes);
   const id = `${type}-v${version}`;
   const now = clock.now();
   return {
@@ -222,7 +303,7 @@ function newKey(
     algorithm,
     kcv: checkValue(algorithm, material),
     createdAt: now.toISOString(),
-    ...(rsaBits
+    ...(rsaBits || ed25519
       ? { notAfter: new Date(now.getTime() + PUBLIC_KEY_VALIDITY_DAYS * 86_400_000).toISOString() }
       : {}),
     sealed: seal(material, id, masterKey),
@@ -232,8 +313,8 @@ function newKey(
 function checkValue(algorithm: string, material: Buffer): string {
   if (algorithm.startsWith("tdes")) return keyCheckValue(material, "tdes", 3);
   if (algorithm.startsWith("aes")) return keyCheckValue(material, "aes", 3);
-  // RSA: the start of the SHA-256 of the public key (SPKI DER), which anyone holding the public key can check.
-  if (algorithm.startsWith("rsa")) {
+  // RSA and Ed25519: the start of the SHA-256 of the public key (SPKI DER), which anyone holding it can check.
+  if (algorithm.startsWith("rsa") || algorithm === "ed25519") {
     const privateKey = createPrivateKey({ key: material, format: "der", type: "pkcs8" });
     const spki = createPublicKey(privateKey).export({ type: "spki", format: "der" });
     return createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
@@ -281,10 +362,16 @@ function unseal(key: SealedKey, masterKey: Buffer): Buffer {
   }
 }
 
-function newestVersions(keys: SealedKey[]): Map<KeyType, number> {
+/** The newest generated version of each type: the active one (unless retired). */
+function activeVersions(keys: SealedKey[]): Map<KeyType, number> {
   const newest = new Map<KeyType, number>();
-  for (const k of keys) newest.set(k.type, Math.max(newest.get(k.type) ?? 0, k.version));
+  for (const k of keys) if (!k.origin) newest.set(k.type, Math.max(newest.get(k.type) ?? 0, k.version));
   return newest;
+}
+
+/** Versions number every key of a type, generated or imported: ids stay unique. */
+function nextVersion(keys: SealedKey[], type: KeyType): number {
+  return Math.max(0, ...keys.filter((k) => k.type === type).map((k) => k.version)) + 1;
 }
 
 function readFile(file: string): KeystoreFile {

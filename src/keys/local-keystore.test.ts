@@ -12,7 +12,14 @@ import { keyCheckValue } from "../crypto/kcv.js";
 import { fixedClock } from "../lib/clock.js";
 import { type ContractKey, describeKeyProviderContract } from "./key-provider.contract.js";
 import type { KeyType, SealedCard } from "./key-provider.js";
-import { type ClearKey, initKeystore, loadKeystore, retireKeys, rotateKeys } from "./keystore-file.js";
+import {
+  addImportedKey,
+  type ClearKey,
+  initKeystore,
+  loadKeystore,
+  retireKeys,
+  rotateKeys,
+} from "./keystore-file.js";
 import { createLocalKeyProvider } from "./local-keystore.js";
 
 const clock = fixedClock("2026-11-28T10:00:00Z");
@@ -46,10 +53,19 @@ function asClearKeys(keys: readonly ContractKey[]): ClearKey[] {
     } else if (k.type === "fingerprint") {
       algorithm = "hmac-sha256";
       kcv = createHmac("sha256", k.material).update(Buffer.alloc(16)).digest("hex").slice(0, 6).toUpperCase();
-    } else if (k.type === "secure-data-wrap" || k.type === "secure-data-sign") {
+    } else if (
+      k.type === "secure-data-wrap" ||
+      k.type === "secure-data-sign" ||
+      k.type === "access-token-sign"
+    ) {
       const publicKey = createPublicKey(createPrivateKey({ key: k.material, format: "der", type: "pkcs8" }));
       const bits = publicKey.asymmetricKeyDetails?.modulusLength;
-      algorithm = k.type === "secure-data-wrap" ? `rsa-${bits}-oaep-sha256` : `rsa-${bits}-pss-sha256`;
+      algorithm =
+        k.type === "access-token-sign"
+          ? "ed25519"
+          : k.type === "secure-data-wrap"
+            ? `rsa-${bits}-oaep-sha256`
+            : `rsa-${bits}-pss-sha256`;
       const spki = publicKey.export({ type: "spki", format: "der" });
       kcv = createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
       notAfter = "2028-11-27T10:00:00.000Z";
@@ -66,6 +82,7 @@ function asClearKeys(keys: readonly ContractKey[]): ClearKey[] {
       createdAt,
       ...(notAfter ? { notAfter } : {}),
       active: last.get(k.type) === k.id,
+      origin: "generated" as const,
       retired: false,
       material: Buffer.from(k.material),
     };
@@ -73,7 +90,13 @@ function asClearKeys(keys: readonly ContractKey[]): ClearKey[] {
 }
 
 describeKeyProviderContract("local keystore", {
-  provider: async (keys) => createLocalKeyProvider(asClearKeys(keys)),
+  // Ceremonies store into a keystore file of their own (the contract's keys are held in memory).
+  provider: async (keys) => {
+    const file = freshKeystore();
+    return createLocalKeyProvider(asClearKeys(keys), undefined, {
+      importer: (entry) => addImportedKey(file, master, entry, clock),
+    });
+  },
   fresh: async () => createLocalKeyProvider(loadKeystore(freshKeystore(), master)),
   rsaKey: (bits) => testRsaKeyGenerator(bits),
 });
@@ -93,6 +116,7 @@ describe("keystore file", () => {
       "webhook-secret-v1",
       "secure-data-wrap-v1",
       "secure-data-sign-v1",
+      "access-token-sign-v1",
     ]);
     const text = readFileSync(file, "utf8");
     for (const k of keys) {
@@ -112,6 +136,66 @@ describe("keystore file", () => {
       }
       if (k.algorithm.startsWith("aes")) expect(k.kcv).toBe(keyCheckValue(k.material, "aes", 3));
     }
+  });
+
+  it("keeps imported keys sealed, by origin, next in version but never active; rotation skips past them", () => {
+    const file = freshKeystore();
+    const cvk = Buffer.from("0123456789ABCDEFFEDCBA9876543210", "hex");
+    const imported = addImportedKey(
+      file,
+      master,
+      { type: "cvk", algorithm: "tdes-2key", material: cvk, origin: "components" },
+      clock,
+    );
+    expect(imported).toMatchObject({
+      id: "cvk-v2",
+      version: 2,
+      origin: "components",
+      active: false,
+      kcv: "08D7B4",
+    });
+    expect(readFileSync(file, "utf8")).not.toContain("0123456789ABCDEF".toLowerCase());
+    const loaded = loadKeystore(file, master);
+    expect(loaded.find((k) => k.id === "cvk-v2")).toMatchObject({ origin: "components", active: false });
+    expect(loaded.find((k) => k.id === "cvk-v1")).toMatchObject({ origin: "generated", active: true });
+    expect(loaded.find((k) => k.id === "cvk-v2")!.material.equals(cvk)).toBe(true);
+    // A later generated version is v3 and active; the imported one can be retired like any inactive key.
+    expect(rotateKeys(file, master, ["cvk"], clock, options)).toEqual(["cvk-v3"]);
+    expect(loadKeystore(file, master).find((k) => k.active && k.type === "cvk")!.id).toBe("cvk-v3");
+    expect(retireKeys(file, master, ["cvk-v2"], clock)).toEqual(["cvk-v2"]);
+    // zpk and kbpk only come from outside: neither init nor rotate makes one.
+    expect(() => rotateKeys(file, master, ["zpk"], clock, options)).toThrow(/keys import/);
+    expect(loadKeystore(file, master).some((k) => k.type === "zpk" || k.type === "kbpk")).toBe(false);
+  });
+
+  it("a provider over the keystore uses an imported key at once, and a restarted one finds it", async () => {
+    const file = freshKeystore();
+    const provider = createLocalKeyProvider(loadKeystore(file, master), undefined, {
+      importer: (entry) => addImportedKey(file, master, entry, clock),
+    });
+    const vector = {
+      cvk: "0123456789ABCDEFFEDCBA9876543210",
+      pan: "4123456789012",
+      expiry: "8701",
+      serviceCode: "101",
+    };
+    const info = await provider.importKey({
+      type: "cvk",
+      material: Buffer.from(vector.cvk, "hex"),
+      origin: "tr31",
+    });
+    expect(await provider.computeCvv({ keyId: info.id, ...vector })).toBe("370");
+    await provider.close();
+    const restarted = createLocalKeyProvider(loadKeystore(file, master));
+    expect(restarted.listKeys().find((k) => k.id === info.id)).toMatchObject({
+      origin: "tr31",
+      active: false,
+    });
+    expect(await restarted.computeCvv({ keyId: info.id, ...vector })).toBe("370");
+    await expect(
+      restarted.importKey({ type: "cvk", material: Buffer.alloc(16, 1), origin: "tr31" }),
+    ).rejects.toThrow(/no keystore to import/);
+    await restarted.close();
   });
 
   it("says so when the master key is wrong, and names a damaged key", () => {

@@ -3,6 +3,8 @@
 // Every ciphertext names the key that made it, so keys can rotate while old ciphertexts stay readable.
 // A card's PAN is opened in one place, panOf(), and only for the operation at hand. Get Card Data's private-key
 // operations run on the provider's worker threads (device-crypto-pool.ts), never on the event loop.
+// Ceremonies (importKey, importKeyBlock) check the key by key-import.ts's rules, store it through the keystore
+// file's importer and use it at once; the TR-31 KBPK is used only through its CMAC, as in a token.
 import {
   createCipheriv,
   createDecipheriv,
@@ -15,12 +17,14 @@ import {
   randomInt,
   timingSafeEqual,
 } from "node:crypto";
-import type { JWK } from "jose";
-import { computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
+import { calculateJwkThumbprint, importJWK, type JWK, SignJWT } from "jose";
+import { computeCvv, computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
+import { aesCmac, keyCheckValue, tdesCmac } from "../crypto/kcv.js";
 import { generatePan } from "../crypto/pan.js";
 import { createPinBlockCipher, type PinBlockCipher } from "../crypto/pin-block.js";
-import { createPvvGenerator } from "../crypto/pvv.js";
+import { computePvv, createPvvGenerator } from "../crypto/pvv.js";
+import { unwrapKeyBlock } from "../crypto/tr31.js";
 import { AppError } from "../domain/errors.js";
 import { cardDataPayload } from "./card-data.js";
 import {
@@ -29,21 +33,32 @@ import {
   defaultDeviceCryptoPool,
 } from "./device-crypto-pool.js";
 import { deviceKeyOf, sessionKeyInvalid } from "./device-key.js";
+import { assertKcv, checkKeyBlockHeader, expectedKcv, familyOf, importedKey } from "./key-import.js";
 import type {
+  AccessTokenPublicKey,
   CardDataField,
   DeviceRequest,
   DeviceSession,
+  ImportedPinBlock,
+  KeyImport,
   KeyInfo,
   KeyProvider,
   KeyType,
+  PinBlockAttempt,
   SealedCard,
   SealedCardData,
   SealedPinCard,
   SecureDataPublicKey,
   StoredPin,
 } from "./key-provider.js";
-import { PinBlockUndecodableError } from "./key-provider.js";
-import type { ClearKey } from "./keystore-file.js";
+import {
+  PinBlockUndecodableError,
+  PVV_ONLY_PIN,
+  pinBlockKeyFits,
+  pinBlockKeyTypes,
+  pinNotRetrievable,
+} from "./key-provider.js";
+import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
 
 const ENVELOPE_VERSION = "v1";
 
@@ -56,9 +71,14 @@ export type KeystoreReload = () => ClearKey[] | undefined;
 /** How often sealing checks the keystore for a new active version; an unknown key id checks at once. */
 const RELOAD_CHECK_MS = 1000;
 
+/** Stores an imported key (keystore-file.ts addImportedKey: next version, sealed) and returns it as loaded. */
+export type KeyImporter = (entry: ImportedKeyEntry) => ClearKey;
+
 export interface LocalKeyProviderOptions {
   /** Get Card Data's worker threads (config.secureDataPool); default defaultDeviceCryptoPool(). */
   pool?: DeviceCryptoPoolSettings;
+  /** Where ceremonies store what they import; without one, importKey and importKeyBlock are refused. */
+  importer?: KeyImporter;
 }
 
 export function createLocalKeyProvider(
@@ -114,6 +134,21 @@ export function createLocalKeyProvider(
       });
   let secureDataKeys = publicKeysOf(keys);
 
+  const accessTokenKeysOf = (keys: ClearKey[]): AccessTokenPublicKey[] =>
+    keys
+      .filter((k) => k.type === "access-token-sign" && !k.retired)
+      .map((k) => {
+        const { x } = createPublicKey(privateKeyOf(k)).export({ format: "jwk" });
+        return {
+          kid: k.id,
+          active: k.active,
+          createdAt: k.createdAt,
+          notAfter: k.notAfter ?? k.createdAt,
+          jwk: { kty: "OKP", crv: "Ed25519", x: x!, kid: k.id, use: "sig", alg: "EdDSA" },
+        };
+      });
+  let accessTokenKeys = accessTokenKeysOf(keys);
+
   const isSecureData = (k: ClearKey) => k.type === "secure-data-wrap" || k.type === "secure-data-sign";
   const secureDataIds = (list: ClearKey[]) =>
     list
@@ -139,6 +174,7 @@ export function createLocalKeyProvider(
     active.clear();
     for (const k of keys) if (k.active) active.set(k.type, k);
     secureDataKeys = publicKeysOf(keys);
+    accessTokenKeys = accessTokenKeysOf(keys);
     if (secureDataChanged) usePoolKeys();
   }
 
@@ -266,6 +302,25 @@ export function createLocalKeyProvider(
     };
   }
 
+  /** A ceremony's key: checked (type, length, parity, check value) before anything is stored. */
+  async function importKey(request: KeyImport): Promise<KeyInfo> {
+    const kcv = expectedKcv(request.kcv);
+    const { algorithm, material } = importedKey(request);
+    try {
+      assertKcv(checkValue(algorithm, material), kcv);
+      if (!options.importer) {
+        throw new AppError("key_unavailable", "This key provider has no keystore to import keys into.");
+      }
+      const added = options.importer({ type: request.type, algorithm, material, origin: request.origin });
+      keys = [...keys, added];
+      byId.set(added.id, added);
+      const { material: _material, ...info } = added;
+      return info;
+    } finally {
+      material.fill(0);
+    }
+  }
+
   function key(id: string, type: KeyType): ClearKey {
     if (!byId.has(id)) refresh(true);
     const k = byId.get(id);
@@ -302,9 +357,9 @@ export function createLocalKeyProvider(
     return generate({ pan, expiry: card.expiry, serviceCode: card.serviceCode });
   }
 
-  function sealPinFor(pan: string, pin: string): StoredPin {
+  function sealPinFor(pan: string, pin: string, pvkId: string | undefined): StoredPin {
     const storage = activeKey("pin-storage");
-    const pvk = activeKey("pvk");
+    const pvk = pvkId === undefined ? activeKey("pvk") : key(pvkId, "pvk");
     const pvki = 1;
     return {
       pvkId: pvk.id,
@@ -338,7 +393,7 @@ export function createLocalKeyProvider(
   function pinBlockCipherOf(k: ClearKey): PinBlockCipher {
     let cipher = pinBlockCiphers.get(k.id);
     if (!cipher) {
-      cipher = createPinBlockCipher(k.material, k.type === "pek-tdes" ? "tdes" : "aes");
+      cipher = createPinBlockCipher(k.material, familyOf(k.algorithm));
       pinBlockCiphers.set(k.id, cipher);
     }
     return cipher;
@@ -350,6 +405,7 @@ export function createLocalKeyProvider(
   }
 
   function openStoredPin(pan: string, sealed: string): string {
+    if (sealed === PVV_ONLY_PIN) throw pinNotRetrievable();
     const [version, kid, block] = sealed.split(":");
     if (version !== ENVELOPE_VERSION || !kid || !block) {
       throw new AppError("key_unavailable", "A stored PIN block is damaged (unknown envelope).");
@@ -410,8 +466,43 @@ export function createLocalKeyProvider(
   /** A PIN matches when its PVV matches and it equals the stored PIN in full (a PVV covers 4 digits only). */
   function pinMatches(pan: string, stored: StoredPin, presented: string): boolean {
     const pvvOk = equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, presented), stored.pvv);
+    // Imported with its PVV only: the PVV is all there is to compare (as at the processor it came from).
+    if (stored.pinSealed === PVV_ONLY_PIN) return pvvOk;
     const pinOk = equalSecrets(openStoredPin(pan, stored.pinSealed), presented);
     return pvvOk && pinOk;
+  }
+
+  /**
+   * The key a PIN block from outside is enciphered under: the one `named` (it must be of a type
+   * pinBlockKeyTypes allows for the format), else the active key of the format's first type.
+   */
+  function pinBlockKeyOf(format: PinBlockAttempt["format"], named?: { id: string; field: string }): ClearKey {
+    const allowed = pinBlockKeyTypes[format];
+    if (named === undefined) return activeKey(allowed[0]!);
+    if (!byId.has(named.id)) refresh(true);
+    const k = byId.get(named.id);
+    if (!k || !pinBlockKeyFits(format, k)) {
+      const types = `${allowed.join(" or ")} key or a ${format === 4 ? "AES" : "TDES"} zpk`;
+      throw new AppError("validation_failed", `${named.field} does not name a ${types} in the keystore.`, {
+        fields: { [named.field]: [`must name a ${types} for format ${format}`] },
+      });
+    }
+    return k;
+  }
+
+  /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
+  function decipherPresented(
+    k: ClearKey,
+    format: PinBlockAttempt["format"],
+    block: string,
+    pan: string,
+  ): string {
+    try {
+      return pinBlockCipherOf(k).decipher({ format, block, pan });
+    } catch (error) {
+      if (!(error instanceof CryptoInputError)) throw error;
+      throw new PinBlockUndecodableError(format);
+    }
   }
 
   return {
@@ -467,50 +558,49 @@ export function createLocalKeyProvider(
     },
     verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
 
-    sealPin: async (card, pin) => sealPinFor(panOf(card), pin),
-    async sealRandomPin(card, length) {
+    sealPin: async (card, pin, pvkId) => sealPinFor(panOf(card), pin, pvkId),
+    async sealRandomPin(card, length, pvkId) {
       let pin = "";
       for (let i = 0; i < length; i++) pin += String(randomInt(10));
-      return sealPinFor(panOf(card), pin);
+      return sealPinFor(panOf(card), pin, pvkId);
     },
     openPin: async (card) => openCheckedPin(panOf(card), card.pin),
     verifyPin: async (card, presented) => pinMatches(panOf(card), card.pin, presented),
 
     async verifyPinBlock(card, { format, pinBlock, keyId }) {
-      const pek = keyId ? byId.get(keyId) : activeKey(format === 4 ? "pek-aes" : "pek-tdes");
-      const expectedType: KeyType = format === 4 ? "pek-aes" : "pek-tdes";
-      if (!pek || pek.type !== expectedType) {
-        throw new AppError(
-          "validation_failed",
-          `keyId does not name a ${expectedType} key in the keystore.`,
-          {
-            fields: { keyId: [`must name a ${expectedType} key for format ${format}`] },
-          },
-        );
-      }
-      // The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400.
-      const bytes = format === 4 ? 16 : 8;
-      if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
-        throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
-          fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
+      const pek = pinBlockKeyOf(format, keyId ? { id: keyId, field: "keyId" } : undefined);
+      assertPinBlockShape(format, pinBlock);
+      const pan = panOf(card);
+      return pinMatches(pan, card.pin, decipherPresented(pek, format, pinBlock, pan));
+    },
+
+    async importPin(card, block: ImportedPinBlock, pvv) {
+      const zpk = pinBlockKeyOf(block.format, { id: block.keyId, field: "zpkId" });
+      assertPinBlockShape(block.format, block.pinBlock);
+      const pan = panOf(card);
+      const pin = decipherPresented(zpk, block.format, block.pinBlock, pan);
+      const computed = pvvOf(pvv.pvkId, pvv.pvki, pan, pin);
+      if (pvv.pvv !== undefined && !equalSecrets(computed, pvv.pvv)) {
+        throw new AppError("validation_failed", "The PIN block's PIN does not match the PVV given with it.", {
+          fields: { pvv: ["does not match the PIN of the PIN block"] },
         });
       }
-      const pan = panOf(card);
-      let presented: string;
-      try {
-        presented = pinBlockCipherOf(pek).decipher({ format, block: pinBlock, pan });
-      } catch (error) {
-        if (!(error instanceof CryptoInputError)) throw error;
-        throw new PinBlockUndecodableError(format);
-      }
-      return pinMatches(pan, card.pin, presented);
+      const storage = activeKey("pin-storage");
+      return {
+        pvkId: pvv.pvkId,
+        pvki: pvv.pvki,
+        pvv: computed,
+        pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
+      };
     },
 
     async reseal(card) {
       const panKey = activeKey("pan-data");
       const storage = activeKey("pin-storage");
       const panCurrent = card.panSealed.startsWith(`${ENVELOPE_VERSION}:${panKey.id}:`);
-      const pinCurrent = card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
+      const pinCurrent =
+        card.pin.pinSealed === PVV_ONLY_PIN ||
+        card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
       if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
       const pan = panOf(card);
       return {
@@ -530,13 +620,88 @@ export function createLocalKeyProvider(
 
     secureDataKeys: () => secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } })),
 
+    async signAccessToken(claims) {
+      refresh(false);
+      const signer = activeKey("access-token-sign");
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: signer.id })
+        .sign(privateKeyOf(signer));
+    },
+    accessTokenPublicKeys() {
+      refresh(false);
+      return accessTokenKeys.map((k) => ({ ...k, jwk: { ...k.jwk } }));
+    },
+
     deviceSession,
+
+    importKey,
+    async importKeyBlock({ type, block, kbpkId, kcv }) {
+      if (!byId.has(kbpkId)) refresh(true);
+      const kbpk = byId.get(kbpkId);
+      if (kbpk?.type !== "kbpk") {
+        throw new AppError("validation_failed", `${kbpkId} names no kbpk key in the keystore.`, {
+          fields: { kbpkId: ["must name a kbpk (key block protection key)"] },
+        });
+      }
+      const family = familyOf(kbpk.algorithm);
+      let unwrapped: ReturnType<typeof unwrapKeyBlock>;
+      try {
+        unwrapped = unwrapKeyBlock(block, {
+          algorithm: family,
+          length: kbpk.material.length,
+          cmac: (data) => (family === "tdes" ? tdesCmac(kbpk.material, data) : aesCmac(kbpk.material, data)),
+        });
+      } catch (error) {
+        if (!(error instanceof CryptoInputError)) throw error;
+        throw new AppError("validation_failed", `The key block is refused: ${error.message}.`, {
+          fields: { block: [error.message] },
+        });
+      }
+      try {
+        const algorithm = checkKeyBlockHeader(type, unwrapped.header);
+        return await importKey({ type, material: unwrapped.key, origin: "tr31", algorithm, kcv });
+      } finally {
+        unwrapped.key.fill(0);
+      }
+    },
+    async computeCvv({ keyId, pan, expiry, serviceCode }) {
+      return operatorCheck(() => computeCvv({ cvk: key(keyId, "cvk").material, pan, expiry, serviceCode }));
+    },
+    async computePvv({ keyId, pvki, pan, pin }) {
+      return operatorCheck(() => computePvv({ pvk: key(keyId, "pvk").material, pvki, pan, pin }));
+    },
+
     close: () => pool.close(),
   };
 }
 
+/** Bad test input to an operator check (a PAN of the wrong length…) is a validation_failed, never a 500. */
+function operatorCheck(compute: () => string): string {
+  try {
+    return compute();
+  } catch (error) {
+    if (!(error instanceof CryptoInputError)) throw error;
+    throw new AppError("validation_failed", error.message);
+  }
+}
+
+/** A symmetric key's check value as keys are listed (3 bytes): TDES-ECB of zeros or AES-CMAC of a zero block. */
+function checkValue(algorithm: string, material: Buffer): string {
+  return keyCheckValue(material, familyOf(algorithm), 3);
+}
+
 function panAad(binding: { tenantId: string; cardId: string }): Buffer {
   return Buffer.from(`cardvault:pan:${binding.tenantId}:${binding.cardId}`);
+}
+
+/** The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400. */
+function assertPinBlockShape(format: PinBlockAttempt["format"], pinBlock: string): void {
+  const bytes = format === 4 ? 16 : 8;
+  if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
+    throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
+      fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
+    });
+  }
 }
 
 function webhookSecretAad(binding: { tenantId: string; endpointId: string }): Buffer {

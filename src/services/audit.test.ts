@@ -30,10 +30,16 @@ describe("audit recorders", () => {
     const entries = [1, 2, 3].map((n) => ({
       actor: n === 2 ? { ...actor, requestId: "req-2" } : actor,
       entry: {
-        action: "cvv.rotate",
+        action: "cvv.rotate" as const,
         outcome: "success",
         card: card(n),
-        details: { rotationType: "AUTOMATIC", nextRotationAt: null, skipped: undefined },
+        details: {
+          operationType: "ROTATE_CVV" as const,
+          rotationType: "AUTOMATIC" as const,
+          nextRotationAt: null,
+          intervalHours: null,
+          updatedBy: undefined,
+        },
       },
     }));
     const record = createAuditRecorder(single.deps);
@@ -50,7 +56,12 @@ describe("audit recorders", () => {
       public_token: "100000002",
       actor: "system:rotation-scheduler",
       request_id: "req-2",
-      details: JSON.stringify({ rotationType: "AUTOMATIC", nextRotationAt: null }),
+      details: JSON.stringify({
+        operationType: "ROTATE_CVV",
+        rotationType: "AUTOMATIC",
+        nextRotationAt: null,
+        intervalHours: null,
+      }),
       created_at: "2026-03-01T15:00:00.000Z",
     });
     const ids = batch.calls[0]!.map((r) => r.id);
@@ -63,9 +74,9 @@ describe("audit recorders", () => {
     await createAuditBatchRecorder(deps)(tx, []);
     expect(calls).toHaveLength(0);
     await createAuditRecorder(deps)(tx, actor, {
-      action: "card.read",
+      action: "pin.set",
       outcome: "success",
-      details: { reason: undefined },
+      details: { description: undefined },
     });
     expect(calls[0]![0]).toMatchObject({ card_id: null, public_token: null, details: null });
   });

@@ -13,6 +13,7 @@ import { uuidv7 } from "../lib/ids.js";
 import type { AuditRepo } from "../store/audit-repo.js";
 import type { Db } from "../store/db.js";
 import type { AuditRow } from "../store/schema.js";
+import type { AuditAction, AuditDetails } from "./audit-catalog.js";
 import { assertCursor, type Page, pageOf } from "./pagination.js";
 
 /**
@@ -26,11 +27,14 @@ export interface Actor {
   attempt?: LimitedAttempt;
 }
 
-export interface AuditEntry {
-  action: string;
+/** One record to write: its details are the ones its action declares in audit-catalog.ts. */
+export type AuditEntry = { [A in AuditAction]: AuditEntryOf<A> }[AuditAction];
+
+interface AuditEntryOf<A extends AuditAction> {
+  action: A;
   outcome: string;
   card?: { id: string; public_token: string };
-  details?: Record<string, string | number | boolean | null | undefined>;
+  details?: AuditDetails<A>;
 }
 
 export type AuditRecorder = (tx: Db, actor: Actor, entry: AuditEntry) => Promise<void>;
@@ -78,6 +82,24 @@ export function createAuditBatchRecorder(deps: {
     );
   };
 }
+
+/** An operator's action outside any tenant (a key ceremony): who did it (`operator:<name>`) and what. */
+export type OperatorAuditEntry = { actor: string } & AuditEntry;
+
+/** Writes one operator record (tenant null, read with `cardvault audit list --operator`). */
+export function createOperatorRecorder(deps: { audit: Pick<AuditRepo, "insert">; clock: Clock }) {
+  return async (entry: OperatorAuditEntry): Promise<void> => {
+    const row = auditRow(
+      deps.clock,
+      { tenantId: "", subject: entry.actor },
+      entry,
+      deps.clock.now().toISOString(),
+    );
+    await deps.audit.insert({ ...row, tenant_id: null });
+  };
+}
+
+export type OperatorRecorder = ReturnType<typeof createOperatorRecorder>;
 
 export interface AuditEventView {
   id: string;
@@ -128,7 +150,7 @@ export interface Refusal {
   /** The answer's code (unauthorized, forbidden, unknown_tenant, reveal_session_invalid). */
   outcome: string;
   /** What else tells refusals of one caller apart: the scope it lacked, the tenant it named, why it was refused. */
-  details: Record<string, string>;
+  details: Omit<AuditDetails<"auth.refused">, "count" | "minute">;
   requestId: string;
 }
 
@@ -172,7 +194,11 @@ export function createRefusalRecorder(deps: { audit: Pick<AuditRepo, "insertMany
       outcome: refusal.outcome,
       // The minute's first refused request of this caller: the way into the request log for the rest.
       request_id: refusal.requestId,
-      details: JSON.stringify({ count: tally.count, minute: tally.minute, ...refusal.details }),
+      details: JSON.stringify({
+        count: tally.count,
+        minute: tally.minute,
+        ...refusal.details,
+      } satisfies AuditDetails<"auth.refused">),
       created_at: deps.clock.now().toISOString(),
     };
   }

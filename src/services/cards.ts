@@ -5,6 +5,7 @@
 import { CVV2_SERVICE_CODE } from "../crypto/cvv.js";
 import {
   assertCardholderName,
+  assertStatedExpiry,
   assertStatusTransition,
   type CardStatus,
   type CardType,
@@ -24,6 +25,7 @@ import type { TenantRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { TestClockRepo } from "../store/test-clock-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
+import type { CardClock } from "./card-clock.js";
 import { type CardTransaction, findCard, written } from "./card-transaction.js";
 import { NEW_PIN_LENGTH } from "./pin.js";
 import { scheduleColumns } from "./rotation.js";
@@ -61,6 +63,8 @@ export interface NewCard {
 
 export interface CardChanges {
   status?: CardStatus;
+  /** The card's expiry (YYMM) as the caller states it: honoured when it is the card's own, else refused. */
+  statedExpiry?: string;
   cardholderName?: string;
   description?: string;
   updatedBy?: string;
@@ -75,6 +79,8 @@ export interface CardServiceDeps {
   keys: Pick<KeyProvider, "issuePan" | "sealRandomPin" | "activeKeyId">;
   record: AuditRecorder;
   publish: EventPublisher;
+  /** When an event happens: the card's time (a test clock's for a card on one). */
+  cardClock: CardClock;
   clock: Clock;
 }
 
@@ -166,10 +172,13 @@ export function createCardService(deps: CardServiceDeps) {
         "PAN",
       );
       const publicToken = await draw(newPublicToken, (t) => deps.cards.tokenExists(t), "public token");
-      const cvkId = deps.keys.activeKeyId("cvk");
+      // The card program's own keys when it names them (tenants update --cvk/--pvk), else the active ones;
+      // the card records them, so a later change of the program's keys never moves it.
+      const cvkId = tenant.cvk_id ?? deps.keys.activeKeyId("cvk");
       const sealedPin = await deps.keys.sealRandomPin(
         { ...binding, panSealed: pan.panSealed, expiry, cvkId, serviceCode: CVV2_SERVICE_CODE },
         NEW_PIN_LENGTH,
+        tenant.pvk_id ?? undefined,
       );
       const stamp = now.toISOString();
       const row = {
@@ -226,6 +235,7 @@ export function createCardService(deps: CardServiceDeps) {
     async update(actor: Actor, publicToken: string, changes: CardChanges): Promise<CardView> {
       if (changes.cardholderName !== undefined) assertCardholderName(changes.cardholderName);
       return deps.withCard(actor, publicToken, async (tx, card) => {
+        if (changes.statedExpiry !== undefined) assertStatedExpiry(card.expiry, changes.statedExpiry);
         if (changes.status) assertStatusTransition(card.status as CardStatus, changes.status);
         const stamp = deps.clock.now().toISOString();
         const patch = {
@@ -240,7 +250,7 @@ export function createCardService(deps: CardServiceDeps) {
           outcome: "success",
           card,
           details: {
-            fromStatus: card.status,
+            fromStatus: card.status as CardStatus,
             toStatus: changes.status,
             description: changes.description,
             updatedBy: changes.updatedBy,
@@ -251,7 +261,8 @@ export function createCardService(deps: CardServiceDeps) {
             tenantId: actor.tenantId,
             cardId: card.id,
             type: "card.status.changed",
-            data: { publicToken, status: changes.status, previousStatus: card.status },
+            occurredAt: await deps.cardClock(card, tx),
+            data: { publicToken, status: changes.status, previousStatus: card.status as CardStatus },
           });
         }
         return viewOf({ ...card, ...patch, updated_at: stamp });

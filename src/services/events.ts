@@ -1,14 +1,11 @@
 // The tenant's event log, read back from the outbox: what webhooks deliver, available to poll as well.
+import type { EventEnvelope } from "../events/catalog.js";
 import type { OutboxRepo } from "../store/outbox-repo.js";
 import type { Actor } from "./audit.js";
 import { assertCursor, type Page, pageOf } from "./pagination.js";
 
-export interface EventView {
-  id: string;
-  type: string;
-  occurredAt: string;
-  data: Record<string, unknown>;
-}
+/** An event as stored in the outbox (its payload was written from a NewEvent, so its data fits its type). */
+export type EventView = EventEnvelope;
 
 export function createEventService(deps: { outbox: OutboxRepo }) {
   return {
@@ -22,10 +19,8 @@ export function createEventService(deps: { outbox: OutboxRepo }) {
         type: options.type,
         limit: options.limit + 1,
       });
-      return pageOf(rows, options.limit, (row) => {
-        const payload = JSON.parse(row.payload) as EventView;
-        return { id: row.id, type: row.type, occurredAt: payload.occurredAt, data: payload.data };
-      });
+      // The payload is the envelope as published: {id, type, occurredAt, data}.
+      return pageOf(rows, options.limit, (row) => JSON.parse(row.payload) as EventView);
     },
   };
 }

@@ -7,7 +7,9 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-const CURSOR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A cursor is a row id (a lower-case UUID); the list routes' schemas publish this pattern. */
+export const CURSOR_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+const CURSOR = new RegExp(CURSOR_PATTERN);
 
 export function assertCursor(cursor: string | undefined): void {
   if (cursor !== undefined && !CURSOR.test(cursor)) {

@@ -13,6 +13,7 @@ import type { Clock } from "../lib/clock.js";
 import type { CardRepo } from "../store/card-repo.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditRecorder } from "./audit.js";
+import type { CardClock } from "./card-clock.js";
 import { type CardTransaction, sealedCardOf, usable, written } from "./card-transaction.js";
 import type { StatusChange, TryCounter } from "./try-counter.js";
 
@@ -23,6 +24,8 @@ export interface PinServiceDeps {
   keys: Pick<KeyProvider, "sealPin" | "openPin" | "verifyPin" | "verifyPinBlock">;
   record: AuditRecorder;
   publish: EventPublisher;
+  /** When an event happens: the card's time (a test clock's for a card on one). */
+  cardClock: CardClock;
   counter: TryCounter;
   clock: Clock;
 }
@@ -43,7 +46,9 @@ export function createPinService(deps: PinServiceDeps) {
      */
     set(actor: Actor, publicToken: string, pin: string, change: StatusChange = {}): Promise<void> {
       return deps.withCard(actor, publicToken, async (tx, card) => {
-        const sealed = await deps.keys.sealPin(sealedCardOf(usable(card, "manage")), pin);
+        // A PIN set now gets its PVV under the card program's PVK when it names one (else the active PVK).
+        const pvkId = (await deps.tenants.find(actor.tenantId, tx))?.pvk_id ?? undefined;
+        const sealed = await deps.keys.sealPin(sealedCardOf(usable(card, "manage")), pin, pvkId);
         const changes = {
           pin_sealed: sealed.pinSealed,
           pvv: sealed.pvv,
@@ -64,6 +69,7 @@ export function createPinService(deps: PinServiceDeps) {
           tenantId: actor.tenantId,
           cardId: card.id,
           type: "pin.changed",
+          occurredAt: await deps.cardClock(card, tx),
           data: { publicToken: card.public_token },
         });
       });

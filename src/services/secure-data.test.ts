@@ -10,7 +10,7 @@ import { loadConfig } from "../config.js";
 import { initKeystore, loadKeystore } from "../keys/keystore-file.js";
 import { createLocalKeyProvider } from "../keys/local-keystore.js";
 import { systemClock } from "../lib/clock.js";
-import { createRepos, createServices, revealSettings } from "../runtime.js";
+import { accessTokenSettings, createRepos, createServices, revealSettings } from "../runtime.js";
 import { migrateToLatest, openSqliteStore, type Store } from "../store/db.js";
 
 let store: Store;
@@ -36,6 +36,7 @@ beforeAll(async () => {
     reveal: revealSettings(config),
     wrongTryBudget: config.wrongTryBudget,
     webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
+    accessTokens: accessTokenSettings(config),
   });
   await services.tenants.add({ id: "acme", bin: "400000" });
   await services.tenants.add({ id: "pinned", bin: "400000", secureDataPin: true });

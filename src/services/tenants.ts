@@ -62,6 +62,8 @@ export function createTenantService(deps: { tenants: TenantRepo; clock: Clock })
         secure_data_pin: input.secureDataPin ? 1 : 0,
         allow_pin_block_format_1: input.allowPinBlockFormat1 ? 1 : 0,
         webhook_endpoints: 0,
+        cvk_id: null,
+        pvk_id: null,
       };
       const problems = [
         !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(row.id) && "id must be 1–63 lower-case letters, digits, - or _",

@@ -21,6 +21,7 @@ import type { CardRepo, CardWithLimits, CounterState, Secret } from "../store/ca
 import type { Db } from "../store/db.js";
 import type { CardRow } from "../store/schema.js";
 import type { Actor, AuditRecorder } from "./audit.js";
+import type { CardClock } from "./card-clock.js";
 import {
   CardMovedError,
   type CardTransaction,
@@ -61,6 +62,8 @@ export interface TryCounterDeps {
   withCard: CardTransaction;
   record: AuditRecorder;
   publish: EventPublisher;
+  /** When an event happens: the card's time (a test clock's for a card on one). */
+  cardClock: CardClock;
   clock: Clock;
   budget: WrongTryBudget;
 }
@@ -75,7 +78,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
   const { budget } = deps;
   /** The fixed words of a compromise's audit row and event (never the values tried). */
   const compromiseDetails = {
-    reason: "wrong_try_budget_spent",
+    reason: "wrong_try_budget_spent" as const,
     wrongTries: budget.tries,
     windowHours: budget.windowHours,
   };
@@ -123,6 +126,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           tenantId: actor.tenantId,
           cardId: card.id,
           type: `${secret}.blocked`,
+          occurredAt: await deps.cardClock(card, tx),
           data: { publicToken: card.public_token, reason: "too_many_wrong_tries" },
         });
       }
@@ -137,6 +141,7 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
           tenantId: actor.tenantId,
           cardId: card.id,
           type: `card.${secret}.compromised`,
+          occurredAt: await deps.cardClock(card, tx),
           data: { publicToken: card.public_token, ...compromiseDetails },
         });
       }
@@ -184,14 +189,17 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
             updatedBy: change.updatedBy,
           },
         });
+        const publicToken = card.public_token;
         await deps.publish(tx, {
           tenantId: actor.tenantId,
           cardId: card.id,
-          type: status === "Unblocked" ? `${secret}.unblocked` : `${secret}.blocked`,
-          data: {
-            publicToken: card.public_token,
-            reason: status === "Unblocked" ? "unblocked" : "blocked_by_request",
-          },
+          occurredAt: await deps.cardClock(card, tx),
+          ...(status === "Unblocked"
+            ? { type: `${secret}.unblocked` as const, data: { publicToken, reason: "unblocked" as const } }
+            : {
+                type: `${secret}.blocked` as const,
+                data: { publicToken, reason: "blocked_by_request" as const },
+              }),
         });
         return tryState(value, max(card));
       });

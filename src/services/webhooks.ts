@@ -159,7 +159,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
             endpointId: id,
             host: hostOf(url),
             eventTypes: eventTypes?.join(",") ?? "*",
-            format: row.format,
+            format: row.format as WebhookFormat,
           },
         });
       });

@@ -6,7 +6,8 @@
 // the one read (and moves it on); a write that finds it moved changes nothing and says so, and the service
 // reads again and decides again (services/card-transaction.ts).
 import { sql } from "kysely";
-import type { Secret } from "../domain/card.js";
+import { PVV_ONLY_PIN, type Secret } from "../domain/card.js";
+import { chunksOf } from "./chunks.js";
 import type { Db, StoreKind } from "./db.js";
 import { everyColumn, prepared } from "./prepared.js";
 import type { CardRow, NewCardRow } from "./schema.js";
@@ -111,6 +112,7 @@ const COLUMNS: Record<keyof NewCardRow, true> = {
   pin_wrong_tries: true,
   cvv_compromised_at: true,
   pin_compromised_at: true,
+  pismo_id: true,
 };
 
 /** What a guarded write compares: the row version the caller read. */
@@ -198,7 +200,81 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
         cvv_history: row.cvv_history ?? "[]",
         cvv_wrong_tries: row.cvv_wrong_tries ?? "",
         pin_wrong_tries: row.pin_wrong_tries ?? "",
+        pismo_id: row.pismo_id ?? null,
       });
+    },
+
+    /** Many new cards (an import's batch): one statement per chunk, every column named like insert(). */
+    async insertMany(rows: readonly NewCardRow[], tx: Db = db): Promise<void> {
+      const full = rows.map((row) =>
+        everyColumn(
+          {
+            ...row,
+            version: row.version ?? 0,
+            cvv_history: row.cvv_history ?? "[]",
+            cvv_wrong_tries: row.cvv_wrong_tries ?? "",
+            pin_wrong_tries: row.pin_wrong_tries ?? "",
+            pismo_id: row.pismo_id ?? null,
+          },
+          COLUMNS,
+        ),
+      );
+      // 33 columns a row: 400 rows stay under SQLite's 32 766 bound parameters.
+      for (const chunk of chunksOf(full, 400)) await tx.insertInto("cards").values(chunk).execute();
+    },
+
+    /** Which of these PAN fingerprints are taken, and by which tenant's card (an import's duplicate check). */
+    async fingerprintOwners(fingerprints: readonly string[], tx: Db = db): Promise<Map<string, string>> {
+      const owners = new Map<string, string>();
+      for (const chunk of chunksOf(fingerprints, 1000)) {
+        const rows = await tx
+          .selectFrom("cards")
+          .select(["pan_fingerprint", "tenant_id"])
+          .where("pan_fingerprint", "in", chunk)
+          .execute();
+        for (const r of rows) owners.set(r.pan_fingerprint, r.tenant_id);
+      }
+      return owners;
+    },
+
+    /** Which of these public tokens are taken (by any tenant: a token names one card). */
+    async takenTokens(tokens: readonly string[], tx: Db = db): Promise<Set<string>> {
+      const taken = new Set<string>();
+      for (const chunk of chunksOf(tokens, 1000)) {
+        const rows = await tx
+          .selectFrom("cards")
+          .select("public_token")
+          .where("public_token", "in", chunk)
+          .execute();
+        for (const r of rows) taken.add(r.public_token);
+      }
+      return taken;
+    },
+
+    /** Which of these Pismo card ids the tenant's cards already carry. */
+    async takenPismoIds(tenantId: string, ids: readonly number[], tx: Db = db): Promise<Set<number>> {
+      const taken = new Set<number>();
+      for (const chunk of chunksOf(ids, 1000)) {
+        const rows = await tx
+          .selectFrom("cards")
+          .select("pismo_id")
+          .where("tenant_id", "=", tenantId)
+          .where("pismo_id", "in", chunk)
+          .execute();
+        for (const r of rows) taken.add(Number(r.pismo_id));
+      }
+      return taken;
+    },
+
+    /** The public token of the tenant's card with this Pismo card id (the Pismo paths' alias). */
+    async tokenByPismoId(tenantId: string, pismoId: number, tx: Db = db): Promise<string | undefined> {
+      const row = await tx
+        .selectFrom("cards")
+        .select("public_token")
+        .where("tenant_id", "=", tenantId)
+        .where("pismo_id", "=", pismoId)
+        .executeTakeFirst();
+      return row?.public_token;
     },
 
     async findByToken(
@@ -494,14 +570,20 @@ function rotateDuePostgres(rotations: readonly DueRotation[]) {
     returning cards.id`;
 }
 
-/** Cards with a sealed PAN or PIN block not under the given envelope prefixes (portable substr()). */
+/**
+ * Cards with a sealed PAN or PIN block not under the given envelope prefixes (portable substr()). A PIN imported
+ * as a PVV only has no block to move: only its PAN counts.
+ */
 function notSealedUnder(tx: Db, panPrefix: string, pinPrefix: string) {
   return tx
     .selectFrom("cards")
     .where((eb) =>
       eb.or([
         eb(sql`substr(pan_sealed, 1, ${panPrefix.length})`, "!=", panPrefix),
-        eb(sql`substr(pin_sealed, 1, ${pinPrefix.length})`, "!=", pinPrefix),
+        eb.and([
+          eb(sql`substr(pin_sealed, 1, ${pinPrefix.length})`, "!=", pinPrefix),
+          eb("pin_sealed", "!=", PVV_ONLY_PIN),
+        ]),
       ]),
     );
 }

@@ -56,6 +56,21 @@ export function createRateLimitRepo(db: Db) {
       return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
     },
 
+    /** The counts of the given windows, by bucket (a window never counted is absent): a read, no increment. */
+    async counts(windows: readonly WindowCount[], tx: Db = db): Promise<Map<string, number>> {
+      if (windows.length === 0) return new Map();
+      const rows = await tx
+        .selectFrom("rate_limits")
+        .select(["bucket", "count"])
+        .where((eb) =>
+          eb.or(
+            windows.map((w) => eb.and([eb("bucket", "=", w.bucket), eb("window_start", "=", w.windowStart)])),
+          ),
+        )
+        .execute();
+      return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
+    },
+
     /** Deletes at most `limit` windows that ended before `now` (ISO); returns how many went. */
     async purgeExpired(now: string, limit: number, tx: Db = db): Promise<number> {
       const result = await tx

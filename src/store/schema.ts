@@ -20,6 +20,10 @@ export interface TenantsTable {
   secure_data_pin: number;
   /** How many live webhook endpoints the tenant has: the endpoint cap is a guarded update of this count. */
   webhook_endpoints: Generated<number>;
+  /** The CVK new cards are created under (migration 0017); null: the provider's active cvk. */
+  cvk_id: string | null;
+  /** The PVK new PINs get their PVV under; null: the provider's active pvk. */
+  pvk_id: string | null;
 }
 
 export interface CardsTable {
@@ -38,6 +42,7 @@ export interface CardsTable {
   cvk_id: string;
   cvv_service_code: string;
   cvv_tries_remaining: number;
+  /** The sealed format-4 block, or keys/'s PVV_ONLY_PIN for a PIN imported as a PVV only. */
   pin_sealed: string;
   pvk_id: string;
   pvki: number;
@@ -60,6 +65,23 @@ export interface CardsTable {
   /** When the CVV or PIN spent its wrong-try budget; null while it has not (migration 0012). */
   cvv_compromised_at: string | null;
   pin_compromised_at: string | null;
+  /** The card's Pismo card id when imported with one (migration 0018); Pismo paths resolve it. */
+  pismo_id: number | null;
+}
+
+/** What an API card import did (migration 0018): counts and rejected lines' numbers and reasons (JSON). */
+export interface CardImportsTable {
+  id: string;
+  tenant_id: string;
+  actor: string;
+  dry_run: number;
+  lines: number;
+  imported: number;
+  already_present: number;
+  rejected: number;
+  rejects: string;
+  created_at: string;
+  finished_at: string;
 }
 
 export interface TestClocksTable {
@@ -182,6 +204,23 @@ export interface RateLimitsTable {
   expires_at: string;
 }
 
+/** OAuth2 client-credentials clients: secrets only as slow hashes (lib/secret-hash.ts), never in clear. */
+export interface ApiClientsTable {
+  id: string;
+  tenant_id: string;
+  name: string | null;
+  /** Space-separated scopes the client may be granted. */
+  scope: string;
+  secret_hash: string;
+  /** After a rotation: the previous secret's hash, valid until previous_valid_until (ISO). */
+  previous_secret_hash: string | null;
+  previous_valid_until: string | null;
+  created_at: string;
+  rotated_at: string | null;
+  revoked_at: string | null;
+  version: Generated<number>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   cards: CardsTable;
@@ -195,7 +234,11 @@ export interface Database {
   secure_data_session_keys: SecureDataSessionKeysTable;
   rate_limits: RateLimitsTable;
   reveal_sessions: RevealSessionsTable;
+  api_clients: ApiClientsTable;
+  card_imports: CardImportsTable;
 }
+
+export type ApiClientRow = Selectable<ApiClientsTable>;
 
 export type TenantRow = Selectable<TenantsTable>;
 export type TestClockRow = Selectable<TestClocksTable>;

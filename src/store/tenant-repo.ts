@@ -19,6 +19,25 @@ export function createTenantRepo(db: Db) {
     async find(id: string, tx: Db = db): Promise<TenantRow | undefined> {
       return (await byId(tx, { id })).rows[0];
     },
+    /**
+     * Names the tenant's CVK and PVK, guarded by the ones it was read with: false when the tenant is gone or
+     * its keys changed since (the caller reads again).
+     */
+    async updateKeys(
+      id: string,
+      expected: { cvk_id: string | null; pvk_id: string | null },
+      next: { cvk_id: string | null; pvk_id: string | null },
+      tx: Db = db,
+    ): Promise<boolean> {
+      const result = await tx
+        .updateTable("tenants")
+        .set(next)
+        .where("id", "=", id)
+        .where("cvk_id", expected.cvk_id === null ? "is" : "=", expected.cvk_id)
+        .where("pvk_id", expected.pvk_id === null ? "is" : "=", expected.pvk_id)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
     list(tx: Db = db): Promise<TenantRow[]> {
       return tx.selectFrom("tenants").selectAll().orderBy("id").execute();
     },

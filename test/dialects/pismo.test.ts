@@ -31,7 +31,7 @@ describe("Pismo dialect", () => {
       cvv_rotation_interval_hours: 12,
     });
     expect(patch.statusCode).toBe(200);
-    expect(patch.json()).toEqual({ id: publicToken, cvv_rotation_interval_hours: 12 });
+    expect(patch.json()).toEqual({ id: Number(publicToken), cvv_rotation_interval_hours: 12 });
     expect((await h.call("GET", `/v1/cards/${publicToken}/cvv/rotation`)).json()).toMatchObject({
       intervalHours: 12,
     });

@@ -173,6 +173,28 @@ describe("Thredd: cards", () => {
     });
   });
 
+  it("PUT /cards/{publicToken}/status honours validityDate when it is the card's expiry month, and refuses any other", async () => {
+    const created = await createThreddCard({ expiryDate: "2031-07-20" });
+    const t = created.publicToken;
+    const same = await h.call("PUT", `${base}/cards/${t}/status`, {
+      cardStatusCode: "62",
+      validityDate: "2031-07",
+    });
+    expect(same.statusCode, same.body).toBe(200);
+    expect(same.json()).toMatchObject({ cardStatusCode: "62" });
+    for (const validityDate of ["2031-08", "2030-07", "2031-13", "31-07", ""]) {
+      const problem = expectThreddProblem(
+        await h.call("PUT", `${base}/cards/${t}/status`, { cardStatusCode: "00", validityDate }),
+        400,
+        "validation_failed",
+      );
+      expect(Object.keys(problem.errors), validityDate).toEqual(["validityDate"]);
+    }
+    // A refused change changed nothing; the card keeps its expiry.
+    const card = (await h.call("GET", `/v1/cards/${t}`)).json();
+    expect(card).toMatchObject({ status: "suspended", expiryDate: "2031-07-31" });
+  });
+
   it("GET|PUT /cards/{publicToken}/status maps cardStatusCode 00/02/62/46 onto active/inactive/suspended/closed", async () => {
     const { publicToken: t } = await createThreddCard();
     const put = await h.call("PUT", `${base}/cards/${t}/status`, {
@@ -607,7 +629,7 @@ describe("Thredd: errors in Thredd's shape", () => {
     }
   });
 
-  it("404 for an unknown card, another tenant's card (identically), and an unknown route", async () => {
+  it("404 for an unknown card, another tenant's card (identically), and an unknown route; 405 for a method a path lacks", async () => {
     const { publicToken: t } = await createThreddCard();
     const unknown = expectThreddProblem(
       await h.call("GET", `${base}/cards/999999999/cvv`),
@@ -621,7 +643,10 @@ describe("Thredd: errors in Thredd's shape", () => {
     );
     expect(foreign.errors).toEqual(unknown.errors);
     expectThreddProblem(await h.call("GET", `${base}/nothing-here`), 404, "not_found");
-    expectThreddProblem(await h.call("DELETE", `${base}/cards/${t}`), 404, "not_found");
+    // The path exists under other methods: 405 with Allow, in Thredd's shape (RFC 9110 §15.5.6).
+    const deleted = await h.call("DELETE", `${base}/cards/${t}`);
+    expectThreddProblem(deleted, 405, "method_not_allowed");
+    expect(deleted.headers.allow).toBe("GET, HEAD");
   });
 
   it("409 for CVV and PIN operations on a closed card", async () => {

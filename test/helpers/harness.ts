@@ -67,7 +67,10 @@ export async function createHarness(options: HarnessOptions = {}) {
   const app = await buildApp({
     services: runtime.services,
     idempotency: runtime.repos.idempotency,
-    verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, clock),
+    verifier: createTokenVerifier({ ...config.auth, hs256Secret: runtime.jwtSecret }, clock, {
+      issuer: config.publicUrl,
+      keys: runtime.keys,
+    }),
     store: runtime.store,
     keys: runtime.keys,
     clock,

@@ -259,6 +259,7 @@ describe("three workers sending webhooks", () => {
         tenantId,
         cardId: `card-${i}`,
         type: "pin.changed" as const,
+        occurredAt: runtime.clock.now(),
         data: { publicToken: String(400000000 + i) },
       }));
       await runtime.store.transaction((tx) =>

@@ -4,7 +4,9 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createCardvaultClient } from "../../src/client/index.js";
 import { loadConfig } from "../../src/config.js";
+import { isRevealField } from "../../src/domain/reveal.js";
 import { mintToken } from "../../src/http/auth.js";
 import { startServer } from "../../src/http/server.js";
 import { createLogger } from "../../src/lib/logger.js";
@@ -44,14 +46,10 @@ async function localCardvault(): Promise<{ origin: string; token: string }> {
   return { origin: `http://127.0.0.1:${cardvaultPort}`, token };
 }
 
-async function api(origin: string, token: string, path: string, body: unknown) {
-  const response = await fetch(`${origin}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-  return response.json() as Promise<Record<string, string>>;
+/** The answer's data, or an error naming the problem cardvault answered with. */
+function dataOf<T>(what: string, answer: { data?: T; error?: { code?: string; detail?: string } }): T {
+  if (answer.data === undefined) throw new Error(`${what}: ${answer.error?.code} ${answer.error?.detail}`);
+  return answer.data;
 }
 
 const remote = process.env.CARDVAULT_URL;
@@ -59,18 +57,27 @@ const { origin, token } =
   remote && process.env.CARDVAULT_TOKEN
     ? { origin: new URL(remote).origin, token: process.env.CARDVAULT_TOKEN }
     : await localCardvault();
+// The program backend's calls go through the typed client (cardvault/client).
+const cardvault = createCardvaultClient({ baseUrl: origin, token });
 const card =
   process.env.CARDVAULT_CARD ??
-  (await api(origin, token, "/v1/cards", { type: "virtual", cardholderName: "Ada Lovelace" })).publicToken!;
+  dataOf(
+    "create card",
+    await cardvault.POST("/v1/cards", { body: { type: "virtual", cardholderName: "Ada Lovelace" } }),
+  ).publicToken;
 
 const host = await startExampleHost({
   assetDir: await buildWeb(),
   cardvaultOrigin: origin,
   port: hostPort,
-  mintSession: ({ fields, targetOrigin }) =>
-    api(origin, token, `/v1/cards/${card}/reveal-sessions`, { fields, targetOrigin }) as Promise<{
-      url: string;
-    }>,
+  mintSession: async ({ fields, targetOrigin }) =>
+    dataOf(
+      "mint reveal session",
+      await cardvault.POST("/v1/cards/{publicToken}/reveal-sessions", {
+        params: { path: { publicToken: card } },
+        body: { fields: fields.filter(isRevealField), targetOrigin },
+      }),
+    ),
 });
 process.stdout.write(
   `cardvault: ${origin}  card: ${card}\nExample host: ${host.origin}/  (Ctrl-C to stop)\n`,

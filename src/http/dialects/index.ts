@@ -7,7 +7,7 @@ import { registerPismoDialect } from "./pismo/index.js";
 import { registerThreddDialect } from "./thredd/index.js";
 
 export async function registerDialects(app: FastifyInstance, services: Services): Promise<void> {
-  await registerPismoDialect(app, { rotation: services.rotation });
+  await registerPismoDialect(app, { rotation: services.rotation, aliases: services.cardAliases });
 
   // Thredd Cards API (/api/v1) and Payblr PSP (/thr/thredd, a Thredd wrapper): one shared translation.
   const thredd = {

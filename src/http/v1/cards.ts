@@ -2,6 +2,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
+import { EXPIRY_PATTERN } from "../../domain/card.js";
 import type { CardService } from "../../services/cards.js";
 import {
   actorOf,
@@ -17,7 +18,11 @@ const NewCardBody = Type.Object(
   {
     type: CardTypeSchema,
     expiry: Type.Optional(
-      Type.String({ pattern: "^[0-9]{4}$", description: "YYMM; defaults to three years out." }),
+      Type.String({
+        pattern: EXPIRY_PATTERN,
+        description:
+          "YYMM, month 01–12: this month or later in UTC (an earlier month is refused, 400); defaults to three years out.",
+      }),
     ),
     cardholderName: Type.Optional(CardholderNameSchema),
     customerReference: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),

@@ -2,15 +2,12 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
+import { EVENT_TYPES, eventEnvelopeSchema } from "../../events/catalog.js";
 import type { EventService } from "../../services/events.js";
 import { actorOf, errorResponses, ListQuery } from "./schemas.js";
 
-const EventView = Type.Object({
-  id: Type.String(),
-  type: Type.String(),
-  occurredAt: Type.String(),
-  data: Type.Record(Type.String(), Type.Unknown()),
-});
+/** One variant per event type, its data as the event catalog declares it (events/catalog.ts). */
+const EventView = eventEnvelopeSchema();
 
 export function registerEventRoutes(root: FastifyInstance, events: EventService): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -22,7 +19,10 @@ export function registerEventRoutes(root: FastifyInstance, events: EventService)
         tags: ["events"],
         summary: "The tenant's events, oldest first, optionally of one type (follow nextCursor).",
         querystring: Type.Object(
-          { ...ListQuery.properties, type: Type.Optional(Type.String({ pattern: "^[a-z.]{1,64}$" })) },
+          {
+            ...ListQuery.properties,
+            type: Type.Optional(Type.Union(EVENT_TYPES.map((t) => Type.Literal(t)))),
+          },
           { additionalProperties: false },
         ),
         response: {

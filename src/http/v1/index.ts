@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Services } from "../../runtime.js";
 import { registerAuditRoutes } from "./audit.js";
+import { registerCardImportRoutes } from "./card-imports.js";
 import { registerCardRoutes } from "./cards.js";
 import { registerCvvRoutes } from "./cvv.js";
 import { registerEventRoutes } from "./events.js";
@@ -14,6 +15,7 @@ import { registerWebhookRoutes } from "./webhooks.js";
 
 export function registerV1Routes(app: FastifyInstance, services: Services): void {
   registerCardRoutes(app, services.cards);
+  registerCardImportRoutes(app, services.cardImport);
   registerCvvRoutes(app, services.cvv);
   registerPinRoutes(app, services.pin);
   registerAuditRoutes(app, services.audit);

@@ -8,7 +8,12 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { AppError } from "../../domain/errors.js";
-import { REVEAL_TTL_MAX_SECONDS, REVEAL_TTL_MIN_SECONDS, revealFields } from "../../domain/reveal.js";
+import {
+  REVEAL_TTL_MAX_SECONDS,
+  REVEAL_TTL_MIN_SECONDS,
+  revealFields,
+  TARGET_ORIGIN_PATTERN,
+} from "../../domain/reveal.js";
 import type { RevealService } from "../../services/reveal.js";
 import { actorOf, errorResponses, PublicTokenParams } from "./schemas.js";
 import { WrappedKeySchema } from "./secure-data.js";
@@ -25,8 +30,12 @@ const RevealSessionBody = Type.Object(
       description: "What the page shows; pin only where the card program enables PIN delivery.",
     }),
     targetOrigin: Type.String({
+      minLength: 1,
       maxLength: 256,
-      description: "The origin that embeds the page and alone receives its postMessage events.",
+      pattern: TARGET_ORIGIN_PATTERN,
+      description:
+        "The origin that embeds the page and alone receives its postMessage events: scheme://host[:port] in lower " +
+        "case, no path, no default port; https, or http on a loopback host outside production.",
     }),
     ttlSeconds: Type.Optional(
       Type.Integer({ minimum: REVEAL_TTL_MIN_SECONDS, maximum: REVEAL_TTL_MAX_SECONDS, default: 300 }),

@@ -5,6 +5,7 @@ import { Type } from "typebox";
 import { CARDHOLDER_NAME_MAX, CARDHOLDER_NAME_PATTERN } from "../../domain/card.js";
 import { PUBLIC_TOKEN_PATTERN } from "../../lib/ids.js";
 import type { Actor } from "../../services/audit.js";
+import { CURSOR_PATTERN } from "../../services/pagination.js";
 
 export const PublicTokenParams = Type.Object(
   {
@@ -26,7 +27,7 @@ export const Problem = Type.Object(
     traceId: Type.String(),
     errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
   },
-  { $id: "Problem", description: "RFC 9457 problem details." },
+  { $id: "Problem", title: "Problem", description: "RFC 9457 problem details." },
 );
 
 /** An embossed and printed name: the embossing set (domain/card.ts), 1–100 characters. */
@@ -45,36 +46,41 @@ export const CardStatusSchema = Type.Union([
   Type.Literal("closed"),
 ]);
 
-export const CardView = Type.Object({
-  publicToken: Type.String(),
-  type: CardTypeSchema,
-  status: CardStatusSchema,
-  maskedPan: Type.String({ description: "First six and last four digits." }),
-  last4: Type.String(),
-  expiry: Type.String({ description: "YYMM" }),
-  expiryDate: Type.String({ description: "Last valid day, YYYY-MM-DD." }),
-  cardholderName: Type.Union([Type.String(), Type.Null()]),
-  customerReference: Type.Union([Type.String(), Type.Null()]),
-  cvvRotationIntervalHours: Type.Union([Type.Integer(), Type.Null()]),
-  cvvNextRotationAt: Type.Union([Type.String(), Type.Null()]),
-  testClockId: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
-  updatedAt: Type.String(),
-});
+export const CardView = Type.Object(
+  {
+    publicToken: Type.String(),
+    type: CardTypeSchema,
+    status: CardStatusSchema,
+    maskedPan: Type.String({ description: "First six and last four digits." }),
+    last4: Type.String(),
+    expiry: Type.String({ description: "YYMM" }),
+    expiryDate: Type.String({ description: "Last valid day, YYYY-MM-DD." }),
+    cardholderName: Type.Union([Type.String(), Type.Null()]),
+    customerReference: Type.Union([Type.String(), Type.Null()]),
+    cvvRotationIntervalHours: Type.Union([Type.Integer(), Type.Null()]),
+    cvvNextRotationAt: Type.Union([Type.String(), Type.Null()]),
+    testClockId: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { title: "Card" },
+);
 
 export const SecretStatus = Type.Union([Type.Literal("Unblocked"), Type.Literal("Blocked")]);
 
-export const TryStateView = Type.Object({
-  status: SecretStatus,
-  remainingTries: Type.Integer(),
-  maxTries: Type.Integer(),
-});
+export const TryStateView = Type.Object(
+  { status: SecretStatus, remainingTries: Type.Integer(), maxTries: Type.Integer() },
+  { title: "TryState" },
+);
 
-export const VerifyView = Type.Object({
-  result: Type.Union([Type.Literal("match"), Type.Literal("mismatch"), Type.Literal("blocked")]),
-  status: SecretStatus,
-  remainingTries: Type.Integer(),
-});
+export const VerifyView = Type.Object(
+  {
+    result: Type.Union([Type.Literal("match"), Type.Literal("mismatch"), Type.Literal("blocked")]),
+    status: SecretStatus,
+    remainingTries: Type.Integer(),
+  },
+  { title: "VerifyResult" },
+);
 
 export const StatusChangeBody = Type.Object(
   {
@@ -87,7 +93,9 @@ export const StatusChangeBody = Type.Object(
 /** Cursor pagination parameters every list takes. */
 export const ListQuery = Type.Object(
   {
-    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    cursor: Type.Optional(
+      Type.String({ pattern: CURSOR_PATTERN, description: "A nextCursor this list returned (a row id)." }),
+    ),
     limit: Type.Optional(Type.String({ pattern: "^(100|[1-9][0-9]?)$", description: "1–100, default 50." })),
   },
   { additionalProperties: false },

@@ -16,6 +16,9 @@ import * as m0012 from "./0012-wrong-try-budget.js";
 import * as m0013 from "./0013-webhook-fairness.js";
 import * as m0014 from "./0014-audit-operator-records.js";
 import * as m0015 from "./0015-webhook-format.js";
+import * as m0016 from "./0016-api-clients.js";
+import * as m0017 from "./0017-tenant-keys.js";
+import * as m0018 from "./0018-card-imports.js";
 
 const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -33,6 +36,9 @@ const migrations: Record<string, Migration> = {
   "0013-webhook-fairness": m0013,
   "0014-audit-operator-records": m0014,
   "0015-webhook-format": m0015,
+  "0016-api-clients": m0016,
+  "0017-tenant-keys": m0017,
+  "0018-card-imports": m0018,
 };
 
 export const migrationProvider: MigrationProvider = {

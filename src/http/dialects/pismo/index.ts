@@ -1,16 +1,22 @@
 // Pismo-compatible CVV rotation at /pismo (a base-URL swap for Pismo clients): snake_case bodies, Pismo's
-// error object {error_code, message}, and the status codes Pismo documents. `cardId` is the card's public
-// token. Translation only: the rotation service holds every rule.
+// error object {error_code, message}, and the status codes Pismo documents. `cardId` is Pismo's integer card id
+// of a card imported with one (services/card-aliases.ts), else the card's public token; answers give `id` as an
+// integer, as Pismo's schema has it. Translation only: the rotation service holds every rule.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
-import { PUBLIC_TOKEN_PATTERN } from "../../../lib/ids.js";
+import type { CardAliasService } from "../../../services/card-aliases.js";
 import type { RotationService } from "../../../services/rotation.js";
 import { type ErrorShape, setErrorShape } from "../../problems.js";
 import { actorOf } from "../../v1/schemas.js";
 
 const CardParams = Type.Object(
-  { cardId: Type.String({ pattern: PUBLIC_TOKEN_PATTERN }) },
+  {
+    cardId: Type.String({
+      pattern: "^[0-9]{1,15}$",
+      description: "Pismo's card id (an integer), or the card's public token.",
+    }),
+  },
   { additionalProperties: false },
 );
 const PismoError = Type.Object({ error_code: Type.String(), message: Type.String() });
@@ -32,7 +38,7 @@ const pismoErrorShape: ErrorShape = {
 
 export async function registerPismoDialect(
   root: FastifyInstance,
-  deps: { rotation: RotationService },
+  deps: { rotation: RotationService; aliases: CardAliasService },
 ): Promise<void> {
   await root.register(
     async (scope) => {
@@ -57,7 +63,9 @@ export async function registerPismoDialect(
         },
         async (request) => {
           const { service_code } = request.body;
-          await deps.rotation.rotate(actorOf(request), request.params.cardId, { serviceCode: service_code });
+          const actor = actorOf(request);
+          const token = await deps.aliases.byPismoId(actor, request.params.cardId);
+          await deps.rotation.rotate(actor, token, { serviceCode: service_code });
           return { success: true };
         },
       );
@@ -75,15 +83,20 @@ export async function registerPismoDialect(
               { additionalProperties: false },
             ),
             response: {
-              200: Type.Object({ id: Type.String(), cvv_rotation_interval_hours: Type.Integer() }),
+              200: Type.Object({ id: Type.Integer(), cvv_rotation_interval_hours: Type.Integer() }),
               ...errors,
             },
           },
         },
         async (request) => {
           const hours = request.body.cvv_rotation_interval_hours;
-          const view = await deps.rotation.setInterval(actorOf(request), request.params.cardId, hours);
-          return { id: request.params.cardId, cvv_rotation_interval_hours: view.intervalHours ?? hours };
+          const actor = actorOf(request);
+          const token = await deps.aliases.byPismoId(actor, request.params.cardId);
+          const view = await deps.rotation.setInterval(actor, token, hours);
+          return {
+            id: Number(request.params.cardId),
+            cvv_rotation_interval_hours: view.intervalHours ?? hours,
+          };
         },
       );
 
@@ -99,7 +112,11 @@ export async function registerPismoDialect(
           },
         },
         async (request, reply) => {
-          await deps.rotation.deleteInterval(actorOf(request), request.params.cardId);
+          const actor = actorOf(request);
+          await deps.rotation.deleteInterval(
+            actor,
+            await deps.aliases.byPismoId(actor, request.params.cardId),
+          );
           return reply.status(204).send(null);
         },
       );

@@ -4,6 +4,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
+import { AppError, validationFailed } from "../../../domain/errors.js";
 import type { CardService } from "../../../services/cards.js";
 import type { CvvService } from "../../../services/cvv.js";
 import type { PinService } from "../../../services/pin.js";
@@ -17,6 +18,7 @@ import {
   CvvView,
   cardStatusFromThredd,
   cvvStatusBody,
+  expiryFromValidityDate,
   newCardFromThredd,
   PinStatusView,
   PinView,
@@ -131,14 +133,24 @@ export function threddOperations(root: FastifyInstance, deps: ThreddDeps, tag: s
           },
         },
         async (request) => {
-          const { updatedBy, description } = request.body;
+          const { updatedBy, description, validityDate } = request.body;
           const status = cardStatusFromThredd(request.body);
-          const card = await deps.cards.update(actorOf(request), request.params.publicToken, {
+          const change = {
             status,
             updatedBy,
             description,
-          });
-          return threddStatusView(card, { updatedBy, description });
+            ...(validityDate !== undefined ? { statedExpiry: expiryFromValidityDate(validityDate) } : {}),
+          };
+          try {
+            const card = await deps.cards.update(actorOf(request), request.params.publicToken, change);
+            return threddStatusView(card, { updatedBy, description });
+          } catch (error) {
+            // The service names the card's expiry; the client sent it as validityDate.
+            if (error instanceof AppError && error.fields?.expiry) {
+              throw validationFailed("validityDate", error.fields.expiry.join(" "));
+            }
+            throw error;
+          }
         },
       );
     },

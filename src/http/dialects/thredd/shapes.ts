@@ -246,7 +246,12 @@ export const ThreddStatusBody = Type.Object(
     status: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
     updatedBy: Type.Optional(Type.String({ maxLength: 1000 })),
     description: Type.Optional(Type.String({ maxLength: 1000 })),
-    validityDate: Type.Optional(Type.String({ maxLength: 7 })),
+    validityDate: Type.Optional(
+      Type.String({
+        pattern: "^[0-9]{4}-(0[1-9]|1[0-2])$",
+        description: "YYYY-MM: must be the card's expiry month (docs/dialects.md).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -321,14 +326,13 @@ export function threddStatusView(card: CardView, change: { updatedBy?: string; d
   };
 }
 
+/** Thredd's validityDate (YYYY-MM, "the date when the card will be valid") as a card expiry, YYMM. */
+export function expiryFromValidityDate(validityDate: string): string {
+  return `${validityDate.slice(2, 4)}${validityDate.slice(5, 7)}`;
+}
+
 /** cardStatusCode and/or status (as Thredd allows either) → one cardvault status; they must agree. */
 export function cardStatusFromThredd(change: ThreddStatusChange): CardStatus {
-  if (change.validityDate !== undefined) {
-    throw validationFailed(
-      "validityDate",
-      "validityDate is not supported: a status applies until it is changed.",
-    );
-  }
   if (change.cardStatusCode === undefined && change.status === undefined) {
     throw validationFailed("cardStatusCode", "cardStatusCode (or status) is required.");
   }
