@@ -3,11 +3,12 @@
 // derivation, PVV verify (a PIN check: its PVV and the stored block) and PIN-block decode (format 0 verify).
 // Every call opens the card's sealed PAN first (AES-GCM), as the service does. Invariant: the ratio is
 // pkcs11 / local on identical inputs; skipped, saying so, where SoftHSM2 is absent.
+import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { adjustDesParity } from "../src/crypto/des.js";
 import { encipherPinBlock } from "../src/crypto/pin-block.js";
 import type { KeyProvider, KeyType, SealedPinCard } from "../src/keys/key-provider.js";
-import { keyTypes } from "../src/keys/key-provider.js";
+import { generatedKeyTypes } from "../src/keys/key-provider.js";
 import type { ClearKey } from "../src/keys/keystore-file.js";
 import { createLocalKeyProvider } from "../src/keys/local-keystore.js";
 import { createPkcs11KeyProvider } from "../src/keys/pkcs11-provider.js";
@@ -39,6 +40,11 @@ async function callsPerSecond(fn: () => Promise<unknown>, ms: number): Promise<n
 function materialFor(type: KeyType): Buffer {
   if (type === "secure-data-wrap") return Buffer.from(testRsaKeyGenerator(4096));
   if (type === "secure-data-sign") return Buffer.from(testRsaKeyGenerator(3072));
+  if (type === "access-token-sign")
+    return generateKeyPairSync("ed25519", {
+      publicKeyEncoding: { type: "spki", format: "der" },
+      privateKeyEncoding: { type: "pkcs8", format: "der" },
+    }).privateKey;
   if (type === "cvk" || type === "pvk" || type === "pek-tdes")
     return adjustDesParity(Buffer.from(crypto.getRandomValues(new Uint8Array(16))));
   return Buffer.from(crypto.getRandomValues(new Uint8Array(32)));
@@ -55,7 +61,7 @@ export async function runPkcs11Bench(
     return [];
   }
   const createdAt = new Date().toISOString();
-  const clear: ClearKey[] = keyTypes.map((type) => ({
+  const clear: ClearKey[] = generatedKeyTypes.map((type) => ({
     id: `${type}-v1`,
     type,
     version: 1,
@@ -64,11 +70,16 @@ export async function runPkcs11Bench(
     createdAt,
     notAfter: createdAt,
     active: true,
+    origin: "generated" as const,
     material: materialFor(type),
   }));
   const token = openToken(createSoftHsmToken("bench"));
   for (const k of clear) {
-    importSecretKey(token, { id: k.id, type: k.type, material: Buffer.from(k.material) }, systemClock);
+    importSecretKey(
+      token,
+      { id: k.id, type: k.type, material: Buffer.from(k.material), origin: "generated" },
+      systemClock,
+    );
   }
   const pkcs11 = createPkcs11KeyProvider(token);
   const local = createLocalKeyProvider(clear, undefined, { pool: { threads: 1, queue: 1 } });

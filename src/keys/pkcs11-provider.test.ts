@@ -2,13 +2,14 @@
 // vector that names a key goes through the token with that key imported), then what only a token shows: the
 // attributes of every object the service creates read back (sensitive, never extractable; generated keys never
 // were), key metadata that survives a restart, and no key material in what it lists, logs or throws.
+import { compactVerify, importJWK } from "jose";
 import pkcs11js from "pkcs11js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSoftHsmToken, initTestTokenKeys, softhsmAvailable } from "../../test/helpers/softhsm.js";
 import { testRsaKeyGenerator } from "../../test/helpers/test-rsa-keys.js";
 import { fixedClock } from "../lib/clock.js";
 import { describeKeyProviderContract } from "./key-provider.contract.js";
-import { keyTypes } from "./key-provider.js";
+import { generatedKeyTypes } from "./key-provider.js";
 import { createPkcs11KeyProvider } from "./pkcs11-provider.js";
 import { generateKey, importSecretKey, initTokenKeys, openToken, type Token } from "./pkcs11-token.js";
 
@@ -30,7 +31,9 @@ describe.skipIf(!available)("PKCS#11 provider on SoftHSM2", () => {
   describeKeyProviderContract("pkcs11 (SoftHSM2)", {
     provider: async (keys) => {
       const token = open();
-      for (const k of keys) importSecretKey(token, { ...k, material: Buffer.from(k.material) }, clock);
+      // As `keys init` would have made them: generated (so the last of each type is active), imported here.
+      for (const k of keys)
+        importSecretKey(token, { ...k, material: Buffer.from(k.material), origin: "generated" }, clock);
       return createPkcs11KeyProvider(token);
     },
     fresh: async () => {
@@ -49,7 +52,11 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
     token = openToken(settings);
     await initTokenKeysQuick(token);
     // An imported key beside the generated ones (a ceremony's path).
-    importSecretKey(token, { id: "cvk-imported", type: "cvk", material: Buffer.alloc(16, 0x23) }, clock);
+    importSecretKey(
+      token,
+      { id: "cvk-imported", type: "cvk", material: Buffer.alloc(16, 0x23), origin: "components" },
+      clock,
+    );
   });
   afterAll(() => token?.close());
 
@@ -58,12 +65,17 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
    * the RSA-4096 wrap pair, the same code path at ten seconds of SoftHSM keygen, imported from the test cache.
    */
   async function initTokenKeysQuick(t: Token) {
-    for (const type of keyTypes) {
+    for (const type of generatedKeyTypes) {
       if (type !== "secure-data-wrap") await generateKey(t, type, clock);
       else
         importSecretKey(
           t,
-          { id: "wrap-imported", type, material: Buffer.from(testRsaKeyGenerator(4096)) },
+          {
+            id: "wrap-imported",
+            type,
+            material: Buffer.from(testRsaKeyGenerator(4096)),
+            origin: "generated",
+          },
           clock,
         );
     }
@@ -75,17 +87,19 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
     const found = pkcs11.C_FindObjects(session, 1000);
     pkcs11.C_FindObjectsFinal(session);
     return found.map((h) => {
-      const [label, sensitive, extractable, never, always] = pkcs11.C_GetAttributeValue(session, h, [
+      const [label, sensitive, extractable, never, always, keyType] = pkcs11.C_GetAttributeValue(session, h, [
         { type: T.CKA_LABEL },
         { type: T.CKA_SENSITIVE },
         { type: T.CKA_EXTRACTABLE },
         { type: T.CKA_NEVER_EXTRACTABLE },
         { type: T.CKA_ALWAYS_SENSITIVE },
+        { type: T.CKA_KEY_TYPE },
       ]);
       const flag = (a: typeof label) => a!.value![0] === 1;
       return {
         handle: h,
-        secretAttribute: cls === T.CKO_SECRET_KEY ? T.CKA_VALUE : T.CKA_PRIVATE_EXPONENT,
+        // RSA: the private exponent; secret keys and Ed25519 (CKK_EC_EDWARDS, the seed): CKA_VALUE.
+        secretAttribute: keyType!.value!.readUInt32LE(0) === T.CKK_RSA ? T.CKA_PRIVATE_EXPONENT : T.CKA_VALUE,
         label: label!.value!.toString(),
         sensitive: flag(sensitive),
         extractable: flag(extractable),
@@ -108,7 +122,8 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
       // Generated in the token (C_GenerateKey / C_GenerateKeyPair): never extractable, always sensitive. A CVK
       // is created from the token's RNG (single DES is not available, see pkcs11-token.ts) and imported keys
       // came from outside: PKCS#11 says they were not "never extractable", which is true.
-      if (info.origin === "generated" && info.type !== "cvk") {
+      // (wrap-imported stands in for a generated pair, see initTokenKeysQuick: it was created, not generated.)
+      if (info.origin === "generated" && info.type !== "cvk" && k.label !== "wrap-imported") {
         expect(k, k.label).toMatchObject({ neverExtractable: true, alwaysSensitive: true });
       }
       expect(() =>
@@ -130,8 +145,14 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
           .filter((k) => k.active)
           .map((k) => k.type)
           .sort(),
-      ).toEqual([...keyTypes].sort());
-      expect(before.find((k) => k.id === "cvk-imported")).toMatchObject({ active: true, version: 2 });
+      ).toEqual([...generatedKeyTypes].sort());
+      // An imported key takes the next version but is never active: cards that name no CVK keep cvk-v1.
+      expect(before.find((k) => k.id === "cvk-imported")).toMatchObject({
+        active: false,
+        version: 2,
+        origin: "components",
+      });
+      expect(before.find((k) => k.type === "cvk" && k.active)?.id).toBe("cvk-v1");
     } finally {
       again.close();
     }
@@ -172,10 +193,12 @@ describe.skipIf(!available)("cardvault keys on a PKCS#11 token", () => {
     try {
       const { keysCommand } = await import("../cli/keys.js");
       expect(await keysCommand("init", { "batch-size": "500", "grace-ms": "0" }, io)).toBe(0);
-      expect(out.join("\n")).toMatch(/^created cvk-v1, pvk-v1, .*secure-data-sign-v1 in the token/);
+      expect(out.join("\n")).toMatch(
+        /^created cvk-v1, pvk-v1, .*secure-data-sign-v1, access-token-sign-v1 in the token/,
+      );
       out.length = 0;
       expect(await keysCommand("list", {}, io)).toBe(0);
-      expect(out).toHaveLength(keyTypes.length);
+      expect(out).toHaveLength(generatedKeyTypes.length);
       for (const line of out)
         expect(line).toMatch(/^[a-z-]+-v1\t\S+\tkcv=[0-9A-F]{6}\tactive\torigin=generated\t/);
       // The service starts on it (runtime.ts openKeys) and computes with what it generated.
@@ -192,6 +215,19 @@ describe.skipIf(!available)("cardvault keys on a PKCS#11 token", () => {
           serviceCode: "000",
         };
         expect(await p.verifyCvv(card, await p.deriveCvv(card))).toBe(true);
+        // The Ed25519 key generated in the token (CKM_EC_EDWARDS_KEY_PAIR_GEN) signs (CKM_EDDSA) what its
+        // published public half verifies.
+        const [published] = p.accessTokenPublicKeys();
+        const jwt = await p.signAccessToken({ sub: "client-1", scope: "cards:read" });
+        const { payload, protectedHeader } = await compactVerify(
+          jwt,
+          await importJWK(published!.jwk, "EdDSA"),
+        );
+        expect(protectedHeader).toEqual({ alg: "EdDSA", typ: "at+jwt", kid: "access-token-sign-v1" });
+        expect(JSON.parse(new TextDecoder().decode(payload))).toEqual({
+          sub: "client-1",
+          scope: "cards:read",
+        });
       } finally {
         token.close();
       }

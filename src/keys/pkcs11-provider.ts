@@ -12,6 +12,11 @@
 //   jose's, as in the local provider (SoftHSM's CKM_ECDH1_DERIVE KDFs are not JOSE's Concat KDF).
 // Short operations (one or two DES/AES blocks, microseconds in the token) are synchronous calls on one session;
 // RSA operations (milliseconds) run through pkcs11js's *Async forms on pooled sessions, off the event loop.
+// - Key ceremonies: importKey creates the object (C_CreateObject, sensitive, not extractable) after key-import.ts's
+//   rules, computes its check value in the token and destroys it on a mismatch; importKeyBlock unwraps TR-31 with
+//   the KBPK computing only CMACs in the token (CKM_DES3_CMAC / CKM_AES_CMAC through C_Sign).
+// - OAuth access tokens: the JWS signing input signed CKM_EDDSA (Ed25519, PKCS#11 v3.0) on the token's key; the
+//   public half is kept in the key's metadata.
 // As in the local provider, a card's PAN is opened in one place, panOf(), for the operation at hand.
 import { randomBytes, randomInt, timingSafeEqual } from "node:crypto";
 import { CompactEncrypt, importJWK } from "jose";
@@ -22,29 +27,45 @@ import { CryptoInputError } from "../crypto/errors.js";
 import { generatePan } from "../crypto/pan.js";
 import { type PinBlockCipher, pinBlockCipherOver } from "../crypto/pin-block.js";
 import { createPvvGeneratorOver } from "../crypto/pvv.js";
+import { unwrapKeyBlock } from "../crypto/tr31.js";
 import { AppError, OverloadedError } from "../domain/errors.js";
+import { type Clock, systemClock } from "../lib/clock.js";
 import { cardDataPayload } from "./card-data.js";
 import type { DeviceCryptoPoolSettings } from "./device-crypto-pool.js";
 import { deviceKeyOf, sessionKeyInvalid } from "./device-key.js";
+import { assertKcv, checkKeyBlockHeader, expectedKcv, familyOf, importedKey } from "./key-import.js";
 import type {
+  AccessTokenPublicKey,
   CardDataField,
   DeviceRequest,
   DeviceSession,
+  ImportedPinBlock,
+  KeyImport,
   KeyInfo,
   KeyProvider,
   KeyType,
+  PinBlockAttempt,
   SealedCard,
   SealedCardData,
   SealedPinCard,
   SecureDataPublicKey,
   StoredPin,
 } from "./key-provider.js";
-import { PinBlockUndecodableError } from "./key-provider.js";
+import {
+  PinBlockUndecodableError,
+  PVV_ONLY_PIN,
+  pinBlockKeyFits,
+  pinBlockKeyTypes,
+  pinNotRetrievable,
+} from "./key-provider.js";
 import { oaepDecodeSha256 } from "./oaep-decode.js";
 import {
+  CKM_EDDSA,
   CVK_HALF_SUFFIX,
   codeOf,
+  importSecretKey,
   isCode,
+  nextKeyId,
   rsaPublicKey,
   type Token,
   type TokenKeyInfo,
@@ -77,6 +98,8 @@ const PSS = {
 export interface Pkcs11KeyProviderOptions {
   /** Deliveries admitted at once (threads + queue, as the local provider's pool); past it, 503 overloaded. */
   pool?: DeviceCryptoPoolSettings;
+  /** The clock imported keys are dated by. */
+  clock?: Clock;
 }
 
 export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProviderOptions = {}): KeyProvider {
@@ -85,6 +108,8 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
   let byId = new Map<string, TokenKeyInfo>();
   const active = new Map<KeyType, TokenKeyInfo>();
   let secureDataKeys: SecureDataPublicKey[] = [];
+  let accessTokenKeys: AccessTokenPublicKey[] = [];
+  const clock = options.clock ?? systemClock;
   let lastCheck = 0;
   let signature = "";
   const handles = new Map<string, Handle>();
@@ -106,6 +131,15 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     secureDataKeys = keys
       .filter((k) => k.type === "secure-data-wrap" || k.type === "secure-data-sign")
       .map((k) => publicKeyOf(k));
+    accessTokenKeys = keys
+      .filter((k) => k.type === "access-token-sign" && !k.retired && k.publicKey)
+      .map((k) => ({
+        kid: k.id,
+        active: k.active,
+        createdAt: k.createdAt,
+        notAfter: k.notAfter ?? k.createdAt,
+        jwk: { kty: "OKP", crv: "Ed25519", x: k.publicKey!, kid: k.id, use: "sig", alg: "EdDSA" },
+      }));
   }
   load();
 
@@ -228,19 +262,56 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     return generate({ pvki, pan, pin });
   }
 
+  /** The PIN block cipher of a pin-storage, PEK or zpk key: CKM_DES3_ECB or CKM_AES_ECB by its algorithm. */
   function pinBlockCipherOf(k: TokenKeyInfo): PinBlockCipher {
     let cipher = pinBlockCiphers.get(k.id);
     if (!cipher) {
-      const tdes = k.type === "pek-tdes";
-      cipher = pinBlockCipherOver(ecb(k.id, tdes ? T.CKM_DES3_ECB : T.CKM_AES_ECB), tdes ? "tdes" : "aes");
+      const family = familyOf(k.algorithm);
+      cipher = pinBlockCipherOver(ecb(k.id, family === "tdes" ? T.CKM_DES3_ECB : T.CKM_AES_ECB), family);
       pinBlockCiphers.set(k.id, cipher);
     }
     return cipher;
   }
 
-  function sealPinFor(pan: string, pin: string): StoredPin {
+  /**
+   * The key a PIN block from outside is enciphered under: the one `named` (pinBlockKeyFits: a PEK of the
+   * format's type or a zpk of its algorithm), else the active key of the format's first type.
+   */
+  function pinBlockKeyOf(
+    format: PinBlockAttempt["format"],
+    named?: { id: string; field: string },
+  ): TokenKeyInfo {
+    const allowed = pinBlockKeyTypes[format];
+    if (named === undefined) return activeKey(allowed[0]!);
+    if (!byId.has(named.id)) refresh(true);
+    const k = byId.get(named.id);
+    if (!k || !pinBlockKeyFits(format, k)) {
+      const types = `${allowed.join(" or ")} key or a ${format === 4 ? "AES" : "TDES"} zpk`;
+      throw new AppError("validation_failed", `${named.field} does not name a ${types} in the token.`, {
+        fields: { [named.field]: [`must name a ${types} for format ${format}`] },
+      });
+    }
+    return k;
+  }
+
+  /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
+  function decipherPresented(
+    k: TokenKeyInfo,
+    format: PinBlockAttempt["format"],
+    block: string,
+    pan: string,
+  ): string {
+    try {
+      return pinBlockCipherOf(k).decipher({ format, block, pan });
+    } catch (error) {
+      if (!(error instanceof CryptoInputError)) throw error;
+      throw new PinBlockUndecodableError(format);
+    }
+  }
+
+  function sealPinFor(pan: string, pin: string, pvkId: string | undefined): StoredPin {
     const storage = activeKey("pin-storage");
-    const pvk = activeKey("pvk");
+    const pvk = pvkId === undefined ? activeKey("pvk") : key(pvkId, "pvk");
     const pvki = 1;
     return {
       pvkId: pvk.id,
@@ -255,6 +326,7 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
   }
 
   function openStoredPin(pan: string, sealed: string): string {
+    if (sealed === PVV_ONLY_PIN) throw pinNotRetrievable();
     const [version, kid, block] = sealed.split(":");
     if (version !== ENVELOPE_VERSION || !kid || !block) {
       throw new AppError("key_unavailable", "A stored PIN block is damaged (unknown envelope).");
@@ -281,6 +353,8 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
 
   function pinMatches(pan: string, stored: StoredPin, presented: string): boolean {
     const pvvOk = equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, presented), stored.pvv);
+    // Imported with its PVV only: the PVV is all there is to compare (as at the processor it came from).
+    if (stored.pinSealed === PVV_ONLY_PIN) return pvvOk;
     const pinOk = equalSecrets(openStoredPin(pan, stored.pinSealed), presented);
     return pvvOk && pinOk;
   }
@@ -421,6 +495,25 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     throw sessionKeyInvalid();
   }
 
+  /**
+   * A ceremony's key: checked by key-import.ts (type, length, parity), created in the token as the next version
+   * of its type (never active), its check value computed there and compared before it is recorded; a refusal
+   * destroys the object. The bytes given are wiped.
+   */
+  async function importKey(request: KeyImport): Promise<KeyInfo> {
+    const kcv = expectedKcv(request.kcv);
+    const { algorithm, material } = importedKey(request);
+    refresh(true);
+    const added = importSecretKey(
+      token,
+      { id: nextKeyId(token, request.type), type: request.type, material, origin: request.origin, algorithm },
+      clock,
+      (actual) => assertKcv(actual, kcv),
+    );
+    refresh(true);
+    return infoOf(added);
+  }
+
   /** Get Card Data's steps for one device request (DeviceSession in key-provider.ts). */
   function deviceSession(request: DeviceRequest): DeviceSession {
     if (admitted >= capacity) {
@@ -557,7 +650,7 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     activeKeyId: (type) => activeKey(type).id,
     listKeys: (): KeyInfo[] => {
       refresh(false);
-      return keys.map(({ origin: _origin, ...info }) => info);
+      return keys.map(infoOf);
     },
 
     async issuePan({ bin, length, binding }) {
@@ -609,46 +702,49 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     },
     verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
 
-    sealPin: async (card, pin) => sealPinFor(panOf(card), pin),
-    async sealRandomPin(card, length) {
+    sealPin: async (card, pin, pvkId) => sealPinFor(panOf(card), pin, pvkId),
+    async sealRandomPin(card, length, pvkId) {
       let pin = "";
       for (let i = 0; i < length; i++) pin += String(randomInt(10));
-      return sealPinFor(panOf(card), pin);
+      return sealPinFor(panOf(card), pin, pvkId);
     },
     openPin: async (card) => openCheckedPin(panOf(card), card.pin),
     verifyPin: async (card, presented) => pinMatches(panOf(card), card.pin, presented),
 
     async verifyPinBlock(card, { format, pinBlock, keyId }) {
-      const expectedType: KeyType = format === 4 ? "pek-aes" : "pek-tdes";
-      if (keyId && !byId.has(keyId)) refresh(true);
-      const pek = keyId ? byId.get(keyId) : activeKey(expectedType);
-      if (!pek || pek.type !== expectedType) {
-        throw new AppError("validation_failed", `keyId does not name a ${expectedType} key in the token.`, {
-          fields: { keyId: [`must name a ${expectedType} key for format ${format}`] },
-        });
-      }
-      const bytes = format === 4 ? 16 : 8;
-      if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
-        throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
-          fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
-        });
-      }
+      const pek = pinBlockKeyOf(format, keyId ? { id: keyId, field: "keyId" } : undefined);
+      assertPinBlockShape(format, pinBlock);
       const pan = panOf(card);
-      let presented: string;
-      try {
-        presented = pinBlockCipherOf(pek).decipher({ format, block: pinBlock, pan });
-      } catch (error) {
-        if (!(error instanceof CryptoInputError)) throw error;
-        throw new PinBlockUndecodableError(format);
+      return pinMatches(pan, card.pin, decipherPresented(pek, format, pinBlock, pan));
+    },
+
+    async importPin(card, block: ImportedPinBlock, pvv) {
+      const zpk = pinBlockKeyOf(block.format, { id: block.keyId, field: "zpkId" });
+      assertPinBlockShape(block.format, block.pinBlock);
+      const pan = panOf(card);
+      const pin = decipherPresented(zpk, block.format, block.pinBlock, pan);
+      const computed = pvvOf(pvv.pvkId, pvv.pvki, pan, pin);
+      if (pvv.pvv !== undefined && !equalSecrets(computed, pvv.pvv)) {
+        throw new AppError("validation_failed", "The PIN block's PIN does not match the PVV given with it.", {
+          fields: { pvv: ["does not match the PIN of the PIN block"] },
+        });
       }
-      return pinMatches(pan, card.pin, presented);
+      const storage = activeKey("pin-storage");
+      return {
+        pvkId: pvv.pvkId,
+        pvki: pvv.pvki,
+        pvv: computed,
+        pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
+      };
     },
 
     async reseal(card) {
       const panKey = activeKey("pan-data");
       const storage = activeKey("pin-storage");
       const panCurrent = card.panSealed.startsWith(`${ENVELOPE_VERSION}:${panKey.id}:`);
-      const pinCurrent = card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
+      const pinCurrent =
+        card.pin.pinSealed === PVV_ONLY_PIN ||
+        card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
       if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
       const pan = panOf(card);
       return {
@@ -671,11 +767,110 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
       return secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } }));
     },
 
+    /**
+     * A compact JWS (RFC 7515 §7.1) whose signature is CKM_EDDSA (Ed25519, RFC 8032 pure) over the signing
+     * input, in the token: the same bytes jose's SignJWT would sign, so the local provider's verifiers apply.
+     */
+    async signAccessToken(claims) {
+      const signer = activeKey("access-token-sign");
+      const header = { alg: "EdDSA", typ: "at+jwt", kid: signer.id };
+      const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(claims))}`;
+      pkcs11.C_SignInit(session, { mechanism: CKM_EDDSA }, handleOf(signer.id));
+      const signature = pkcs11.C_Sign(session, Buffer.from(input), Buffer.alloc(64));
+      return `${input}.${signature.toString("base64url")}`;
+    },
+    accessTokenPublicKeys() {
+      refresh(false);
+      return accessTokenKeys.map((k) => ({ ...k, jwk: { ...k.jwk } }));
+    },
+
     deviceSession,
+
+    importKey,
+    async importKeyBlock({ type, block, kbpkId, kcv }) {
+      if (!byId.has(kbpkId)) refresh(true);
+      const kbpk = byId.get(kbpkId);
+      if (kbpk?.type !== "kbpk") {
+        throw new AppError("validation_failed", `${kbpkId} names no kbpk key in the token.`, {
+          fields: { kbpkId: ["must name a kbpk (key block protection key)"] },
+        });
+      }
+      const family = familyOf(kbpk.algorithm);
+      const handle = handleOf(kbpk.id);
+      let unwrapped: ReturnType<typeof unwrapKeyBlock>;
+      try {
+        unwrapped = unwrapKeyBlock(block, {
+          algorithm: family,
+          length: keyLengthOf(kbpk.algorithm),
+          // The KBPK computes CMACs only, in the token (NIST SP 800-38B; TR-31:2018 §5.3.2 derivation).
+          cmac: (data) => {
+            pkcs11.C_SignInit(
+              session,
+              { mechanism: family === "tdes" ? T.CKM_DES3_CMAC : T.CKM_AES_CMAC },
+              handle,
+            );
+            return pkcs11.C_Sign(session, data, Buffer.alloc(family === "tdes" ? 8 : 16));
+          },
+        });
+      } catch (error) {
+        if (!(error instanceof CryptoInputError)) throw error;
+        throw new AppError("validation_failed", `The key block is refused: ${error.message}.`, {
+          fields: { block: [error.message] },
+        });
+      }
+      try {
+        const algorithm = checkKeyBlockHeader(type, unwrapped.header);
+        return await importKey({ type, material: unwrapped.key, origin: "tr31", algorithm, kcv });
+      } finally {
+        unwrapped.key.fill(0);
+      }
+    },
+    async computeCvv({ keyId, pan, expiry, serviceCode }) {
+      const cvk = key(keyId, "cvk");
+      return operatorCheck(() => createCvvGeneratorOver(cvkCiphers(cvk.id))({ pan, expiry, serviceCode }));
+    },
+    async computePvv({ keyId, pvki, pan, pin }) {
+      const pvk = key(keyId, "pvk");
+      return operatorCheck(() => createPvvGeneratorOver(ecb(pvk.id, T.CKM_DES3_ECB))({ pvki, pan, pin }));
+    },
+
     async close() {
       token.close();
     },
   };
+}
+
+/** Bytes of a symmetric key by its listed algorithm: tdes-2key 16, tdes-3key 24, aes-N N/8. */
+function keyLengthOf(algorithm: string): number {
+  if (algorithm.startsWith("tdes")) return algorithm === "tdes-3key" ? 24 : 16;
+  return Number(algorithm.slice(4)) / 8;
+}
+
+const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64url");
+
+/** What listKeys shows of a key: KeyInfo, without the token's extras. */
+function infoOf({ publicKey: _publicKey, ...info }: TokenKeyInfo): KeyInfo {
+  return info;
+}
+
+/** Bad test input to an operator check (a PAN of the wrong length…) is a validation_failed, never a 500. */
+function operatorCheck(compute: () => string): string {
+  try {
+    return compute();
+  } catch (error) {
+    if (!(error instanceof CryptoInputError)) throw error;
+    throw new AppError("validation_failed", error.message);
+  }
+}
+
+/** The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400. */
+function assertPinBlockShape(format: PinBlockAttempt["format"], pinBlock: string): void {
+  const bytes = format === 4 ? 16 : 8;
+  if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
+    throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
+      fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
+    });
+  }
 }
 
 function panAad(binding: { tenantId: string; cardId: string }): Buffer {

@@ -10,10 +10,11 @@
 //   CKO_DATA object per key (CKA_APPLICATION "cardvault-key", CKA_LABEL = key id, CKA_VALUE = JSON): a restart,
 //   or another process on the same token, sees the same key set. The database holds none of it.
 // - Nothing here logs or throws key material: errors name the key id and the PKCS#11 return code only.
-import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import pkcs11js from "pkcs11js";
+import { AppError } from "../domain/errors.js";
 import type { Clock } from "../lib/clock.js";
-import { type KeyInfo, type KeyType, keyTypes } from "./key-provider.js";
+import { generatedKeyTypes, type KeyInfo, type KeyOrigin, type KeyType } from "./key-provider.js";
 
 const T = pkcs11js;
 type Handle = Buffer;
@@ -27,11 +28,9 @@ export interface TokenSettings {
 
 export class TokenError extends Error {}
 
-/** How a key entered the token. */
-export type KeyOrigin = "generated" | "components" | "tr31" | "imported";
-
 export interface TokenKeyInfo extends KeyInfo {
-  origin: KeyOrigin;
+  /** access-token-sign: the Ed25519 public key (RFC 8037 `x`), kept in the metadata (public, not secret). */
+  publicKey?: string;
 }
 
 export interface StoredMetadata {
@@ -44,6 +43,7 @@ export interface StoredMetadata {
   notAfter?: string;
   retiredAt?: string;
   origin: KeyOrigin;
+  publicKey?: string;
 }
 
 const APPLICATION = "cardvault-key";
@@ -51,6 +51,17 @@ const APPLICATION = "cardvault-key";
 export const CVK_HALF_SUFFIX = "/a";
 const PUBLIC_KEY_VALIDITY_DAYS = 730;
 
+/**
+ * EdDSA (PKCS#11 v3.0 §2.3.14-15): SoftHSM 2.6.1 built on OpenSSL ≥ 1.1.1 offers both, but pkcs11js 2.x
+ * predates v3.0 and exports neither constant, nor CKK_EC_EDWARDS (v3.0 §2.3.1).
+ */
+export const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+export const CKM_EDDSA = 0x1057;
+const CKK_EC_EDWARDS = 0x40;
+/** CKA_EC_PARAMS of Ed25519: the DER of OID 1.3.101.112 (RFC 8410 §3). */
+const ED25519_PARAMS = Buffer.from("06032b6570", "hex");
+
+/** The algorithm of a generated key, as listed; an imported zpk or kbpk says its own (tdes-2key, aes-256…). */
 const algorithms: Record<KeyType, string> = {
   cvk: "tdes-2key",
   pvk: "tdes-2key",
@@ -62,8 +73,11 @@ const algorithms: Record<KeyType, string> = {
   "webhook-secret": "aes-256",
   "secure-data-wrap": "rsa-4096-oaep-sha256",
   "secure-data-sign": "rsa-3072-pss-sha256",
+  "access-token-sign": "ed25519",
+  zpk: "tdes-2key",
+  kbpk: "tdes-2key",
 };
-const tdesTypes: readonly KeyType[] = ["cvk", "pvk", "pek-tdes"];
+const isTdes = (algorithm: string) => algorithm.startsWith("tdes");
 const rsaTypes: readonly KeyType[] = ["secure-data-wrap", "secure-data-sign"];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -272,7 +286,11 @@ export function openToken(settings: TokenSettings): Token {
 /** Active = the newest version of its type that is not retired (as in the local keystore). */
 function withState(stored: StoredMetadata[]): TokenKeyInfo[] {
   const newest = new Map<KeyType, number>();
-  for (const k of stored) if (!k.retiredAt) newest.set(k.type, Math.max(newest.get(k.type) ?? 0, k.version));
+  // The newest *generated* version is active: an imported key (components, TR-31) is used by its id only.
+  for (const k of stored) {
+    if (!k.retiredAt && k.origin === "generated")
+      newest.set(k.type, Math.max(newest.get(k.type) ?? 0, k.version));
+  }
   return stored
     .sort((a, b) => a.type.localeCompare(b.type) || a.version - b.version)
     .map((k) => ({
@@ -284,9 +302,10 @@ function withState(stored: StoredMetadata[]): TokenKeyInfo[] {
       createdAt: k.createdAt,
       ...(k.notAfter ? { notAfter: k.notAfter } : {}),
       ...(k.retiredAt ? { retiredAt: k.retiredAt } : {}),
-      active: newest.get(k.type) === k.version && !k.retiredAt,
+      active: k.origin === "generated" && newest.get(k.type) === k.version && !k.retiredAt,
       retired: Boolean(k.retiredAt),
       origin: k.origin,
+      ...(k.publicKey ? { publicKey: k.publicKey } : {}),
     }));
 }
 
@@ -311,16 +330,18 @@ function protectedKey(label: string, id: string): pkcs11js.Template {
 }
 
 /** The secret key template of a type: its PKCS#11 key type and the usages its operations need. */
-function secretTemplate(type: KeyType): pkcs11js.Template {
+function secretTemplate(type: KeyType, algorithm: string): pkcs11js.Template {
   const secret = { type: T.CKA_CLASS, value: T.CKO_SECRET_KEY };
-  if (tdesTypes.includes(type)) {
-    // CVK and PVK only encipher (CVV, PVV, the check value); a PIN encryption key only deciphers PIN blocks
-    // (and enciphers zeros for its check value).
+  if (isTdes(algorithm)) {
+    // CVK and PVK only encipher (CVV, PVV, the check value); a PIN encryption or zone PIN key deciphers PIN
+    // blocks (and enciphers zeros for its check value); a KBPK only computes CMACs (TR-31 key derivation
+    // and MAC, tr31.ts), with CKM_DES3_CMAC.
     return [
       secret,
-      { type: T.CKA_KEY_TYPE, value: T.CKK_DES2 },
+      { type: T.CKA_KEY_TYPE, value: algorithm === "tdes-3key" ? T.CKK_DES3 : T.CKK_DES2 },
       bool(T.CKA_ENCRYPT, true),
-      bool(T.CKA_DECRYPT, type === "pek-tdes"),
+      bool(T.CKA_DECRYPT, type === "pek-tdes" || type === "zpk"),
+      bool(T.CKA_SIGN, type === "kbpk"),
     ];
   }
   if (type === "fingerprint") {
@@ -342,29 +363,48 @@ function secretTemplate(type: KeyType): pkcs11js.Template {
 export interface ImportedKey {
   id: string;
   type: KeyType;
-  /** Symmetric: the raw bytes. RSA (secure-data-*): the PKCS#8 DER private key. Wiped once in the token. */
+  /**
+   * Symmetric: the raw bytes. RSA (secure-data-*) and Ed25519 (access-token-sign): the PKCS#8 DER private
+   * key. Wiped once in the token.
+   */
   material: Buffer;
-  origin?: KeyOrigin;
+  origin: KeyOrigin;
+  /** zpk, kbpk, a 3-key pek-tdes, a pek-aes: as key-import.ts names it (tdes-2key, aes-128…). */
+  algorithm?: string;
 }
+
+/** Runs on the check value computed in the token, before the key is recorded; a throw destroys the object. */
+export type KcvCheck = (kcv: string) => void;
 
 /**
  * Imports clear key material into the token (C_CreateObject, sensitive, not extractable) as the next version of
  * its type, which becomes the active one; wipes `material`. For key ceremonies (components, TR-31) and tests.
  */
-export function importSecretKey(token: Token, key: ImportedKey, clock: Clock): TokenKeyInfo {
+export function importSecretKey(
+  token: Token,
+  key: ImportedKey,
+  clock: Clock,
+  checkKcv?: KcvCheck,
+): TokenKeyInfo {
   const { id, type, material } = key;
-  assertNewId(token, id);
+  const algorithm = key.algorithm ?? algorithmOfLength(type, material.length);
   const { pkcs11, session } = token;
   const created: Handle[] = [];
+  let publicKey: string | undefined;
   try {
+    assertNewId(token, id);
     if (rsaTypes.includes(type)) {
       created.push(pkcs11.C_CreateObject(session, rsaPrivateTemplate(id, type, material)));
+    } else if (type === "access-token-sign") {
+      const template = ed25519PrivateTemplate(id, material);
+      publicKey = template.x;
+      created.push(pkcs11.C_CreateObject(session, template.template));
     } else {
-      assertLength(type, material);
+      assertLength(type, algorithm, material);
       created.push(
         pkcs11.C_CreateObject(session, [
           ...protectedKey(id, id),
-          ...secretTemplate(type),
+          ...secretTemplate(type, algorithm),
           { type: T.CKA_VALUE, value: material },
         ]),
       );
@@ -375,7 +415,7 @@ export function importSecretKey(token: Token, key: ImportedKey, clock: Clock): T
           created.push(
             pkcs11.C_CreateObject(session, [
               ...protectedKey(id + CVK_HALF_SUFFIX, id),
-              ...secretTemplate("cvk"),
+              ...secretTemplate("cvk", algorithm),
               { type: T.CKA_VALUE, value: half },
             ]),
           );
@@ -384,10 +424,16 @@ export function importSecretKey(token: Token, key: ImportedKey, clock: Clock): T
         }
       }
     }
-    return writeMetadata(token, created, { id, type, origin: key.origin ?? "imported" }, clock);
+    return writeMetadata(
+      token,
+      created,
+      { id, type, origin: key.origin, algorithm, ...(publicKey ? { publicKey } : {}) },
+      clock,
+      checkKcv,
+    );
   } catch (error) {
     for (const h of created) destroyQuietly(token, h);
-    if (error instanceof TokenError) throw error;
+    if (error instanceof TokenError || error instanceof AppError) throw error;
     throw new TokenError(`Cannot import key ${id} (${type}) into the token: ${codeOf(error)}.`);
   } finally {
     material.fill(0);
@@ -406,12 +452,12 @@ export async function generateKey(
   clock: Clock,
   id?: string,
 ): Promise<TokenKeyInfo> {
-  const version = nextVersion(token, type);
-  const keyId = id ?? `${type}-v${version}`;
+  const keyId = id ?? nextKeyId(token, type);
   assertNewId(token, keyId);
   const { pkcs11 } = token;
   const session = await token.acquire();
   const created: Handle[] = [];
+  let publicKey: string | undefined;
   try {
     if (type === "cvk") {
       const material = adjustParity(pkcs11.C_GenerateRandom(session, Buffer.alloc(16)));
@@ -433,18 +479,51 @@ export async function generateKey(
       );
       destroyQuietly(token, pair.publicKey);
       created.push(pair.privateKey);
+    } else if (type === "access-token-sign") {
+      // Ed25519 inside the token (CKM_EC_EDWARDS_KEY_PAIR_GEN); the public key, a session object, is read
+      // (CKA_EC_POINT: a DER OCTET STRING of the 32-byte point) into the metadata and destroyed.
+      const pair = await pkcs11.C_GenerateKeyPairAsync(
+        session,
+        { mechanism: CKM_EC_EDWARDS_KEY_PAIR_GEN },
+        [
+          bool(T.CKA_TOKEN, false),
+          { type: T.CKA_EC_PARAMS, value: ED25519_PARAMS },
+          bool(T.CKA_VERIFY, true),
+        ],
+        [
+          ...protectedKey(keyId, keyId),
+          { type: T.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+          bool(T.CKA_SIGN, true),
+        ],
+      );
+      const [point] = pkcs11.C_GetAttributeValue(session, pair.publicKey, [{ type: T.CKA_EC_POINT }]);
+      destroyQuietly(token, pair.publicKey);
+      created.push(pair.privateKey);
+      publicKey = ecPointX(point!.value!).toString("base64url");
     } else {
+      const algorithm = algorithms[type];
       const mechanism =
         type === "fingerprint"
           ? T.CKM_GENERIC_SECRET_KEY_GEN
-          : tdesTypes.includes(type)
+          : isTdes(algorithm)
             ? T.CKM_DES2_KEY_GEN
             : T.CKM_AES_KEY_GEN;
-      const template = [...protectedKey(keyId, keyId), ...secretTemplate(type)];
-      if (!tdesTypes.includes(type)) template.push({ type: T.CKA_VALUE_LEN, value: 32 });
+      const template = [...protectedKey(keyId, keyId), ...secretTemplate(type, algorithm)];
+      if (!isTdes(algorithm)) template.push({ type: T.CKA_VALUE_LEN, value: 32 });
       created.push(await pkcs11.C_GenerateKeyAsync(session, { mechanism }, template));
     }
-    return writeMetadata(token, created, { id: keyId, type, origin: "generated" }, clock);
+    return writeMetadata(
+      token,
+      created,
+      {
+        id: keyId,
+        type,
+        origin: "generated",
+        algorithm: algorithms[type],
+        ...(publicKey ? { publicKey } : {}),
+      },
+      clock,
+    );
   } catch (error) {
     for (const h of created) destroyQuietly(token, h);
     if (error instanceof TokenError) throw error;
@@ -458,7 +537,7 @@ export async function generateKey(
 export async function initTokenKeys(token: Token, clock: Clock): Promise<string[]> {
   const have = new Set(token.readKeys().map((k) => k.type));
   const created: string[] = [];
-  for (const type of keyTypes) {
+  for (const type of generatedKeyTypes) {
     if (have.has(type)) continue;
     created.push((await generateKey(token, type, clock)).id);
   }
@@ -496,6 +575,11 @@ export function retireTokenKeys(token: Token, ids: readonly string[], clock: Clo
   return retired;
 }
 
+/** The id of the next version of a type (generated or imported: versions are counted across both). */
+export function nextKeyId(token: Token, type: KeyType): string {
+  return `${type}-v${nextVersion(token, type)}`;
+}
+
 function nextVersion(token: Token, type: KeyType): number {
   return (
     Math.max(
@@ -518,15 +602,51 @@ function assertNewId(token: Token, id: string): void {
     throw new TokenError(`The token already holds a key ${id}.`);
 }
 
-function assertLength(type: KeyType, material: Buffer): void {
-  const ok = tdesTypes.includes(type)
-    ? material.length === 16
+/** The algorithm of clear material whose caller named none (tests, benches): TDES types by type, AES by length. */
+function algorithmOfLength(type: KeyType, length: number): string {
+  if (["cvk", "pvk", "pek-tdes"].includes(type)) return length === 24 ? "tdes-3key" : "tdes-2key";
+  if (["pek-aes", "zpk", "kbpk"].includes(type) || algorithms[type].startsWith("aes"))
+    return `aes-${length * 8}`;
+  return algorithms[type];
+}
+
+function assertLength(type: KeyType, algorithm: string, material: Buffer): void {
+  const ok = isTdes(algorithm)
+    ? material.length === (algorithm === "tdes-3key" ? 24 : 16) && (type !== "cvk" || material.length === 16)
     : type === "fingerprint"
       ? material.length >= 16
-      : type === "pek-aes"
+      : ["pek-aes", "zpk", "kbpk"].includes(type)
         ? [16, 24, 32].includes(material.length)
         : material.length === 32;
   if (!ok) throw new TokenError(`A ${type} key of ${material.length} bytes is not valid for its type.`);
+}
+
+/** An Ed25519 private key object from PKCS#8 DER: CKA_VALUE is the 32-byte seed (PKCS#11 v3.0 §2.3.5). */
+function ed25519PrivateTemplate(id: string, der: Buffer): { template: pkcs11js.Template; x: string } {
+  const jwk = createPrivateKey({ key: der, format: "der", type: "pkcs8" }).export({ format: "jwk" });
+  if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.d || !jwk.x)
+    throw new TokenError(`Key ${id} (access-token-sign) is not an Ed25519 private key.`);
+  return {
+    template: [
+      { type: T.CKA_CLASS, value: T.CKO_PRIVATE_KEY },
+      { type: T.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+      ...protectedKey(id, id),
+      bool(T.CKA_SIGN, true),
+      { type: T.CKA_EC_PARAMS, value: ED25519_PARAMS },
+      { type: T.CKA_VALUE, value: Buffer.from(jwk.d, "base64url") },
+    ],
+    x: jwk.x,
+  };
+}
+
+/** The 32-byte point of CKA_EC_POINT, a DER OCTET STRING (04 20 ‖ x) or, from some tokens, the bare point. */
+function ecPointX(point: Buffer): Buffer {
+  return point.length === 34 && point[0] === 0x04 && point[1] === 0x20 ? point.subarray(2) : point;
+}
+
+/** An Ed25519 public key (its `x`) as a node KeyObject. */
+export function ed25519PublicKey(x: string): KeyObject {
+  return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" });
 }
 
 function rsaUsages(type: KeyType): pkcs11js.Template {
@@ -571,20 +691,25 @@ export function rsaPublicKey(token: Token, handle: Handle) {
 function writeMetadata(
   token: Token,
   created: Handle[],
-  key: { id: string; type: KeyType; origin: KeyOrigin },
+  key: { id: string; type: KeyType; origin: KeyOrigin; algorithm: string; publicKey?: string },
   clock: Clock,
+  checkKcv?: KcvCheck,
 ): TokenKeyInfo {
   const { pkcs11, session } = token;
   const handle = created[0]!;
-  let algorithm = algorithms[key.type];
+  let algorithm = key.algorithm;
   let kcv: string;
-  if (rsaTypes.includes(key.type)) {
+  if (key.type === "access-token-sign") {
+    // As the local keystore: the start of the SHA-256 of the public key's SPKI, which anyone can check.
+    const spki = ed25519PublicKey(key.publicKey!).export({ type: "spki", format: "der" });
+    kcv = createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
+  } else if (rsaTypes.includes(key.type)) {
     const publicKey = rsaPublicKey(token, handle);
     const bits = publicKey.asymmetricKeyDetails?.modulusLength;
     algorithm = key.type === "secure-data-wrap" ? `rsa-${bits}-oaep-sha256` : `rsa-${bits}-pss-sha256`;
     const spki = publicKey.export({ type: "spki", format: "der" });
     kcv = createHash("sha256").update(spki).digest("hex").slice(0, 6).toUpperCase();
-  } else if (tdesTypes.includes(key.type)) {
+  } else if (isTdes(algorithm)) {
     pkcs11.C_EncryptInit(session, { mechanism: T.CKM_DES3_ECB }, handle);
     kcv = hex3(pkcs11.C_Encrypt(session, Buffer.alloc(8), Buffer.alloc(8)));
   } else if (key.type === "fingerprint") {
@@ -596,6 +721,7 @@ function writeMetadata(
     pkcs11.C_SignInit(session, { mechanism: T.CKM_AES_CMAC }, handle);
     kcv = hex3(pkcs11.C_Sign(session, Buffer.alloc(16), Buffer.alloc(16)));
   }
+  checkKcv?.(kcv);
   const now = clock.now();
   const metadata: StoredMetadata = {
     id: key.id,
@@ -604,10 +730,11 @@ function writeMetadata(
     algorithm,
     kcv,
     createdAt: now.toISOString(),
-    ...(rsaTypes.includes(key.type)
+    ...(rsaTypes.includes(key.type) || key.type === "access-token-sign"
       ? { notAfter: new Date(now.getTime() + PUBLIC_KEY_VALIDITY_DAYS * 86_400_000).toISOString() }
       : {}),
     origin: key.origin,
+    ...(key.publicKey ? { publicKey: key.publicKey } : {}),
   };
   pkcs11.C_CreateObject(session, [
     { type: T.CKA_CLASS, value: T.CKO_DATA },

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkcs11js from "pkcs11js";
-import { keyTypes } from "../../src/keys/key-provider.js";
+import { generatedKeyTypes } from "../../src/keys/key-provider.js";
 import {
   acquireModule,
   generateKey,
@@ -91,7 +91,7 @@ export function createSoftHsmToken(prefix = "cv"): TokenSettings {
  * from the cached test pairs (an RSA-4096 keygen in SoftHSM takes seconds; the keys' handling is the same).
  */
 export async function initTestTokenKeys(token: Token, clock: Clock): Promise<void> {
-  for (const type of keyTypes) {
+  for (const type of generatedKeyTypes) {
     if (type === "secure-data-wrap" || type === "secure-data-sign") {
       const material = Buffer.from(testRsaKeyGenerator(type === "secure-data-wrap" ? 4096 : 3072));
       importSecretKey(token, { id: `${type}-v1`, type, material, origin: "generated" }, clock);

@@ -57,7 +57,11 @@ export async function prepareStoreAndKeys(config: Config, clock: Clock): Promise
     const token = openToken(config.pkcs11!);
     try {
       for (const k of loadKeystore(keystorePath(config), masterKey)) {
-        importSecretKey(token, { id: k.id, type: k.type, material: k.material }, clock);
+        importSecretKey(
+          token,
+          { id: k.id, type: k.type, material: k.material, origin: k.origin, algorithm: k.algorithm },
+          clock,
+        );
       }
     } finally {
       token.close();
