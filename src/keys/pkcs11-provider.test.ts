@@ -162,6 +162,47 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
     expect(await initTokenKeys(token, clock)).toEqual([]);
   });
 
+  it("a ceremony's key is an object of its usages only; a refused one leaves no object behind", async () => {
+    const p = createPkcs11KeyProvider(token, { clock });
+    const secretKeys = () => objects(T.CKO_SECRET_KEY).map((o) => o.label);
+    const before = secretKeys();
+    const cvk = Buffer.from("0123456789ABCDEFFEDCBA9876543210", "hex");
+    await expect(
+      p.importKey({ type: "cvk", material: cvk, origin: "components", kcv: "000000" }),
+    ).rejects.toThrow(/check value/);
+    expect(secretKeys()).toEqual(before);
+
+    const zpk = await p.importKey({ type: "zpk", material: Buffer.alloc(32, 0x5a), origin: "components" });
+    const kbpk = await p.importKey({ type: "kbpk", material: Buffer.alloc(16, 0x3d), origin: "components" });
+    expect([zpk, kbpk]).toMatchObject([
+      { type: "zpk", algorithm: "aes-256", origin: "components", active: false },
+      { type: "kbpk", algorithm: "tdes-2key", origin: "components", active: false },
+    ]);
+    const usages = (label: string) => {
+      const handle = objects(T.CKO_SECRET_KEY).find((o) => o.label === label)!.handle;
+      const [decrypt, sign, sensitive, extractable] = token.pkcs11.C_GetAttributeValue(
+        token.session,
+        handle,
+        [
+          { type: T.CKA_DECRYPT },
+          { type: T.CKA_SIGN },
+          { type: T.CKA_SENSITIVE },
+          { type: T.CKA_EXTRACTABLE },
+        ],
+      );
+      const flag = (a: typeof decrypt) => a!.value![0] === 1;
+      return {
+        decrypt: flag(decrypt),
+        sign: flag(sign),
+        sensitive: flag(sensitive),
+        extractable: flag(extractable),
+      };
+    };
+    // A zone PIN key deciphers PIN blocks (and CMACs its AES check value); a KBPK computes TR-31 CMACs only.
+    expect(usages(zpk.id)).toEqual({ decrypt: true, sign: true, sensitive: true, extractable: false });
+    expect(usages(kbpk.id)).toEqual({ decrypt: false, sign: true, sensitive: true, extractable: false });
+  });
+
   it("a wrong PIN or an unknown token is a clear error that names neither the PIN nor any key", () => {
     // A token no session of this process is logged in to (a login is the whole application's).
     const other = createSoftHsmToken("pin");
