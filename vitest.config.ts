@@ -45,6 +45,8 @@ export default defineConfig({
                   "test/pin.test.ts",
                   "test/secure-data.test.ts",
                   "test/rotation.test.ts",
+                  "test/oauth.test.ts",
+                  "test/tenant-keys.test.ts",
                 ],
                 env: { CARDVAULT_TEST_KEY_PROVIDER: "pkcs11" },
               },

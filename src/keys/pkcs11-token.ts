@@ -5,7 +5,9 @@
 // - Every key object is created CKA_SENSITIVE=true, CKA_EXTRACTABLE=false, CKA_TOKEN=true, CKA_PRIVATE=true; a
 //   generated one never exists outside the token (C_GenerateKey / C_GenerateKeyPair), an imported one is
 //   created from clear material with C_CreateObject and the caller's copy wiped (importSecretKey).
-// - Key check values are computed inside the token when a key is created, and kept with its metadata.
+// - Key check values are computed inside the token when a key is created, and kept with its metadata; a
+//   ceremony's check (KcvCheck) runs before the metadata is written, and a refusal destroys the object.
+// - The newest *generated* version of a type is active; an imported key (components, TR-31) never is.
 // - Metadata (id, type, version, algorithm, kcv, createdAt, notAfter, origin, retiredAt) lives in the token, in a
 //   CKO_DATA object per key (CKA_APPLICATION "cardvault-key", CKA_LABEL = key id, CKA_VALUE = JSON): a restart,
 //   or another process on the same token, sees the same key set. The database holds none of it.
