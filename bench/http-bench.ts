@@ -40,12 +40,14 @@ const CARDS = 200;
 
 interface Load {
   requests: number;
+  /** Requests completed in the round. */
+  total: number;
   p99: number;
   non2xx: number;
   errors: number;
 }
 
-async function load(
+export async function load(
   url: string,
   connections: number,
   duration: number,
@@ -55,6 +57,7 @@ async function load(
   const result = await autocannon({ url, connections, duration, requests, headers, pipelining: 1 });
   return {
     requests: result.requests.average,
+    total: result.requests.total,
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
@@ -93,7 +96,7 @@ export async function seedCards(
 }
 
 /** Cards, PINs and wrong CVVs made before serve starts (setup, not measured), and a token for every scope. */
-async function seed(dataDir: string) {
+export async function seed(dataDir: string) {
   const runtime = await openRuntime(loadConfig(BENCH_ENV, { dataDir }), { warn: () => {} });
   try {
     const cards = await seedCards(runtime.services);

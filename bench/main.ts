@@ -14,6 +14,7 @@ import { runImportBench } from "./import-bench.js";
 import { root } from "./processes.js";
 import { runRotationBench } from "./rotation-bench.js";
 import { fmt, type ScenarioResult } from "./stats.js";
+import { runInProcessTelemetryBench, runTelemetryBench } from "./telemetry-bench.js";
 
 const { values } = parseArgs({
   options: {
@@ -75,6 +76,18 @@ if (wants("http")) {
   });
   results.push(...http.results);
   peakRssMb = http.peakRssMb;
+}
+if (wants("telemetry")) {
+  log("telemetry scenarios (verify with telemetry off, metrics on, traces on; three serve processes)…");
+  results.push(
+    ...(await runTelemetryBench({
+      rounds: quick ? 2 : 5,
+      durationSeconds: quick ? 3 : 10,
+      connections: 50,
+      mode,
+    })),
+  );
+  results.push(...(await runInProcessTelemetryBench({ rounds: quick ? 5 : 15, batch: quick ? 200 : 500 })));
 }
 if (wants("flood")) {
   log("Get Card Data flood scenarios (serve, probes at a fixed rate, 32 flooding connections)…");

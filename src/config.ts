@@ -84,6 +84,17 @@ export interface Config {
    */
   keyProvider: "local" | "pkcs11";
   pkcs11?: { module: string; label: string; pin: string };
+  /**
+   * Where `serve` and `worker` answer GET /metrics (CARDVAULT_METRICS_LISTEN, host:port): a listener of its own,
+   * never the API's, so the API's clients cannot read it and the operator firewalls it apart. Unset: metrics
+   * off, nothing collected (docs/operating.md).
+   */
+  metricsListen?: { host: string; port: number };
+  /**
+   * Export OpenTelemetry traces: on when an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT or
+   * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none.
+   */
+  tracing: boolean;
 }
 
 export interface ConfigOverrides {
@@ -231,6 +242,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   const pkcs11 = keyProvider === "pkcs11" ? pkcs11Settings(env, problems) : undefined;
 
+  let metricsListen: Config["metricsListen"];
+  if (env.CARDVAULT_METRICS_LISTEN) {
+    metricsListen = parseListen(env.CARDVAULT_METRICS_LISTEN) ?? undefined;
+    if (!metricsListen) {
+      problems.push("CARDVAULT_METRICS_LISTEN must be host:port (an IPv6 host in brackets: [::1]:9464)");
+    } else if (metricsListen.port !== 0 && metricsListen.port === port && metricsListen.host === host) {
+      problems.push("CARDVAULT_METRICS_LISTEN must not be the API's own address");
+    }
+  }
+
+  const tracesExporter = env.OTEL_TRACES_EXPORTER ?? "otlp";
+  if (tracesExporter !== "otlp" && tracesExporter !== "none") {
+    problems.push("OTEL_TRACES_EXPORTER must be otlp or none (the exporters cardvault ships)");
+  }
+  const tracing =
+    Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) &&
+    tracesExporter === "otlp" &&
+    env.OTEL_SDK_DISABLED !== "true";
+
   const masterKey = env.CARDVAULT_MASTER_KEY || undefined;
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
     problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or canonical (padded) base64");
@@ -306,6 +336,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     keyProvider: keyProvider as Config["keyProvider"],
     ...(pkcs11 ? { pkcs11 } : {}),
     oauth: { accessTokenTtlSeconds, failures: tokenFailures },
+    metricsListen,
+    tracing,
     auth: {
       hs256Secret,
       jwksFile,
@@ -405,6 +437,15 @@ export function parsePublicUrl(value: string): string | null {
     return null;
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** host:port (a bracketed IPv6 host allowed), port 0–65535; null otherwise. */
+export function parseListen(value: string): { host: string; port: number } | null {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(value.trim());
+  if (!match) return null;
+  const port = Number(match[3]);
+  if (port > 65535) return null;
+  return { host: match[1] ?? match[2]!, port };
 }
 
 /** The development default: the configured listen address (an unspecified address is reached as localhost). */

@@ -1,5 +1,7 @@
 // The composition root: from a validated Config, open the store and the keys and wire every service with
-// exactly the dependencies it uses. serve, the CLI commands and the tests all build their world here.
+// exactly the dependencies it uses. serve, the CLI commands and the tests all build their world here. Metrics
+// and traces, when configured, are applied here too, by wrapping the store, the key provider and the services
+// from the outside (telemetry/instrument.ts): the business code does not know about them.
 import { randomUUID } from "node:crypto";
 import { statSync } from "node:fs";
 import { hostname } from "node:os";
@@ -32,10 +34,12 @@ import { devSecret } from "./lib/dev-secrets.js";
 import { type AccessTokenSettings, createAccessTokenService } from "./services/access-tokens.js";
 import { createApiClientService } from "./services/api-clients.js";
 import {
+  type AuditObserver,
   createAuditBatchRecorder,
   createAuditRecorder,
   createAuditService,
   createRefusalRecorder,
+  observedRecorders,
 } from "./services/audit.js";
 import { createCardAliasService } from "./services/card-aliases.js";
 import { createCardClock } from "./services/card-clock.js";
@@ -69,9 +73,14 @@ import { createSecureDataRepo } from "./store/secure-data-repo.js";
 import { createTenantRepo } from "./store/tenant-repo.js";
 import { createTestClockRepo } from "./store/test-clock-repo.js";
 import { createWebhookRepo } from "./store/webhook-repo.js";
+import { instrumentKeys, instrumentStore, type Telemetry, traceServices } from "./telemetry/instrument.js";
+import { createMetrics, type Metrics } from "./telemetry/metrics.js";
+import { startTracing } from "./telemetry/tracing.js";
 
 export interface RuntimeOptions {
   clock?: Clock;
+  /** Metrics and tracer to use instead of those the configuration asks for (tests: an in-memory exporter). */
+  telemetry?: Telemetry;
   /** Where development-key warnings go (the logger in serve, stderr in the CLI). */
   warn?: (message: string) => void;
 }
@@ -167,15 +176,18 @@ function keystoreReloader(file: string, masterKey: Buffer): () => ClearKey[] | u
 }
 
 /** The configured database, as it is (see openStore for one whose schema was checked). */
-export function connectStore(config: Config): Store {
+export function connectStore(config: Config, metrics?: Metrics): Store {
   return config.databaseUrl
-    ? openPostgresStore(config.databaseUrl, config.postgres)
-    : openSqliteStore(config.databaseFile);
+    ? openPostgresStore(config.databaseUrl, config.postgres, metrics?.commit)
+    : openSqliteStore(config.databaseFile, metrics?.commit);
 }
 
 /** The embedded store migrates itself; PostgreSQL, shared by many processes, is migrated by `cardvault migrate`. */
-export async function openStore(config: Config, options: { migrate?: boolean } = {}): Promise<Store> {
-  const store = connectStore(config);
+export async function openStore(
+  config: Config,
+  options: { migrate?: boolean; metrics?: Metrics } = {},
+): Promise<Store> {
+  const store = connectStore(config, options.metrics);
   try {
     await ensureSchema(store.db, { migrate: options.migrate ?? store.kind === "sqlite" });
   } catch (error) {
@@ -248,10 +260,17 @@ export function createServices(deps: {
   wrongTryBudget: WrongTryBudget;
   webhookEndpointsPerTenant: number;
   accessTokens: AccessTokenSettings;
+  /** Told of every audit record written (the metrics). */
+  audited?: AuditObserver;
 }) {
   const { store, repos, keys, clock } = deps;
-  const record = createAuditRecorder({ audit: repos.audit, clock });
-  const recordMany = createAuditBatchRecorder({ audit: repos.audit, clock });
+  const recorders = {
+    record: createAuditRecorder({ audit: repos.audit, clock }),
+    recordMany: createAuditBatchRecorder({ audit: repos.audit, clock }),
+  };
+  const { record, recordMany } = deps.audited
+    ? observedRecorders(recorders.record, recorders.recordMany, deps.audited)
+    : recorders;
   const { publish, publishMany } = createPublishers(repos, clock);
   const rateLimits = createRateLimitService({
     store,
@@ -384,6 +403,8 @@ export type Services = ReturnType<typeof createServices>;
 export interface Runtime {
   config: Config;
   clock: Clock;
+  /** The metrics and tracer the layers record to (both undefined when off). */
+  telemetry: Telemetry;
   store: Store;
   keys: KeyProvider;
   repos: Repos;
@@ -446,34 +467,89 @@ export function createJobs(
   ];
 }
 
+/** The metrics and tracer the configuration asks for: metrics with a metrics listener, traces with an exporter. */
+export function createTelemetry(config: Config): Telemetry & { shutdown(): Promise<void> } {
+  const tracing = config.tracing ? startTracing() : undefined;
+  return {
+    metrics: config.metricsListen ? createMetrics() : undefined,
+    tracer: tracing?.tracer,
+    // An unreachable collector loses the last spans; it never fails a close.
+    shutdown: async () => tracing?.shutdown().catch(() => {}),
+  };
+}
+
+/**
+ * With metrics or traces on, the store, the key provider and the services instrumented from the outside
+ * (telemetry/instrument.ts); what the audit trail and the webhook attempts record is counted once committed;
+ * the scrape asks the store for the backlogs. With both off, the plain objects.
+ */
+function instrument(telemetry: Telemetry, store: Store, keys: KeyProvider, repos: Repos, clock: Clock) {
+  const { metrics } = telemetry;
+  if (!metrics && !telemetry.tracer) return { store, keys, repos, audited: undefined };
+  const observed = instrumentStore(store, telemetry);
+  if (!metrics) return { store: observed, keys: instrumentKeys(keys, telemetry), repos, audited: undefined };
+  metrics.setBacklogSources({
+    async rotationLagSeconds() {
+      const now = clock.now();
+      const due = await repos.cards.oldestDueRotation(now.toISOString());
+      return due ? Math.max(0, (now.getTime() - Date.parse(due)) / 1000) : 0;
+    },
+    webhookQueueDepth: () => repos.webhooks.countPending(),
+  });
+  const finishAttempt = repos.webhooks.finishAttempt;
+  const webhooks: Repos["webhooks"] = {
+    ...repos.webhooks,
+    async finishAttempt(id, token, outcome, tx = store.db) {
+      const recorded = await finishAttempt(id, token, outcome, tx);
+      if (recorded) observed.afterCommit(tx, () => metrics.webhookAttempt(outcome.status));
+      return recorded;
+    },
+  };
+  const audited: AuditObserver = (tx, actor, entry) =>
+    observed.afterCommit(tx, () => metrics.audited(actor.tenantId, entry));
+  return { store: observed, keys: instrumentKeys(keys, telemetry), repos: { ...repos, webhooks }, audited };
+}
+
 export async function openRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const clock = options.clock ?? systemClock;
   const warn = options.warn ?? ((message: string) => process.emitWarning(message));
-  const keys = openKeys(config, clock, warn);
+  const created = options.telemetry ? undefined : createTelemetry(config);
+  const telemetry: Telemetry = options.telemetry ?? created!;
+  const plainKeys = openKeys(config, clock, warn);
   const jwtSecret = resolveJwtSecret(config, warn);
-  const store = await openStore(config);
-  const repos = createRepos(store);
+  const plainStore = await openStore(config, { metrics: telemetry.metrics });
+  const { store, keys, repos, audited } = instrument(
+    telemetry,
+    plainStore,
+    plainKeys,
+    createRepos(plainStore),
+    clock,
+  );
+  const services = createServices({
+    store,
+    repos,
+    keys,
+    clock,
+    rateLimits: config.rateLimits,
+    reveal: revealSettings(config),
+    wrongTryBudget: config.wrongTryBudget,
+    webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
+    accessTokens: accessTokenSettings(config),
+    audited,
+  });
   return {
     config,
     clock,
+    telemetry,
     store,
     keys,
     repos,
-    services: createServices({
-      store,
-      repos,
-      keys,
-      clock,
-      rateLimits: config.rateLimits,
-      reveal: revealSettings(config),
-      wrongTryBudget: config.wrongTryBudget,
-      webhookEndpointsPerTenant: config.webhooks.endpointsPerTenant,
-      accessTokens: accessTokenSettings(config),
-    }),
+    services: telemetry.tracer ? traceServices(services, telemetry.tracer) : services,
     jwtSecret,
     async close() {
-      await store.close();
-      await keys.close();
+      await plainStore.close();
+      await plainKeys.close();
+      await created?.shutdown();
     },
   };
 }

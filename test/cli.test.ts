@@ -146,7 +146,7 @@ describe("cardvault CLI", () => {
     expect(result.stderr).toMatch(/CARDVAULT_MASTER_KEY is required/);
   });
 
-  it("serves the API with a token minted by `cardvault token`, and stops cleanly on SIGTERM", async () => {
+  it("serves the API with a token minted by `cardvault token`, metrics on their own listener, and stops cleanly on SIGTERM", async () => {
     const token = cli([
       "token",
       "--tenant",
@@ -160,12 +160,13 @@ describe("cardvault CLI", () => {
     expect(token.stdout.split(".")).toHaveLength(3);
 
     const port = await freePort();
+    const metricsPort = await freePort();
     const server = spawn(
       process.execPath,
       ["--import", "tsx", "src/cli/main.ts", "serve", "--port", String(port), "--data-dir", dataDir],
       {
         cwd: root,
-        env: baseEnv,
+        env: { ...baseEnv, CARDVAULT_METRICS_LISTEN: `127.0.0.1:${metricsPort}` },
       },
     );
     let output = "";
@@ -198,6 +199,12 @@ describe("cardvault CLI", () => {
       expect((await cvv.json()) as object).toEqual({ cvv: expect.stringMatching(/^[0-9]{3}$/) });
       const forbidden = await fetch(`${base}/v1/cards/${card.publicToken}/pin`, { headers });
       expect(forbidden.status).toBe(403);
+      expect((await fetch(`${base}/metrics`)).status).toBe(404);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(metrics).toContain(
+        'cardvault_http_request_duration_seconds_count{route="/v1/cards",method="POST",status_code="201"} 1',
+      );
+      expect(metrics).not.toContain(card.publicToken);
     } finally {
       server.kill("SIGTERM");
       const code = await new Promise((resolve) => server.on("exit", resolve));
@@ -205,6 +212,7 @@ describe("cardvault CLI", () => {
     }
     expect(output).toMatch(/DEVELOPMENT KEY/);
     expect(output).toMatch(/shutting down/);
+    expect(output).toContain(`metrics on http://127.0.0.1:${metricsPort}/metrics`);
   });
 
   it("audits refused requests of a running serve, written when it stops; `audit list` reads them (Hardening II)", async () => {

@@ -1,7 +1,8 @@
-// No PAN, CVV, PIN, PIN block, key or token in any log line, error body, audit record, event or webhook
-// payload: run every flow (create, CVV/PIN reads and verifies, secure data, CVV and key rotation, refused and
-// rate-limited attempts, webhooks delivered to a local receiver) with trace logging captured, then search
-// everything for every secret used. Every response also carries the security headers.
+// No PAN, CVV, PIN, PIN block, key or token in any log line, error body, audit record, event, webhook
+// payload or metric: run every flow (create, CVV/PIN reads and verifies, secure data, CVV and key rotation,
+// refused and rate-limited attempts, webhooks delivered to a local receiver) with trace logging captured and
+// metrics on, then search everything (GET /metrics over its listener too) for every secret used. Every
+// response also carries the security headers.
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,6 +16,7 @@ import { loadKeystore, rotateKeys } from "../src/keys/keystore-file.js";
 import { systemClock } from "../src/lib/clock.js";
 import { createLogger } from "../src/lib/logger.js";
 import { webhookSenderDeps } from "../src/runtime.js";
+import { startMetricsServer } from "../src/telemetry/metrics-server.js";
 import { expectedCvv, keyMaterial, panOf } from "./helpers/card-secrets.js";
 import { createHarness, type Harness, TEST_JWT_SECRET, TEST_MASTER_KEY } from "./helpers/harness.js";
 
@@ -39,7 +41,7 @@ beforeAll(async () => {
   h = await createHarness({
     logger: createLogger("trace", sink),
     allowPrivateWebhooks: ["acme"],
-    env: { CARDVAULT_RATE_LIMIT_PER_CARD: "40" },
+    env: { CARDVAULT_RATE_LIMIT_PER_CARD: "40", CARDVAULT_METRICS_LISTEN: "127.0.0.1:0" },
   });
   receiver = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -67,7 +69,7 @@ function addKeys(secrets: Set<string>) {
 }
 
 describe("secrets never leak", () => {
-  it("appear in no log line, error body, audit record, event or webhook payload across every flow", async () => {
+  it("appear in no log line, error body, audit record, event, webhook payload or metric across every flow", async () => {
     const bodies: string[] = [];
     const headers: { url: string; headers: Record<string, unknown> }[] = [];
     const secrets = new Set<string>();
@@ -216,7 +218,19 @@ describe("secrets never leak", () => {
     expect(delivered.length / 2).toBeGreaterThanOrEqual(events.length);
     expect(logLines.length).toBeGreaterThan(50);
 
+    // The metrics as Prometheus scrapes them; the sample values are numbers cardvault counts (a count may equal
+    // a 3-digit CVV by chance), so each sample is searched without its value: names, labels, help texts.
+    const metricsServer = await startMetricsServer(h.runtime.telemetry.metrics!, h.config.metricsListen!);
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsServer.port}/metrics`)).text();
+    await metricsServer.close();
+    expect(scraped).toContain('cardvault_rate_limited_total{class="verify"');
+    const metricLabels = scraped
+      .split("\n")
+      .map((line) => (line.startsWith("#") ? line : line.slice(0, line.lastIndexOf(" "))))
+      .join("\n");
+
     const haystacks = {
+      metrics: metricLabels,
       logs: logLines.join("\n"),
       responses: bodies.join("\n"),
       audit: JSON.stringify(audit),

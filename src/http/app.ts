@@ -24,6 +24,7 @@ import type { Refusal } from "../services/audit.js";
 import type { Store } from "../store/db.js";
 import type { IdempotencyRepo } from "../store/idempotency-repo.js";
 import { createAllowedMethods } from "./allowed-methods.js";
+import type { Telemetry } from "../telemetry/instrument.js";
 import { type Principal, requireScope, type TokenVerifier } from "./auth.js";
 import { registerDialects } from "./dialects/index.js";
 import { registerHealthRoutes } from "./health.js";
@@ -32,6 +33,7 @@ import { registerOAuthRoutes } from "./oauth.js";
 import { openapiOptions } from "./openapi.js";
 import { problemShape, setErrorShape } from "./problems.js";
 import { type RouteContract, routeContract } from "./route-contract.js";
+import { registerTelemetryHooks } from "./telemetry.js";
 import { registerV1Routes } from "./v1/index.js";
 
 declare module "fastify" {
@@ -60,6 +62,8 @@ export interface AppDeps {
   /** Where clients reach the API (config.publicUrl): the OpenAPI document's server. */
   publicUrl: string;
   logger?: FastifyServerOptions["loggerInstance"] | boolean;
+  /** Request metrics and spans (http/telemetry.ts), when on. */
+  telemetry?: Telemetry;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -191,6 +195,7 @@ export async function buildApp(deps: AppDeps) {
     requestTimeout: 30_000,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  if (deps.telemetry) registerTelemetryHooks(app, deps.telemetry);
   setErrorShape(app, problemShape);
   // A JSON API: plain text is not a body we accept (415).
   app.removeContentTypeParser("text/plain");

@@ -1,11 +1,13 @@
 // Runs the app on a port: builds it from a Runtime, listens, and returns the graceful shutdown for the caller to
 // run on its stop signal. Shutdown stops accepting connections, lets the requests in flight finish for at most
 // config.shutdownGraceMs and then cuts the rest (an orchestrator kills the process at its own deadline anyway),
-// lets the jobs finish their pass and release their leases, closes the store and the key provider's threads,
-// and logs each step with the number of requests it waited for or cut.
+// lets the jobs finish their pass and release their leases, closes the metrics listener (when
+// CARDVAULT_METRICS_LISTEN opened one), the store and the key provider's threads, and logs each step with the
+// number of requests it waited for or cut.
 import type { Logger } from "pino";
 import { startJobs } from "../jobs/runner.js";
 import { createJobs, type Runtime } from "../runtime.js";
+import { startMetricsListener } from "../telemetry/metrics-server.js";
 import { buildApp } from "./app.js";
 import { createTokenVerifier } from "./auth.js";
 
@@ -26,6 +28,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     apiDocs: config.apiDocs,
     publicUrl: config.publicUrl,
     logger,
+    telemetry: runtime.telemetry,
   });
   // Requests in flight, counted on the raw server: a response's "close" comes however it ends (sent, aborted, cut).
   let inFlight = 0;
@@ -33,6 +36,8 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     inFlight++;
     response.once("close", () => inFlight--);
   });
+  // The metrics listener first: an address already in use stops the start before the API takes traffic.
+  const metricsServer = await startMetricsListener(runtime, logger);
   await app.listen({ host: config.host, port: config.port });
   const jobs = config.runJobs
     ? startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs)
@@ -58,6 +63,7 @@ export async function startServer(runtime: Runtime, logger: Logger) {
       logger.info("drained");
     }
     await jobs?.stop();
+    await metricsServer?.close();
     await runtime.close();
     logger.info("stopped: closed the store and the key provider");
   };

@@ -63,6 +63,30 @@ function auditRow(clock: Clock, actor: Actor, entry: AuditEntry, createdAt: stri
   };
 }
 
+/**
+ * Told of every record written (the metrics, which count it once its transaction commits): it sees the action,
+ * outcome and details — the same fixed words the row holds, never a secret.
+ */
+export type AuditObserver = (tx: Db, actor: Actor, entry: AuditEntry) => void;
+
+/** The recorders, each also telling `observe` of what it wrote. */
+export function observedRecorders(
+  record: AuditRecorder,
+  recordMany: AuditBatchRecorder,
+  observe: AuditObserver,
+): { record: AuditRecorder; recordMany: AuditBatchRecorder } {
+  return {
+    record: async (tx, actor, entry) => {
+      await record(tx, actor, entry);
+      observe(tx, actor, entry);
+    },
+    recordMany: async (tx, records) => {
+      await recordMany(tx, records);
+      for (const { actor, entry } of records) observe(tx, actor, entry);
+    },
+  };
+}
+
 export function createAuditRecorder(deps: { audit: Pick<AuditRepo, "insert">; clock: Clock }): AuditRecorder {
   return async (tx, actor, entry) => {
     await deps.audit.insert(auditRow(deps.clock, actor, entry, deps.clock.now().toISOString()), tx);

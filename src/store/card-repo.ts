@@ -407,6 +407,25 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     },
 
     /**
+     * The due time of the oldest automatic rotation the scheduler has not done yet (on the system clock: cards on
+     * a test clock are rotated when their clock moves), or undefined: the metrics' scheduler lag. Reads the
+     * next_rotation_at index from its start.
+     */
+    async oldestDueRotation(now: string, tx: Db = db): Promise<string | undefined> {
+      const row = await tx
+        .selectFrom("cards")
+        .select("next_rotation_at")
+        .where("next_rotation_at", "<=", now)
+        .where("test_clock_id", "is", null)
+        .where("status", "!=", "closed")
+        .where("type", "=", "virtual")
+        .orderBy("next_rotation_at")
+        .limit(1)
+        .executeTakeFirst();
+      return row?.next_rotation_at ?? undefined;
+    },
+
+    /**
      * Open virtual cards whose automatic rotation is due, oldest due first, each with the time it lives in
      * (`clock_time`: its test clock's time, or null for the system clock). With `testClockId` only that
      * clock's cards. On PostgreSQL the rows are locked and rows other workers hold are skipped, so any number

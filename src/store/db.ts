@@ -4,12 +4,12 @@
 // (FOR UPDATE SKIP LOCKED) in one place. On SQLite the transactions of one event-loop turn share a commit
 // (sqlite-driver.ts); a transaction is still answered only once it is committed.
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, sql } from "kysely";
+import { Kysely, type LogEvent, Migrator, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { createPrivateFile, tightenFile } from "../lib/private-files.js";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
 import type { Database } from "./schema.js";
-import { groupCommitDialect } from "./sqlite-driver.js";
+import { type CommitObserver, groupCommitDialect } from "./sqlite-driver.js";
 
 export type Db = Kysely<Database>;
 
@@ -24,7 +24,8 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export function openSqliteStore(file: string): Store {
+/** `onCommit` is told of every COMMIT (its duration, and how many units shared it): the metrics. */
+export function openSqliteStore(file: string, onCommit?: CommitObserver): Store {
   if (file !== ":memory:" && file !== "") {
     // The database holds card data: created 0600 (in a 0700 directory) before SQLite opens it, as SQLite
     // would create it 0644 and gives the -wal and -shm files it creates the database file's mode. Files an
@@ -49,7 +50,7 @@ export function openSqliteStore(file: string): Store {
   sqlite.pragma("temp_store = MEMORY");
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
-  return storeOf("sqlite", new Kysely<Database>({ dialect: groupCommitDialect(sqlite) }));
+  return storeOf("sqlite", new Kysely<Database>({ dialect: groupCommitDialect(sqlite, { onCommit }) }));
 }
 
 export interface PostgresOptions {
@@ -58,7 +59,7 @@ export interface PostgresOptions {
   connectionTimeoutMs: number;
 }
 
-export function openPostgresStore(url: string, options: PostgresOptions): Store {
+export function openPostgresStore(url: string, options: PostgresOptions, onCommit?: CommitObserver): Store {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize,
@@ -70,7 +71,15 @@ export function openPostgresStore(url: string, options: PostgresOptions): Store 
   // reconnects on its own.
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
-  return storeOf("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }));
+  // Kysely's PostgreSQL driver commits with a plain COMMIT query, which its query log times; the log is only
+  // installed when observed (Kysely skips its timing otherwise).
+  const log = onCommit
+    ? (event: LogEvent) => {
+        if (event.level === "query" && event.query.sql === "commit")
+          onCommit(event.queryDurationMillis / 1000, 1);
+      }
+    : undefined;
+  return storeOf("postgres", new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log }));
 }
 
 function storeOf(kind: StoreKind, db: Db): Store {

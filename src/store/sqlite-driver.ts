@@ -37,7 +37,11 @@ import {
 export interface GroupCommitOptions {
   /** Prepared statements kept (by SQL text); the least recently used is dropped first. Default 500. */
   statementCacheSize?: number;
+  /** Told of every COMMIT that succeeded: how long it took and how many units shared it (the metrics). */
+  onCommit?: CommitObserver;
 }
+
+export type CommitObserver = (seconds: number, units: number) => void;
 
 export function groupCommitDialect(
   sqlite: SqliteDatabase.Database,
@@ -45,7 +49,8 @@ export function groupCommitDialect(
 ): Dialect {
   return {
     createAdapter: () => new SqliteAdapter(),
-    createDriver: () => new GroupCommitDriver(sqlite, options.statementCacheSize ?? STATEMENT_CACHE_SIZE),
+    createDriver: () =>
+      new GroupCommitDriver(sqlite, options.statementCacheSize ?? STATEMENT_CACHE_SIZE, options.onCommit),
     createIntrospector: (db) => new SqliteIntrospector(db),
     createQueryCompiler: () => new SqliteQueryCompiler(),
   };
@@ -56,6 +61,8 @@ class Group {
   readonly committed: Promise<void>;
   /** Why the group was lost, once it has been. */
   failure: unknown;
+  /** Units that ran statements in it. */
+  units = 0;
   #settle!: (error?: unknown) => void;
   constructor() {
     this.committed = new Promise<void>((resolve, reject) => {
@@ -139,9 +146,12 @@ class GroupCommitDriver implements Driver {
   /** The open group: BEGIN has run and its COMMIT is scheduled. */
   #group: Group | undefined;
 
-  constructor(sqlite: SqliteDatabase.Database, statementCacheSize: number) {
+  readonly #onCommit: CommitObserver | undefined;
+
+  constructor(sqlite: SqliteDatabase.Database, statementCacheSize: number, onCommit?: CommitObserver) {
     this.#sqlite = sqlite;
     this.#statementCacheSize = statementCacheSize;
+    this.#onCommit = onCommit;
   }
 
   async init() {}
@@ -158,7 +168,7 @@ class GroupCommitDriver implements Driver {
     if (!unit.holding) await this.#take(unit);
     this.#assertGroupAlive(unit);
     if (!this.#group) this.#open();
-    unit.group = this.#group;
+    this.#join(unit);
     this.#run(SAVEPOINT);
     unit.inTransaction = true;
   }
@@ -258,12 +268,21 @@ class GroupCommitDriver implements Driver {
     });
   }
 
+  /** The unit runs in the open group (if any), counted once. */
+  #join(unit: Unit) {
+    if (unit.group === this.#group || !this.#group) return;
+    unit.group = this.#group;
+    this.#group.units++;
+  }
+
   #commit(group: Group) {
     this.#group = undefined;
     try {
       // In WAL mode the group already holds the write lock, so COMMIT does not wait for another process; if it
       // fails all the same, the group fails as a whole.
+      const started = this.#onCommit ? performance.now() : 0;
       this.#run(COMMIT);
+      this.#onCommit?.((performance.now() - started) / 1000, group.units);
       group.commit();
     } catch (error) {
       group.fail(error);
@@ -295,7 +314,7 @@ class GroupCommitDriver implements Driver {
         this.#open();
       }
       // A statement run while a group is open sees, and may change, the group's uncommitted state.
-      unit.group ??= this.#group;
+      if (!unit.group) this.#join(unit);
       return Promise.resolve(this.#step(statement, query.parameters));
     } catch (error) {
       return Promise.reject(error);

@@ -143,6 +143,16 @@ export function createWebhookRepo(db: Db) {
   }
 
   return {
+    /** Deliveries waiting for an attempt, due or not (the metrics' queue depth). */
+    async countPending(tx: Db = db): Promise<number> {
+      const row = await tx
+        .selectFrom("webhook_deliveries")
+        .select((eb) => eb.fn.countAll<string | number>().as("n"))
+        .where("status", "=", "pending")
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+
     /**
      * Adds the endpoint if its tenant has fewer than `cap` live endpoints; false (nothing written) otherwise.
      * The count is taken by one guarded UPDATE of the tenant's row, so concurrent creations cannot both pass it.

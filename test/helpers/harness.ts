@@ -9,6 +9,7 @@ import { buildApp } from "../../src/http/app.js";
 import { createTokenVerifier, mintToken, scopes } from "../../src/http/auth.js";
 import { type Clock, systemClock } from "../../src/lib/clock.js";
 import { openRuntime } from "../../src/runtime.js";
+import type { Telemetry } from "../../src/telemetry/instrument.js";
 import { createSoftHsmToken, softhsmAvailable } from "./softhsm.js";
 import { createTestDatabase, prepareStoreAndKeys } from "./test-database.js";
 
@@ -32,6 +33,8 @@ export interface HarnessOptions {
   allowPinBlockFormat1?: readonly string[];
   /** Tenants (acme, globex) whose Get Card Data payloads include the PIN. */
   secureDataPin?: readonly string[];
+  /** Metrics and tracer instead of the configuration's (the trace test's in-memory exporter). */
+  telemetry?: Telemetry;
 }
 
 export async function createHarness(options: HarnessOptions = {}) {
@@ -51,7 +54,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     { dataDir },
   );
   await prepareStoreAndKeys(config, clock);
-  const runtime = await openRuntime(config, { clock, warn: () => {} });
+  const runtime = await openRuntime(config, { clock, warn: () => {}, telemetry: options.telemetry });
   for (const id of ["acme", "globex"]) {
     await runtime.services.tenants.add({
       id,
@@ -79,6 +82,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     apiDocs: config.apiDocs,
     publicUrl: config.publicUrl,
     logger: options.logger ?? false,
+    telemetry: runtime.telemetry,
   });
 
   const token = (tokenScopes: string[] = ALL_SCOPES, tenant = "acme", subject = "test-user") =>
