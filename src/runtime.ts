@@ -107,7 +107,7 @@ export function resolveJwtSecret(config: Config, warn: (message: string) => void
  * simply loads what another one wrote.
  */
 export function openKeys(config: Config, clock: Clock, warn: (message: string) => void): KeyProvider {
-  if (config.keyProvider === "pkcs11") return openTokenKeys(config);
+  if (config.keyProvider === "pkcs11") return openTokenKeys(config, clock);
   const file = keystorePath(config);
   const masterKey = resolveMasterKey(config, warn);
   if (!keystoreExists(file)) {
@@ -134,7 +134,7 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
  * The PKCS#11 provider on the configured token. Its keys are made by `cardvault keys init` (generated inside
  * the token) or a key ceremony, never at start: a token that lacks a key type is refused with that advice.
  */
-function openTokenKeys(config: Config): KeyProvider {
+function openTokenKeys(config: Config, clock: Clock): KeyProvider {
   const token = openToken(config.pkcs11!);
   const have = new Set(
     token
@@ -149,7 +149,7 @@ function openTokenKeys(config: Config): KeyProvider {
       `The token "${config.pkcs11!.label}" has no active ${missing.join(", ")} key: run \`cardvault keys init\` with CARDVAULT_KEY_PROVIDER=pkcs11.`,
     );
   }
-  return createPkcs11KeyProvider(token, { pool: config.secureDataPool });
+  return createPkcs11KeyProvider(token, { pool: config.secureDataPool, clock });
 }
 
 /**
