@@ -8,7 +8,7 @@ import type { Config } from "../config.js";
 import { parseHex } from "../crypto/hex.js";
 import { AppError } from "../domain/errors.js";
 import { generatedKeyTypes, type KeyInfo, type KeyType, keyTypes } from "../keys/key-provider.js";
-import { initKeystore, keystoreExists, loadKeystore, retireKeys, rotateKeys } from "../keys/keystore-file.js";
+import { initKeystore, keystoreExists, retireKeys, rotateKeys } from "../keys/keystore-file.js";
 import { generateKey, initTokenKeys, openToken, retireTokenKeys } from "../keys/pkcs11-token.js";
 import { systemClock } from "../lib/clock.js";
 import { keystorePath, openKeys, openRuntime, openStore, resolveMasterKey } from "../runtime.js";

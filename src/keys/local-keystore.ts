@@ -17,7 +17,7 @@ import {
   randomInt,
   timingSafeEqual,
 } from "node:crypto";
-import { calculateJwkThumbprint, importJWK, type JWK, SignJWT } from "jose";
+import { type JWK, SignJWT } from "jose";
 import { computeCvv, computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
 import { aesCmac, keyCheckValue, tdesCmac } from "../crypto/kcv.js";
