@@ -309,7 +309,13 @@ async function tokenKeysCommand(
       }
       case "list": {
         for (const k of token.readKeys()) {
-          const state = k.active ? "active" : k.retired ? "retired" : "previous (still opens data)";
+          const state = k.active
+            ? "active"
+            : k.retired
+              ? "retired"
+              : k.origin === "generated"
+                ? "previous (still opens data)"
+                : "imported (used by id)";
           const notAfter = k.notAfter ? `\tnot-after=${k.notAfter}` : "";
           io.stdout(
             `${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${state}\torigin=${k.origin}\t${k.createdAt}${notAfter}`,
@@ -319,9 +325,11 @@ async function tokenKeysCommand(
       }
       case "rotate": {
         const types = values.type ?? [];
-        const unknown = types.filter((t) => !(keyTypes as readonly string[]).includes(t));
+        const unknown = types.filter((t) => !(generatedKeyTypes as readonly string[]).includes(t));
         if (unknown.length)
-          throw new UsageError(`Unknown key type ${unknown.join(", ")}; one of ${keyTypes.join(", ")}.`);
+          throw new UsageError(
+            `Cannot rotate ${unknown.join(", ")}: one of ${generatedKeyTypes.join(", ")} (zpk and kbpk come in by \`keys import\`).`,
+          );
         const created: string[] = [];
         for (const type of types as KeyType[]) created.push((await generateKey(token, type, systemClock)).id);
         io.stdout(`created ${created.join(", ")}; running servers adopt them within a second`);

@@ -2,11 +2,18 @@
 // vector that names a key goes through the token with that key imported), then what only a token shows: the
 // attributes of every object the service creates read back (sensitive, never extractable; generated keys never
 // were), key metadata that survives a restart, and no key material in what it lists, logs or throws.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { compactVerify, importJWK } from "jose";
 import pkcs11js from "pkcs11js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSoftHsmToken, initTestTokenKeys, softhsmAvailable } from "../../test/helpers/softhsm.js";
 import { testRsaKeyGenerator } from "../../test/helpers/test-rsa-keys.js";
+import { main } from "../cli/commands.js";
+import { adjustDesParity } from "../crypto/des.js";
+import { keyCheckValue } from "../crypto/kcv.js";
 import { fixedClock } from "../lib/clock.js";
 import { describeKeyProviderContract } from "./key-provider.contract.js";
 import { generatedKeyTypes } from "./key-provider.js";
@@ -217,7 +224,7 @@ describe.skipIf(!available)("PKCS#11 token objects", () => {
 });
 
 describe.skipIf(!available)("cardvault keys on a PKCS#11 token", () => {
-  it("keys init generates every key type inside the token; keys list shows ids, check values and origin, never a key", {
+  it("keys init generates every key type inside the token; keys list shows ids, check values and origin, never a key; keys import brings a key in, never active", {
     timeout: 180_000,
   }, async () => {
     const settings = createSoftHsmToken("cli");
@@ -271,6 +278,57 @@ describe.skipIf(!available)("cardvault keys on a PKCS#11 token", () => {
         });
       } finally {
         token.close();
+      }
+      // A key ceremony into the token through the CLI (a published CVK by two components), checked with
+      // `crypto cvv --key-id` inside the token; listed as imported, never active; zpk/kbpk cannot be rotated.
+      const dataDir = mkdtempSync(join(tmpdir(), "cardvault-pkcs11-cli-"));
+      try {
+        const cli = async (...args: string[]) => {
+          out.length = 0;
+          return main([...args, "--data-dir", dataDir], io);
+        };
+        const cvk = Buffer.from("0123456789ABCDEFFEDCBA9876543210", "hex");
+        const first = adjustDesParity(randomBytes(16));
+        const second = adjustDesParity(cvk.map((b, i) => b ^ first[i]!));
+        const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
+        const imported = await cli(
+          "keys",
+          "import",
+          "--operator",
+          "alice",
+          "--type",
+          "cvk",
+          "--component",
+          hexOf(first),
+          "--component",
+          hexOf(second),
+          "--kcv",
+          keyCheckValue(cvk, "tdes", 3),
+        );
+        expect(imported, out.join("\n")).toBe(0);
+        // Visa's CVV test vector (test/vectors/card-crypto.json, cvv[0]).
+        expect(
+          await cli(
+            "crypto",
+            "cvv",
+            "--key-id",
+            "cvk-v2",
+            "--pan",
+            "4123456789012",
+            "--expiry",
+            "8701",
+            "--service-code",
+            "101",
+          ),
+        ).toBe(0);
+        expect(out.join("").trim()).toBe("370");
+        expect(await cli("keys", "list")).toBe(0);
+        expect(out.find((l) => l.startsWith("cvk-v2\t"))).toMatch(
+          /\timported \(used by id\)\torigin=components\t/,
+        );
+        expect(await cli("keys", "rotate", "--type", "zpk")).not.toBe(0);
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
       }
     } finally {
       for (const k of Object.keys(env)) delete process.env[k];
