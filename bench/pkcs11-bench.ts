@@ -65,7 +65,8 @@ export async function runPkcs11Bench(
     id: `${type}-v1`,
     type,
     version: 1,
-    algorithm: "",
+    // The local provider picks a PIN block key's cipher by its algorithm (key-import.ts familyOf).
+    algorithm: ["cvk", "pvk", "pek-tdes"].includes(type) ? "tdes-2key" : "aes-256",
     kcv: "",
     createdAt,
     notAfter: createdAt,
