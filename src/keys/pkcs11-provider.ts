@@ -68,6 +68,7 @@ import {
   nextKeyId,
   rsaPublicKey,
   type Token,
+  TokenError,
   type TokenKeyInfo,
 } from "./pkcs11-token.js";
 
@@ -503,15 +504,29 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
   async function importKey(request: KeyImport): Promise<KeyInfo> {
     const kcv = expectedKcv(request.kcv);
     const { algorithm, material } = importedKey(request);
-    refresh(true);
-    const added = importSecretKey(
-      token,
-      { id: nextKeyId(token, request.type), type: request.type, material, origin: request.origin, algorithm },
-      clock,
-      (actual) => assertKcv(actual, kcv),
-    );
-    refresh(true);
-    return infoOf(added);
+    try {
+      refresh(true);
+      const added = importSecretKey(
+        token,
+        {
+          id: nextKeyId(token, request.type),
+          type: request.type,
+          material,
+          origin: request.origin,
+          algorithm,
+        },
+        clock,
+        (actual) => assertKcv(actual, kcv),
+      );
+      refresh(true);
+      return infoOf(added);
+    } catch (error) {
+      // The token refused (its message names the key id and the CKR_ code only): nothing was stored.
+      if (error instanceof TokenError) throw new AppError("key_unavailable", error.message);
+      throw error;
+    } finally {
+      material.fill(0);
+    }
   }
 
   /** Get Card Data's steps for one device request (DeviceSession in key-provider.ts). */
