@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { defineConfig } from "vitest/config";
 
 // Every suite runs on SQLite; the HTTP/integration suites run again on PostgreSQL when
@@ -12,6 +13,16 @@ if (!postgresUrl && !process.env.VITEST_WORKER_ID) {
 
 const shared = { pool: "forks" as const, testTimeout: 30_000, hookTimeout: 60_000 };
 
+// The HTTP suites of the key-bearing routes run once more with the PKCS#11 provider on SoftHSM2 (a token per
+// test file): a few files, not the whole suite, to keep its time. Skipped, loudly, where SoftHSM2 is absent.
+const softhsm = existsSync(process.env.CARDVAULT_TEST_PKCS11_MODULE ?? "/usr/lib/softhsm/libsofthsm2.so");
+if (!softhsm && !process.env.VITEST_WORKER_ID) {
+  if (process.env.CARDVAULT_REQUIRE_SOFTHSM === "1") {
+    throw new Error("CARDVAULT_REQUIRE_SOFTHSM=1 but SoftHSM2 is not installed (apt-get install softhsm2)");
+  }
+  process.stdout.write("\n[cardvault] PKCS#11 HTTP suites SKIPPED: SoftHSM2 is not installed.\n\n");
+}
+
 export default defineConfig({
   test: {
     projects: [
@@ -23,6 +34,25 @@ export default defineConfig({
           exclude: ["test/postgres/**"],
         },
       },
+      ...(softhsm
+        ? [
+            {
+              test: {
+                ...shared,
+                name: "pkcs11",
+                include: [
+                  "test/cvv.test.ts",
+                  "test/pin.test.ts",
+                  "test/secure-data.test.ts",
+                  "test/rotation.test.ts",
+                  "test/oauth.test.ts",
+                  "test/tenant-keys.test.ts",
+                ],
+                env: { CARDVAULT_TEST_KEY_PROVIDER: "pkcs11" },
+              },
+            },
+          ]
+        : []),
       ...(postgresUrl
         ? [
             {

@@ -11,6 +11,7 @@ import { runCryptoBench } from "./crypto-bench.js";
 import { runFloodBench } from "./flood-bench.js";
 import { runHttpBench } from "./http-bench.js";
 import { runImportBench } from "./import-bench.js";
+import { runPkcs11Bench } from "./pkcs11-bench.js";
 import { root } from "./processes.js";
 import { runRotationBench } from "./rotation-bench.js";
 import { fmt, type ScenarioResult } from "./stats.js";
@@ -60,6 +61,10 @@ let peakRssMb = Number.NaN;
 if (wants("cvv") || wants("pvv") || wants("pin")) {
   log("crypto scenarios…");
   results.push(...runCryptoBench({ rounds: quick ? 3 : 7, ms: quick ? 250 : 1000 }));
+}
+if (wants("pkcs11")) {
+  log("PKCS#11 scenarios (SoftHSM2 beside the local provider)…");
+  results.push(...(await runPkcs11Bench({ rounds: quick ? 3 : 7, ms: quick ? 250 : 1000 }, log)));
 }
 if (wants("http")) {
   log("HTTP scenarios (serve + Fastify baseline, autocannon over loopback)…");

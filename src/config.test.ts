@@ -1,4 +1,6 @@
-import { availableParallelism } from "node:os";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseMasterKey } from "./config.js";
 
@@ -24,6 +26,57 @@ describe("configuration", () => {
       expect((error as Error).message).toMatch(/CARDVAULT_MASTER_KEY is required/);
       expect((error as Error).message).toMatch(/CARDVAULT_JWT_SECRET/);
     }
+  });
+
+  it("selects the key provider: local by default; pkcs11 needs its module, token and one PIN source", () => {
+    expect(loadConfig({}).keyProvider).toBe("local");
+    expect(() => loadConfig({ CARDVAULT_KEY_PROVIDER: "hsm" })).toThrow(/must be local or pkcs11/);
+    const dir = mkdtempSync(join(tmpdir(), "cardvault-config-"));
+    const module = join(dir, "module.so");
+    const pinFile = join(dir, "pin");
+    writeFileSync(module, "");
+    writeFileSync(pinFile, "246810\n");
+    const base = {
+      CARDVAULT_KEY_PROVIDER: "pkcs11",
+      CARDVAULT_PKCS11_MODULE: module,
+      CARDVAULT_PKCS11_TOKEN: "cv",
+    };
+    expect(loadConfig({ ...base, CARDVAULT_PKCS11_PIN_FILE: pinFile }).pkcs11).toEqual({
+      module,
+      label: "cv",
+      pin: "246810",
+    });
+    expect(loadConfig({ ...base, CARDVAULT_PKCS11_PIN: "1234" }).pkcs11?.pin).toBe("1234");
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return "";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    const missing = problems({ CARDVAULT_KEY_PROVIDER: "pkcs11" });
+    expect(missing).toMatch(/CARDVAULT_PKCS11_MODULE/);
+    expect(missing).toMatch(/CARDVAULT_PKCS11_TOKEN/);
+    expect(missing).toMatch(/CARDVAULT_PKCS11_PIN or CARDVAULT_PKCS11_PIN_FILE/);
+    expect(problems({ ...base, CARDVAULT_PKCS11_PIN: "1234", CARDVAULT_PKCS11_PIN_FILE: pinFile })).toMatch(
+      /not both/,
+    );
+    expect(
+      problems({ ...base, CARDVAULT_PKCS11_MODULE: join(dir, "absent.so"), CARDVAULT_PKCS11_PIN: "1" }),
+    ).toMatch(/no file at/);
+    // The PIN is never echoed, and production needs no master key when the keys are in a token.
+    expect(
+      problems({ ...base, CARDVAULT_PKCS11_PIN: "1234", CARDVAULT_PKCS11_PIN_FILE: pinFile }),
+    ).not.toContain("246810");
+    expect(
+      problems({
+        ...base,
+        CARDVAULT_PKCS11_PIN: "1234",
+        NODE_ENV: "production",
+        CARDVAULT_JWT_SECRET: "x".repeat(8),
+      }),
+    ).not.toMatch(/CARDVAULT_MASTER_KEY/);
   });
 
   it("rejects short secrets, malformed master keys, bad ports and disallowed algorithms", () => {

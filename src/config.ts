@@ -1,6 +1,7 @@
 // Every setting, read once at start from the environment and command-line flags and validated together.
 // Secrets have no defaults: in production a missing master key or JWT configuration stops start-up; in
 // development they are created under the data directory by dev-secrets.ts, with a loud warning.
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { RateLimits, TokenFailureLimits } from "./domain/rate-limit.js";
 import type { WrongTryBudget } from "./domain/tries.js";
@@ -76,6 +77,13 @@ export interface Config {
   secureDataPool: DeviceCryptoPoolSettings;
   /** Endpoints per tenant, delivery timeouts, fair shares and the circuit breaker (CARDVAULT_WEBHOOK_*). */
   webhooks: WebhookLimits;
+  /**
+   * Where the keys live (CARDVAULT_KEY_PROVIDER): `local`, the keystore file sealed by the master key (the
+   * default), or `pkcs11`, a token of a PKCS#11 module (an HSM; SoftHSM2 in tests), named by
+   * CARDVAULT_PKCS11_MODULE, CARDVAULT_PKCS11_TOKEN and the PIN (CARDVAULT_PKCS11_PIN or …_PIN_FILE).
+   */
+  keyProvider: "local" | "pkcs11";
+  pkcs11?: { module: string; label: string; pin: string };
   /**
    * Where `serve` and `worker` answer GET /metrics (CARDVAULT_METRICS_LISTEN, host:port): a listener of its own,
    * never the API's, so the API's clients cannot read it and the operator firewalls it apart. Unset: metrics
@@ -228,6 +236,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 
   const webhooks = webhookLimits(env, problems);
 
+  const keyProvider = env.CARDVAULT_KEY_PROVIDER ?? "local";
+  if (keyProvider !== "local" && keyProvider !== "pkcs11") {
+    problems.push("CARDVAULT_KEY_PROVIDER must be local or pkcs11");
+  }
+  const pkcs11 = keyProvider === "pkcs11" ? pkcs11Settings(env, problems) : undefined;
+
   let metricsListen: Config["metricsListen"];
   if (env.CARDVAULT_METRICS_LISTEN) {
     metricsListen = parseListen(env.CARDVAULT_METRICS_LISTEN) ?? undefined;
@@ -251,7 +265,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (masterKey !== undefined && parseMasterKey(masterKey) === null) {
     problems.push("CARDVAULT_MASTER_KEY must be 32 bytes as 64 hex digits or canonical (padded) base64");
   }
-  if (production && masterKey === undefined) {
+  // The master key seals the local keystore only: a token keeps its keys itself.
+  if (production && masterKey === undefined && keyProvider === "local") {
     problems.push("CARDVAULT_MASTER_KEY is required when NODE_ENV=production (development keys are refused)");
   }
 
@@ -318,6 +333,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     wrongTryBudget,
     secureDataPool,
     webhooks,
+    keyProvider: keyProvider as Config["keyProvider"],
+    ...(pkcs11 ? { pkcs11 } : {}),
     oauth: { accessTokenTtlSeconds, failures: tokenFailures },
     metricsListen,
     tracing,
@@ -331,6 +348,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       tenantClaim: env.CARDVAULT_TENANT_CLAIM || "tenant",
     },
   };
+}
+
+/** The token of CARDVAULT_KEY_PROVIDER=pkcs11: its module (a file), its label, and the user PIN (given once). */
+function pkcs11Settings(env: NodeJS.ProcessEnv, problems: string[]): Config["pkcs11"] {
+  const module = env.CARDVAULT_PKCS11_MODULE || undefined;
+  const label = env.CARDVAULT_PKCS11_TOKEN || undefined;
+  const pinValue = env.CARDVAULT_PKCS11_PIN || undefined;
+  const pinFile = env.CARDVAULT_PKCS11_PIN_FILE || undefined;
+  if (!module)
+    problems.push("CARDVAULT_KEY_PROVIDER=pkcs11 needs CARDVAULT_PKCS11_MODULE (the module's .so path)");
+  else if (!existsSync(module)) problems.push(`CARDVAULT_PKCS11_MODULE: no file at ${module}`);
+  if (!label) problems.push("CARDVAULT_KEY_PROVIDER=pkcs11 needs CARDVAULT_PKCS11_TOKEN (the token's label)");
+  if (pinValue && pinFile) problems.push("set CARDVAULT_PKCS11_PIN or CARDVAULT_PKCS11_PIN_FILE, not both");
+  let pin = pinValue;
+  if (pinFile) {
+    try {
+      pin = readFileSync(pinFile, "utf8").trim();
+    } catch {
+      problems.push(`CARDVAULT_PKCS11_PIN_FILE: cannot read ${pinFile}`);
+    }
+  }
+  if (!pinValue && !pinFile) {
+    problems.push("CARDVAULT_KEY_PROVIDER=pkcs11 needs CARDVAULT_PKCS11_PIN or CARDVAULT_PKCS11_PIN_FILE");
+  } else if (pin === "") problems.push("the PKCS#11 PIN is empty");
+  return module && label && pin ? { module, label, pin } : undefined;
 }
 
 /** The CARDVAULT_WEBHOOK_* settings, each a whole number ≥ 1; a tenant's share fits in a process's slots. */

@@ -27,6 +27,8 @@ import {
   loadKeystore,
 } from "./keys/keystore-file.js";
 import { createLocalKeyProvider } from "./keys/local-keystore.js";
+import { createPkcs11KeyProvider } from "./keys/pkcs11-provider.js";
+import { openToken, TokenError } from "./keys/pkcs11-token.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { devSecret } from "./lib/dev-secrets.js";
 import { type AccessTokenSettings, createAccessTokenService } from "./services/access-tokens.js";
@@ -105,6 +107,7 @@ export function resolveJwtSecret(config: Config, warn: (message: string) => void
  * simply loads what another one wrote.
  */
 export function openKeys(config: Config, clock: Clock, warn: (message: string) => void): KeyProvider {
+  if (config.keyProvider === "pkcs11") return openTokenKeys(config, clock);
   const file = keystorePath(config);
   const masterKey = resolveMasterKey(config, warn);
   if (!keystoreExists(file)) {
@@ -125,6 +128,28 @@ export function openKeys(config: Config, clock: Clock, warn: (message: string) =
     pool: config.secureDataPool,
     importer: (entry) => addImportedKey(file, masterKey, entry, clock),
   });
+}
+
+/**
+ * The PKCS#11 provider on the configured token. Its keys are made by `cardvault keys init` (generated inside
+ * the token) or a key ceremony, never at start: a token that lacks a key type is refused with that advice.
+ */
+function openTokenKeys(config: Config, clock: Clock): KeyProvider {
+  const token = openToken(config.pkcs11!);
+  const have = new Set(
+    token
+      .readKeys()
+      .filter((k) => k.active)
+      .map((k) => k.type),
+  );
+  const missing = generatedKeyTypes.filter((type) => !have.has(type));
+  if (missing.length > 0) {
+    token.close();
+    throw new TokenError(
+      `The token "${config.pkcs11!.label}" has no active ${missing.join(", ")} key: run \`cardvault keys init\` with CARDVAULT_KEY_PROVIDER=pkcs11.`,
+    );
+  }
+  return createPkcs11KeyProvider(token, { pool: config.secureDataPool, clock });
 }
 
 /**

@@ -81,10 +81,12 @@ export const cardvault: Group = {
       run: async ({ values }, io) => (await import("./migrate.js")).migrateCommand(values, io),
     }),
     keys: {
-      summary: "manage the keystore (prints key ids and check values, never keys)",
+      summary:
+        "manage the keys: the local keystore, or the PKCS#11 token when CARDVAULT_KEY_PROVIDER=pkcs11 (prints key ids and check values, never keys)",
       commands: {
         init: command({
-          summary: "create the keystore, or add the key types it lacks",
+          summary:
+            "create the keystore (or, on a PKCS#11 token, generate the keys inside it), adding the key types it lacks",
           options: dataDirOption,
           example: "cardvault keys init --data-dir /var/lib/cardvault",
           run: async ({ values }, io) => (await import("./keys.js")).keysCommand("init", values, io),
@@ -562,9 +564,10 @@ export function main(argv: string[], io: CliIo): Promise<number> {
  */
 async function isOperatorError(error: unknown): Promise<boolean> {
   if (error instanceof ConfigError || error instanceof CryptoInputError) return true;
-  const [{ KeystoreError }, { SchemaError }] = await Promise.all([
+  const [{ KeystoreError }, { SchemaError }, { TokenError }] = await Promise.all([
     import("../keys/keystore-file.js"),
     import("../store/db.js"),
+    import("../keys/pkcs11-token.js"),
   ]);
-  return error instanceof KeystoreError || error instanceof SchemaError;
+  return error instanceof KeystoreError || error instanceof SchemaError || error instanceof TokenError;
 }

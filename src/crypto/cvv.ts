@@ -3,6 +3,7 @@
 // Invariant: a CVV is always derived on demand from PAN, expiry and service code (never stored); inputs are
 // validated before any cipher call, and the hot path reuses one OpenSSL cipher per key half.
 
+import type { BlockCipher } from "./block-cipher.js";
 import { createDesCipher, createTdesCipher } from "./des.js";
 import { CryptoInputError } from "./errors.js";
 import { assertKeyLength } from "./hex.js";
@@ -124,11 +125,23 @@ function fillCvvBlock(
   if (pos < 0) throw new CryptoInputError("service code must be 3 decimal digits");
 }
 
-function createCore(cvk: Buffer, accountHex: boolean) {
+/**
+ * A CVK as the two ECB block ciphers the Visa method runs: step 1 is single DES under key A (`a`); steps 2–4
+ * (E_A, D_B, E_A) are exactly one 3DES-EDE under A||B (`ab`). In node:crypto they are built from the key bytes
+ * (cvkCiphers); a PKCS#11 token runs them with C_Encrypt on its own key objects, the key never leaving it.
+ */
+export interface CvkCiphers {
+  a: Pick<BlockCipher, "encrypt">;
+  ab: Pick<BlockCipher, "encrypt">;
+}
+
+/** The CVK's two ciphers over node:crypto, each with its key schedule built once. */
+export function cvkCiphers(cvk: Buffer): CvkCiphers {
   assertKeyLength(cvk, { allowed: [16], name: "CVK" });
-  // Step 1 is single DES under key A; steps 2–4 (E_A, D_B, E_A) are exactly one 3DES-EDE under A||B.
-  const keyA = createDesCipher(cvk.subarray(0, 8));
-  const keyAB = createTdesCipher(cvk);
+  return { a: createDesCipher(cvk.subarray(0, 8)), ab: createTdesCipher(cvk) };
+}
+
+function createCore({ a: keyA, ab: keyAB }: CvkCiphers, accountHex: boolean) {
   const block = Buffer.alloc(16);
   const left = block.subarray(0, 8);
   return (account: string, expiry: string, serviceCode: string): string => {
@@ -146,7 +159,7 @@ function createCore(cvk: Buffer, accountHex: boolean) {
 export function createVisaCvvCore(
   cvk: Buffer,
 ): (account: string, expiry: string, serviceCode: string) => string {
-  return createCore(cvk, true);
+  return createCore(cvkCiphers(cvk), true);
 }
 
 /**
@@ -154,7 +167,12 @@ export function createVisaCvvCore(
  * call (the authorisation hot path). Throws CryptoInputError on malformed input.
  */
 export function createCvvGenerator(cvk: Buffer): (input: CvvInput) => string {
-  const core = createCore(cvk, false);
+  return createCvvGeneratorOver(cvkCiphers(cvk));
+}
+
+/** A CVV function over a CVK's ciphers (cvkCiphers, or a token's C_Encrypt); same checks and result. */
+export function createCvvGeneratorOver(ciphers: CvkCiphers): (input: CvvInput) => string {
+  const core = createCore(ciphers, false);
   return (input) => {
     validateCvvInput(input);
     return core(input.pan, input.expiry, input.serviceCode);
@@ -204,11 +222,19 @@ function xorInto(target: Buffer, source: Buffer, length: number): void {
  */
 export function computeCvvBatch(cvk: Buffer, inputs: readonly CvvInput[]): string[] {
   assertKeyLength(cvk, { allowed: [16], name: "CVK" });
+  if (inputs.length === 0) return [];
+  for (const input of inputs) validateCvvInput(input);
+  return computeCvvBatchOver(cvkCiphers(cvk), inputs);
+}
+
+/** computeCvvBatch over a CVK's ciphers: each cipher step is one call over a whole chunk of blocks. */
+export function computeCvvBatchOver(
+  { a: keyA, ab: keyAB }: CvkCiphers,
+  inputs: readonly CvvInput[],
+): string[] {
   const results: string[] = new Array(inputs.length);
   if (inputs.length === 0) return results;
   for (const input of inputs) validateCvvInput(input);
-  const keyA = createDesCipher(cvk.subarray(0, 8));
-  const keyAB = createTdesCipher(cvk);
   const chunk = Math.min(BATCH_CHUNK, inputs.length);
   const lefts = Buffer.alloc(chunk * 8);
   const rights = Buffer.alloc(chunk * 8);

@@ -4,7 +4,7 @@
 // CryptoInputError on any deviation, so a malformed block never decodes to a (wrong) PIN.
 
 import { randomBytes } from "node:crypto";
-import { createAesCipher } from "./block-cipher.js";
+import { type BlockCipher, createAesCipher } from "./block-cipher.js";
 import { createTdesCipher } from "./des.js";
 import { CryptoInputError } from "./errors.js";
 import { assertDigits, assertKeyLength, parseHex, xorBytes } from "./hex.js";
@@ -229,8 +229,19 @@ function assertFormatFor(format: number, algorithm: PinKeyAlgorithm): asserts fo
  * Throws CryptoInputError for a key of the wrong length (3DES 16/24 bytes, AES 16/24/32).
  */
 export function createPinBlockCipher(key: Buffer, algorithm: PinKeyAlgorithm): PinBlockCipher {
+  if (algorithm === "aes") return pinBlockCipherOver(createAesCipher(key, "AES PIN key"), algorithm);
+  if (algorithm !== "tdes") throw new CryptoInputError('PIN key algorithm must be "tdes" or "aes"');
+  assertKeyLength(key, { allowed: [16, 24], name: "PIN encryption key" });
+  return pinBlockCipherOver(createTdesCipher(key), algorithm);
+}
+
+/**
+ * The PIN block formats over a key's ECB cipher (AES for format 4, 3DES for 0–3): node:crypto's, or a PKCS#11
+ * token's C_Encrypt / C_Decrypt on its own key object. Same results and checks as createPinBlockCipher.
+ */
+export function pinBlockCipherOver(cipher: BlockCipher, algorithm: PinKeyAlgorithm): PinBlockCipher {
   if (algorithm === "aes") {
-    const aes = createAesCipher(key, "AES PIN key");
+    const aes = cipher;
     return {
       algorithm,
       encipher(input) {
@@ -247,8 +258,7 @@ export function createPinBlockCipher(key: Buffer, algorithm: PinKeyAlgorithm): P
     };
   }
   if (algorithm !== "tdes") throw new CryptoInputError('PIN key algorithm must be "tdes" or "aes"');
-  assertKeyLength(key, { allowed: [16, 24], name: "PIN encryption key" });
-  const tdes = createTdesCipher(key);
+  const tdes = cipher;
   return {
     algorithm,
     encipher(input) {

@@ -2,6 +2,7 @@
 // Invariant: the PIN itself is never stored or returned — only the 4-digit PVV derived from the
 // transformed security parameter (TSP); inputs are validated before the reusable 3DES cipher sees them.
 
+import type { BlockCipher } from "./block-cipher.js";
 import { packNibbles, visaDecimalize } from "./cvv.js";
 import { createTdesCipher } from "./des.js";
 import { CryptoInputError } from "./errors.js";
@@ -46,7 +47,11 @@ export function pvvTsp(input: PvvInput): string {
  */
 export function createPvvGenerator(pvk: Buffer): (input: PvvInput) => string {
   assertKeyLength(pvk, { allowed: [16], name: "PVK" });
-  const cipher = createTdesCipher(pvk);
+  return createPvvGeneratorOver(createTdesCipher(pvk));
+}
+
+/** A PVV function over a PVK's 3DES-ECB encryption (node:crypto, or a token's C_Encrypt on its key object). */
+export function createPvvGeneratorOver(cipher: Pick<BlockCipher, "encrypt">): (input: PvvInput) => string {
   const block = Buffer.alloc(8);
   return (input) => {
     // pvvTsp has validated every digit, so packing cannot fail.

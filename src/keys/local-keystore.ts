@@ -17,7 +17,7 @@ import {
   randomInt,
   timingSafeEqual,
 } from "node:crypto";
-import { calculateJwkThumbprint, importJWK, type JWK, SignJWT } from "jose";
+import { type JWK, SignJWT } from "jose";
 import { computeCvv, computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
 import { aesCmac, keyCheckValue, tdesCmac } from "../crypto/kcv.js";
@@ -32,6 +32,7 @@ import {
   type DeviceCryptoPoolSettings,
   defaultDeviceCryptoPool,
 } from "./device-crypto-pool.js";
+import { deviceKeyOf, sessionKeyInvalid } from "./device-key.js";
 import { assertKcv, checkKeyBlockHeader, expectedKcv, familyOf, importedKey } from "./key-import.js";
 import type {
   AccessTokenPublicKey,
@@ -197,18 +198,6 @@ export function createLocalKeyProvider(
     return keys.filter(valid).sort((a, b) => Number(b.active) - Number(a.active) || b.version - a.version);
   }
 
-  /** Anything but a ciphertext that opens into a 32-byte key under a current wrap key is refused alike. */
-  const sessionKeyInvalid = () =>
-    new AppError(
-      "session_key_invalid",
-      "The key does not unwrap into a 256-bit AES key: wrap a fresh 32-byte key with RSA-OAEP (SHA-256) under the published wrap key.",
-      {
-        fields: {
-          key: ["does not unwrap under the published wrap key (RSA-OAEP-SHA256, 4096 bits) into 32 bytes"],
-        },
-      },
-    );
-
   /** RSA-OAEP-SHA256 under the first candidate of the ciphertext's size that opens it (on the pool). */
   async function unwrapSessionKey(wrappedKey: Buffer, candidates: ClearKey[]) {
     const bits = wrappedKey.length * 8;
@@ -218,26 +207,6 @@ export function createLocalKeyProvider(
     const unwrapped = ids.length > 0 ? await pool.unwrap(wrappedKey, ids) : undefined;
     if (!unwrapped) throw sessionKeyInvalid();
     return unwrapped;
-  }
-
-  /** A device's ephemeral key: a public P-256 point (checked on import), and its thumbprint. */
-  async function deviceKeyOf(deviceKey: Record<string, unknown>): Promise<{ jwk: JWK; replayId: string }> {
-    const given = deviceKey as JWK;
-    try {
-      if (given.kty !== "EC" || given.crv !== "P-256" || "d" in given)
-        throw new Error("not a P-256 public key");
-      const jwk: JWK = { kty: "EC", crv: "P-256", x: given.x, y: given.y };
-      await importJWK(jwk, "ECDH-ES");
-      return { jwk, replayId: await calculateJwkThumbprint(jwk, "sha256") };
-    } catch {
-      throw new AppError(
-        "device_key_invalid",
-        "deviceKey is not a public P-256 key (JWK with kty EC, crv P-256, x, y).",
-        {
-          fields: { deviceKey: ["must be a public EC P-256 JWK with a point on the curve"] },
-        },
-      );
-    }
   }
 
   /** Get Card Data's steps for one device request (DeviceSession in key-provider.ts). */

@@ -10,6 +10,7 @@ import { createTokenVerifier, mintToken, scopes } from "../../src/http/auth.js";
 import { type Clock, systemClock } from "../../src/lib/clock.js";
 import { openRuntime } from "../../src/runtime.js";
 import type { Telemetry } from "../../src/telemetry/instrument.js";
+import { createSoftHsmToken, softhsmAvailable } from "./softhsm.js";
 import { createTestDatabase, prepareStoreAndKeys } from "./test-database.js";
 
 export const TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256!";
@@ -44,6 +45,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     {
       CARDVAULT_JWT_SECRET: TEST_JWT_SECRET,
       CARDVAULT_MASTER_KEY: TEST_MASTER_KEY,
+      ...testKeyProviderEnv(),
       ...(database.url
         ? { CARDVAULT_DATABASE_URL: options.databaseUrlFor?.(database.url) ?? database.url }
         : {}),
@@ -135,6 +137,23 @@ export async function createHarness(options: HarnessOptions = {}) {
       await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The key provider the suite runs on: the local keystore, or (CARDVAULT_TEST_KEY_PROVIDER=pkcs11, the vitest
+ * project "pkcs11") a fresh SoftHSM2 token of this test file.
+ */
+function testKeyProviderEnv(): Record<string, string> {
+  if (process.env.CARDVAULT_TEST_KEY_PROVIDER !== "pkcs11") return {};
+  if (!softhsmAvailable())
+    throw new Error("CARDVAULT_TEST_KEY_PROVIDER=pkcs11 needs SoftHSM2 (apt-get install softhsm2)");
+  const token = createSoftHsmToken("http");
+  return {
+    CARDVAULT_KEY_PROVIDER: "pkcs11",
+    CARDVAULT_PKCS11_MODULE: token.module,
+    CARDVAULT_PKCS11_TOKEN: token.label,
+    CARDVAULT_PKCS11_PIN: token.pin,
   };
 }
 

@@ -4,7 +4,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { Config } from "../../src/config.js";
-import { initKeystore } from "../../src/keys/keystore-file.js";
+import { initKeystore, loadKeystore } from "../../src/keys/keystore-file.js";
+import { importSecretKey, openToken } from "../../src/keys/pkcs11-token.js";
 import type { Clock } from "../../src/lib/clock.js";
 import { connectStore, keystorePath, resolveMasterKey } from "../../src/runtime.js";
 import { ensureSchema } from "../../src/store/db.js";
@@ -48,10 +49,22 @@ export async function prepareStoreAndKeys(config: Config, clock: Clock): Promise
   const migrating = connectStore(config);
   await ensureSchema(migrating.db, { migrate: true });
   await migrating.close();
-  initKeystore(
-    keystorePath(config),
-    resolveMasterKey(config, () => {}),
-    clock,
-    { generateRsaKey: testRsaKeyGenerator },
-  );
+  const masterKey = resolveMasterKey(config, () => {});
+  initKeystore(keystorePath(config), masterKey, clock, { generateRsaKey: testRsaKeyGenerator });
+  if (config.keyProvider === "pkcs11") {
+    // The same keys, by the same ids, imported into the test's token: the suites' oracles (card-secrets.ts)
+    // read the keystore file to compute what the service should answer; the service itself has only the token.
+    const token = openToken(config.pkcs11!);
+    try {
+      for (const k of loadKeystore(keystorePath(config), masterKey)) {
+        importSecretKey(
+          token,
+          { id: k.id, type: k.type, material: k.material, origin: k.origin, algorithm: k.algorithm },
+          clock,
+        );
+      }
+    } finally {
+      token.close();
+    }
+  }
 }
