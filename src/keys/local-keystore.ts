@@ -51,14 +51,9 @@ import type {
   SecureDataPublicKey,
   StoredPin,
 } from "./key-provider.js";
-import {
-  PinBlockUndecodableError,
-  PVV_ONLY_PIN,
-  pinBlockKeyFits,
-  pinBlockKeyTypes,
-  pinNotRetrievable,
-} from "./key-provider.js";
+import { PinBlockUndecodableError, PVV_ONLY_PIN, pinNotRetrievable } from "./key-provider.js";
 import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
+import { choosePinBlockKey, deriveCvvsByKey } from "./provider-shared.js";
 
 const ENVELOPE_VERSION = "v1";
 
@@ -477,17 +472,14 @@ export function createLocalKeyProvider(
    * pinBlockKeyTypes allows for the format), else the active key of the format's first type.
    */
   function pinBlockKeyOf(format: PinBlockAttempt["format"], named?: { id: string; field: string }): ClearKey {
-    const allowed = pinBlockKeyTypes[format];
-    if (named === undefined) return activeKey(allowed[0]!);
-    if (!byId.has(named.id)) refresh(true);
-    const k = byId.get(named.id);
-    if (!k || !pinBlockKeyFits(format, k)) {
-      const types = `${allowed.join(" or ")} key or a ${format === 4 ? "AES" : "TDES"} zpk`;
-      throw new AppError("validation_failed", `${named.field} does not name a ${types} in the keystore.`, {
-        fields: { [named.field]: [`must name a ${types} for format ${format}`] },
-      });
-    }
-    return k;
+    return choosePinBlockKey(format, named, {
+      activeKey,
+      lookup: (id) => {
+        if (!byId.has(id)) refresh(true);
+        return byId.get(id);
+      },
+      where: "keystore",
+    });
   }
 
   /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
@@ -522,40 +514,8 @@ export function createLocalKeyProvider(
     panFingerprint: async (pan) => fingerprintOf(pan),
 
     deriveCvv: async (card) => cvvOf(card),
-    async deriveCvvBatch(cards) {
-      // A card may come several times (a rotation compares its recent service codes): its PAN opens once.
-      const pans = new Map<string, string>();
-      const panOnce = (card: SealedCard) => {
-        const id = `${card.tenantId}:${card.cardId}:${card.panSealed}`;
-        let pan = pans.get(id);
-        if (pan === undefined) {
-          pan = panOf(card);
-          pans.set(id, pan);
-        }
-        return pan;
-      };
-      const results: string[] = new Array(cards.length);
-      const byKey = new Map<string, number[]>();
-      cards.forEach((card, i) => {
-        const group = byKey.get(card.cvkId);
-        if (group) group.push(i);
-        else byKey.set(card.cvkId, [i]);
-      });
-      for (const [cvkId, indexes] of byKey) {
-        const cvvs = computeCvvBatch(
-          key(cvkId, "cvk").material,
-          indexes.map((i) => ({
-            pan: panOnce(cards[i]!),
-            expiry: cards[i]!.expiry,
-            serviceCode: cards[i]!.serviceCode,
-          })),
-        );
-        indexes.forEach((inputIndex, j) => {
-          results[inputIndex] = cvvs[j]!;
-        });
-      }
-      return results;
-    },
+    deriveCvvBatch: async (cards) =>
+      deriveCvvsByKey(cards, panOf, (cvkId, inputs) => computeCvvBatch(key(cvkId, "cvk").material, inputs)),
     verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
 
     sealPin: async (card, pin, pvkId) => sealPinFor(panOf(card), pin, pvkId),

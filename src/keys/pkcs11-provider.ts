@@ -51,13 +51,7 @@ import type {
   SecureDataPublicKey,
   StoredPin,
 } from "./key-provider.js";
-import {
-  PinBlockUndecodableError,
-  PVV_ONLY_PIN,
-  pinBlockKeyFits,
-  pinBlockKeyTypes,
-  pinNotRetrievable,
-} from "./key-provider.js";
+import { PinBlockUndecodableError, PVV_ONLY_PIN, pinNotRetrievable } from "./key-provider.js";
 import { oaepDecodeSha256 } from "./oaep-decode.js";
 import {
   CKM_EDDSA,
@@ -71,6 +65,7 @@ import {
   TokenError,
   type TokenKeyInfo,
 } from "./pkcs11-token.js";
+import { choosePinBlockKey, deriveCvvsByKey } from "./provider-shared.js";
 
 const T = pkcs11js;
 type Handle = Buffer;
@@ -282,17 +277,14 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     format: PinBlockAttempt["format"],
     named?: { id: string; field: string },
   ): TokenKeyInfo {
-    const allowed = pinBlockKeyTypes[format];
-    if (named === undefined) return activeKey(allowed[0]!);
-    if (!byId.has(named.id)) refresh(true);
-    const k = byId.get(named.id);
-    if (!k || !pinBlockKeyFits(format, k)) {
-      const types = `${allowed.join(" or ")} key or a ${format === 4 ? "AES" : "TDES"} zpk`;
-      throw new AppError("validation_failed", `${named.field} does not name a ${types} in the token.`, {
-        fields: { [named.field]: [`must name a ${types} for format ${format}`] },
-      });
-    }
-    return k;
+    return choosePinBlockKey(format, named, {
+      activeKey,
+      lookup: (id) => {
+        if (!byId.has(id)) refresh(true);
+        return byId.get(id);
+      },
+      where: "token",
+    });
   }
 
   /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
@@ -681,40 +673,10 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     panFingerprint: async (pan) => fingerprintOf(pan),
 
     deriveCvv: async (card) => cvvOf(card),
-    async deriveCvvBatch(cards) {
-      const pans = new Map<string, string>();
-      const panOnce = (card: SealedCard) => {
-        const id = `${card.tenantId}:${card.cardId}:${card.panSealed}`;
-        let pan = pans.get(id);
-        if (pan === undefined) {
-          pan = panOf(card);
-          pans.set(id, pan);
-        }
-        return pan;
-      };
-      const results: string[] = new Array(cards.length);
-      const byKey = new Map<string, number[]>();
-      cards.forEach((card, i) => {
-        const group = byKey.get(card.cvkId);
-        if (group) group.push(i);
-        else byKey.set(card.cvkId, [i]);
-      });
-      for (const [cvkId, indexes] of byKey) {
-        // Each of the two cipher steps is one C_Encrypt over the whole group's blocks.
-        const cvvs = computeCvvBatchOver(
-          cvkCiphers(key(cvkId, "cvk").id),
-          indexes.map((i) => ({
-            pan: panOnce(cards[i]!),
-            expiry: cards[i]!.expiry,
-            serviceCode: cards[i]!.serviceCode,
-          })),
-        );
-        indexes.forEach((inputIndex, j) => {
-          results[inputIndex] = cvvs[j]!;
-        });
-      }
-      return results;
-    },
+    deriveCvvBatch: async (cards) =>
+      deriveCvvsByKey(cards, panOf, (cvkId, inputs) =>
+        computeCvvBatchOver(cvkCiphers(key(cvkId, "cvk").id), inputs),
+      ),
     verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
 
     sealPin: async (card, pin, pvkId) => sealPinFor(panOf(card), pin, pvkId),

@@ -1,0 +1,76 @@
+// What every key provider does the same way around its own primitives: which key a PIN block from outside is
+// enciphered under, and how a batch of CVVs is grouped by CVK with each PAN opened once. The providers differ
+// only in where the key lives and how a block is enciphered (node:crypto over keystore material, or C_Encrypt
+// in a PKCS#11 token); these rules are written once so both answer alike, refusals included.
+import { AppError } from "../domain/errors.js";
+import type { KeyInfo, PinBlockAttempt, SealedCard } from "./key-provider.js";
+import { pinBlockKeyFits, pinBlockKeyTypes } from "./key-provider.js";
+
+/**
+ * The key a PIN block from outside is enciphered under: the one `named` (it must fit the format:
+ * pinBlockKeyFits), else the active key of the format's first type. `lookup` finds a key by id (refreshing the
+ * provider's view for an id it does not know); `where` names the provider's store in the refusal.
+ */
+export function choosePinBlockKey<K extends Pick<KeyInfo, "type" | "algorithm">>(
+  format: PinBlockAttempt["format"],
+  named: { id: string; field: string } | undefined,
+  provider: { activeKey(type: KeyInfo["type"]): K; lookup(id: string): K | undefined; where: string },
+): K {
+  const allowed = pinBlockKeyTypes[format];
+  if (named === undefined) return provider.activeKey(allowed[0]!);
+  const k = provider.lookup(named.id);
+  if (!k || !pinBlockKeyFits(format, k)) {
+    const types = `${allowed.join(" or ")} key or a ${format === 4 ? "AES" : "TDES"} zpk`;
+    throw new AppError(
+      "validation_failed",
+      `${named.field} does not name a ${types} in the ${provider.where}.`,
+      {
+        fields: { [named.field]: [`must name a ${types} for format ${format}`] },
+      },
+    );
+  }
+  return k;
+}
+
+/**
+ * CVVs of many cards in input order (the rotation scheduler's path): grouped by CVK so that `derive` runs once
+ * per key over the group's inputs, and each card's PAN opened once (a card may come several times: a rotation
+ * compares its recent service codes).
+ */
+export function deriveCvvsByKey(
+  cards: readonly SealedCard[],
+  panOf: (card: SealedCard) => string,
+  derive: (cvkId: string, inputs: { pan: string; expiry: string; serviceCode: string }[]) => string[],
+): string[] {
+  const pans = new Map<string, string>();
+  const panOnce = (card: SealedCard) => {
+    const id = `${card.tenantId}:${card.cardId}:${card.panSealed}`;
+    let pan = pans.get(id);
+    if (pan === undefined) {
+      pan = panOf(card);
+      pans.set(id, pan);
+    }
+    return pan;
+  };
+  const byKey = new Map<string, number[]>();
+  cards.forEach((card, i) => {
+    const group = byKey.get(card.cvkId);
+    if (group) group.push(i);
+    else byKey.set(card.cvkId, [i]);
+  });
+  const results: string[] = new Array(cards.length);
+  for (const [cvkId, indexes] of byKey) {
+    const cvvs = derive(
+      cvkId,
+      indexes.map((i) => ({
+        pan: panOnce(cards[i]!),
+        expiry: cards[i]!.expiry,
+        serviceCode: cards[i]!.serviceCode,
+      })),
+    );
+    indexes.forEach((inputIndex, j) => {
+      results[inputIndex] = cvvs[j]!;
+    });
+  }
+  return results;
+}
