@@ -26,8 +26,7 @@ if (!softhsm && !process.env.VITEST_WORKER_ID) {
 export default defineConfig({
   test: {
     // Two test files at a time even on two cores (vitest's default is cores − 1, so one): most files wait on
-    // PostgreSQL, timers or child processes, and the suite's wall time drops by about a third (BENCHMARKS.md has
-    // no test timings; the figures are in the issue notes).
+    // PostgreSQL, timers or child processes, so the suite's wall time drops by about a third.
     maxWorkers: 2,
     projects: [
       {
