@@ -3,14 +3,16 @@
 // over loopback, each scenario interleaved round by round with the bare Fastify baseline. PostgreSQL's rounds
 // sample pg_stat_activity, so a slow round shows what the backends waited on.
 // Invariant: load and server never share a process, and every number is a median next to its same-run baseline.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { loadConfig } from "../src/config.js";
 import { mintToken, scopes } from "../src/http/auth.js";
+import { initTokenKeys, openToken } from "../src/keys/pkcs11-token.js";
 import { systemClock } from "../src/lib/clock.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
+import { createSoftHsmToken, SOFTHSM_MODULE } from "../test/helpers/softhsm.js";
 import { type BenchDatabase, createBenchDatabase, sampleWaitEvents } from "./bench-database.js";
 import {
   type Child,
@@ -161,7 +163,8 @@ async function loadAll(
   };
 }
 
-type StoreName = "sqlite" | "postgres" | "postgres2";
+/** postgres2: two serves on one database; pkcs11: SQLite with the keys in a SoftHSM2 token (the verify only). */
+type StoreName = "sqlite" | "postgres" | "postgres2" | "pkcs11";
 
 /** A scenario: the same requests on each store, measured round by round beside "hello". */
 interface Scenario {
@@ -259,6 +262,7 @@ export async function runHttpBench(
 ): Promise<{ results: ScenarioResult[]; peakRssMb: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-"));
   const pgDataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-pg-"));
+  const hsmDataDir = mkdtempSync(join(tmpdir(), "cardvault-bench-pkcs11-"));
   const children: Child[] = [];
   let database: BenchDatabase | undefined;
   try {
@@ -292,6 +296,28 @@ export async function runHttpBench(
       stores.set("postgres", { servers: servers.slice(0, 1), ...seeded });
       stores.set("postgres2", { servers, ...seeded });
     }
+    if (existsSync(SOFTHSM_MODULE)) {
+      // A serve whose keys live in a fresh SoftHSM2 token (generated inside it, as `keys init` does), on a
+      // SQLite store of its own: the verify through the PKCS#11 provider, reported beside the local provider's.
+      const settings = createSoftHsmToken("bench");
+      const token = openToken(settings);
+      try {
+        await initTokenKeys(token, systemClock);
+      } finally {
+        token.close();
+      }
+      const env = {
+        CARDVAULT_KEY_PROVIDER: "pkcs11",
+        CARDVAULT_PKCS11_MODULE: settings.module,
+        CARDVAULT_PKCS11_TOKEN: settings.label,
+        CARDVAULT_PKCS11_PIN: settings.pin,
+      };
+      const seeded = await seed(hsmDataDir, env);
+      const port = await freePort();
+      const child = startServe(options, port, hsmDataDir, env);
+      children.push(child);
+      stores.set("pkcs11", { servers: [{ url: `http://127.0.0.1:${port}`, child }], ...seeded });
+    }
     await Promise.all([
       waitForHttp(`${helloUrl}/hello`, baseline),
       ...[...stores.values()].flatMap((s) => s.servers.map((v) => waitForHttp(`${v.url}/healthz`, v.child))),
@@ -304,10 +330,13 @@ export async function runHttpBench(
       const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
       return loadAll(servers, options.connections, duration, s.requests(cards), auth);
     };
-    const subjectsOf = (s: Scenario): StoreName[] =>
-      stores.has("postgres")
-        ? ["sqlite", "postgres", ...(s.twoServesTarget ? (["postgres2"] as const) : [])]
-        : ["sqlite"];
+    const subjectsOf = (s: Scenario): StoreName[] => [
+      "sqlite",
+      ...(stores.has("postgres")
+        ? (["postgres", ...(s.twoServesTarget ? (["postgres2"] as const) : [])] as const)
+        : []),
+      ...(stores.has("pkcs11") && s.id === "http-cvv-verify" ? (["pkcs11"] as const) : []),
+    ];
 
     const wanted = scenarios().filter((s) => !options.only || options.only.includes(s.id));
     // Warm every server (JIT, page caches, token cache) before anything is measured.
@@ -323,7 +352,7 @@ export async function runHttpBench(
         base.push(await hello());
         for (const [store, loads] of measured) {
           const sampler =
-            store !== "sqlite" && options.postgresUrl && database
+            store.startsWith("postgres") && options.postgresUrl && database
               ? sampleWaitEvents(options.postgresUrl, new URL(database.url).pathname.slice(1))
               : undefined;
           loads.push(await run(store, s, options.durationSeconds));
@@ -396,6 +425,23 @@ export async function runHttpBench(
           }),
         );
       }
+      const hsmLoads = measured.get("pkcs11");
+      if (hsmLoads) {
+        // Reported, not a target: SoftHSM2 is a software token whose every call costs ~0.5 ms (BENCHMARKS.md).
+        results.push(
+          finish({
+            id: `${s.id}-pkcs11`,
+            title: `${s.title}, keys in a SoftHSM2 token (PKCS#11), ${options.connections} connections`,
+            unit: "req/s",
+            value: rate(hsmLoads),
+            baseline: rate(sqliteLoads),
+            baselineLabel: "local key provider req/s, same rounds",
+            rounds: { value: hsmLoads.map((l) => l.requests), baseline: sqliteLoads.map((l) => l.requests) },
+            p99Ms: median(hsmLoads.map((l) => l.p99)),
+            notes: notesOf(hsmLoads, "pkcs11"),
+          }),
+        );
+      }
     }
     const rss = peakRssMb(sqliteServe.child.pid);
     return { results, peakRssMb: rss };
@@ -404,6 +450,7 @@ export async function runHttpBench(
     await database?.drop();
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(pgDataDir, { recursive: true, force: true });
+    rmSync(hsmDataDir, { recursive: true, force: true });
   }
 }
 
