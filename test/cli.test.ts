@@ -4,12 +4,19 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { cardvaultCommand } from "./helpers/processes.js";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { cardvaultCommand, waitForHttp } from "./helpers/processes.js";
 
 const root = join(import.meta.dirname, "..");
 const dataDir = mkdtempSync(join(tmpdir(), "cardvault-cli-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+/**
+ * How long a `serve` from the sources may take to answer, and a test of real processes to finish: generous, as
+ * the suite runs two files at a time on two cores (a fresh data directory generates RSA keys, through tsx).
+ */
+const SERVE_START_MS = 60_000;
+vi.setConfig({ testTimeout: 120_000 });
 
 const baseEnv = {
   ...process.env,
@@ -178,14 +185,7 @@ describe("cardvault CLI", () => {
     });
     try {
       const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 100; i++) {
-        const ok = await fetch(`${base}/healthz`).then(
-          (r) => r.ok,
-          () => false,
-        );
-        if (ok) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitForHttp(`${base}/healthz`, SERVE_START_MS);
       const headers = { authorization: `Bearer ${token.stdout}`, "content-type": "application/json" };
       const created = await fetch(`${base}/v1/cards`, {
         method: "POST",
@@ -237,16 +237,7 @@ describe("cardvault CLI", () => {
     const exited = new Promise((resolve) => server.on("exit", resolve));
     try {
       const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 100; i++) {
-        if (
-          await fetch(`${base}/healthz`).then(
-            (r) => r.ok,
-            () => false,
-          )
-        )
-          break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitForHttp(`${base}/healthz`, SERVE_START_MS);
       for (let i = 0; i < 2; i++) expect((await fetch(`${base}/v1/cards/123456789`)).status).toBe(401);
       const headers = { authorization: `Bearer ${token.stdout}` };
       for (let i = 0; i < 3; i++) {
@@ -279,7 +270,7 @@ describe("cardvault CLI", () => {
       }),
     ]);
     expect(cli(["audit", "list", "--data-dir", dataDir]).code).toBe(2);
-  }, 60_000); // four CLI processes and a server
+  }); // four CLI processes and a server
 
   it("prints usage and exits non-zero on an unknown command", () => {
     const result = cli(["frobnicate"]);
@@ -443,15 +434,7 @@ describe("files the commands create, under umask 000", () => {
       output += d;
     });
     try {
-      let ready = false;
-      for (let i = 0; i < 150 && !ready; i++) {
-        ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-          (r) => r.ok,
-          () => false,
-        );
-        if (!ready) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(ready, output).toBe(true);
+      await waitForHttp(`http://127.0.0.1:${port}/readyz`, SERVE_START_MS);
       expect(modes(dir)).toEqual(
         privately([
           "cardvault.db",

@@ -75,7 +75,8 @@ async function ready(server: { process: CardvaultProcess; base: string }): Promi
   void server.process.exited.then((code) => {
     exited = code;
   });
-  const deadline = Date.now() + 20_000;
+  // Three processes from the sources generating keys at once, beside another test file: correctness, not speed.
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (exited !== undefined) throw new Error(`serve exited (${exited}): ${server.process.output()}`);
     const ok = await fetch(`${server.base}/readyz`).then(
@@ -140,7 +141,7 @@ describe(`${PROCESSES} serve processes started at once`, () => {
     await startAll(env);
     await expectSharedKeys(dataDir, env);
     expectOnePrivateSet(dataDir);
-  }, 40_000);
+  }, 120_000);
 
   it("on an older development keystore lacking key types add them once, and all use the same", async () => {
     const { dataDir, env } = await freshWorld();
@@ -167,5 +168,5 @@ describe(`${PROCESSES} serve processes started at once`, () => {
     ]);
     expect(keys).not.toContain("pan-data-v2");
     await expectSharedKeys(dataDir, env);
-  }, 40_000);
+  }, 120_000);
 });

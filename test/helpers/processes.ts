@@ -59,7 +59,7 @@ export function spawnCardvault(
 export async function waitForOutput(
   process: CardvaultProcess,
   text: string,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!process.output().includes(text)) {
@@ -68,7 +68,7 @@ export async function waitForOutput(
   }
 }
 
-export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<void> {
+export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await fetch(url).then(
