@@ -195,19 +195,7 @@ export async function keysCommand(
       if (!keystoreExists(file)) throw new UsageError(`No keystore at ${file}; run \`cardvault keys init\`.`);
       const keys = openKeys(config, systemClock, warn);
       try {
-        for (const k of keys.listKeys()) {
-          const state = k.active
-            ? "active"
-            : k.retired
-              ? "retired"
-              : k.origin === "generated"
-                ? "previous (still opens data)"
-                : "imported (used by id)";
-          const notAfter = k.notAfter ? `\tnot-after=${k.notAfter}` : "";
-          io.stdout(
-            `${k.id}\t${k.type}\tv${k.version}\t${k.algorithm}\torigin=${k.origin}\tkcv=${k.kcv}\t${state}\t${k.createdAt}${notAfter}`,
-          );
-        }
+        for (const k of keys.listKeys()) io.stdout(keyListLine(k));
       } finally {
         await keys.close();
       }
@@ -308,19 +296,7 @@ async function tokenKeysCommand(
         return 0;
       }
       case "list": {
-        for (const k of token.readKeys()) {
-          const state = k.active
-            ? "active"
-            : k.retired
-              ? "retired"
-              : k.origin === "generated"
-                ? "previous (still opens data)"
-                : "imported (used by id)";
-          const notAfter = k.notAfter ? `\tnot-after=${k.notAfter}` : "";
-          io.stdout(
-            `${k.id}\t${k.algorithm}\tkcv=${k.kcv}\t${state}\torigin=${k.origin}\t${k.createdAt}${notAfter}`,
-          );
-        }
+        for (const k of token.readKeys()) io.stdout(keyListLine(k));
         return 0;
       }
       case "rotate": {
@@ -344,4 +320,20 @@ async function tokenKeysCommand(
   } finally {
     token.close();
   }
+}
+
+/**
+ * One line of `keys list`, the same for the keystore and a token: id, type, version, algorithm, origin, check
+ * value, state and dates. Never the key.
+ */
+function keyListLine(k: KeyInfo): string {
+  const state = k.active
+    ? "active"
+    : k.retired
+      ? "retired"
+      : k.origin === "generated"
+        ? "previous (still opens data)"
+        : "imported (used by id)";
+  const notAfter = k.notAfter ? `\tnot-after=${k.notAfter}` : "";
+  return `${k.id}\t${k.type}\tv${k.version}\t${k.algorithm}\torigin=${k.origin}\tkcv=${k.kcv}\t${state}\t${k.createdAt}${notAfter}`;
 }

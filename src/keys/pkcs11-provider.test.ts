@@ -248,7 +248,7 @@ describe.skipIf(!available)("cardvault keys on a PKCS#11 token", () => {
       expect(await keysCommand("list", {}, io)).toBe(0);
       expect(out).toHaveLength(generatedKeyTypes.length);
       for (const line of out)
-        expect(line).toMatch(/^[a-z-]+-v1\t\S+\tkcv=[0-9A-F]{6}\tactive\torigin=generated\t/);
+        expect(line).toMatch(/^[a-z-]+-v1\t[a-z-]+\tv1\t\S+\torigin=generated\tkcv=[0-9A-F]{6}\tactive\t/);
       // The service starts on it (runtime.ts openKeys) and computes with what it generated.
       const token = openToken(settings);
       try {
@@ -324,7 +324,7 @@ describe.skipIf(!available)("cardvault keys on a PKCS#11 token", () => {
         expect(out.join("").trim()).toBe("370");
         expect(await cli("keys", "list")).toBe(0);
         expect(out.find((l) => l.startsWith("cvk-v2\t"))).toMatch(
-          /\timported \(used by id\)\torigin=components\t/,
+          /\torigin=components\tkcv=08D7B4\timported \(used by id\)\t/,
         );
         expect(await cli("keys", "rotate", "--type", "zpk")).not.toBe(0);
       } finally {
