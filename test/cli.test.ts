@@ -425,14 +425,7 @@ describe("files the commands create, under umask 000", () => {
       ["serve", "--port", String(port), "--data-dir", dir],
       open,
     );
-    const server = spawn(command, commandArgs, { cwd: root, env: baseEnv });
-    let output = "";
-    server.stdout.on("data", (d) => {
-      output += d;
-    });
-    server.stderr.on("data", (d) => {
-      output += d;
-    });
+    const server = spawn(command, commandArgs, { cwd: root, env: baseEnv, stdio: "ignore" });
     try {
       await waitForHttp(`http://127.0.0.1:${port}/readyz`, SERVE_START_MS);
       expect(modes(dir)).toEqual(

@@ -53,7 +53,7 @@ import type {
 } from "./key-provider.js";
 import { PinBlockUndecodableError, PVV_ONLY_PIN, pinNotRetrievable } from "./key-provider.js";
 import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
-import { choosePinBlockKey, deriveCvvsByKey } from "./provider-shared.js";
+import { choosePinBlockKey, deriveCvvsByKey, resealUnder } from "./provider-shared.js";
 
 const ENVELOPE_VERSION = "v1";
 
@@ -555,22 +555,19 @@ export function createLocalKeyProvider(
     },
 
     async reseal(card) {
-      const panKey = activeKey("pan-data");
       const storage = activeKey("pin-storage");
-      const panCurrent = card.panSealed.startsWith(`${ENVELOPE_VERSION}:${panKey.id}:`);
-      const pinCurrent =
-        card.pin.pinSealed === PVV_ONLY_PIN ||
-        card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
-      if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
-      const pan = panOf(card);
-      return {
-        panSealed: panCurrent ? card.panSealed : sealText("pan-data", pan, panAad(card)),
-        pinSealed: pinCurrent
-          ? card.pin.pinSealed
-          : [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, openCheckedPin(pan, card.pin))].join(
+      return resealUnder(
+        card,
+        { envelope: ENVELOPE_VERSION, panKeyId: activeKey("pan-data").id, pinKeyId: storage.id },
+        {
+          panOf,
+          sealPan: (pan) => sealText("pan-data", pan, panAad(card)),
+          resealPin: (pan) =>
+            [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, openCheckedPin(pan, card.pin))].join(
               ":",
             ),
-      };
+        },
+      );
     },
 
     sealWebhookSecret: async (secret, binding) =>

@@ -65,7 +65,7 @@ import {
   TokenError,
   type TokenKeyInfo,
 } from "./pkcs11-token.js";
-import { choosePinBlockKey, deriveCvvsByKey } from "./provider-shared.js";
+import { choosePinBlockKey, deriveCvvsByKey, resealUnder } from "./provider-shared.js";
 
 const T = pkcs11js;
 type Handle = Buffer;
@@ -716,22 +716,19 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     },
 
     async reseal(card) {
-      const panKey = activeKey("pan-data");
       const storage = activeKey("pin-storage");
-      const panCurrent = card.panSealed.startsWith(`${ENVELOPE_VERSION}:${panKey.id}:`);
-      const pinCurrent =
-        card.pin.pinSealed === PVV_ONLY_PIN ||
-        card.pin.pinSealed.startsWith(`${ENVELOPE_VERSION}:${storage.id}:`);
-      if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
-      const pan = panOf(card);
-      return {
-        panSealed: panCurrent ? card.panSealed : sealText("pan-data", pan, panAad(card)),
-        pinSealed: pinCurrent
-          ? card.pin.pinSealed
-          : [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, openCheckedPin(pan, card.pin))].join(
+      return resealUnder(
+        card,
+        { envelope: ENVELOPE_VERSION, panKeyId: activeKey("pan-data").id, pinKeyId: storage.id },
+        {
+          panOf,
+          sealPan: (pan) => sealText("pan-data", pan, panAad(card)),
+          resealPin: (pan) =>
+            [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, openCheckedPin(pan, card.pin))].join(
               ":",
             ),
-      };
+        },
+      );
     },
 
     sealWebhookSecret: async (secret, binding) =>

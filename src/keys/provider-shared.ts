@@ -1,10 +1,10 @@
 // What every key provider does the same way around its own primitives: which key a PIN block from outside is
-// enciphered under, and how a batch of CVVs is grouped by CVK with each PAN opened once. The providers differ
+// enciphered under, how a batch of CVVs is grouped by CVK with each PAN opened once, and what reseal moves. The providers differ
 // only in where the key lives and how a block is enciphered (node:crypto over keystore material, or C_Encrypt
 // in a PKCS#11 token); these rules are written once so both answer alike, refusals included.
 import { AppError } from "../domain/errors.js";
-import type { KeyInfo, PinBlockAttempt, SealedCard } from "./key-provider.js";
-import { pinBlockKeyFits, pinBlockKeyTypes } from "./key-provider.js";
+import type { KeyInfo, PinBlockAttempt, SealedCard, SealedPinCard } from "./key-provider.js";
+import { PVV_ONLY_PIN, pinBlockKeyFits, pinBlockKeyTypes } from "./key-provider.js";
 
 /**
  * The key a PIN block from outside is enciphered under: the one `named` (it must fit the format:
@@ -73,4 +73,31 @@ export function deriveCvvsByKey(
     });
   }
   return results;
+}
+
+/**
+ * reseal's rule (key rotation): the PAN and the PIN block sealed again under the active pan-data and pin-storage
+ * keys, each left as it is when already under it (a PVV-only PIN has no block), the PAN opened only when one of
+ * them moves. `envelope` is the provider's envelope version; the callbacks seal and open with its primitives.
+ */
+export function resealUnder(
+  card: SealedPinCard,
+  active: { envelope: string; panKeyId: string; pinKeyId: string },
+  ops: {
+    panOf: (card: SealedPinCard) => string;
+    sealPan: (pan: string) => string;
+    /** The PIN block opened (and checked against its PVV) and sealed as an envelope under pin-storage. */
+    resealPin: (pan: string) => string;
+  },
+): { panSealed: string; pinSealed: string } {
+  const panCurrent = card.panSealed.startsWith(`${active.envelope}:${active.panKeyId}:`);
+  const pinCurrent =
+    card.pin.pinSealed === PVV_ONLY_PIN ||
+    card.pin.pinSealed.startsWith(`${active.envelope}:${active.pinKeyId}:`);
+  if (panCurrent && pinCurrent) return { panSealed: card.panSealed, pinSealed: card.pin.pinSealed };
+  const pan = ops.panOf(card);
+  return {
+    panSealed: panCurrent ? card.panSealed : ops.sealPan(pan),
+    pinSealed: pinCurrent ? card.pin.pinSealed : ops.resealPin(pan),
+  };
 }
