@@ -76,7 +76,7 @@ export function instrumentStore(store: Store, telemetry: Telemetry): Instrumente
 }
 
 /** The provider's operations that do work (the others only read its key list). */
-const KEY_OPERATIONS = new Set<string>([
+const KEY_OPERATIONS: ReadonlySet<string> = new Set<string>([
   "issuePan",
   "sealPan",
   "panFingerprint",
@@ -101,14 +101,17 @@ function timed<A extends unknown[], R>(
   call: (...args: A) => Promise<R>,
 ): (...args: A) => Promise<R> {
   const { metrics, tracer } = telemetry;
+  // The operation's two series resolved once: the call itself allocates nothing for the metrics.
+  const ok = metrics?.keyOperation(operation, "ok");
+  const failed = metrics?.keyOperation(operation, "error");
   const measured = async (...args: A): Promise<R> => {
     const started = performance.now();
     try {
       const result = await call(...args);
-      metrics?.keyOperation(operation, "ok", seconds(started));
+      ok?.(seconds(started));
       return result;
     } catch (error) {
-      metrics?.keyOperation(operation, "error", seconds(started));
+      failed?.(seconds(started));
       throw error;
     }
   };
@@ -117,40 +120,36 @@ function timed<A extends unknown[], R>(
   return (...args) => inSpan(tracer, name, { "cardvault.key_operation": operation }, () => measured(...args));
 }
 
+/**
+ * `inner` seen through an object of its own whose `operations` are timed: everything else (the key list, a
+ * session's replayId getter) is read from `inner` itself, its prototype. Built once, so a call costs one
+ * wrapper and no lookup (the providers and sessions are closures: no method depends on `this`).
+ */
+function withTimedOperations<T extends object>(
+  inner: T,
+  operations: ReadonlySet<string>,
+  prefix: string,
+  telemetry: Telemetry,
+): T {
+  const outer = Object.create(inner) as T;
+  for (const operation of operations) {
+    const call = Reflect.get(inner, operation) as unknown;
+    if (typeof call !== "function") continue;
+    Object.defineProperty(outer, operation, {
+      value: timed(telemetry, `${prefix}${operation}`, call as (...args: unknown[]) => Promise<unknown>),
+    });
+  }
+  return outer;
+}
+
 /** The key provider with every operation timed and traced in one place; the same interface, the same keys. */
 export function instrumentKeys(keys: KeyProvider, telemetry: Telemetry): KeyProvider {
-  const wrapped = new Map<PropertyKey, unknown>();
-  const session = (inner: DeviceSession): DeviceSession => {
-    const operations = new Map<PropertyKey, unknown>();
-    return new Proxy(inner, {
-      get(target, property) {
-        const value = Reflect.get(target, property, target);
-        if (typeof property !== "string" || !SESSION_OPERATIONS.has(property) || typeof value !== "function")
-          return typeof value === "function" ? value.bind(target) : value;
-        if (!operations.has(property))
-          operations.set(property, timed(telemetry, `deviceSession.${property}`, value.bind(target)));
-        return operations.get(property);
-      },
-    });
-  };
-  return new Proxy(keys, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target);
-      if (typeof value !== "function") return value;
-      if (!wrapped.has(property)) {
-        const bound = value.bind(target);
-        wrapped.set(
-          property,
-          property === "deviceSession"
-            ? (...args: Parameters<KeyProvider["deviceSession"]>) => session(bound(...args))
-            : typeof property === "string" && KEY_OPERATIONS.has(property)
-              ? timed(telemetry, property, bound)
-              : bound,
-        );
-      }
-      return wrapped.get(property);
-    },
+  const outer = withTimedOperations(keys, KEY_OPERATIONS, "", telemetry);
+  Object.defineProperty(outer, "deviceSession", {
+    value: (request: Parameters<KeyProvider["deviceSession"]>[0]) =>
+      withTimedOperations(keys.deviceSession(request), SESSION_OPERATIONS, "deviceSession.", telemetry),
   });
+  return outer;
 }
 
 /**

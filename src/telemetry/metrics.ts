@@ -13,8 +13,9 @@
 // sent), except the tenant id, which is capped: the first MAX_TENANT_LABELS tenants seen get their own label
 // value, any later one is counted as "other". Tenants only reach a counter after their token verified in a
 // registered tenant, so the values are tenants the operator added.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { AuditEntry } from "../services/audit.js";
+import { SeriesHistogram } from "./histogram.js";
 
 /** Distinct tenant label values per process; past it, "other" (bounded series whatever the tenant count). */
 export const MAX_TENANT_LABELS = 100;
@@ -27,7 +28,8 @@ const GROUP_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 const SECRETS = new Set(["cvv", "pin"]);
 const VERIFY_OUTCOMES = new Set(["match", "mismatch", "blocked"]);
 const RATE_LIMIT_CLASSES = new Set(["verify", "reveal", "secure-data", "manage"]);
-const HTTP_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+/** Methods counted by name; any other is "other" (the last). */
+const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"];
 
 /** What the scrape asks the store for (runtime.ts wires them once the store is open). */
 export interface BacklogSources {
@@ -37,19 +39,16 @@ export interface BacklogSources {
   webhookQueueDepth(): Promise<number>;
 }
 
-/**
- * A metric's child per label combination, kept: observing on a child skips prom-client's hashing of the label
- * object on every call (the request path observes several per request).
- */
-function children<T>(make: (key: string) => T): (key: string) => T {
-  const made = new Map<string, T>();
+/** A value per key, made on first use and kept (an observer per label set, resolved once). */
+function memo<K, V>(make: (key: K) => V): (key: K) => V {
+  const made = new Map<K, V>();
   return (key) => {
-    let child = made.get(key);
-    if (child === undefined) {
-      child = make(key);
-      made.set(key, child);
+    let value = made.get(key);
+    if (value === undefined) {
+      value = make(key);
+      made.set(key, value);
     }
-    return child;
+    return value;
   };
 }
 
@@ -58,13 +57,13 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
-  const httpDuration = new Histogram({
-    name: "cardvault_http_request_duration_seconds",
-    help: "HTTP requests answered, by route template (never the URL sent), method and status code",
-    labelNames: ["route", "method", "status_code"],
-    buckets: LATENCY_BUCKETS,
-    registers,
-  });
+  const httpDuration = new SeriesHistogram(
+    "cardvault_http_request_duration_seconds",
+    "HTTP requests answered, by route template (never the URL sent), method and status code",
+    ["route", "method", "status_code"],
+    LATENCY_BUCKETS,
+    registry,
+  );
   const verifies = new Counter({
     name: "cardvault_verify_total",
     help: "CVV and PIN verifications committed, by secret, outcome (match, mismatch, blocked) and tenant",
@@ -107,42 +106,49 @@ export function createMetrics() {
     labelNames: ["outcome"],
     registers,
   });
-  const transactions = new Histogram({
-    name: "cardvault_store_transaction_duration_seconds",
-    help: "Store transactions, from start to committed or rolled back (group commit included)",
-    labelNames: ["outcome"],
-    buckets: LATENCY_BUCKETS,
-    registers,
-  });
-  const commits = new Histogram({
-    name: "cardvault_store_commit_duration_seconds",
-    help: "COMMIT statements (on SQLite one per group of transactions)",
-    buckets: LATENCY_BUCKETS,
-    registers,
-  });
-  const groupSize = new Histogram({
-    name: "cardvault_store_commit_group_size",
-    help: "Units of work (transactions, lone writes) sharing one COMMIT (SQLite group commit; 1 on PostgreSQL)",
-    buckets: GROUP_BUCKETS,
-    registers,
-  });
-  const keyOperations = new Histogram({
-    name: "cardvault_key_operation_duration_seconds",
-    help: "Key provider operations, by operation",
-    labelNames: ["operation", "outcome"],
-    buckets: LATENCY_BUCKETS,
-    registers,
-  });
+  const transactions = new SeriesHistogram(
+    "cardvault_store_transaction_duration_seconds",
+    "Store transactions, from start to committed or rolled back (group commit included)",
+    ["outcome"],
+    LATENCY_BUCKETS,
+    registry,
+  );
+  const commits = new SeriesHistogram(
+    "cardvault_store_commit_duration_seconds",
+    "COMMIT statements (on SQLite one per group of transactions)",
+    [],
+    LATENCY_BUCKETS,
+    registry,
+  ).observer({});
+  const groupSize = new SeriesHistogram(
+    "cardvault_store_commit_group_size",
+    "Units of work (transactions, lone writes) sharing one COMMIT (SQLite group commit; 1 on PostgreSQL)",
+    [],
+    GROUP_BUCKETS,
+    registry,
+  ).observer({});
+  const keyOperations = new SeriesHistogram(
+    "cardvault_key_operation_duration_seconds",
+    "Key provider operations, by operation",
+    ["operation", "outcome"],
+    LATENCY_BUCKETS,
+    registry,
+  );
 
-  const httpChild = children((key) => {
-    const [route, method, status_code] = key.split(" ") as [string, string, string];
-    return httpDuration.labels({ route, method, status_code });
-  });
-  const keyChild = children((key) => {
-    const [operation, outcome] = key.split(" ") as [string, string];
-    return keyOperations.labels({ operation, outcome });
-  });
-  const transactionChild = children((outcome) => transactions.labels({ outcome }));
+  // Route template → method and status → observer: a request's observer is found without building a key.
+  const httpRoute = memo((route: string) =>
+    memo((methodAndStatus: number) =>
+      httpDuration.observer({
+        route,
+        method: HTTP_METHODS[methodAndStatus % HTTP_METHODS.length]!,
+        status_code: String(Math.floor(methodAndStatus / HTTP_METHODS.length)),
+      }),
+    ),
+  );
+  const transactionObserved = {
+    commit: transactions.observer({ outcome: "commit" }),
+    rollback: transactions.observer({ outcome: "rollback" }),
+  };
 
   let backlog: BacklogSources | undefined;
   new Gauge({
@@ -180,9 +186,11 @@ export function createMetrics() {
     },
 
     httpRequest(route: string | undefined, method: string, statusCode: number, seconds: number) {
-      // Route templates and methods hold no space; the key is only this map's.
-      const key = `${route ?? "unmatched"} ${HTTP_METHODS.has(method) ? method : "other"} ${statusCode}`;
-      httpChild(key).observe(seconds);
+      const methodIndex = HTTP_METHODS.indexOf(method);
+      const byMethodAndStatus = httpRoute(route ?? "unmatched");
+      byMethodAndStatus(
+        statusCode * HTTP_METHODS.length + (methodIndex === -1 ? HTTP_METHODS.length - 1 : methodIndex),
+      )(seconds);
     },
 
     /** One committed audit record (see the header): only fixed words of it become label values. */
@@ -236,16 +244,17 @@ export function createMetrics() {
     },
 
     transaction(outcome: "commit" | "rollback", seconds: number) {
-      transactionChild(outcome).observe(seconds);
+      transactionObserved[outcome](seconds);
     },
 
     commit(seconds: number, units: number) {
-      commits.observe(seconds);
-      groupSize.observe(units);
+      commits(seconds);
+      groupSize(units);
     },
 
-    keyOperation(operation: string, outcome: "ok" | "error", seconds: number) {
-      keyChild(`${operation} ${outcome}`).observe(seconds);
+    /** The observer of one key operation's durations (seconds) with that outcome: resolve once, call often. */
+    keyOperation(operation: string, outcome: "ok" | "error"): (seconds: number) => void {
+      return keyOperations.observer({ operation, outcome });
     },
   };
 }
