@@ -21,7 +21,7 @@ import type { Clock } from "../lib/clock.js";
 import { newPublicToken, uuidv7 } from "../lib/ids.js";
 import type { CardImportRepo } from "../store/card-import-repo.js";
 import type { CardRepo } from "../store/card-repo.js";
-import type { Store } from "../store/db.js";
+import { isUniqueViolation, type Store } from "../store/db.js";
 import type { CardImportsTable, NewCardRow, TenantRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { Actor, AuditBatchRecorder } from "./audit.js";
@@ -112,12 +112,6 @@ interface Prepared {
   row: NewCardRow;
   tokenGiven: boolean;
 }
-
-const UNIQUE_VIOLATION = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "23505"]);
-const isUniqueViolation = (error: unknown) =>
-  typeof error === "object" &&
-  error !== null &&
-  UNIQUE_VIOLATION.has(String((error as { code?: unknown }).code));
 
 export function createCardImportService(deps: CardImportServiceDeps) {
   /** The key ids a line may name, by id: checked once per import against the provider's list. */

@@ -20,7 +20,7 @@ import type { KeyProvider } from "../keys/key-provider.js";
 import type { Clock } from "../lib/clock.js";
 import { newPublicToken, uuidv7 } from "../lib/ids.js";
 import type { CardRepo } from "../store/card-repo.js";
-import type { Store } from "../store/db.js";
+import { isUniqueViolation, type Store } from "../store/db.js";
 import type { TenantRow } from "../store/schema.js";
 import type { TenantRepo } from "../store/tenant-repo.js";
 import type { TestClockRepo } from "../store/test-clock-repo.js";
@@ -74,7 +74,7 @@ export interface CardServiceDeps {
   store: Pick<Store, "transaction">;
   withCard: CardTransaction;
   tenants: Pick<TenantRepo, "find">;
-  cards: Pick<CardRepo, "insert" | "fingerprintExists" | "tokenExists" | "findByToken" | "update">;
+  cards: Pick<CardRepo, "insert" | "findByToken" | "update">;
   testClocks: Pick<TestClockRepo, "find">;
   keys: Pick<KeyProvider, "issuePan" | "sealRandomPin" | "activeKeyId">;
   record: AuditRecorder;
@@ -120,18 +120,6 @@ function viewOf(card: {
 }
 
 export function createCardService(deps: CardServiceDeps) {
-  /** Draws until unused; collisions are rare (9 random digits, 9+ account digits) but must not fail a request. */
-  async function draw<T>(make: () => Promise<T> | T, taken: (value: T) => Promise<boolean>, what: string) {
-    for (let i = 0; i < MAX_DRAWS; i++) {
-      const value = await make();
-      if (!(await taken(value))) return value;
-    }
-    throw new AppError(
-      "service_unavailable",
-      `Could not allocate a unique ${what}; the range may be exhausted.`,
-    );
-  }
-
   /** Cards on a test clock are born at the clock's time; only sandbox tenants may use one. */
   async function creationTime(tenant: TenantRow, testClockId: string | undefined): Promise<Date> {
     if (testClockId === undefined) return deps.clock.now();
@@ -166,66 +154,77 @@ export function createCardService(deps: CardServiceDeps) {
 
       const id = uuidv7(deps.clock);
       const binding = { tenantId: tenant.id, cardId: id };
-      const pan = await draw(
-        () => deps.keys.issuePan({ bin: tenant.bin, length: tenant.pan_length, binding }),
-        (issued) => deps.cards.fingerprintExists(issued.fingerprint),
-        "PAN",
-      );
-      const publicToken = await draw(newPublicToken, (t) => deps.cards.tokenExists(t), "public token");
       // The card program's own keys when it names them (tenants update --cvk/--pvk), else the active ones;
       // the card records them, so a later change of the program's keys never moves it.
       const cvkId = tenant.cvk_id ?? deps.keys.activeKeyId("cvk");
-      const sealedPin = await deps.keys.sealRandomPin(
-        { ...binding, panSealed: pan.panSealed, expiry, cvkId, serviceCode: CVV2_SERVICE_CODE },
-        NEW_PIN_LENGTH,
-        tenant.pvk_id ?? undefined,
-      );
       const stamp = now.toISOString();
-      const row = {
-        id,
-        tenant_id: tenant.id,
-        public_token: publicToken,
-        type: input.type,
-        status: input.status ?? "active",
-        pan_sealed: pan.panSealed,
-        pan_fingerprint: pan.fingerprint,
-        pan_first6: pan.first6,
-        pan_last4: pan.last4,
-        expiry,
-        cardholder_name: input.cardholderName ?? null,
-        customer_reference: input.customerReference ?? null,
-        cvk_id: cvkId,
-        cvv_service_code: CVV2_SERVICE_CODE,
-        cvv_tries_remaining: tenant.max_cvv_tries,
-        pin_sealed: sealedPin.pinSealed,
-        pvk_id: sealedPin.pvkId,
-        pvki: sealedPin.pvki,
-        pvv: sealedPin.pvv,
-        pin_tries_remaining: tenant.max_pin_tries,
-        created_at: stamp,
-        updated_at: stamp,
-        ...scheduleColumns(interval === null ? NO_SCHEDULE : scheduleEvery(now, interval)),
-        last_rotated_at: null,
-        test_clock_id: input.testClockId ?? null,
-      };
-      await deps.store.transaction(async (tx) => {
-        await deps.cards.insert(row, tx);
-        const card = { id, public_token: publicToken };
-        await deps.record(tx, actor, {
-          action: "card.create",
-          outcome: "success",
-          card,
-          details: { type: input.type },
-        });
-        await deps.publish(tx, {
-          tenantId: tenant.id,
-          cardId: id,
-          type: "card.created",
-          occurredAt: now,
-          data: { publicToken, type: input.type, last4: row.pan_last4, status: row.status },
-        });
-      });
-      return viewOf(row);
+      // The PAN and the public token are drawn at random and the unique indexes refuse one already taken: the
+      // draw (PAN, token and PIN) runs again. Asking the store first cost two round trips a card on
+      // PostgreSQL for a collision that almost never happens (9 random digits, 9+ random account digits).
+      for (let draw = 1; ; draw++) {
+        const pan = await deps.keys.issuePan({ bin: tenant.bin, length: tenant.pan_length, binding });
+        const publicToken = newPublicToken();
+        const sealedPin = await deps.keys.sealRandomPin(
+          { ...binding, panSealed: pan.panSealed, expiry, cvkId, serviceCode: CVV2_SERVICE_CODE },
+          NEW_PIN_LENGTH,
+          tenant.pvk_id ?? undefined,
+        );
+        const row = {
+          id,
+          tenant_id: tenant.id,
+          public_token: publicToken,
+          type: input.type,
+          status: input.status ?? "active",
+          pan_sealed: pan.panSealed,
+          pan_fingerprint: pan.fingerprint,
+          pan_first6: pan.first6,
+          pan_last4: pan.last4,
+          expiry,
+          cardholder_name: input.cardholderName ?? null,
+          customer_reference: input.customerReference ?? null,
+          cvk_id: cvkId,
+          cvv_service_code: CVV2_SERVICE_CODE,
+          cvv_tries_remaining: tenant.max_cvv_tries,
+          pin_sealed: sealedPin.pinSealed,
+          pvk_id: sealedPin.pvkId,
+          pvki: sealedPin.pvki,
+          pvv: sealedPin.pvv,
+          pin_tries_remaining: tenant.max_pin_tries,
+          created_at: stamp,
+          updated_at: stamp,
+          ...scheduleColumns(interval === null ? NO_SCHEDULE : scheduleEvery(now, interval)),
+          last_rotated_at: null,
+          test_clock_id: input.testClockId ?? null,
+        };
+        try {
+          await deps.store.transaction(async (tx) => {
+            await deps.cards.insert(row, tx);
+            const card = { id, public_token: publicToken };
+            await deps.record(tx, actor, {
+              action: "card.create",
+              outcome: "success",
+              card,
+              details: { type: input.type },
+            });
+            await deps.publish(tx, {
+              tenantId: tenant.id,
+              cardId: id,
+              type: "card.created",
+              occurredAt: now,
+              data: { publicToken, type: input.type, last4: row.pan_last4, status: row.status },
+            });
+          });
+          return viewOf(row);
+        } catch (error) {
+          if (!isUniqueViolation(error)) throw error;
+          if (draw === MAX_DRAWS) {
+            throw new AppError(
+              "service_unavailable",
+              "Could not allocate a unique PAN and public token; the BIN's range may be exhausted.",
+            );
+          }
+        }
+      }
     },
 
     async get(actor: Actor, publicToken: string): Promise<CardView> {

@@ -123,10 +123,6 @@ export interface Expected {
 export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
   // The queries every CVV and PIN call and every card creation run, compiled once (prepared.ts).
   const insertOne = prepared((p: NewCardRow) => db.insertInto("cards").values(everyColumn(p, COLUMNS)));
-  const idBy = (column: "public_token" | "pan_fingerprint") =>
-    prepared((p: { value: string }) => db.selectFrom("cards").select("id").where(column, "=", p.value));
-  const idByToken = idBy("public_token");
-  const idByFingerprint = idBy("pan_fingerprint");
   const withLimitsByToken = (p: { tenantId: string; publicToken: string }) =>
     db
       .selectFrom("cards")
@@ -287,14 +283,6 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
 
     async findCountersByToken(tenantId: string, publicToken: string): Promise<CounterState | undefined> {
       return (await countersByToken(db, { tenantId, publicToken })).rows[0];
-    },
-
-    async tokenExists(publicToken: string, tx: Db = db): Promise<boolean> {
-      return (await idByToken(tx, { value: publicToken })).rows.length > 0;
-    },
-
-    async fingerprintExists(fingerprint: string, tx: Db = db): Promise<boolean> {
-      return (await idByFingerprint(tx, { value: fingerprint })).rows.length > 0;
     },
 
     /** Changes the card if it is still at the version read; false (nothing written) when it moved. */

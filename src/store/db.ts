@@ -144,6 +144,18 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
 }
 
+/** Both stores' codes for a write a unique index refused (SQLite's extended codes, PostgreSQL's SQLSTATE). */
+const UNIQUE_VIOLATION = new Set(["SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "23505"]);
+
+/** Whether a store error is a unique index refusing a write (a value already taken), on either store. */
+export function isUniqueViolation(error: unknown): boolean {
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    UNIQUE_VIOLATION.has(String((error as { code?: unknown }).code))
+  );
+}
+
 export type SchemaState = "current" | "behind" | "ahead";
 
 /** The database's schema does not match this build; the message says what to do. */
