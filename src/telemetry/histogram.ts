@@ -1,7 +1,7 @@
 // A Prometheus histogram for the request path, exposed through a prom-client registry like its own metrics.
 // Why not prom-client's Histogram: it validates and hashes the label set on every observe, even on a child
 // from labels(), at 0.6–0.9 µs and two objects a call, and the verify path observes five times a request
-// (BENCHMARKS.md, "What metrics cost on the verify path"). Here a label set is resolved once, by whoever
+// (BENCHMARKS.md, "Telemetry on the verify path"). Here a label set is resolved once, by whoever
 // observes it, to an observer whose call is a bucket search and three additions, allocating nothing.
 // Invariant: the exposition is what prom-client's Histogram writes for the same observations (cumulative
 // `_bucket` series with `le`, then `+Inf`, `_sum`, `_count`); a series appears once it has an observation.
