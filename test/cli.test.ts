@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { cardvaultCommand, waitForHttp } from "./helpers/processes.js";
+import { cardvaultCommand, runCardvault, waitForHttp } from "./helpers/processes.js";
 
 const root = join(import.meta.dirname, "..");
 const dataDir = mkdtempSync(join(tmpdir(), "cardvault-cli-"));
@@ -39,33 +39,10 @@ function cliProcess(args: string[], env: Record<string, string> = {}) {
   return { code: result.status, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
 }
 
-/**
- * The command in process, through the same main() the binary runs, with the environment and umask a spawned
- * process would get: each command spawned through tsx costs one to two seconds of CPU, and the suite runs on two
- * cores. The environment and umask are the worker's own (a forked process, one test at a time in this file), so
- * both are restored when the command returns.
- */
+/** The command in process, through the same main() the binary runs (see runCardvault): no tsx start-up. */
 async function cli(args: string[], env: Record<string, string> = {}, options: { umask?: number } = {}) {
-  let stdout = "";
-  let stderr = "";
-  // As processIo writes them: a newline after every text that lacks one.
-  const io = {
-    stdout: (t: string) => (stdout += t.endsWith("\n") ? t : `${t}\n`),
-    stderr: (t: string) => (stderr += t.endsWith("\n") ? t : `${t}\n`),
-  };
-  const savedEnv = { ...process.env };
-  const savedUmask = options.umask === undefined ? undefined : process.umask(options.umask);
-  for (const name of Object.keys(process.env)) delete process.env[name];
-  Object.assign(process.env, baseEnv, env);
-  try {
-    const { main } = await import("../src/cli/commands.js");
-    const code = await main(args, io);
-    return { code, stdout: stdout.trim(), stderr: stderr.trim() };
-  } finally {
-    if (savedUmask !== undefined) process.umask(savedUmask);
-    for (const name of Object.keys(process.env)) delete process.env[name];
-    Object.assign(process.env, savedEnv);
-  }
+  const result = await runCardvault(args, { ...baseEnv, ...env }, options);
+  return { code: result.code, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
 }
 
 async function freePort(): Promise<number> {
