@@ -63,8 +63,9 @@ export default defineConfig({
                 ...shared,
                 name: "postgres",
                 include: ["test/**/*.test.ts"],
-                // The browser suite checks the page, not the store: SQLite is enough.
-                exclude: ["test/cli.test.ts", "test/browser/**"],
+                // The browser suite checks the page, and the Redocly lint the served OpenAPI document (built from
+                // the route declarations alone), not the store: SQLite is enough for both.
+                exclude: ["test/cli.test.ts", "test/browser/**", "test/openapi-lint.test.ts"],
                 env: { CARDVAULT_TEST_STORE: "postgres", CARDVAULT_TEST_DATABASE_URL: postgresUrl },
               },
             },

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { luhnCheckDigit } from "../src/crypto/luhn.js";
 import { createHarness, type Harness, TEST_MASTER_KEY } from "./helpers/harness.js";
-import { spawnCardvault, waitForOutput } from "./helpers/processes.js";
+import { cardvaultEnv, runCardvault, spawnCardvault, waitForOutput } from "./helpers/processes.js";
 
 let h: Harness;
 let env: Record<string, string>;
@@ -92,9 +92,13 @@ describe("cardvault cards import", () => {
         `${panOf("510000", 4)},3012,physical,active,,650000001,,,`,
       ].join("\r\n"),
     );
-    const run = spawnCardvault(["cards", "import", file, "--tenant", "globex", "--rejects", rejects], env);
-    expect(await run.exited, run.output()).toBe(1);
-    expect(run.output()).toContain("4 lines: 2 imported, 0 already present, 2 rejected");
+    // In process (the kill above needs a process; this does not): no second tsx start-up.
+    const run = await runCardvault(
+      ["cards", "import", file, "--tenant", "globex", "--rejects", rejects],
+      cardvaultEnv(env),
+    );
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout + run.stderr).toContain("4 lines: 2 imported, 0 already present, 2 rejected");
     expect(readFileSync(rejects, "utf8")).toBe(
       "line\treason\n3\tpan: fails the Luhn check\n5\tpublicToken: already in use by another card\n",
     );

@@ -1,11 +1,14 @@
-// The operator's commands, run as a user would run them: as a real process from the repository root.
+// The operator's commands, run as a user would run them: through the same main() the binary runs, in process
+// (environment and umask as a process would get them), and as real processes from the repository root where
+// the process is the point (main.ts's exit code; serve answering, auditing and stopping on SIGTERM; the files a
+// fresh serve creates).
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { cardvaultCommand, waitForHttp } from "./helpers/processes.js";
+import { cardvaultCommand, runCardvault, waitForHttp } from "./helpers/processes.js";
 
 const root = join(import.meta.dirname, "..");
 const dataDir = mkdtempSync(join(tmpdir(), "cardvault-cli-"));
@@ -25,14 +28,21 @@ const baseEnv = {
   CARDVAULT_JWT_SECRET: "",
 };
 
-function cli(args: string[], env: Record<string, string> = {}, options: { umask?: number } = {}) {
-  const [command, commandArgs] = cardvaultCommand(args, options);
+/** The command as a real process from the sources (through tsx): for what only a process shows (main.ts, exit). */
+function cliProcess(args: string[], env: Record<string, string> = {}) {
+  const [command, commandArgs] = cardvaultCommand(args);
   const result = spawnSync(command, commandArgs, {
     cwd: root,
     env: { ...baseEnv, ...env },
     encoding: "utf8",
   });
   return { code: result.status, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
+}
+
+/** The command in process, through the same main() the binary runs (see runCardvault): no tsx start-up. */
+async function cli(args: string[], env: Record<string, string> = {}, options: { umask?: number } = {}) {
+  const result = await runCardvault(args, { ...baseEnv, ...env }, options);
+  return { code: result.code, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
 }
 
 async function freePort(): Promise<number> {
@@ -46,11 +56,11 @@ async function freePort(): Promise<number> {
 }
 
 describe("cardvault CLI", () => {
-  it("creates development keys on first use, with a warning, and lists them with check values only", () => {
-    const init = cli(["keys", "init", "--data-dir", dataDir]);
+  it("creates development keys on first use, with a warning, and lists them with check values only", async () => {
+    const init = await cli(["keys", "init", "--data-dir", dataDir]);
     expect(init.code).toBe(0);
     expect(init.stderr).toMatch(/DEVELOPMENT KEY/);
-    const list = cli(["keys", "list", "--data-dir", dataDir]);
+    const list = await cli(["keys", "list", "--data-dir", dataDir]);
     expect(list.code).toBe(0);
     const lines = list.stdout.split("\n");
     expect(lines.map((l) => l.split("\t")[0])).toEqual([
@@ -72,36 +82,50 @@ describe("cardvault CLI", () => {
     expect(keystore).not.toContain(master);
   });
 
-  it("rotates data keys to a new version, keeping the old ones listed as retired", () => {
-    const rotate = cli(["keys", "rotate", "--data-dir", dataDir]);
+  it("rotates data keys to a new version, keeping the old ones listed as retired", async () => {
+    const rotate = await cli(["keys", "rotate", "--data-dir", dataDir]);
     expect(rotate.code).toBe(0);
     expect(rotate.stdout).toContain("pan-data-v2");
-    const list = cli(["keys", "list", "--data-dir", dataDir]).stdout;
+    const list = (await cli(["keys", "list", "--data-dir", dataDir])).stdout;
     expect(list).toMatch(/pan-data-v1\t.*retired/);
     expect(list).toMatch(/pan-data-v2\t.*active/);
   });
 
-  it("refuses a wrong master key with a clear message", () => {
-    const wrong = cli(["keys", "list", "--data-dir", dataDir], { CARDVAULT_MASTER_KEY: "ab".repeat(32) });
+  it("refuses a wrong master key with a clear message", async () => {
+    const wrong = await cli(["keys", "list", "--data-dir", dataDir], {
+      CARDVAULT_MASTER_KEY: "ab".repeat(32),
+    });
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/master key does not open the keystore/);
   });
 
-  it("adds and lists tenants, refusing bad values", () => {
+  it("adds and lists tenants, refusing bad values", async () => {
     expect(
-      cli(["tenants", "add", "acme", "--bin", "412345", "--max-cvv-tries", "5", "--data-dir", dataDir]).code,
+      (
+        await cli([
+          "tenants",
+          "add",
+          "acme",
+          "--bin",
+          "412345",
+          "--max-cvv-tries",
+          "5",
+          "--data-dir",
+          dataDir,
+        ])
+      ).code,
     ).toBe(0);
-    const list = cli(["tenants", "list", "--data-dir", dataDir]);
+    const list = await cli(["tenants", "list", "--data-dir", dataDir]);
     expect(list.stdout).toContain("acme\tbin=412345\tpanLength=16\tmaxCvvTries=5\tmaxPinTries=3");
-    const bad = cli(["tenants", "add", "bad", "--bin", "12", "--data-dir", dataDir]);
+    const bad = await cli(["tenants", "add", "bad", "--bin", "12", "--data-dir", dataDir]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/bin must be 6 to 11 digits/);
-    expect(cli(["tenants", "add", "acme", "--data-dir", dataDir]).stderr).toMatch(/already exists/);
+    expect((await cli(["tenants", "add", "acme", "--data-dir", dataDir])).stderr).toMatch(/already exists/);
   });
 
-  it("`clients add | rotate-secret | list | revoke`: a secret printed once, never listed, never stored in clear", () => {
-    expect(cli(["tenants", "add", "oauthco", "--data-dir", dataDir]).code).toBe(0);
-    const added = cli([
+  it("`clients add | rotate-secret | list | revoke`: a secret printed once, never listed, never stored in clear", async () => {
+    expect((await cli(["tenants", "add", "oauthco", "--data-dir", dataDir])).code).toBe(0);
+    const added = await cli([
       "clients",
       "add",
       "--tenant",
@@ -115,13 +139,13 @@ describe("cardvault CLI", () => {
     const id = /^client_id=(cvc_\S+)$/m.exec(added.stdout)![1]!;
     const secret = /^client_secret=(cvs_\S+)$/m.exec(added.stdout)![1]!;
     expect(added.stderr).toMatch(/shown once/);
-    const rotated = cli(["clients", "rotate-secret", id, "--overlap", "2h", "--data-dir", dataDir]);
+    const rotated = await cli(["clients", "rotate-secret", id, "--overlap", "2h", "--data-dir", dataDir]);
     expect(rotated.code, rotated.stderr).toBe(0);
     const newSecret = /^client_secret=(cvs_\S+)$/m.exec(rotated.stdout)![1]!;
     expect(newSecret).not.toBe(secret);
     expect(rotated.stderr).toMatch(/previous secret is accepted until 20\d\d-/);
-    expect(cli(["clients", "revoke", id, "--data-dir", dataDir]).stdout).toMatch(/^revoked cvc_/);
-    const listed = cli(["clients", "list", "--tenant", "oauthco", "--data-dir", dataDir]);
+    expect((await cli(["clients", "revoke", id, "--data-dir", dataDir])).stdout).toMatch(/^revoked cvc_/);
+    const listed = await cli(["clients", "list", "--tenant", "oauthco", "--data-dir", dataDir]);
     expect(listed.stdout).toMatch(
       new RegExp(`^${id}\ttenant=oauthco\tscope="cards:read cvv:read"\trevoked=`, "m"),
     );
@@ -137,24 +161,24 @@ describe("cardvault CLI", () => {
     for (const s of [secret, newSecret]) expect(everything).not.toContain(s);
   }, 120_000);
 
-  it("adds a tenant that accepts format-1 PIN blocks only when asked (--allow-pin-block-format-1)", () => {
-    expect(cli(["tenants", "add", "legacy", "--allow-pin-block-format-1", "--data-dir", dataDir]).code).toBe(
-      0,
-    );
-    expect(cli(["tenants", "add", "strict", "--data-dir", dataDir]).code).toBe(0);
-    const lines = cli(["tenants", "list", "--data-dir", dataDir]).stdout.split("\n");
+  it("adds a tenant that accepts format-1 PIN blocks only when asked (--allow-pin-block-format-1)", async () => {
+    expect(
+      (await cli(["tenants", "add", "legacy", "--allow-pin-block-format-1", "--data-dir", dataDir])).code,
+    ).toBe(0);
+    expect((await cli(["tenants", "add", "strict", "--data-dir", dataDir])).code).toBe(0);
+    const lines = (await cli(["tenants", "list", "--data-dir", dataDir])).stdout.split("\n");
     expect(lines.find((l) => l.startsWith("legacy\t"))).toMatch(/\tallowPinBlockFormat1/);
     expect(lines.find((l) => l.startsWith("strict\t"))).not.toMatch(/allowPinBlockFormat1/);
   });
 
-  it("stops in production without a master key", () => {
-    const result = cli(["serve", "--data-dir", dataDir, "--port", "0"], { NODE_ENV: "production" });
+  it("stops in production without a master key", async () => {
+    const result = await cli(["serve", "--data-dir", dataDir, "--port", "0"], { NODE_ENV: "production" });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/CARDVAULT_MASTER_KEY is required/);
   });
 
   it("serves the API with a token minted by `cardvault token`, metrics on their own listener, and stops cleanly on SIGTERM", async () => {
-    const token = cli([
+    const token = await cli([
       "token",
       "--tenant",
       "acme",
@@ -216,7 +240,7 @@ describe("cardvault CLI", () => {
   });
 
   it("audits refused requests of a running serve, written when it stops; `audit list` reads them (Hardening II)", async () => {
-    const token = cli([
+    const token = await cli([
       "token",
       "--tenant",
       "acme",
@@ -248,40 +272,40 @@ describe("cardvault CLI", () => {
     }
     expect(await exited).toBe(0);
 
-    const records = (args: string[]) =>
-      cli(["audit", "list", ...args, "--data-dir", dataDir])
-        .stdout.split("\n")
+    const records = async (args: string[]) =>
+      (await cli(["audit", "list", ...args, "--data-dir", dataDir])).stdout
+        .split("\n")
         .filter(Boolean)
         .map(
           (line) => JSON.parse(line) as { action: string; actor: string; outcome: string; details: object },
         );
-    expect(records(["--operator"]).filter((r) => r.action === "auth.refused")).toEqual([
+    expect((await records(["--operator"])).filter((r) => r.action === "auth.refused")).toEqual([
       expect.objectContaining({
         actor: "client:127.0.0.1",
         outcome: "unauthorized",
         details: expect.objectContaining({ count: 2, reason: "no_token" }),
       }),
     ]);
-    expect(records(["--tenant", "acme"]).filter((r) => r.actor === "cli-auditor")).toEqual([
+    expect((await records(["--tenant", "acme"])).filter((r) => r.actor === "cli-auditor")).toEqual([
       expect.objectContaining({
         action: "auth.refused",
         outcome: "forbidden",
         details: expect.objectContaining({ count: 3, scope: "cvv:read" }),
       }),
     ]);
-    expect(cli(["audit", "list", "--data-dir", dataDir]).code).toBe(2);
-  }); // four CLI processes and a server
+    expect((await cli(["audit", "list", "--data-dir", dataDir])).code).toBe(2);
+  }); // a server, and four CLI commands in process
 
   it("prints usage and exits non-zero on an unknown command", () => {
-    const result = cli(["frobnicate"]);
+    const result = cliProcess(["frobnicate"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/unknown command/);
   });
 });
 
 describe("--help", () => {
-  it("`tenants add --help` prints the usage, every option with its default and an example, on stdout", () => {
-    const help = cli(["tenants", "add", "--help"]);
+  it("`tenants add --help` prints the usage, every option with its default and an example, on stdout", async () => {
+    const help = await cli(["tenants", "add", "--help"]);
     expect(help).toMatchObject({ code: 0, stderr: "" });
     expect(help.stdout).toMatch(/^usage: cardvault tenants add ID \[options\]/);
     expect(help.stdout).toMatch(/--max-cvv-tries N .*\(default: 3\)/);
@@ -289,14 +313,14 @@ describe("--help", () => {
     expect(help.stdout).toMatch(/\nexample:\n {2}cardvault tenants add /);
   });
 
-  it("answers an unknown option with exit code 2 and a pointer to the command's --help", () => {
+  it("answers an unknown option with exit code 2 and a pointer to the command's --help", async () => {
     for (const args of [
       ["serve", "--frobnicate"],
       ["tenants", "add", "acme", "--frobnicate"],
       ["crypto", "kcv", "--frobnicate"],
     ]) {
       const path = args.filter((a) => !a.startsWith("-") && a !== "acme").join(" ");
-      const result = cli(args);
+      const result = await cli(args);
       expect(result.code, args.join(" ")).toBe(2);
       expect(result.stderr).toMatch(/unknown option --frobnicate/);
       expect(result.stderr).toContain(`cardvault ${path} --help`);
@@ -377,42 +401,46 @@ describe("files the commands create, under umask 000", () => {
     files: Object.fromEntries(names.map((name) => [name, "600"])),
   });
 
-  it("`keys init` creates a missing nested data directory 0700, and the keystore 0600", () => {
+  it("`keys init` creates a missing nested data directory 0700, and the keystore 0600", async () => {
     const dir = fresh();
-    const init = cli(["keys", "init", "--data-dir", dir], { CARDVAULT_MASTER_KEY: "33".repeat(32) }, open);
+    const init = await cli(
+      ["keys", "init", "--data-dir", dir],
+      { CARDVAULT_MASTER_KEY: "33".repeat(32) },
+      open,
+    );
     expect(init.stderr).toBe("");
     expect(init.code).toBe(0);
     expect(modes(dir)).toEqual(privately(["keystore.json", "keystore.json.lock"]));
     expect((statSync(join(dir, "..")).mode & 0o777).toString(8)).toBe("700");
     // With the development master key, which is created too.
     const dev = fresh();
-    expect(cli(["keys", "init", "--data-dir", dev], {}, open).code).toBe(0);
+    expect((await cli(["keys", "init", "--data-dir", dev], {}, open)).code).toBe(0);
     expect(modes(dev)).toEqual(privately(["dev-master.key", "keystore.json", "keystore.json.lock"]));
   });
 
-  it("`migrate`, `tenants add` and `token` create their files 0600 in a 0700 directory", () => {
+  it("`migrate`, `tenants add` and `token` create their files 0600 in a 0700 directory", async () => {
     const migrated = fresh();
-    expect(cli(["migrate", "--data-dir", migrated], {}, open).code).toBe(0);
+    expect((await cli(["migrate", "--data-dir", migrated], {}, open)).code).toBe(0);
     expect(modes(migrated)).toEqual(privately(["cardvault.db"]));
     const tenants = fresh();
-    expect(cli(["tenants", "add", "acme", "--data-dir", tenants], {}, open).code).toBe(0);
+    expect((await cli(["tenants", "add", "acme", "--data-dir", tenants], {}, open)).code).toBe(0);
     expect(modes(tenants)).toEqual(privately(["cardvault.db"]));
     const token = fresh();
     expect(
-      cli(["token", "--tenant", "acme", "--scope", "cvv:read", "--data-dir", token], {}, open).code,
+      (await cli(["token", "--tenant", "acme", "--scope", "cvv:read", "--data-dir", token], {}, open)).code,
     ).toBe(0);
     expect(modes(token)).toEqual(privately(["dev-jwt-secret"]));
   });
 
-  it("tightens a database, -wal and -shm an older build left readable by others", () => {
+  it("tightens a database, -wal and -shm an older build left readable by others", async () => {
     const dir = fresh();
-    expect(cli(["migrate", "--data-dir", dir]).code).toBe(0);
+    expect((await cli(["migrate", "--data-dir", dir])).code).toBe(0);
     chmodSync(dir, 0o700);
     const db = join(dir, "cardvault.db");
     chmodSync(db, 0o644);
     // Empty -wal and -shm, as a process that was killed leaves them (SQLite reads both as empty).
     for (const suffix of ["-wal", "-shm"]) writeFileSync(`${db}${suffix}`, "", { mode: 0o644 });
-    expect(cli(["tenants", "list", "--data-dir", dir], {}, open).code).toBe(0);
+    expect((await cli(["tenants", "list", "--data-dir", dir], {}, open)).code).toBe(0);
     const { files } = modes(dir);
     expect(files["cardvault.db"]).toBe("600");
     for (const [name, mode] of Object.entries(files)) expect([name, mode]).toEqual([name, "600"]);

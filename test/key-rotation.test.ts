@@ -3,7 +3,7 @@
 // under the new key ids afterwards, the old versions retired. CVK rotation: new cards only.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKeystore } from "../src/keys/keystore-file.js";
-import { spawnCardvault } from "./helpers/processes.js";
+import { cardvaultEnv, runCardvault, spawnCardvault } from "./helpers/processes.js";
 import { createServedWorld, request, SERVED_MASTER_KEY, type ServedWorld } from "./helpers/served.js";
 
 let world: ServedWorld;
@@ -116,18 +116,31 @@ describe("keys rotate, online", () => {
 
   it("rotates the CVK for new cards only: existing cards keep their CVK and CVV", async () => {
     const before = cards[0]!;
-    const rotate = spawnCardvault(["keys", "rotate", "--type", "cvk"], world.env);
-    expect(await rotate.exited, rotate.output()).toBe(0);
-    await new Promise((r) => setTimeout(r, 1200)); // the server checks the keystore at most once a second
-    const fresh = await request(base, token, "POST", "/v1/cards", { type: "virtual" });
-    const rows = await world.runtime.store.db
-      .selectFrom("cards")
-      .select(["public_token", "cvk_id"])
-      .where("public_token", "in", [before.token, fresh.body.publicToken as string])
-      .execute();
-    const cvkOf = new Map(rows.map((r) => [r.public_token, r.cvk_id]));
-    expect(cvkOf.get(before.token)).toBe("cvk-v1");
-    expect(cvkOf.get(fresh.body.publicToken as string)).toBe("cvk-v2");
+    const rotate = await runCardvault(["keys", "rotate", "--type", "cvk"], cardvaultEnv(world.env));
+    expect(rotate.code, rotate.stdout + rotate.stderr).toBe(0);
+    const cvkOf = async (publicToken: string) =>
+      (
+        await world.runtime.store.db
+          .selectFrom("cards")
+          .select("cvk_id")
+          .where("public_token", "=", publicToken)
+          .executeTakeFirstOrThrow()
+      ).cvk_id;
+    // The server checks the keystore at most once a second: new cards get the new CVK once it has (cards made
+    // before that get the old one, as any card made before the rotation).
+    const deadline = Date.now() + 5_000;
+    const createCard = async () => {
+      const created = await request(base, token, "POST", "/v1/cards", { type: "virtual" });
+      expect(created.status).toBe(201);
+      return created.body.publicToken as string;
+    };
+    let fresh = await createCard();
+    while ((await cvkOf(fresh)) !== "cvk-v2" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      fresh = await createCard();
+    }
+    expect(await cvkOf(fresh)).toBe("cvk-v2");
+    expect(await cvkOf(before.token)).toBe("cvk-v1");
     expect((await request(base, token, "GET", `/v1/cards/${before.token}/cvv`)).body.cvv).toBe(before.cvv);
     const verify = await request(base, token, "POST", `/v1/cards/${before.token}/cvv/verify`, {
       cvv: before.cvv,
@@ -138,9 +151,10 @@ describe("keys rotate, online", () => {
 
 describe("keys rotate --no-reencrypt, then keys reencrypt (one keystore copy per host)", () => {
   it("adds versions without touching data; reencrypt then moves every card and retires the previous versions", async () => {
-    const rotate = spawnCardvault(["keys", "rotate", "--no-reencrypt"], world.env);
-    expect(await rotate.exited, rotate.output()).toBe(0);
-    expect(rotate.output()).not.toContain("re-encrypted");
+    // Both commands in process: the server is the other process here.
+    const rotate = await runCardvault(["keys", "rotate", "--no-reencrypt"], cardvaultEnv(world.env));
+    expect(rotate.code, rotate.stdout + rotate.stderr).toBe(0);
+    expect(rotate.stdout + rotate.stderr).not.toContain("re-encrypted");
     const sealedWith = async () =>
       new Set(
         (await world.runtime.store.db.selectFrom("cards").select("pan_sealed").execute()).map((r) =>
@@ -148,8 +162,8 @@ describe("keys rotate --no-reencrypt, then keys reencrypt (one keystore copy per
         ),
       );
     expect(await sealedWith()).toEqual(new Set(["pan-data-v2"]));
-    const reencrypt = spawnCardvault(["keys", "reencrypt", "--grace-ms", "0"], world.env);
-    expect(await reencrypt.exited, reencrypt.output()).toBe(0);
+    const reencrypt = await runCardvault(["keys", "reencrypt", "--grace-ms", "0"], cardvaultEnv(world.env));
+    expect(reencrypt.code, reencrypt.stdout + reencrypt.stderr).toBe(0);
     expect(await sealedWith()).toEqual(new Set(["pan-data-v3"]));
     const keys = loadKeystore(`${world.dataDir}/keystore.json`, Buffer.from(SERVED_MASTER_KEY, "hex"));
     expect(keys.filter((k) => k.type === "pan-data").map((k) => [k.id, k.active, k.retired])).toEqual([

@@ -1,5 +1,6 @@
 // Real cardvault processes for multi-process tests: `serve` and `worker` spawned from the sources with tsx,
-// sharing one data directory (keystore, JWT secret) and one database.
+// sharing one data directory (keystore, JWT secret) and one database; and runCardvault, a command run in the
+// test's process through the same main() the binary runs, where a separate process is not what is tested.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -40,7 +41,7 @@ export function spawnCardvault(
   const [command, commandArgs] = cardvaultCommand(args, options);
   const child = spawn(command, commandArgs, {
     cwd: root,
-    env: { ...process.env, NODE_ENV: "development", CARDVAULT_LOG_LEVEL: "warn", ...env },
+    env: cardvaultEnv(env),
   });
   let output = "";
   child.stdout?.on("data", (d) => {
@@ -79,4 +80,55 @@ export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} did not come up`);
+}
+
+export interface CardvaultRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command in this process through the same main() the binary runs (src/cli/main.ts), with `env` as the
+ * whole environment and `umask` as a process would get them, both restored when it returns: a command spawned
+ * through tsx costs one to two seconds of CPU, and the suite runs on two cores. The worker is a forked process
+ * running one test at a time, so nothing else sees the environment or umask meanwhile. Not for `serve` or
+ * `worker`, which keep running.
+ */
+export async function runCardvault(
+  args: string[],
+  env: Record<string, string | undefined>,
+  options: { umask?: number } = {},
+): Promise<CardvaultRun> {
+  let stdout = "";
+  let stderr = "";
+  // As processIo writes them: a newline after every text that lacks one.
+  const io = {
+    stdout: (t: string) => {
+      stdout += t.endsWith("\n") ? t : `${t}\n`;
+    },
+    stderr: (t: string) => {
+      stderr += t.endsWith("\n") ? t : `${t}\n`;
+    },
+  };
+  const { main } = await import("../../src/cli/commands.js");
+  const savedEnv = { ...process.env };
+  const replaceEnv = (next: Record<string, string | undefined>) => {
+    for (const name of Object.keys(process.env)) delete process.env[name];
+    for (const [name, value] of Object.entries(next)) if (value !== undefined) process.env[name] = value;
+  };
+  const savedUmask = options.umask === undefined ? undefined : process.umask(options.umask);
+  replaceEnv(env);
+  try {
+    const code = await main(args, io);
+    return { code, stdout, stderr };
+  } finally {
+    if (savedUmask !== undefined) process.umask(savedUmask);
+    replaceEnv(savedEnv);
+  }
+}
+
+/** The environment a spawned command gets (spawnCardvault's), for runCardvault. */
+export function cardvaultEnv(env: Record<string, string>): Record<string, string | undefined> {
+  return { ...process.env, NODE_ENV: "development", CARDVAULT_LOG_LEVEL: "warn", ...env };
 }

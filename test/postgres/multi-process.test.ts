@@ -11,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { mintToken, scopes } from "../../src/http/auth.js";
 import { systemClock } from "../../src/lib/clock.js";
-import { connectStore, createPublishers, openRuntime, type Runtime } from "../../src/runtime.js";
-import { ensureSchema } from "../../src/store/db.js";
+import { createPublishers, openRuntime, type Runtime } from "../../src/runtime.js";
 import {
   type CardvaultProcess,
   freePort,
@@ -20,7 +19,7 @@ import {
   waitForHttp,
   waitForOutput,
 } from "../helpers/processes.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/test-database.js";
+import { createTestDatabase, prepareStoreAndKeys, type TestDatabase } from "../helpers/test-database.js";
 
 const SECRET = "multi-process-secret-that-is-long-enough!";
 const MASTER = "11".repeat(32);
@@ -42,9 +41,9 @@ beforeAll(async () => {
     CARDVAULT_JOBS: "off",
   };
   const config = loadConfig(env);
-  const store = connectStore(config);
-  await ensureSchema(store.db, { migrate: true });
-  await store.close();
+  // Migrated, and the keystore written with the cached RSA test pairs (the serve processes find it there):
+  // openRuntime would otherwise generate RSA-4096 and RSA-3072 keys in this process first.
+  await prepareStoreAndKeys(config, systemClock);
   runtime = await openRuntime(config, { warn: () => {} });
   await runtime.services.tenants.add({ id: "acme", sandbox: true, maxCvvTries: 3, maxPinTries: 3 });
   token = await mintToken({
