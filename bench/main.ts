@@ -71,7 +71,7 @@ let peakRssMb = Number.NaN;
 // populations, to finish in under three minutes on two cores; the full run is what BENCHMARKS.md quotes.
 if (wants("cvv") || wants("pvv") || wants("pin")) {
   await phase("crypto scenarios", () =>
-    results.push(...runCryptoBench({ rounds: quick ? 3 : 7, ms: quick ? 250 : 1000 })),
+    results.push(...runCryptoBench({ rounds: quick ? 3 : 7, ms: quick ? 100 : 1000 })),
   );
 }
 if (wants("pkcs11")) {
@@ -82,8 +82,8 @@ if (wants("pkcs11")) {
 if (wants("http")) {
   await phase("HTTP scenarios (serve + Fastify baseline, autocannon over loopback)", async () => {
     const http = await runHttpBench({
-      rounds: quick ? 2 : 5,
-      durationSeconds: quick ? 3 : 10,
+      rounds: quick ? 1 : 5,
+      durationSeconds: quick ? 2 : 10,
       connections: 50,
       mode,
       only: only?.filter((o) => o.startsWith("http-")).length ? only : undefined,
@@ -98,12 +98,12 @@ if (wants("telemetry")) {
     results.push(
       ...(await runTelemetryBench({
         rounds: quick ? 2 : 5,
-        durationSeconds: quick ? 3 : 10,
+        durationSeconds: quick ? 2 : 10,
         connections: 50,
         mode,
       })),
     );
-    results.push(...(await runInProcessTelemetryBench({ rounds: quick ? 5 : 15, batch: quick ? 200 : 500 })));
+    results.push(...(await runInProcessTelemetryBench({ rounds: quick ? 3 : 15, batch: quick ? 200 : 500 })));
   });
 }
 if (wants("flood")) {
@@ -111,7 +111,7 @@ if (wants("flood")) {
     "Get Card Data flood scenarios (serve, probes at a fixed rate, 32 flooding connections)",
     async () =>
       results.push(
-        ...(await runFloodBench({ rounds: quick ? 1 : 3, durationSeconds: quick ? 4 : 10, mode })),
+        ...(await runFloodBench({ rounds: quick ? 1 : 3, durationSeconds: quick ? 2 : 10, mode })),
       ),
   );
 }
@@ -121,7 +121,7 @@ if (wants("authhost") && postgresUrl) {
     `authorisation-host load (PostgreSQL, 2 serves, ${cards.toLocaleString("en")} cards, hot-card skew)`,
     async () =>
       results.push(
-        ...(await runAuthhostBench({ postgresUrl, cards, durationSeconds: quick ? 10 : 60, mode }, log)),
+        ...(await runAuthhostBench({ postgresUrl, cards, durationSeconds: quick ? 5 : 60, mode }, log)),
       ),
   );
 }
@@ -129,7 +129,7 @@ if (wants("rotation")) {
   await phase("rotation scenarios", async () =>
     results.push(
       ...(await runRotationBench(
-        { cards: quick ? 5_000 : 100_000, rounds: quick ? 1 : 3, postgresUrl },
+        { cards: quick ? 2_000 : 100_000, rounds: quick ? 1 : 3, postgresUrl },
         log,
       )),
     ),

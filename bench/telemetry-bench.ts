@@ -119,7 +119,7 @@ export async function runTelemetryBench(options: TelemetryBenchOptions): Promise
         clearInterval(scraping);
       }
     };
-    for (const server of servers) await measure(server, 2); // warm-up
+    for (const server of servers) await measure(server, 1); // warm-up
     const rounds = new Map(servers.map((s) => [s.id, [] as Awaited<ReturnType<typeof measure>>[]]));
     for (let r = 0; r < options.rounds; r++) {
       for (const server of servers)
