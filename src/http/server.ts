@@ -32,9 +32,16 @@ export async function startServer(runtime: Runtime, logger: Logger) {
   });
   // Requests in flight, counted on the raw server: a response's "close" comes however it ends (sent, aborted, cut).
   let inFlight = 0;
+  let closing = false;
   app.server.on("request", (_request, response) => {
     inFlight++;
-    response.once("close", () => inFlight--);
+    response.once("close", () => {
+      inFlight--;
+      // Draining, a connection whose request is answered is closed as soon as it is idle: Fastify closes the
+      // connections idle when the shutdown starts, not those that go idle after, and a client's keep-alive
+      // socket would otherwise hold the drain until the deadline.
+      if (closing) setImmediate(() => app.server.closeIdleConnections());
+    });
   });
   // The metrics listener first: an address already in use stops the start before the API takes traffic.
   const metricsServer = await startMetricsListener(runtime, logger);
@@ -43,7 +50,6 @@ export async function startServer(runtime: Runtime, logger: Logger) {
     ? startJobs(createJobs(runtime, logger), logger, config.jobIntervalMs)
     : undefined;
 
-  let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
