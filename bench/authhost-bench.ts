@@ -18,7 +18,7 @@ import { sealedCardOf } from "../src/services/card-transaction.js";
 import { chunksOf } from "../src/store/chunks.js";
 import { createBenchDatabase, sampleWaitEvents } from "./bench-database.js";
 import { BENCH_ENV } from "./http-bench.js";
-import { type Child, freePort, nodeArgs, type RunMode, start, stop, waitForHttp } from "./processes.js";
+import { type Child, freePort, type RunMode, startServe, stop, waitForHttp } from "./processes.js";
 import { fmt, type ScenarioResult } from "./stats.js";
 
 export interface AuthhostBenchOptions {
@@ -129,16 +129,7 @@ export async function runAuthhostBench(
     const urls: string[] = [];
     for (let i = 0; i < 2; i++) {
       const port = await freePort();
-      const child = start(
-        nodeArgs(options.mode, { ts: "src/cli/main.ts", js: "dist/cli/main.js" }).concat([
-          "serve",
-          "--port",
-          String(port),
-          "--data-dir",
-          dataDir,
-        ]),
-        { ...env, CARDVAULT_JOBS: "off", NODE_ENV: "development" },
-      );
+      const child = startServe(options, port, dataDir, env);
       children.push(child);
       urls.push(`http://127.0.0.1:${port}`);
     }

@@ -15,7 +15,7 @@ import { mintToken, scopes } from "../src/http/auth.js";
 import { systemClock } from "../src/lib/clock.js";
 import { openRuntime } from "../src/runtime.js";
 import { BENCH_ACTOR, BENCH_ENV, seedCards } from "./http-bench.js";
-import { type Child, freePort, nodeArgs, type RunMode, start, stop, waitForHttp } from "./processes.js";
+import { type Child, freePort, type RunMode, startServe, stop, waitForHttp } from "./processes.js";
 import { finish, median, type ScenarioResult } from "./stats.js";
 
 export interface FloodBenchOptions {
@@ -94,14 +94,7 @@ export async function runFloodBench(options: FloodBenchOptions): Promise<Scenari
   try {
     const { cards, verifyToken, floodToken, floodCard } = await seed(dataDir);
     const port = await freePort();
-    serve = start(
-      nodeArgs(
-        options.mode,
-        { ts: "src/cli/main.ts", js: "dist/cli/main.js" },
-        options.nodeFlags ?? [],
-      ).concat(["serve", "--port", String(port), "--data-dir", dataDir]),
-      { ...BENCH_ENV, CARDVAULT_JOBS: "off", NODE_ENV: "development", ...options.env },
-    );
+    serve = startServe(options, port, dataDir, { ...BENCH_ENV, ...options.env });
     const url = `http://127.0.0.1:${port}`;
     await waitForHttp(`${url}/healthz`, serve);
 

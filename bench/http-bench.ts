@@ -17,10 +17,10 @@ import { type BenchDatabase, createBenchDatabase, sampleWaitEvents } from "./ben
 import {
   type Child,
   freePort,
-  nodeArgs,
   peakRssMb,
   type RunMode,
   start,
+  startServe,
   stop,
   waitForHttp,
 } from "./processes.js";
@@ -130,18 +130,8 @@ interface Served {
   child: Child;
 }
 
-function startServe(options: HttpBenchOptions, port: number, dataDir: string, env: Record<string, string>) {
-  const serveEntry = { ts: "src/cli/main.ts", js: "dist/cli/main.js" };
-  return start(
-    nodeArgs(options.mode, serveEntry, options.nodeFlags ?? []).concat([
-      "serve",
-      "--port",
-      String(port),
-      "--data-dir",
-      dataDir,
-    ]),
-    { ...BENCH_ENV, CARDVAULT_JOBS: "off", NODE_ENV: "development", ...env, ...options.env },
-  );
+function serveOf(options: HttpBenchOptions, port: number, dataDir: string, env: Record<string, string>) {
+  return startServe(options, port, dataDir, { ...BENCH_ENV, ...env, ...options.env });
 }
 
 /** One load: `connections` split evenly over the servers, all at once; rates add up, the worst p99 counts. */
@@ -275,7 +265,7 @@ export async function runHttpBench(
     const stores = new Map<StoreName, { servers: Served[]; cards: Cards; token: string }>();
     const sqlite = await seed(dataDir);
     const sqlitePort = await freePort();
-    const sqliteServe = startServe(options, sqlitePort, dataDir, {});
+    const sqliteServe = serveOf(options, sqlitePort, dataDir, {});
     children.push(sqliteServe);
     stores.set("sqlite", {
       servers: [{ url: `http://127.0.0.1:${sqlitePort}`, child: sqliteServe }],
@@ -289,7 +279,7 @@ export async function runHttpBench(
       const servers: Served[] = [];
       for (let i = 0; i < 2; i++) {
         const port = await freePort();
-        const child = startServe(options, port, pgDataDir, env);
+        const child = serveOf(options, port, pgDataDir, env);
         children.push(child);
         servers.push({ url: `http://127.0.0.1:${port}`, child });
       }
@@ -314,7 +304,7 @@ export async function runHttpBench(
       };
       const seeded = await seed(hsmDataDir, env);
       const port = await freePort();
-      const child = startServe(options, port, hsmDataDir, env);
+      const child = serveOf(options, port, hsmDataDir, env);
       children.push(child);
       stores.set("pkcs11", { servers: [{ url: `http://127.0.0.1:${port}`, child }], ...seeded });
     }

@@ -18,6 +18,28 @@ export function nodeArgs(mode: RunMode, entry: { ts: string; js: string }, extra
     : [...extra, "--import", "tsx", join(root, entry.ts)];
 }
 
+/**
+ * `cardvault serve` on a port and a data directory, background jobs off, with `env` (the bench's settings and
+ * the scenario's) over the parent's environment: the one way every scenario starts the server under test.
+ */
+export function startServe(
+  run: { mode: RunMode; nodeFlags?: string[] },
+  port: number,
+  dataDir: string,
+  env: Record<string, string | undefined>,
+): Child {
+  return start(
+    nodeArgs(run.mode, { ts: "src/cli/main.ts", js: "dist/cli/main.js" }, run.nodeFlags ?? []).concat([
+      "serve",
+      "--port",
+      String(port),
+      "--data-dir",
+      dataDir,
+    ]),
+    { CARDVAULT_JOBS: "off", NODE_ENV: "development", ...env },
+  );
+}
+
 export interface Child {
   child: ChildProcess;
   output: () => string;

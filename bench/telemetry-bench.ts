@@ -16,7 +16,7 @@ import { buildApp } from "../src/http/app.js";
 import { createTokenVerifier } from "../src/http/auth.js";
 import { openRuntime } from "../src/runtime.js";
 import { BENCH_ENV, load, seed } from "./http-bench.js";
-import { type Child, freePort, nodeArgs, type RunMode, start, stop, waitForHttp } from "./processes.js";
+import { type Child, freePort, type RunMode, startServe, stop, waitForHttp } from "./processes.js";
 import { finish, median, type ScenarioResult } from "./stats.js";
 
 /** CPU seconds (user + system) a process has used so far; NaN where /proc is not available. */
@@ -69,16 +69,7 @@ export async function runTelemetryBench(options: TelemetryBenchOptions): Promise
         dirs.push(dataDir);
       }
       const port = await freePort();
-      const child = start(
-        nodeArgs(options.mode, { ts: "src/cli/main.ts", js: "dist/cli/main.js" }).concat([
-          "serve",
-          "--port",
-          String(port),
-          "--data-dir",
-          dataDir,
-        ]),
-        { ...BENCH_ENV, CARDVAULT_JOBS: "off", NODE_ENV: "development", ...variant.env },
-      );
+      const child = startServe(options, port, dataDir, { ...BENCH_ENV, ...variant.env });
       children.push(child);
       servers.push({ ...variant, url: `http://127.0.0.1:${port}`, child });
     }
