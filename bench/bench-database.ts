@@ -1,39 +1,22 @@
 // A fresh PostgreSQL database for one bench run: created on the local server, migrated, and dropped after the
 // run. Invariant: the bench only ever talks to 127.0.0.1 (main.ts checks the URL) and never reuses a database.
-import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { loadConfig } from "../src/config.js";
 import { connectStore } from "../src/runtime.js";
 import { ensureSchema } from "../src/store/db.js";
+import { createFreshDatabase, type FreshDatabase } from "../test/helpers/test-database.js";
 
-export interface BenchDatabase {
-  url: string;
-  drop(): Promise<void>;
-}
+export type BenchDatabase = FreshDatabase;
 
 export async function createBenchDatabase(baseUrl: string): Promise<BenchDatabase> {
-  const name = `cardvault_bench_${randomBytes(5).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const migrating = connectStore(loadConfig({ CARDVAULT_DATABASE_URL: url.toString() }));
+  const database = await createFreshDatabase(baseUrl, "cardvault_bench");
+  const migrating = connectStore(loadConfig({ CARDVAULT_DATABASE_URL: database.url }));
   try {
     await ensureSchema(migrating.db, { migrate: true });
   } finally {
     await migrating.close();
   }
-  return {
-    url: url.toString(),
-    async drop() {
-      const client = new pg.Client({ connectionString: baseUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    },
-  };
+  return database;
 }
 
 /**

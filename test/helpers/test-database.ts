@@ -13,6 +13,34 @@ import { testRsaKeyGenerator } from "./test-rsa-keys.js";
 
 export const testStore = process.env.CARDVAULT_TEST_STORE === "postgres" ? "postgres" : "sqlite";
 
+export interface FreshDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A new, empty database on the server `baseUrl` names (`<prefix>_<random>`), and how to drop it (forcing out
+ * what is still connected): the suites' databases and the bench's.
+ */
+export async function createFreshDatabase(baseUrl: string, prefix: string): Promise<FreshDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: baseUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
 export interface TestDatabase {
   /** Set CARDVAULT_DATABASE_URL to this (undefined on SQLite). */
   url: string | undefined;
@@ -23,22 +51,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   if (testStore === "sqlite") return { url: undefined, drop: async () => {} };
   const base = process.env.CARDVAULT_TEST_DATABASE_URL;
   if (!base) throw new Error("CARDVAULT_TEST_STORE=postgres needs CARDVAULT_TEST_DATABASE_URL");
-  const name = `cardvault_test_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const client = new pg.Client({ connectionString: base });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    },
-  };
+  return createFreshDatabase(base, "cardvault_test");
 }
 
 /**
