@@ -261,10 +261,11 @@ describe("the page's calls", () => {
     const cards = h.runtime.repos.cards;
     const findByToken = cards.findByToken;
     let suspendOnce = true;
-    // The spend's check reads the card outside any transaction; the card is suspended right after that read.
+    // The spend's check reads the card outside any transaction (the transaction's own read is lockByToken); the
+    // card is suspended right after that read.
     cards.findByToken = async (...args) => {
       const found = await findByToken(...args);
-      if (suspendOnce && args[2] === undefined) {
+      if (suspendOnce) {
         suspendOnce = false;
         expect(
           (await h.call("PATCH", `/v1/cards/${card.publicToken}`, { status: "suspended" })).statusCode,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { budgetSpent, counterStepFor, tryState, verifyOutcome } from "./tries.js";
+import { budgetSpent, counterStep, tryState, verifyOutcome } from "./tries.js";
 
 describe("try counter rules", () => {
   it("is Blocked exactly at zero", () => {
@@ -13,9 +13,33 @@ describe("try counter rules", () => {
     expect(tryState(-1, 3).remainingTries).toBe(0);
   });
 
-  it("a match resets, a mismatch decrements", () => {
-    expect(counterStepFor(true)).toBe("reset");
-    expect(counterStepFor(false)).toBe("decrement");
+  it("a match resets (no step on a full counter), a mismatch decrements and records its time", () => {
+    const at = "2026-12-02T10:00:00.000Z";
+    const earlier = ["2026-12-01T09:00:00.000Z", "2026-12-01T09:30:00.000Z"];
+    const keep = { at, keep: 2 };
+    expect(counterStep({ remaining: 1, max: 3, wrongTries: earlier }, true, keep)).toEqual({
+      step: "reset",
+      after: { remaining: 3, wrongTries: earlier },
+    });
+    expect(counterStep({ remaining: 3, max: 3, wrongTries: earlier }, true, keep)).toEqual({
+      step: undefined,
+      after: { remaining: 3, wrongTries: earlier },
+    });
+    // A tenant that lowered its maximum: the reset brings the count down to it.
+    expect(counterStep({ remaining: 5, max: 3, wrongTries: [] }, true, keep)).toMatchObject({
+      step: "reset",
+    });
+    expect(counterStep({ remaining: 2, max: 3, wrongTries: earlier }, false, keep)).toEqual({
+      step: "decrement",
+      after: { remaining: 1, wrongTries: [earlier[1], at] },
+    });
+  });
+
+  it("moves nothing at zero, whatever the value", () => {
+    expect(counterStep({ remaining: 0, max: 3, wrongTries: [] }, true, { at: "x", keep: 3 })).toBe("blocked");
+    expect(counterStep({ remaining: 0, max: 3, wrongTries: [] }, false, { at: "x", keep: 3 })).toBe(
+      "blocked",
+    );
   });
 
   it("answers blocked whenever the step found the counter at zero, even for the right value", () => {

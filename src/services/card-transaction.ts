@@ -1,7 +1,8 @@
-// One transaction per card operation. The operation finds the caller's card, decides from what it read and
-// writes its change, its audit record and its events, all in one store transaction; its writes are guarded
-// by the card's row version (store/card-repo.ts), so a change that lands in between is never overwritten:
-// the guarded write reports the card moved, and the whole operation runs again on what is there now. A
+// One transaction per card operation. The operation finds the caller's card and holds it (no other transaction
+// changes it until this one ends), decides from what it read and writes its change, its audit record and its
+// events, all in one store transaction. Its decided writes are still guarded by the card's row version
+// (store/card-repo.ts): should the card move anyway, the guarded write reports it and the whole operation runs
+// again on what is there now, so a change that landed in between is never overwritten. A
 // limited attempt (verify, CVV/PIN read, Get Card Data) is refused before any work when this process knows
 // its bucket full, and counted last in that same transaction, so an allowed attempt commits once. Costly work
 // that does not depend on the card's state (Get Card Data's RSA unwrap) runs before the transaction, never
@@ -30,7 +31,7 @@ const MAX_ROUNDS = 5;
 
 export interface CardTransactionDeps {
   store: Pick<Store, "transaction">;
-  cards: Pick<CardRepo, "findByToken">;
+  cards: Pick<CardRepo, "findByToken" | "lockByToken">;
   limits: Pick<RateLimitService, "check" | "charge" | "settle">;
 }
 
@@ -39,7 +40,7 @@ export type CardWork<T> = (tx: Db, card: CardWithLimits) => Promise<T>;
 /**
  * `withCard(actor, publicToken, work, before?)`: runs work on the card, in one transaction, as described above.
  * `before` runs once, after the limiter's check, on the card as found by a plain read (so an unknown card is a
- * 404 before any costly work); the transaction reads the card again and decides on what it reads there.
+ * 404 before any costly work); the transaction reads and holds the card again and decides on what it reads there.
  */
 export type CardTransaction = <T>(
   actor: Actor,
@@ -53,7 +54,7 @@ export function createCardTransaction(deps: CardTransactionDeps): CardTransactio
     for (let round = 1; ; round++) {
       try {
         return await deps.store.transaction(async (tx) => {
-          const card = found(await deps.cards.findByToken(actor.tenantId, publicToken, tx));
+          const card = found(await deps.cards.lockByToken(actor.tenantId, publicToken, tx));
           const result = await work(tx, card);
           await deps.limits.charge(tx, actor);
           return result;

@@ -8,7 +8,7 @@
 import { AppError } from "../domain/errors.js";
 import {
   budgetSpent,
-  counterStepFor,
+  counterStep,
   type TryState,
   tryState,
   type VerifyOutcome,
@@ -17,18 +17,18 @@ import {
 } from "../domain/tries.js";
 import type { EventPublisher } from "../events/outbox.js";
 import type { Clock } from "../lib/clock.js";
-import type { CardRepo, CardWithLimits, CounterState, Secret } from "../store/card-repo.js";
+import {
+  type CardRepo,
+  type CardWithLimits,
+  type CounterState,
+  type Secret,
+  wrongTryTimes,
+} from "../store/card-repo.js";
 import type { Db } from "../store/db.js";
 import type { CardRow } from "../store/schema.js";
 import type { Actor, AuditRecorder } from "./audit.js";
 import type { CardClock } from "./card-clock.js";
-import {
-  CardMovedError,
-  type CardTransaction,
-  findOpenCounters,
-  usable,
-  written,
-} from "./card-transaction.js";
+import { type CardTransaction, findOpenCounters, usable, written } from "./card-transaction.js";
 
 /** Where each secret keeps its count, its limit and its compromise, and what clears a compromise. */
 const counters: Record<
@@ -36,6 +36,7 @@ const counters: Record<
   {
     remaining: (c: CounterState) => number;
     max: (c: CounterState) => number;
+    wrongTries: (c: CardRow) => string;
     compromisedAt: (c: CardRow) => string | null;
     remedy: (c: CardRow) => string;
   }
@@ -43,6 +44,7 @@ const counters: Record<
   cvv: {
     remaining: (c) => c.cvv_tries_remaining,
     max: (c) => c.max_cvv_tries,
+    wrongTries: (c) => c.cvv_wrong_tries,
     compromisedAt: (c) => c.cvv_compromised_at,
     remedy: (c) =>
       c.type === "virtual"
@@ -52,6 +54,7 @@ const counters: Record<
   pin: {
     remaining: (c) => c.pin_tries_remaining,
     max: (c) => c.max_pin_tries,
+    wrongTries: (c) => c.pin_wrong_tries,
     compromisedAt: (c) => c.pin_compromised_at,
     remedy: () => "set a new PIN to use it again",
   },
@@ -74,7 +77,7 @@ export interface StatusChange {
 }
 
 export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
-  const { remaining, max, compromisedAt, remedy } = counters[secret];
+  const { remaining, max, wrongTries, compromisedAt, remedy } = counters[secret];
   const { budget } = deps;
   /** The fixed words of a compromise's audit row and event (never the values tried). */
   const compromiseDetails = {
@@ -85,11 +88,11 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
 
   return {
     /**
-     * Records the result of a comparison inside the operation's transaction: one atomic counter step on the
-     * card as read (a card that moved meanwhile is decided again), its audit row, and the event when a wrong
-     * try used up the last one. The step is all a match costs; a wrong try records its time in that same
-     * statement, and only the wrong try that spends the budget costs more: the compromise (one guarded
-     * UPDATE), its audit row and its event.
+     * Records the result of a comparison inside the operation's transaction, on the card it holds: the counter
+     * step (domain/tries.ts counterStep says which, and what it leaves), its audit row, and the event when a
+     * wrong try used up the last one. The step is all a match costs (nothing, on a full counter); a wrong try
+     * records its time in that same statement, and only the wrong try that spends the budget costs more: the
+     * compromise (one guarded UPDATE), its audit row and its event.
      */
     async recordAttempt(
       tx: Db,
@@ -101,16 +104,17 @@ export function createTryCounter(deps: TryCounterDeps, secret: Secret) {
       note?: Record<string, string>,
     ): Promise<VerifyOutcome> {
       const now = deps.clock.now();
-      const after = await deps.cards.stepCounter(
-        card.id,
-        secret,
-        counterStepFor(matched),
-        max(card),
-        card,
-        { at: now.toISOString(), keep: budget.tries },
-        tx,
-      );
-      if (after === "moved") throw new CardMovedError();
+      const wrongTry = { at: now.toISOString(), keep: budget.tries };
+      const counter = {
+        remaining: remaining(card),
+        max: max(card),
+        wrongTries: wrongTryTimes(wrongTries(card)),
+      };
+      const stepped = counterStep(counter, matched, wrongTry);
+      if (stepped !== "blocked" && stepped.step !== undefined) {
+        await deps.cards.stepCounter(card.id, secret, stepped.step, max(card), wrongTry, tx);
+      }
+      const after = stepped === "blocked" ? stepped : stepped.after;
       const compromised = !matched && after !== "blocked" && budgetSpent(after.wrongTries, now, budget);
       if (compromised) written(await deps.cards.compromise(card.id, secret, card, now.toISOString(), tx));
       const remainingAfter = after === "blocked" ? null : compromised ? 0 : after.remaining;

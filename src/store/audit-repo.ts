@@ -20,8 +20,12 @@ const COLUMNS: Record<keyof AuditRow, true> = {
 };
 
 export function createAuditRepo(db: Db) {
-  // Every verify writes one: compiled once (prepared.ts).
-  const insertOne = prepared((p: AuditRow) => db.insertInto("audit_events").values(everyColumn(p, COLUMNS)));
+  // Every verify writes one: compiled once (prepared.ts), and on PostgreSQL it waits to travel with the
+  // transaction's next statement (write-behind.ts): nothing reads its answer.
+  const insertOne = prepared(
+    (p: AuditRow) => db.insertInto("audit_events").values(everyColumn(p, COLUMNS)),
+    "deferred",
+  );
 
   return {
     async insert(row: AuditRow, tx: Db = db): Promise<void> {

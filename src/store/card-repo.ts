@@ -1,7 +1,10 @@
-// Cards and their try counters. Every counter change is one UPDATE … RETURNING guarded in SQL, never a
-// read-modify-write in JavaScript: N concurrent wrong tries on any number of processes count exactly N. A
-// wrong try's step also records its time for the rolling wrong-try budget, in the same statement, so the
-// record is exact under concurrency too.
+// Cards and their try counters. Every counter step is one relative UPDATE (count - 1, or back to the
+// maximum), never a value computed in JavaScript and written back: N concurrent wrong tries on any number of
+// processes count exactly N. A wrong try's step also records its time for the rolling wrong-try budget, in the
+// same statement. An operation holds its card from its read (lockByToken: FOR UPDATE on PostgreSQL; on SQLite
+// the transaction holds the only writer) to its commit, so what a step leaves is known from the card as read,
+// and the step need not answer: on PostgreSQL it waits and travels with the transaction's last statement
+// (write-behind.ts).
 // Every other change a service decides from what it read is written only if the card's row version is still
 // the one read (and moves it on); a write that finds it moved changes nothing and says so, and the service
 // reads again and decides again (services/card-transaction.ts).
@@ -32,16 +35,11 @@ function perSecret<T>(make: (columns: SecretColumns) => T): Record<Secret, T> {
  */
 const WRONG_TRY_WIDTH = 24;
 
-function wrongTryTimes(record: string): string[] {
+/** The wrong tries a card's record holds, oldest first. */
+export function wrongTryTimes(record: string): string[] {
   return Array.from({ length: Math.floor(record.length / WRONG_TRY_WIDTH) }, (_, i) =>
     record.slice(i * WRONG_TRY_WIDTH, (i + 1) * WRONG_TRY_WIDTH),
   );
-}
-
-/** What a counter step leaves: the count, and the times of the secret's last wrong tries (oldest first). */
-export interface CounterAfterStep {
-  remaining: number;
-  wrongTries: string[];
 }
 
 /** A card with the limits of its tenant, as most operations need both. */
@@ -130,9 +128,14 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       .select(["tenants.max_cvv_tries", "tenants.max_pin_tries"])
       .where("cards.tenant_id", "=", p.tenantId)
       .where("cards.public_token", "=", p.publicToken);
-  const byToken = prepared((p: { tenantId: string; publicToken: string }) =>
-    withLimitsByToken(p).selectAll("cards").select("tenants.secure_data_pin"),
-  );
+  const withEverything = (p: { tenantId: string; publicToken: string }) =>
+    withLimitsByToken(p).selectAll("cards").select("tenants.secure_data_pin");
+  const byToken = prepared(withEverything);
+  // FOR UPDATE OF cards: the card's row only, never its tenant's (every request of the tenant reads that one).
+  const lockedByToken =
+    kind === "postgres"
+      ? prepared((p: { tenantId: string; publicToken: string }) => withEverything(p).forUpdate("cards"))
+      : byToken;
   // A status read is the most frequent call of all: reading the card's 29 columns into an object costs
   // three times what these five do (BENCHMARKS.md).
   const countersByToken = prepared((p: { tenantId: string; publicToken: string }) =>
@@ -145,25 +148,19 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       ? sql<string>`right(${sql.ref(column)} || ${at}, ${keep})`
       : sql<string>`substr(${sql.ref(column)} || ${at}, -${keep})`;
   const counterStep = ({ counter, wrongTries }: SecretColumns, step: "reset" | "decrement") =>
-    prepared((p: { cardId: string; max: number; version: number; at: string; keep: number }) =>
-      db
-        .updateTable("cards")
-        .set((eb) =>
-          step === "reset"
-            ? { [counter]: p.max }
-            : { [counter]: eb(counter, "-", 1), [wrongTries]: recordWrongTry(wrongTries, p.at, p.keep) },
-        )
-        .where("id", "=", p.cardId)
-        .where("version", "=", p.version)
-        .where(counter, ">", 0)
-        .returning([
-          sql<number>`${sql.ref(counter)}`.as("remaining"),
-          sql<string>`${sql.ref(wrongTries)}`.as("wrong_tries"),
-        ]),
+    prepared(
+      (p: { cardId: string; max: number; at: string; keep: number }) =>
+        db
+          .updateTable("cards")
+          .set((eb) =>
+            step === "reset"
+              ? { [counter]: p.max }
+              : { [counter]: eb(counter, "-", 1), [wrongTries]: recordWrongTry(wrongTries, p.at, p.keep) },
+          )
+          .where("id", "=", p.cardId)
+          .where(counter, ">", 0),
+      "deferred",
     );
-  const versionOf = prepared((p: { cardId: string }) =>
-    db.selectFrom("cards").select("version").where("id", "=", p.cardId),
-  );
   const counterSteps = perSecret((columns) => ({
     reset: counterStep(columns, "reset"),
     decrement: counterStep(columns, "decrement"),
@@ -273,12 +270,14 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
       return row?.public_token;
     },
 
-    async findByToken(
-      tenantId: string,
-      publicToken: string,
-      tx: Db = db,
-    ): Promise<CardWithLimits | undefined> {
-      return (await byToken(tx, { tenantId, publicToken })).rows[0];
+    /** The caller's card as it is now, for an answer that changes nothing (a plain read, no lock). */
+    async findByToken(tenantId: string, publicToken: string): Promise<CardWithLimits | undefined> {
+      return (await byToken(db, { tenantId, publicToken })).rows[0];
+    },
+
+    /** The caller's card, held by the transaction until it ends: no other transaction changes it meanwhile. */
+    async lockByToken(tenantId: string, publicToken: string, tx: Db): Promise<CardWithLimits | undefined> {
+      return (await lockedByToken(tx, { tenantId, publicToken })).rows[0];
     },
 
     async findCountersByToken(tenantId: string, publicToken: string): Promise<CounterState | undefined> {
@@ -317,29 +316,25 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
      * step and the recorded times; "blocked" when the counter was already at zero (the step did nothing);
      * "moved" when the card changed since it was read (nothing done: decide again).
      */
+    /**
+     * One step of a secret's counter on a card the transaction holds (lockByToken); the caller knows from the card
+     * as read what it leaves (domain/tries.ts counterStep). It answers nothing: on PostgreSQL it is sent with the
+     * transaction's next statement.
+     */
     async stepCounter(
       cardId: string,
       secret: Secret,
       step: "reset" | "decrement",
       max: number,
-      expected: Expected,
       wrongTry: { at: string; keep: number },
-      tx: Db = db,
-    ): Promise<CounterAfterStep | "blocked" | "moved"> {
-      const row = (
-        await counterSteps[secret][step](tx, {
-          cardId,
-          max,
-          version: expected.version,
-          at: wrongTry.at,
-          keep: wrongTry.keep * WRONG_TRY_WIDTH,
-        })
-      ).rows[0];
-      if (row !== undefined) {
-        return { remaining: Number(row.remaining), wrongTries: wrongTryTimes(row.wrong_tries) };
-      }
-      const now = (await versionOf(tx, { cardId })).rows[0];
-      return now !== undefined && Number(now.version) === expected.version ? "blocked" : "moved";
+      tx: Db,
+    ): Promise<void> {
+      await counterSteps[secret][step](tx, {
+        cardId,
+        max,
+        at: wrongTry.at,
+        keep: wrongTry.keep * WRONG_TRY_WIDTH,
+      });
     },
 
     /**

@@ -16,9 +16,10 @@ import {
 import pg from "pg";
 import { createPrivateFile, tightenFile } from "../lib/private-files.js";
 import { latestMigration, migrationProvider } from "./migrations/index.js";
-import { statementName } from "./prepared.js";
+import { namedStatementOf } from "./prepared.js";
 import type { Database } from "./schema.js";
 import { type CommitObserver, groupCommitDialect } from "./sqlite-driver.js";
+import { type Answer, writeBehind } from "./write-behind.js";
 
 export type Db = Kysely<Database>;
 
@@ -97,7 +98,8 @@ export function openPostgresStore(url: string, options: PostgresOptions, onCommi
 /**
  * The pool as Kysely sees it, with the hot path's fixed texts (prepared.ts) sent as named statements: pg parses
  * and plans a named statement once per connection, then only binds and runs it (a query config with `name`,
- * https://node-postgres.com/features/queries#prepared-statements). Everything else goes through unchanged.
+ * https://node-postgres.com/features/queries#prepared-statements). Inside a transaction the writes marked
+ * deferred wait for the next statement (write-behind.ts). Everything else goes through unchanged.
  */
 function namingPool(pool: pg.Pool): PostgresPool {
   return {
@@ -107,18 +109,21 @@ function namingPool(pool: pg.Pool): PostgresPool {
       // serves) fails with "cached plan must not change result type" (0A000) on this connection for good: the
       // connection is then closed on release, and its successor parses the statements anew.
       let stale = false;
+      const send = async (text: string, values: unknown[]): Promise<Answer> => {
+        const name = namedStatementOf(text)?.name;
+        if (name === undefined) return client.query(text, values);
+        try {
+          return await client.query({ name, text, values });
+        } catch (error) {
+          if ((error as { code?: string }).code === "0A000") stale = true;
+          throw error;
+        }
+      };
+      const writes = writeBehind(send, namedStatementOf);
       return {
-        query: (async (text: string, values: unknown[]) => {
-          const name = statementName(text);
-          if (name === undefined) return client.query(text, values);
-          try {
-            return await client.query({ name, text, values });
-          } catch (error) {
-            if ((error as { code?: string }).code === "0A000") stale = true;
-            throw error;
-          }
-        }) as unknown as PostgresPoolClient["query"],
-        release: (destroy?: boolean) => client.release(destroy || stale),
+        query: writes.query as unknown as PostgresPoolClient["query"],
+        // Writes still waiting belong to a transaction that never ended: the connection goes with them.
+        release: (destroy?: boolean) => client.release(destroy || stale || writes.waiting > 0),
       };
     },
     end: () => pool.end(),

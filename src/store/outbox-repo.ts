@@ -15,9 +15,11 @@ const COLUMNS: Record<keyof OutboxEventsTable, true> = {
 };
 
 export function createOutboxRepo(db: Db) {
-  // The one event a service publishes with its change (a card created, a counter blocked): compiled once.
-  const insertOne = prepared((p: OutboxEventsTable) =>
-    db.insertInto("outbox_events").values(everyColumn(p, COLUMNS)),
+  // The one event a service publishes with its change (a card created, a counter blocked): compiled once, and
+  // deferred on PostgreSQL like the audit row (write-behind.ts).
+  const insertOne = prepared(
+    (p: OutboxEventsTable) => db.insertInto("outbox_events").values(everyColumn(p, COLUMNS)),
+    "deferred",
   );
 
   return {

@@ -22,13 +22,15 @@ type Slot = { name: string } | { value: unknown };
  * `prepared((p: { id: string }) => db.selectFrom("cards").selectAll().where("id", "=", p.id))` returns
  * `run(tx, { id })`. `build` must use each field of `p` as a value only (where, set, values…); its
  * structure may not depend on them. Run it on the database it was built with, or a transaction of it.
+ * `role` says what write-behind (write-behind.ts) may do with it in a PostgreSQL transaction.
  */
 export function prepared<P extends object, Row>(
   build: (params: P) => Compilable<Row>,
+  role?: StatementRole,
 ): (db: QueryRunner, values: P) => Promise<QueryResult<Row>> {
   let plan: { sql: string; slots: Slot[] } | undefined;
   return (db, values) => {
-    plan ??= compile(build);
+    plan ??= compile(build, role);
     const parameters = plan.slots.map((slot) =>
       "name" in slot ? (values[slot.name as keyof P] ?? null) : slot.value,
     );
@@ -37,23 +39,38 @@ export function prepared<P extends object, Row>(
 }
 
 /**
- * The texts that run as named statements on PostgreSQL, by name. Only the fixed texts of the hot path are named
+ * What write-behind may do with a named statement inside a PostgreSQL transaction:
+ * - "deferred": a write whose answer nobody reads (an INSERT, or an UPDATE or DELETE whose row the transaction
+ *   holds locked): it may wait and travel with the transaction's next statement, and answers no rows;
+ * - "carrier": a statement that may take the waiting writes with it, as data-modifying CTEs in front of its
+ *   own text; it must not read what they write (a CTE's writes are not visible to the rest of its statement).
+ */
+export type StatementRole = "deferred" | "carrier";
+
+/** A named statement: its name on the connection, and its role for write-behind. */
+export interface NamedStatement {
+  name: string;
+  role?: StatementRole;
+}
+
+/**
+ * The texts that run as named statements on PostgreSQL, by text. Only the fixed texts of the hot path are named
  * (a few dozen): pg keeps a named statement for the connection's life, so ad-hoc texts stay unnamed.
  */
-const statementNames = new Map<string, string>();
+const statements = new Map<string, NamedStatement>();
 
 /** Marks a fixed SQL text to run as a named (once-parsed) statement on PostgreSQL; returns the text. */
-export function namedStatement(sql: string): string {
-  if (!statementNames.has(sql)) statementNames.set(sql, `cardvault_${statementNames.size + 1}`);
+export function namedStatement(sql: string, role?: StatementRole): string {
+  if (!statements.has(sql)) statements.set(sql, { name: `cardvault_${statements.size + 1}`, role });
   return sql;
 }
 
-/** The statement name of a text marked by namedStatement (or prepared), if any. */
-export function statementName(sql: string): string | undefined {
-  return statementNames.get(sql);
+/** The statement a text marked by namedStatement (or prepared) is, if any. */
+export function namedStatementOf(sql: string): NamedStatement | undefined {
+  return statements.get(sql);
 }
 
-function compile<P extends object>(build: (params: P) => Compilable<unknown>) {
+function compile<P extends object>(build: (params: P) => Compilable<unknown>, role?: StatementRole) {
   const placeholders = new Proxy({} as P, { get: (_, name) => `${MARK}${String(name)}` });
   const query = build(placeholders).compile();
   // A placeholder spliced into the text (sql.lit, sql.raw) would never be bound: refuse the query.
@@ -62,7 +79,7 @@ function compile<P extends object>(build: (params: P) => Compilable<unknown>) {
     (value): Slot =>
       typeof value === "string" && value.startsWith(MARK) ? { name: value.slice(MARK.length) } : { value },
   );
-  return { sql: namedStatement(query.sql), slots };
+  return { sql: namedStatement(query.sql, role), slots };
 }
 
 /**

@@ -40,7 +40,9 @@ const postgresIncrements = new Map<number, string>();
 function postgresIncrement(count: number): string {
   let text = postgresIncrements.get(count);
   if (text === undefined) {
-    text = namedStatement(postgresIncrementText(count));
+    // The last statement of a limited operation's transaction: it carries the operation's waiting writes (the
+    // counter step, the audit row) to the server with it (write-behind.ts).
+    text = namedStatement(postgresIncrementText(count), "carrier");
     postgresIncrements.set(count, text);
   }
   return text;

@@ -14,6 +14,7 @@ import { createHarness, type Harness } from "../helpers/harness.js";
 let h: Harness;
 let proxy: DatabaseProxy;
 let transactionsEnded = 0;
+let roundTrips = 0;
 let parses = 0;
 
 /** Counts ReadyForQuery ('Z', length 5, status byte) messages with status 'I' in the server's stream. */
@@ -24,6 +25,7 @@ function countReadyForQuery() {
     while (pending.length >= 5) {
       const length = pending.readUInt32BE(1);
       if (pending.length < 1 + length) break;
+      if (pending[0] === 0x5a) roundTrips++; // ReadyForQuery ends every exchange the client waits on
       if (pending[0] === 0x5a && pending[5] === 0x49) transactionsEnded++;
       if (pending[0] === 0x31) parses++; // ParseComplete: the server parsed a statement
       pending = pending.subarray(1 + length);
@@ -52,6 +54,14 @@ async function transactionsPer(calls: number, call: () => Promise<unknown>): Pro
   return (transactionsEnded - before) / calls;
 }
 
+/** Round trips to the server (exchanges ended by a ReadyForQuery), per call. */
+async function roundTripsPer(calls: number, call: () => Promise<unknown>): Promise<number> {
+  await call();
+  const before = roundTrips;
+  for (let i = 0; i < calls; i++) await call();
+  return (roundTrips - before) / calls;
+}
+
 /** Statements the server parsed, per call, once every pooled connection has run the call. */
 async function parsesPer(calls: number, call: () => Promise<unknown>): Promise<number> {
   await Promise.all(Array.from({ length: 2 * h.config.postgres.poolSize }, call));
@@ -77,6 +87,64 @@ describe("transactions per call on PostgreSQL", () => {
     expect(
       await transactionsPer(10, () => h.call("POST", `/v1/cards/${publicToken}/pin/verify`, { pin: "4821" })),
     ).toBe(1);
+  });
+
+  it("a verify is four round trips: BEGIN, the locked card, its writes with the attempt's count, COMMIT", async () => {
+    // The counter step and the audit row wait in the transaction and travel with the rate-limit count, in one
+    // statement (store/write-behind.ts); before, each was its own round trip (6 in all).
+    const { publicToken } = await h.createCard();
+    const right = await expectedCvv(h, publicToken);
+    const wrong = await wrongCvv(h, publicToken);
+    const verify = (secret: "cvv" | "pin", value: string, result: string) => async () => {
+      const body = secret === "cvv" ? { cvv: value } : { pin: value };
+      const response = await h.call("POST", `/v1/cards/${publicToken}/${secret}/verify`, body);
+      expect(response.json().result).toBe(result);
+    };
+    expect(await roundTripsPer(10, verify("cvv", right, "match"))).toBe(4);
+    // Two wrong tries (the first is the warm-up) of the tenant's three.
+    expect(await roundTripsPer(1, verify("cvv", wrong, "mismatch"))).toBe(4);
+    await h.call("PUT", `/v1/cards/${publicToken}/pin`, { pin: "4821" });
+    expect(await roundTripsPer(10, verify("pin", "4821", "match"))).toBe(4);
+  });
+
+  it("waiting writes land as written: two steps of one card both count, and a failing write undoes its transaction", async () => {
+    const { publicToken } = await h.createCard();
+    const { store, repos } = h.runtime;
+    const card = (await repos.cards.findByToken("acme", publicToken))!;
+    const wrongTry = { at: new Date().toISOString(), keep: 10 };
+    const audit = (id: string) => ({
+      id,
+      tenant_id: "acme",
+      card_id: card.id,
+      public_token: null,
+      actor: "test",
+      action: "cvv.verify",
+      outcome: "mismatch",
+      request_id: null,
+      details: null,
+      created_at: wrongTry.at,
+    });
+    const auditId = `0190aaaa-0000-7000-8000-${Date.now().toString().padStart(12, "0")}`;
+    await store.transaction(async (tx) => {
+      await repos.cards.lockByToken("acme", publicToken, tx);
+      // Two updates of one row may not share a statement (PostgreSQL would apply one of them): both count.
+      await repos.cards.stepCounter(card.id, "cvv", "decrement", 3, wrongTry, tx);
+      await repos.cards.stepCounter(card.id, "cvv", "decrement", 3, wrongTry, tx);
+      await repos.audit.insert(audit(auditId), tx);
+    });
+    const after = (await repos.cards.findByToken("acme", publicToken))!;
+    expect(after.cvv_tries_remaining).toBe(card.cvv_tries_remaining - 2);
+    expect(after.cvv_wrong_tries).toBe(wrongTry.at.repeat(2));
+    // The same audit id again: the insert fails where it is sent (at COMMIT), and the step before it goes too.
+    await expect(
+      store.transaction(async (tx) => {
+        await repos.cards.stepCounter(card.id, "cvv", "decrement", 3, wrongTry, tx);
+        await repos.audit.insert(audit(auditId), tx);
+      }),
+    ).rejects.toMatchObject({ code: "23505" });
+    expect((await repos.cards.findByToken("acme", publicToken))!.cvv_tries_remaining).toBe(
+      after.cvv_tries_remaining,
+    );
   });
 
   it("a verify's statements are named: parsed once per connection, not on every call", async () => {
