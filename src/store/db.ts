@@ -75,6 +75,8 @@ export function openPostgresStore(url: string, options: PostgresOptions, onCommi
     max: options.poolSize,
     connectionTimeoutMillis: options.connectionTimeoutMs,
     statement_timeout: options.statementTimeoutMs,
+    // A statement may be sent before the answer to the one before it has come (write-behind.ts).
+    pipeline: true,
   });
   // A client that loses its connection emits "error" (on the pool when idle, on the client otherwise);
   // without listeners that would crash the process. The query in flight fails (503) and the pool
@@ -98,8 +100,8 @@ export function openPostgresStore(url: string, options: PostgresOptions, onCommi
 /**
  * The pool as Kysely sees it, with the hot path's fixed texts (prepared.ts) sent as named statements: pg parses
  * and plans a named statement once per connection, then only binds and runs it (a query config with `name`,
- * https://node-postgres.com/features/queries#prepared-statements). Inside a transaction the writes marked
- * deferred wait for the next statement (write-behind.ts). Everything else goes through unchanged.
+ * https://node-postgres.com/features/queries#prepared-statements). Inside a transaction, what nobody waits for
+ * goes out with the next statement that is answered (write-behind.ts). Everything else goes through unchanged.
  */
 function namingPool(pool: pg.Pool): PostgresPool {
   return {
@@ -119,7 +121,16 @@ function namingPool(pool: pg.Pool): PostgresPool {
           throw error;
         }
       };
-      const writes = writeBehind(send, namedStatementOf);
+      const stream = client.connection.stream;
+      const batch = <T>(fn: () => T): T => {
+        stream.cork();
+        try {
+          return fn();
+        } finally {
+          stream.uncork();
+        }
+      };
+      const writes = writeBehind({ send, batch }, namedStatementOf);
       return {
         query: writes.query as unknown as PostgresPoolClient["query"],
         // Writes still waiting belong to a transaction that never ended: the connection goes with them.

@@ -1,22 +1,25 @@
-// Write-behind: fewer round trips for a PostgreSQL transaction. node-postgres sends a statement and waits for
-// its answer before it sends the next (it does not pipeline), so each statement of a transaction is a round
-// trip, and on a busy machine those round trips' system calls are most of what a verify costs (BENCHMARKS.md,
-// "PostgreSQL at speed"). Inside a transaction, a statement marked "deferred" (prepared.ts: the audit row, an
-// outbox event, the counter step on the card the transaction holds locked) is not sent at once: it answers no
-// rows and waits for the transaction's next statement. A "carrier" (the attempt's rate-limit count) takes the
-// waiting writes with it, as data-modifying CTEs in front of its own text; any other statement, and COMMIT,
-// is preceded by the waiting writes sent as one statement. ROLLBACK drops them.
+// Write-behind: fewer round trips for a PostgreSQL transaction. Each round trip costs both processes a
+// socket write and a wake-up, and on a busy machine those are most of what a verify costs (BENCHMARKS.md,
+// "PostgreSQL at speed"). So inside a transaction, what nobody waits for is not sent on its own:
+// - BEGIN is held and goes with the transaction's first statement;
+// - a statement marked "deferred" (prepared.ts: the audit row, an outbox event, the counter step on the card the
+//   transaction holds locked) answers no rows at once and waits; waiting writes that may share a statement are
+//   combined into one, as data-modifying CTEs in front of the last;
+// - a "carrier" (the attempt's rate-limit count) joins the waiting writes' statement as its main part;
+// - the next statement that is answered (a read, a carrier, COMMIT, a SAVEPOINT) goes out together with what
+//   waits, pipelined (https://node-postgres.com/features/pipelining): one write on the socket, one round trip.
+// So a verify is three round trips (BEGIN with the card's locked read; the counter step, the audit row and the
+// count as one statement; COMMIT) where each statement once was one (six).
 // Invariants:
-// - Everything a transaction wrote is sent before its COMMIT, and before any statement that could read it: a
-//   carrier must not read the tables the writes it carries touch (the texts are checked, and a carrier that
-//   names such a table sends the writes first instead).
+// - What a transaction wrote is on the server, in the order written, before any statement it sends after it
+//   (the pipeline keeps order), so every read sees it; only a carrier shares a statement with writes, and it must
+//   not read what they write (a carrier that names a table they write is sent after them instead).
 // - No statement touches one table twice unless by INSERTs only: the CTEs of a statement run on one snapshot,
 //   and which of two updates of one row wins is not defined
-//   (https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING). A write that would
-//   sends the waiting ones first.
-// - A SAVEPOINT or RELEASE sends the waiting writes first; ROLLBACK TO drops those that wait (all written after
-//   the savepoint).
-// - A waiting write's error is raised by the statement that carried it, and fails the transaction like any.
+//   (https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING); such a write starts a
+//   statement of its own.
+// - A waiting write's error is raised by the statement it went out with (COMMIT at the latest) and fails the
+//   transaction like any; ROLLBACK drops what waits; a transaction that sent nothing sends no ROLLBACK or COMMIT.
 // Outside a transaction every statement runs at once.
 import { type NamedStatement, namedStatement } from "./prepared.js";
 
@@ -27,61 +30,101 @@ export interface Answer {
   rows: unknown[];
 }
 
-export type Send = (text: string, values: unknown[]) => Promise<Answer>;
+/** One connection, as write-behind uses it. */
+export interface Connection {
+  /** Sends one statement (at once, without waiting for the answers of those before it) and answers it. */
+  send(text: string, values: unknown[]): Promise<Answer>;
+  /** Runs `fn`, whose sends leave in one write on the socket. */
+  batch<T>(fn: () => T): T;
+}
 
 interface Statement {
   text: string;
   values: unknown[];
 }
 
+const answered = (command: string): Answer => ({ command, rowCount: null, rows: [] });
+
 /** A deferred write's answer: no rows, and a command for which Kysely reads no affected-row count. */
-const DEFERRED: Answer = { command: "DEFERRED", rowCount: null, rows: [] };
+const DEFERRED = answered("DEFERRED");
 
 const CONTROL = /^\s*(begin|start|commit|end|rollback|abort|savepoint|release)\b/i;
 
 /**
- * One connection's statements through write-behind: `send` runs a statement on the connection; `statementOf`
- * says which texts are marked, and how (prepared.ts). `waiting` is how many writes wait to be sent.
+ * One connection's statements through write-behind; `statementOf` says which texts are marked, and how
+ * (prepared.ts). `waiting` is how many statements wait to be sent.
  */
-export function writeBehind(send: Send, statementOf: (text: string) => NamedStatement | undefined) {
+export function writeBehind(
+  connection: Connection,
+  statementOf: (text: string) => NamedStatement | undefined,
+) {
   let open = false;
-  let waiting: Statement[] = [];
+  let begin: Statement | undefined;
+  /** The waiting writes, by the statement each will be sent as. */
+  let groups: Statement[][] = [];
 
-  const flush = async () => {
-    if (waiting.length === 0) return;
-    const batch = waiting;
-    waiting = [];
-    const combined = combine(batch);
-    await send(combined.text, combined.values);
+  /** What waits, as the statements to send, in order; nothing waits afterwards. */
+  const takeWaiting = (): Statement[] => {
+    const statements = [...(begin ? [begin] : []), ...groups.map(combine)];
+    begin = undefined;
+    groups = [];
+    return statements;
+  };
+
+  /** Adds a write (or a carrier) to the last statement that may take it, or starts one. */
+  const join = (statement: Statement) => {
+    const last = groups.at(-1);
+    if (last && !clashes(last, statement.text)) last.push(statement);
+    else groups.push([statement]);
+  };
+
+  /** Sends the statements pipelined, in one write; the last one's answer, or the first error. */
+  const sendAll = async (statements: readonly Statement[]): Promise<Answer> => {
+    if (statements.length === 1) return connection.send(statements[0]!.text, statements[0]!.values);
+    const answers = connection.batch(() => statements.map((s) => connection.send(s.text, s.values)));
+    const settled = await Promise.allSettled(answers);
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    return (settled.at(-1) as PromiseFulfilledResult<Answer>).value;
   };
 
   return {
     get waiting() {
-      return waiting.length;
+      return groups.length + (begin ? 1 : 0);
     },
     async query(text: string, values: unknown[] = []): Promise<Answer> {
+      const statement = { text, values };
       const control = CONTROL.exec(text)?.[1]?.toLowerCase();
-      if (control !== undefined) {
-        if (control === "rollback" || control === "abort") waiting = [];
-        else await flush();
-        if (control === "begin" || control === "start") open = true;
-        else if (control === "commit" || control === "end" || control === "abort") open = false;
-        else if (control === "rollback" && !/^\s*rollback\s+to\b/i.test(text)) open = false;
-        return send(text, values);
+      if (control === "begin" || control === "start") {
+        open = true;
+        begin = statement;
+        return answered("BEGIN");
+      }
+      const ends =
+        control === "commit" ||
+        control === "end" ||
+        control === "abort" ||
+        (control === "rollback" && !/^\s*rollback\s+to\b/i.test(text));
+      if (control === "rollback" || control === "abort") groups = [];
+      if (ends) {
+        open = false;
+        if (begin !== undefined && groups.length === 0) {
+          // Nothing was sent since BEGIN: there is no transaction on the server to end.
+          begin = undefined;
+          return answered(control === "commit" || control === "end" ? "COMMIT" : "ROLLBACK");
+        }
       }
       const role = open ? statementOf(text)?.role : undefined;
       if (role === "deferred") {
-        if (clashes(waiting, text)) await flush();
-        waiting.push({ text, values });
+        shapeOf(text); // a text write-behind could not combine is refused here, where it is written
+        join(statement);
         return DEFERRED;
       }
-      if (role === "carrier" && waiting.length > 0 && !clashes(waiting, text)) {
-        const combined = combine([...waiting, { text, values }]);
-        waiting = [];
-        return send(combined.text, combined.values);
+      if (role === "carrier" && groups.length > 0) {
+        join(statement);
+        return sendAll(takeWaiting());
       }
-      await flush();
-      return send(text, values);
+      return sendAll([...takeWaiting(), statement]);
     },
   };
 }
@@ -112,7 +155,7 @@ function shapeOf(text: string): Shape {
   return shape;
 }
 
-/** Whether `text` may not share a statement with the waiting writes (see the invariants above). */
+/** Whether `text` may not share a statement with these writes (see the invariants above). */
 function clashes(waiting: readonly Statement[], text: string): boolean {
   const shape = shapeOf(text);
   return waiting.some((w) => {

@@ -13,11 +13,14 @@ export interface DatabaseProxy {
   readonly listening: boolean;
 }
 
-/** `onServerData` sees every chunk the server sends, per connection (a fresh handler for each). */
-export async function startDatabaseProxy(
-  target: URL,
-  onServerData?: () => (chunk: Buffer) => void,
-): Promise<DatabaseProxy> {
+/** What a test watches on each connection: the chunks the server sends, and those the client sends. */
+export interface ConnectionWatch {
+  server?(chunk: Buffer): void;
+  client?(chunk: Buffer): void;
+}
+
+/** `watch` makes a fresh watch for each connection. */
+export async function startDatabaseProxy(target: URL, watch?: () => ConnectionWatch): Promise<DatabaseProxy> {
   const port = await freePort();
   const sockets = new Set<Socket>();
   let server: Server | undefined;
@@ -29,7 +32,9 @@ export async function startDatabaseProxy(
         s.on("close", () => sockets.delete(s));
         s.on("error", () => s.destroy());
       }
-      if (onServerData) upstream.on("data", onServerData());
+      const watching = watch?.();
+      if (watching?.server) upstream.on("data", watching.server);
+      if (watching?.client) client.on("data", watching.client);
       client.pipe(upstream).pipe(client);
     });
     return new Promise<void>((resolve) => server!.listen(port, "127.0.0.1", () => resolve()));
