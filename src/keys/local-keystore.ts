@@ -15,7 +15,6 @@ import {
   type KeyObject,
   randomBytes,
   randomInt,
-  timingSafeEqual,
 } from "node:crypto";
 import { type JWK, SignJWT } from "jose";
 import { computeCvv, computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
@@ -53,7 +52,16 @@ import type {
 } from "./key-provider.js";
 import { PinBlockUndecodableError, PVV_ONLY_PIN, pinNotRetrievable } from "./key-provider.js";
 import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
-import { choosePinBlockKey, deriveCvvsByKey, resealUnder } from "./provider-shared.js";
+import {
+  assertPinBlockShape,
+  choosePinBlockKey,
+  deriveCvvsByKey,
+  equalSecrets,
+  operatorCheck,
+  panAad,
+  resealUnder,
+  webhookSecretAad,
+} from "./provider-shared.js";
 
 const ENVELOPE_VERSION = "v1";
 
@@ -632,42 +640,7 @@ export function createLocalKeyProvider(
   };
 }
 
-/** Bad test input to an operator check (a PAN of the wrong length…) is a validation_failed, never a 500. */
-function operatorCheck(compute: () => string): string {
-  try {
-    return compute();
-  } catch (error) {
-    if (!(error instanceof CryptoInputError)) throw error;
-    throw new AppError("validation_failed", error.message);
-  }
-}
-
 /** A symmetric key's check value as keys are listed (3 bytes): TDES-ECB of zeros or AES-CMAC of a zero block. */
 function checkValue(algorithm: string, material: Buffer): string {
   return keyCheckValue(material, familyOf(algorithm), 3);
-}
-
-function panAad(binding: { tenantId: string; cardId: string }): Buffer {
-  return Buffer.from(`cardvault:pan:${binding.tenantId}:${binding.cardId}`);
-}
-
-/** The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400. */
-function assertPinBlockShape(format: PinBlockAttempt["format"], pinBlock: string): void {
-  const bytes = format === 4 ? 16 : 8;
-  if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
-    throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
-      fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
-    });
-  }
-}
-
-function webhookSecretAad(binding: { tenantId: string; endpointId: string }): Buffer {
-  return Buffer.from(`cardvault:webhook-secret:${binding.tenantId}:${binding.endpointId}`);
-}
-
-/** Constant-time for equal lengths; lengths are not secret (a CVV is 3 digits, a PIN's length is public). */
-function equalSecrets(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -18,7 +18,7 @@
 // - OAuth access tokens: the JWS signing input signed CKM_EDDSA (Ed25519, PKCS#11 v3.0) on the token's key; the
 //   public half is kept in the key's metadata.
 // As in the local provider, a card's PAN is opened in one place, panOf(), for the operation at hand.
-import { randomBytes, randomInt, timingSafeEqual } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { CompactEncrypt, importJWK } from "jose";
 import pkcs11js from "pkcs11js";
 import type { BlockCipher } from "../crypto/block-cipher.js";
@@ -65,7 +65,16 @@ import {
   TokenError,
   type TokenKeyInfo,
 } from "./pkcs11-token.js";
-import { choosePinBlockKey, deriveCvvsByKey, resealUnder } from "./provider-shared.js";
+import {
+  assertPinBlockShape,
+  choosePinBlockKey,
+  deriveCvvsByKey,
+  equalSecrets,
+  operatorCheck,
+  panAad,
+  resealUnder,
+  webhookSecretAad,
+} from "./provider-shared.js";
 
 const T = pkcs11js;
 type Handle = Buffer;
@@ -825,38 +834,4 @@ const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64url");
 /** What listKeys shows of a key: KeyInfo, without the token's extras. */
 function infoOf({ publicKey: _publicKey, ...info }: TokenKeyInfo): KeyInfo {
   return info;
-}
-
-/** Bad test input to an operator check (a PAN of the wrong length…) is a validation_failed, never a 500. */
-function operatorCheck(compute: () => string): string {
-  try {
-    return compute();
-  } catch (error) {
-    if (!(error instanceof CryptoInputError)) throw error;
-    throw new AppError("validation_failed", error.message);
-  }
-}
-
-/** The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400. */
-function assertPinBlockShape(format: PinBlockAttempt["format"], pinBlock: string): void {
-  const bytes = format === 4 ? 16 : 8;
-  if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
-    throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
-      fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
-    });
-  }
-}
-
-function panAad(binding: { tenantId: string; cardId: string }): Buffer {
-  return Buffer.from(`cardvault:pan:${binding.tenantId}:${binding.cardId}`);
-}
-
-function webhookSecretAad(binding: { tenantId: string; endpointId: string }): Buffer {
-  return Buffer.from(`cardvault:webhook-secret:${binding.tenantId}:${binding.endpointId}`);
-}
-
-function equalSecrets(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -1,7 +1,11 @@
 // What every key provider does the same way around its own primitives: which key a PIN block from outside is
-// enciphered under, how a batch of CVVs is grouped by CVK with each PAN opened once, and what reseal moves. The providers differ
-// only in where the key lives and how a block is enciphered (node:crypto over keystore material, or C_Encrypt
-// in a PKCS#11 token); these rules are written once so both answer alike, refusals included.
+// enciphered under, how a batch of CVVs is grouped by CVK with each PAN opened once, what reseal moves, what a
+// sealed PAN or webhook secret is bound to, how a PIN block's shape and an operator check's input are refused,
+// and how two secrets are compared. The providers differ only in where the key lives and how a block is
+// enciphered (node:crypto over keystore material, or C_Encrypt in a PKCS#11 token); these rules are written once
+// so both answer alike, refusals included.
+import { timingSafeEqual } from "node:crypto";
+import { CryptoInputError } from "../crypto/errors.js";
 import { AppError } from "../domain/errors.js";
 import type { KeyInfo, PinBlockAttempt, SealedCard, SealedPinCard } from "./key-provider.js";
 import { PVV_ONLY_PIN, pinBlockKeyFits, pinBlockKeyTypes } from "./key-provider.js";
@@ -100,4 +104,41 @@ export function resealUnder(
     panSealed: panCurrent ? card.panSealed : ops.sealPan(pan),
     pinSealed: pinCurrent ? card.pin.pinSealed : ops.resealPin(pan),
   };
+}
+
+/** Bad test input to an operator check (a PAN of the wrong length…) is a validation_failed, never a 500. */
+export function operatorCheck(compute: () => string): string {
+  try {
+    return compute();
+  } catch (error) {
+    if (!(error instanceof CryptoInputError)) throw error;
+    throw new AppError("validation_failed", error.message);
+  }
+}
+
+/** The block's shape (hex, the format's size) says nothing about key, PAN or PIN: a plain 400. */
+export function assertPinBlockShape(format: PinBlockAttempt["format"], pinBlock: string): void {
+  const bytes = format === 4 ? 16 : 8;
+  if (!new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`).test(pinBlock)) {
+    throw new AppError("validation_failed", `A format ${format} PIN block is ${bytes} bytes of hex.`, {
+      fields: { pinBlock: [`must be ${bytes * 2} hex digits for format ${format}`] },
+    });
+  }
+}
+
+/** What a sealed PAN is bound to (the AAD of its envelope): its tenant and card. */
+export function panAad(binding: { tenantId: string; cardId: string }): Buffer {
+  return Buffer.from(`cardvault:pan:${binding.tenantId}:${binding.cardId}`);
+}
+
+/** What a sealed webhook secret is bound to: its tenant and endpoint. */
+export function webhookSecretAad(binding: { tenantId: string; endpointId: string }): Buffer {
+  return Buffer.from(`cardvault:webhook-secret:${binding.tenantId}:${binding.endpointId}`);
+}
+
+/** Constant-time for equal lengths; lengths are not secret (a CVV is 3 digits, a PIN's length is public). */
+export function equalSecrets(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
