@@ -1,7 +1,8 @@
 // The local KeyProvider: keys from the keystore file, held in memory, used through node:crypto. Ciphers and
 // generators are built once per key and reused, because CVV and PIN checks sit on the authorisation path.
 // Every ciphertext names the key that made it, so keys can rotate while old ciphertexts stay readable.
-// A card's PAN is opened in one place, panOf(), and only for the operation at hand. Get Card Data's private-key
+// The card operations (CVV, PIN, PAN and webhook-secret sealing) are card-operations.ts over this file's keys and
+// primitives; a card's PAN is opened in one place, its panOf(), and only for the operation at hand. Get Card Data's private-key
 // operations run on the provider's worker threads (device-crypto-pool.ts), never on the event loop.
 // Ceremonies (importKey, importKeyBlock) check the key by key-import.ts's rules, store it through the keystore
 // file's importer and use it at once; the TR-31 KBPK is used only through its CMAC, as in a token.
@@ -14,18 +15,17 @@ import {
   createPublicKey,
   type KeyObject,
   randomBytes,
-  randomInt,
 } from "node:crypto";
 import { type JWK, SignJWT } from "jose";
 import { computeCvv, computeCvvBatch, createCvvGenerator } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
 import { aesCmac, keyCheckValue, tdesCmac } from "../crypto/kcv.js";
-import { generatePan } from "../crypto/pan.js";
-import { createPinBlockCipher, type PinBlockCipher } from "../crypto/pin-block.js";
+import { createPinBlockCipher } from "../crypto/pin-block.js";
 import { computePvv, createPvvGenerator } from "../crypto/pvv.js";
 import { unwrapKeyBlock } from "../crypto/tr31.js";
 import { AppError } from "../domain/errors.js";
 import { cardDataPayload } from "./card-data.js";
+import { cardOperations, ENVELOPE_VERSION } from "./card-operations.js";
 import {
   createDeviceCryptoPool,
   type DeviceCryptoPoolSettings,
@@ -38,32 +38,16 @@ import type {
   CardDataField,
   DeviceRequest,
   DeviceSession,
-  ImportedPinBlock,
   KeyImport,
   KeyInfo,
   KeyProvider,
   KeyType,
-  PinBlockAttempt,
-  SealedCard,
   SealedCardData,
   SealedPinCard,
   SecureDataPublicKey,
-  StoredPin,
 } from "./key-provider.js";
-import { PinBlockUndecodableError, PVV_ONLY_PIN, pinNotRetrievable } from "./key-provider.js";
 import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
-import {
-  assertPinBlockShape,
-  choosePinBlockKey,
-  deriveCvvsByKey,
-  equalSecrets,
-  operatorCheck,
-  panAad,
-  resealUnder,
-  webhookSecretAad,
-} from "./provider-shared.js";
-
-const ENVELOPE_VERSION = "v1";
+import { operatorCheck } from "./provider-shared.js";
 
 /**
  * Where a running provider learns of new key versions (`keys rotate` in another process): returns the keys
@@ -95,9 +79,24 @@ export function createLocalKeyProvider(
   for (const k of keys) if (k.active) active.set(k.type, k);
   let lastCheck = performance.now();
 
-  const cvvGenerators = new Map<string, ReturnType<typeof createCvvGenerator>>();
-  const pvvGenerators = new Map<string, ReturnType<typeof createPvvGenerator>>();
-  const pinBlockCiphers = new Map<string, PinBlockCipher>();
+  // The card operations over this keystore's keys (card-operations.ts), and the helpers the rest of it shares.
+  const card = cardOperations<ClearKey>({
+    key,
+    activeKey,
+    lookup: (id) => {
+      if (!byId.has(id)) refresh(true);
+      return byId.get(id);
+    },
+    where: "keystore",
+    sealText,
+    openText,
+    fingerprintOf,
+    cvvGenerator: (cvk) => createCvvGenerator(cvk.material),
+    cvvBatch: (cvk, inputs) => computeCvvBatch(cvk.material, inputs),
+    pvvGenerator: (pvk) => createPvvGenerator(pvk.material),
+    pinBlockCipher: (k) => createPinBlockCipher(k.material, familyOf(k.algorithm)),
+  });
+  const { panOf, cvvOf, openCheckedPin } = card;
   // RSA keys are parsed once: a 4096-bit PKCS#8 parse costs more than the CVV it protects.
   const privateKeys = new Map<string, KeyObject>();
 
@@ -340,36 +339,10 @@ export function createLocalKeyProvider(
     return k;
   }
 
-  /** The one place a card's PAN is opened: under the key its envelope names, bound to its tenant and id. */
-  function panOf(card: SealedCard): string {
-    return openText(card.panSealed, "pan-data", panAad(card), "PAN");
-  }
-
   /** HMAC-SHA-256 under the active fingerprint key, named by it. */
   function fingerprintOf(pan: string): string {
     const k = activeKey("fingerprint");
     return `${k.id}:${createHmac("sha256", k.material).update(pan).digest("base64url")}`;
-  }
-
-  function cvvOf(card: SealedCard, pan = panOf(card)): string {
-    let generate = cvvGenerators.get(card.cvkId);
-    if (!generate) {
-      generate = createCvvGenerator(key(card.cvkId, "cvk").material);
-      cvvGenerators.set(card.cvkId, generate);
-    }
-    return generate({ pan, expiry: card.expiry, serviceCode: card.serviceCode });
-  }
-
-  function sealPinFor(pan: string, pin: string, pvkId: string | undefined): StoredPin {
-    const storage = activeKey("pin-storage");
-    const pvk = pvkId === undefined ? activeKey("pvk") : key(pvkId, "pvk");
-    const pvki = 1;
-    return {
-      pvkId: pvk.id,
-      pvki,
-      pvv: pvvOf(pvk.id, pvki, pan, pin),
-      pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
-    };
   }
 
   /** Get Card Data's clear payload; the caller wipes it once encrypted. */
@@ -381,44 +354,6 @@ export function createLocalKeyProvider(
       expiry: card.expiry,
       pin: () => openCheckedPin(pan, card.pin),
     });
-  }
-
-  function pvvOf(pvkId: string, pvki: number, pan: string, pin: string): string {
-    let generate = pvvGenerators.get(pvkId);
-    if (!generate) {
-      generate = createPvvGenerator(key(pvkId, "pvk").material);
-      pvvGenerators.set(pvkId, generate);
-    }
-    return generate({ pvki, pan, pin });
-  }
-
-  /** The PIN block cipher of a pin-storage, pek-aes or pek-tdes key, built once per key id like the generators. */
-  function pinBlockCipherOf(k: ClearKey): PinBlockCipher {
-    let cipher = pinBlockCiphers.get(k.id);
-    if (!cipher) {
-      cipher = createPinBlockCipher(k.material, familyOf(k.algorithm));
-      pinBlockCiphers.set(k.id, cipher);
-    }
-    return cipher;
-  }
-
-  /** A format-4 block sealed under the active pin-storage key, as upper-case hex. */
-  function sealPinBlock(storage: ClearKey, pan: string, pin: string): string {
-    return pinBlockCipherOf(storage).encipher({ format: 4, pin, pan }).toString("hex").toUpperCase();
-  }
-
-  function openStoredPin(pan: string, sealed: string): string {
-    if (sealed === PVV_ONLY_PIN) throw pinNotRetrievable();
-    const [version, kid, block] = sealed.split(":");
-    if (version !== ENVELOPE_VERSION || !kid || !block) {
-      throw new AppError("key_unavailable", "A stored PIN block is damaged (unknown envelope).");
-    }
-    try {
-      return pinBlockCipherOf(key(kid, "pin-storage")).decipher({ format: 4, block, pan });
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      throw new AppError("key_unavailable", `A stored PIN block does not open under key ${kid}.`);
-    }
   }
 
   /** AES-256-GCM envelope "v1:<key id>:<nonce>:<ciphertext‖tag>", the AAD binding it to its row. */
@@ -453,135 +388,11 @@ export function createLocalKeyProvider(
     }
   }
 
-  /** The PIN block is not authenticated: a damaged block could decode to another PIN. Its PVV decides. */
-  function openCheckedPin(pan: string, stored: StoredPin): string {
-    const pin = openStoredPin(pan, stored.pinSealed);
-    if (!equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, pin), stored.pvv)) {
-      const kid = stored.pinSealed.split(":")[1];
-      throw new AppError(
-        "key_unavailable",
-        `A stored PIN block does not open under key ${kid}: it does not match its PVV.`,
-      );
-    }
-    return pin;
-  }
-
-  /** A PIN matches when its PVV matches and it equals the stored PIN in full (a PVV covers 4 digits only). */
-  function pinMatches(pan: string, stored: StoredPin, presented: string): boolean {
-    const pvvOk = equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, presented), stored.pvv);
-    // Imported with its PVV only: the PVV is all there is to compare (as at the processor it came from).
-    if (stored.pinSealed === PVV_ONLY_PIN) return pvvOk;
-    const pinOk = equalSecrets(openStoredPin(pan, stored.pinSealed), presented);
-    return pvvOk && pinOk;
-  }
-
-  /**
-   * The key a PIN block from outside is enciphered under: the one `named` (it must be of a type
-   * pinBlockKeyTypes allows for the format), else the active key of the format's first type.
-   */
-  function pinBlockKeyOf(format: PinBlockAttempt["format"], named?: { id: string; field: string }): ClearKey {
-    return choosePinBlockKey(format, named, {
-      activeKey,
-      lookup: (id) => {
-        if (!byId.has(id)) refresh(true);
-        return byId.get(id);
-      },
-      where: "keystore",
-    });
-  }
-
-  /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
-  function decipherPresented(
-    k: ClearKey,
-    format: PinBlockAttempt["format"],
-    block: string,
-    pan: string,
-  ): string {
-    try {
-      return pinBlockCipherOf(k).decipher({ format, block, pan });
-    } catch (error) {
-      if (!(error instanceof CryptoInputError)) throw error;
-      throw new PinBlockUndecodableError(format);
-    }
-  }
-
   return {
     activeKeyId: (type) => activeKey(type).id,
     listKeys: (): KeyInfo[] => keys.map(({ material: _material, ...info }) => info),
 
-    async issuePan({ bin, length, binding }) {
-      const pan = generatePan(bin, length, () => randomInt(10));
-      return {
-        panSealed: sealText("pan-data", pan, panAad(binding)),
-        fingerprint: fingerprintOf(pan),
-        first6: pan.slice(0, 6),
-        last4: pan.slice(-4),
-      };
-    },
-    sealPan: async (pan, binding) => sealText("pan-data", pan, panAad(binding)),
-    panFingerprint: async (pan) => fingerprintOf(pan),
-
-    deriveCvv: async (card) => cvvOf(card),
-    deriveCvvBatch: async (cards) =>
-      deriveCvvsByKey(cards, panOf, (cvkId, inputs) => computeCvvBatch(key(cvkId, "cvk").material, inputs)),
-    verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
-
-    sealPin: async (card, pin, pvkId) => sealPinFor(panOf(card), pin, pvkId),
-    async sealRandomPin(card, length, pvkId) {
-      let pin = "";
-      for (let i = 0; i < length; i++) pin += String(randomInt(10));
-      return sealPinFor(panOf(card), pin, pvkId);
-    },
-    openPin: async (card) => openCheckedPin(panOf(card), card.pin),
-    verifyPin: async (card, presented) => pinMatches(panOf(card), card.pin, presented),
-
-    async verifyPinBlock(card, { format, pinBlock, keyId }) {
-      const pek = pinBlockKeyOf(format, keyId ? { id: keyId, field: "keyId" } : undefined);
-      assertPinBlockShape(format, pinBlock);
-      const pan = panOf(card);
-      return pinMatches(pan, card.pin, decipherPresented(pek, format, pinBlock, pan));
-    },
-
-    async importPin(card, block: ImportedPinBlock, pvv) {
-      const zpk = pinBlockKeyOf(block.format, { id: block.keyId, field: "zpkId" });
-      assertPinBlockShape(block.format, block.pinBlock);
-      const pan = panOf(card);
-      const pin = decipherPresented(zpk, block.format, block.pinBlock, pan);
-      const computed = pvvOf(pvv.pvkId, pvv.pvki, pan, pin);
-      if (pvv.pvv !== undefined && !equalSecrets(computed, pvv.pvv)) {
-        throw new AppError("validation_failed", "The PIN block's PIN does not match the PVV given with it.", {
-          fields: { pvv: ["does not match the PIN of the PIN block"] },
-        });
-      }
-      const storage = activeKey("pin-storage");
-      return {
-        pvkId: pvv.pvkId,
-        pvki: pvv.pvki,
-        pvv: computed,
-        pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
-      };
-    },
-
-    async reseal(card) {
-      const storage = activeKey("pin-storage");
-      return resealUnder(
-        card,
-        { envelope: ENVELOPE_VERSION, panKeyId: activeKey("pan-data").id, pinKeyId: storage.id },
-        {
-          panOf,
-          sealPan: (pan) => sealText("pan-data", pan, panAad(card)),
-          resealPin: (pan) =>
-            [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, openCheckedPin(pan, card.pin))].join(
-              ":",
-            ),
-        },
-      );
-    },
-
-    sealWebhookSecret: async (secret, binding) =>
-      sealText("webhook-secret", secret, webhookSecretAad(binding)),
-    openWebhookSecret: async (sealed, binding) =>
-      openText(sealed, "webhook-secret", webhookSecretAad(binding), "webhook secret"),
+    ...card.operations,
 
     secureDataKeys: () => secureDataKeys.map((k) => ({ ...k, jwk: { ...k.jwk } })),
 

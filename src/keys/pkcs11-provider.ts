@@ -17,20 +17,21 @@
 //   the KBPK computing only CMACs in the token (CKM_DES3_CMAC / CKM_AES_CMAC through C_Sign).
 // - OAuth access tokens: the JWS signing input signed CKM_EDDSA (Ed25519, PKCS#11 v3.0) on the token's key; the
 //   public half is kept in the key's metadata.
-// As in the local provider, a card's PAN is opened in one place, panOf(), for the operation at hand.
-import { randomBytes, randomInt } from "node:crypto";
+// The card operations are card-operations.ts over the token's primitives, as in the local provider: a card's PAN
+// is opened in one place, panOf(), for the operation at hand.
+import { randomBytes } from "node:crypto";
 import { CompactEncrypt, importJWK } from "jose";
 import pkcs11js from "pkcs11js";
 import type { BlockCipher } from "../crypto/block-cipher.js";
 import { computeCvvBatchOver, createCvvGeneratorOver } from "../crypto/cvv.js";
 import { CryptoInputError } from "../crypto/errors.js";
-import { generatePan } from "../crypto/pan.js";
-import { type PinBlockCipher, pinBlockCipherOver } from "../crypto/pin-block.js";
+import { pinBlockCipherOver } from "../crypto/pin-block.js";
 import { createPvvGeneratorOver } from "../crypto/pvv.js";
 import { unwrapKeyBlock } from "../crypto/tr31.js";
 import { AppError, OverloadedError } from "../domain/errors.js";
 import { type Clock, systemClock } from "../lib/clock.js";
 import { cardDataPayload } from "./card-data.js";
+import { cardOperations, ENVELOPE_VERSION } from "./card-operations.js";
 import type { DeviceCryptoPoolSettings } from "./device-crypto-pool.js";
 import { deviceKeyOf, sessionKeyInvalid } from "./device-key.js";
 import { assertKcv, checkKeyBlockHeader, expectedKcv, familyOf, importedKey } from "./key-import.js";
@@ -39,19 +40,14 @@ import type {
   CardDataField,
   DeviceRequest,
   DeviceSession,
-  ImportedPinBlock,
   KeyImport,
   KeyInfo,
   KeyProvider,
   KeyType,
-  PinBlockAttempt,
-  SealedCard,
   SealedCardData,
   SealedPinCard,
   SecureDataPublicKey,
-  StoredPin,
 } from "./key-provider.js";
-import { PinBlockUndecodableError, PVV_ONLY_PIN, pinNotRetrievable } from "./key-provider.js";
 import { oaepDecodeSha256 } from "./oaep-decode.js";
 import {
   CKM_EDDSA,
@@ -65,21 +61,11 @@ import {
   TokenError,
   type TokenKeyInfo,
 } from "./pkcs11-token.js";
-import {
-  assertPinBlockShape,
-  choosePinBlockKey,
-  deriveCvvsByKey,
-  equalSecrets,
-  operatorCheck,
-  panAad,
-  resealUnder,
-  webhookSecretAad,
-} from "./provider-shared.js";
+import { operatorCheck } from "./provider-shared.js";
 
 const T = pkcs11js;
 type Handle = Buffer;
 
-const ENVELOPE_VERSION = "v1";
 /** How often sealing looks for keys another process added to the token; an unknown key id looks at once. */
 const RELOAD_CHECK_MS = 1000;
 const RETRY_AFTER_SECONDS = 1;
@@ -118,9 +104,28 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
   let lastCheck = 0;
   let signature = "";
   const handles = new Map<string, Handle>();
-  const cvvGenerators = new Map<string, ReturnType<typeof createCvvGeneratorOver>>();
-  const pvvGenerators = new Map<string, ReturnType<typeof createPvvGeneratorOver>>();
-  const pinBlockCiphers = new Map<string, PinBlockCipher>();
+  // The card operations over this token's keys (card-operations.ts), and the helpers the rest of it shares.
+  const card = cardOperations<TokenKeyInfo>({
+    key,
+    activeKey,
+    lookup: (id) => {
+      if (!byId.has(id)) refresh(true);
+      return byId.get(id);
+    },
+    where: "token",
+    sealText,
+    openText,
+    fingerprintOf,
+    cvvGenerator: (cvk) => createCvvGeneratorOver(cvkCiphers(cvk.id)),
+    cvvBatch: (cvk, inputs) => computeCvvBatchOver(cvkCiphers(cvk.id), inputs),
+    pvvGenerator: (pvk) => createPvvGeneratorOver(ecb(pvk.id, T.CKM_DES3_ECB)),
+    // CKM_DES3_ECB or CKM_AES_ECB by the key's algorithm.
+    pinBlockCipher: (k) => {
+      const family = familyOf(k.algorithm);
+      return pinBlockCipherOver(ecb(k.id, family === "tdes" ? T.CKM_DES3_ECB : T.CKM_AES_ECB), family);
+    },
+  });
+  const { panOf, cvvOf, openCheckedPin } = card;
   const capacity = options.pool ? options.pool.threads + options.pool.queue : 36;
   let admitted = 0;
 
@@ -238,127 +243,10 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
     ab: ecb(id, T.CKM_DES3_ECB),
   });
 
-  /** The one place a card's PAN is opened: under the key its envelope names, bound to its tenant and id. */
-  function panOf(card: SealedCard): string {
-    return openText(card.panSealed, "pan-data", panAad(card), "PAN");
-  }
-
   function fingerprintOf(pan: string): string {
     const k = activeKey("fingerprint");
     pkcs11.C_SignInit(session, { mechanism: T.CKM_SHA256_HMAC }, handleOf(k.id));
     return `${k.id}:${pkcs11.C_Sign(session, Buffer.from(pan), Buffer.alloc(32)).toString("base64url")}`;
-  }
-
-  function cvvOf(card: SealedCard, pan = panOf(card)): string {
-    let generate = cvvGenerators.get(card.cvkId);
-    if (!generate) {
-      generate = createCvvGeneratorOver(cvkCiphers(key(card.cvkId, "cvk").id));
-      cvvGenerators.set(card.cvkId, generate);
-    }
-    return generate({ pan, expiry: card.expiry, serviceCode: card.serviceCode });
-  }
-
-  function pvvOf(pvkId: string, pvki: number, pan: string, pin: string): string {
-    let generate = pvvGenerators.get(pvkId);
-    if (!generate) {
-      generate = createPvvGeneratorOver(ecb(key(pvkId, "pvk").id, T.CKM_DES3_ECB));
-      pvvGenerators.set(pvkId, generate);
-    }
-    return generate({ pvki, pan, pin });
-  }
-
-  /** The PIN block cipher of a pin-storage, PEK or zpk key: CKM_DES3_ECB or CKM_AES_ECB by its algorithm. */
-  function pinBlockCipherOf(k: TokenKeyInfo): PinBlockCipher {
-    let cipher = pinBlockCiphers.get(k.id);
-    if (!cipher) {
-      const family = familyOf(k.algorithm);
-      cipher = pinBlockCipherOver(ecb(k.id, family === "tdes" ? T.CKM_DES3_ECB : T.CKM_AES_ECB), family);
-      pinBlockCiphers.set(k.id, cipher);
-    }
-    return cipher;
-  }
-
-  /**
-   * The key a PIN block from outside is enciphered under: the one `named` (pinBlockKeyFits: a PEK of the
-   * format's type or a zpk of its algorithm), else the active key of the format's first type.
-   */
-  function pinBlockKeyOf(
-    format: PinBlockAttempt["format"],
-    named?: { id: string; field: string },
-  ): TokenKeyInfo {
-    return choosePinBlockKey(format, named, {
-      activeKey,
-      lookup: (id) => {
-        if (!byId.has(id)) refresh(true);
-        return byId.get(id);
-      },
-      where: "token",
-    });
-  }
-
-  /** A block presented or imported, deciphered under its key; one that decodes to no format-N block is refused. */
-  function decipherPresented(
-    k: TokenKeyInfo,
-    format: PinBlockAttempt["format"],
-    block: string,
-    pan: string,
-  ): string {
-    try {
-      return pinBlockCipherOf(k).decipher({ format, block, pan });
-    } catch (error) {
-      if (!(error instanceof CryptoInputError)) throw error;
-      throw new PinBlockUndecodableError(format);
-    }
-  }
-
-  function sealPinFor(pan: string, pin: string, pvkId: string | undefined): StoredPin {
-    const storage = activeKey("pin-storage");
-    const pvk = pvkId === undefined ? activeKey("pvk") : key(pvkId, "pvk");
-    const pvki = 1;
-    return {
-      pvkId: pvk.id,
-      pvki,
-      pvv: pvvOf(pvk.id, pvki, pan, pin),
-      pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
-    };
-  }
-
-  function sealPinBlock(storage: TokenKeyInfo, pan: string, pin: string): string {
-    return pinBlockCipherOf(storage).encipher({ format: 4, pin, pan }).toString("hex").toUpperCase();
-  }
-
-  function openStoredPin(pan: string, sealed: string): string {
-    if (sealed === PVV_ONLY_PIN) throw pinNotRetrievable();
-    const [version, kid, block] = sealed.split(":");
-    if (version !== ENVELOPE_VERSION || !kid || !block) {
-      throw new AppError("key_unavailable", "A stored PIN block is damaged (unknown envelope).");
-    }
-    try {
-      return pinBlockCipherOf(key(kid, "pin-storage")).decipher({ format: 4, block, pan });
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      throw new AppError("key_unavailable", `A stored PIN block does not open under key ${kid}.`);
-    }
-  }
-
-  function openCheckedPin(pan: string, stored: StoredPin): string {
-    const pin = openStoredPin(pan, stored.pinSealed);
-    if (!equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, pin), stored.pvv)) {
-      const kid = stored.pinSealed.split(":")[1];
-      throw new AppError(
-        "key_unavailable",
-        `A stored PIN block does not open under key ${kid}: it does not match its PVV.`,
-      );
-    }
-    return pin;
-  }
-
-  function pinMatches(pan: string, stored: StoredPin, presented: string): boolean {
-    const pvvOk = equalSecrets(pvvOf(stored.pvkId, stored.pvki, pan, presented), stored.pvv);
-    // Imported with its PVV only: the PVV is all there is to compare (as at the processor it came from).
-    if (stored.pinSealed === PVV_ONLY_PIN) return pvvOk;
-    const pinOk = equalSecrets(openStoredPin(pan, stored.pinSealed), presented);
-    return pvvOk && pinOk;
   }
 
   const gcm = (nonce: Buffer, aad: Buffer) => ({
@@ -669,81 +557,7 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
       return keys.map(infoOf);
     },
 
-    async issuePan({ bin, length, binding }) {
-      const pan = generatePan(bin, length, () => randomInt(10));
-      return {
-        panSealed: sealText("pan-data", pan, panAad(binding)),
-        fingerprint: fingerprintOf(pan),
-        first6: pan.slice(0, 6),
-        last4: pan.slice(-4),
-      };
-    },
-    sealPan: async (pan, binding) => sealText("pan-data", pan, panAad(binding)),
-    panFingerprint: async (pan) => fingerprintOf(pan),
-
-    deriveCvv: async (card) => cvvOf(card),
-    deriveCvvBatch: async (cards) =>
-      deriveCvvsByKey(cards, panOf, (cvkId, inputs) =>
-        computeCvvBatchOver(cvkCiphers(key(cvkId, "cvk").id), inputs),
-      ),
-    verifyCvv: async (card, presented) => equalSecrets(cvvOf(card), presented),
-
-    sealPin: async (card, pin, pvkId) => sealPinFor(panOf(card), pin, pvkId),
-    async sealRandomPin(card, length, pvkId) {
-      let pin = "";
-      for (let i = 0; i < length; i++) pin += String(randomInt(10));
-      return sealPinFor(panOf(card), pin, pvkId);
-    },
-    openPin: async (card) => openCheckedPin(panOf(card), card.pin),
-    verifyPin: async (card, presented) => pinMatches(panOf(card), card.pin, presented),
-
-    async verifyPinBlock(card, { format, pinBlock, keyId }) {
-      const pek = pinBlockKeyOf(format, keyId ? { id: keyId, field: "keyId" } : undefined);
-      assertPinBlockShape(format, pinBlock);
-      const pan = panOf(card);
-      return pinMatches(pan, card.pin, decipherPresented(pek, format, pinBlock, pan));
-    },
-
-    async importPin(card, block: ImportedPinBlock, pvv) {
-      const zpk = pinBlockKeyOf(block.format, { id: block.keyId, field: "zpkId" });
-      assertPinBlockShape(block.format, block.pinBlock);
-      const pan = panOf(card);
-      const pin = decipherPresented(zpk, block.format, block.pinBlock, pan);
-      const computed = pvvOf(pvv.pvkId, pvv.pvki, pan, pin);
-      if (pvv.pvv !== undefined && !equalSecrets(computed, pvv.pvv)) {
-        throw new AppError("validation_failed", "The PIN block's PIN does not match the PVV given with it.", {
-          fields: { pvv: ["does not match the PIN of the PIN block"] },
-        });
-      }
-      const storage = activeKey("pin-storage");
-      return {
-        pvkId: pvv.pvkId,
-        pvki: pvv.pvki,
-        pvv: computed,
-        pinSealed: [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, pin)].join(":"),
-      };
-    },
-
-    async reseal(card) {
-      const storage = activeKey("pin-storage");
-      return resealUnder(
-        card,
-        { envelope: ENVELOPE_VERSION, panKeyId: activeKey("pan-data").id, pinKeyId: storage.id },
-        {
-          panOf,
-          sealPan: (pan) => sealText("pan-data", pan, panAad(card)),
-          resealPin: (pan) =>
-            [ENVELOPE_VERSION, storage.id, sealPinBlock(storage, pan, openCheckedPin(pan, card.pin))].join(
-              ":",
-            ),
-        },
-      );
-    },
-
-    sealWebhookSecret: async (secret, binding) =>
-      sealText("webhook-secret", secret, webhookSecretAad(binding)),
-    openWebhookSecret: async (sealed, binding) =>
-      openText(sealed, "webhook-secret", webhookSecretAad(binding), "webhook secret"),
+    ...card.operations,
 
     secureDataKeys: () => {
       refresh(false);
