@@ -311,15 +311,10 @@ export function createCardRepo(db: Db, kind: StoreKind = "sqlite") {
     },
 
     /**
-     * Moves a counter one step, only while it is above zero and the card is at the version read; a decrement
-     * (a wrong try) also records its time `at`, keeping the last `keep` times. Returns the count after the
-     * step and the recorded times; "blocked" when the counter was already at zero (the step did nothing);
-     * "moved" when the card changed since it was read (nothing done: decide again).
-     */
-    /**
-     * One step of a secret's counter on a card the transaction holds (lockByToken); the caller knows from the card
-     * as read what it leaves (domain/tries.ts counterStep). It answers nothing: on PostgreSQL it is sent with the
-     * transaction's next statement.
+     * One step of a secret's counter on a card the transaction holds (lockByToken), only while it is above zero;
+     * a decrement (a wrong try) also records its time `at`, keeping the last `keep` times. The caller knows from
+     * the card as read what it leaves (domain/tries.ts counterStep). It answers nothing: on PostgreSQL it is sent
+     * with the transaction's next statement.
      */
     async stepCounter(
       cardId: string,

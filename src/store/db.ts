@@ -83,8 +83,9 @@ export function openPostgresStore(url: string, options: PostgresOptions, onCommi
   // reconnects on its own.
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
-  // Kysely's PostgreSQL driver commits with a plain COMMIT query, which its query log times; the log is only
-  // installed when observed (Kysely skips its timing otherwise).
+  // Kysely's PostgreSQL driver commits with a plain COMMIT query, which its query log times (with the writes
+  // that wait for it, write-behind.ts, sent in the same round trip); the log is only installed when observed
+  // (Kysely skips its timing otherwise).
   const log = onCommit
     ? (event: LogEvent) => {
         if (event.level === "query" && event.query.sql === "commit")

@@ -3,8 +3,9 @@
 // takes to run the short statements of a verify (figures in BENCHMARKS.md, "prepared.ts"). A prepared query
 // is built once with named placeholders where its values go; each call only binds the values and sends the
 // same SQL text, which the SQLite statement cache (db.ts) then reuses too.
-// On PostgreSQL the text of each prepared query is also a named statement (statementName, used by db.ts):
-// each connection parses and plans it once instead of on every run.
+// On PostgreSQL the text of each prepared query is also a named statement (namedStatementOf, used by db.ts):
+// each connection parses and plans it once instead of on every run. A statement's name and role are looked up
+// by its text, and fixed by the first call that marks the text.
 // Invariant: the SQL is exactly what the Kysely builder produces, so a prepared query and its builder form
 // can never disagree; every value is a bound parameter, never spliced into the text.
 import { type Compilable, CompiledQuery, type QueryResult } from "kysely";

@@ -156,5 +156,23 @@ describe("write-behind", () => {
     const c = connection();
     await c.query("begin");
     await expect(c.query(literal, [])).rejects.toThrow(/without literals/);
+    const returning = namedStatement('update "cards" set "version" = $1 returning "id"', "deferred");
+    const upsert = namedStatement(
+      'insert into "rate_limits" ("bucket") values ($1) on conflict ("bucket") do nothing',
+      "deferred",
+    );
+    await expect(c.query(returning, [1])).rejects.toThrow(/one plain INSERT, UPDATE or DELETE/);
+    await expect(c.query(upsert, ["b"])).rejects.toThrow(/one plain INSERT, UPDATE or DELETE/);
+  });
+
+  it("names the short combinations of the hot paths, and sends a long batch's unnamed", async () => {
+    const c = connection();
+    await c.query("begin");
+    for (let i = 0; i < 6; i++) await c.query(audit, [`a${i}`, "key.rotate"]);
+    await c.query("commit");
+    const batch = c.trips[0]![1]!;
+    expect(batch.values).toHaveLength(12);
+    expect(batch.text).toContain("cardvault_write_5 as (");
+    expect(namedStatementOf(batch.text)).toBeUndefined();
   });
 });

@@ -5,7 +5,9 @@
 // - a statement marked "deferred" (prepared.ts: the audit row, an outbox event, the counter step on the card the
 //   transaction holds locked) answers no rows at once and waits; waiting writes that may share a statement are
 //   combined into one, as data-modifying CTEs in front of the last;
-// - a "carrier" (the attempt's rate-limit count) joins the waiting writes' statement as its main part;
+// - a "carrier" (the attempt's rate-limit count) joins the waiting writes' statement as its main part (the CTEs
+//   run with it, in no defined order: PostgreSQL runs a statement's parts on one snapshot, which is why parts
+//   never touch one table unless by plain inserts, and a carrier never reads what the writes write);
 // - the next statement that is answered (a read, a carrier, COMMIT, a SAVEPOINT) goes out together with what
 //   waits, pipelined (https://node-postgres.com/features/pipelining): one write on the socket, one round trip.
 // So a verify is three round trips (BEGIN with the card's locked read; the counter step, the audit row and the
@@ -116,7 +118,7 @@ export function writeBehind(
       }
       const role = open ? statementOf(text)?.role : undefined;
       if (role === "deferred") {
-        shapeOf(text); // a text write-behind could not combine is refused here, where it is written
+        assertDeferrable(text); // refused here, where it is written, not where it would have been sent
         join(statement);
         return DEFERRED;
       }
@@ -129,30 +131,47 @@ export function writeBehind(
   };
 }
 
-/** What write-behind needs to know of a text: the table it writes, if any, and whether only by INSERT. */
+/** What write-behind needs to know of a text: the tables it writes, whether only by INSERT, its parameters. */
 interface Shape {
-  table: string | undefined;
-  insert: boolean;
+  writes: string[];
+  inserts: boolean;
   parameters: number;
 }
 
 const shapes = new Map<string, Shape>();
+
+const WRITE = /(insert\s+into|update|delete\s+from)\s+"?(\w+)"?/gi;
 
 function shapeOf(text: string): Shape {
   let shape = shapes.get(text);
   if (shape === undefined) {
     // Parameters are renumbered by their $n marks: a literal or a comment could hold one, so none is allowed.
     if (/'|\$\$|--|\/\*/.test(text)) throw new Error("write-behind combines only texts without literals");
-    const write = /^\s*(insert\s+into|update|delete\s+from)\s+"?(\w+)"?/i.exec(text);
+    const writes = [...text.matchAll(WRITE)];
     const marks = [...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]));
     shape = {
-      table: write?.[2],
-      insert: write?.[1]?.toLowerCase().startsWith("insert") ?? false,
+      writes: writes.map((m) => m[2]!.toLowerCase()),
+      inserts: writes.every((m) => m[1]!.toLowerCase().startsWith("insert")),
       parameters: Math.max(0, ...marks),
     };
     shapes.set(text, shape);
   }
   return shape;
+}
+
+/**
+ * A deferred write answers nothing and becomes a CTE: one plain INSERT, UPDATE or DELETE, without RETURNING (its
+ * rows would be lost), ON CONFLICT (two upserts of one key in one statement fail) or a WITH of its own.
+ */
+function assertDeferrable(text: string): void {
+  const { writes } = shapeOf(text);
+  if (
+    !/^\s*(insert|update|delete)\b/i.test(text) ||
+    writes.length !== 1 ||
+    /\b(returning|on\s+conflict)\b/i.test(text)
+  ) {
+    throw new Error("a deferred statement must be one plain INSERT, UPDATE or DELETE");
+  }
 }
 
 /** Whether `text` may not share a statement with these writes (see the invariants above). */
@@ -161,28 +180,41 @@ function clashes(waiting: readonly Statement[], text: string): boolean {
   return waiting.some((w) => {
     const other = shapeOf(w.text);
     const shared =
-      (other.table !== undefined && names(text, other.table)) ||
-      (shape.table !== undefined && names(w.text, shape.table));
-    return shared && !(shape.insert && other.insert && shape.table === other.table);
+      other.writes.some((table) => names(text, table)) || shape.writes.some((table) => names(w.text, table));
+    return shared && !(shape.inserts && other.inserts && sameTables(shape, other));
   });
 }
 
-function names(text: string, table: string): boolean {
-  return new RegExp(`\\b${table}\\b`).test(text);
+/** Both write the one same table (by plain inserts: they may share a statement). */
+function sameTables(a: Shape, b: Shape): boolean {
+  return a.writes.length === 1 && b.writes.length === 1 && a.writes[0] === b.writes[0];
 }
 
-/** Combined texts by their parts, so each combination is built (and named) once. */
+function names(text: string, table: string): boolean {
+  return new RegExp(`\\b${table}\\b`, "i").test(text);
+}
+
+/**
+ * Combined texts by their parts, so each combination is built (and named) once. Only combinations of a few
+ * statements are kept and named (the hot paths': a verify's step, audit row and count); a longer one (a batch
+ * that audits a row per tenant) is built each time and sent unnamed, so neither map nor connection grows with it.
+ */
+const NAMED_PARTS = 4;
 const combined = new Map<string, string>();
 
 /** The statements as one: every one but the last as a CTE in front of the last, parameters renumbered. */
 function combine(statements: readonly Statement[]): Statement {
   if (statements.length === 1) return statements[0]!;
-  const key = statements.map((s) => s.text).join("\u0000");
-  let text = combined.get(key);
-  if (text === undefined) {
-    text = namedStatement(combinedText(statements.map((s) => s.text)));
-    combined.set(key, text);
-  }
+  const texts = statements.map((s) => s.text);
+  let text: string | undefined;
+  if (statements.length <= NAMED_PARTS) {
+    const key = texts.join("\u0000");
+    text = combined.get(key);
+    if (text === undefined) {
+      text = namedStatement(combinedText(texts));
+      combined.set(key, text);
+    }
+  } else text = combinedText(texts);
   const values = statements.flatMap((s) => {
     if (s.values.length !== shapeOf(s.text).parameters)
       throw new Error("a statement's values do not match its text");
