@@ -2,9 +2,10 @@
 // the secret is Blocked and every verification answers "blocked" (even the right value) until an unblock.
 // The counter itself only ever moves in the store, by one relative statement per step (so concurrent steps
 // are all counted); these functions decide which step a comparison takes and, from the counter as read by the
-// transaction that holds the card, what it leaves and what the caller is told. Beside the counter, a rolling budget of wrong
-// tries that no unblock restores: the wrong try that spends it leaves the secret compromised (Blocked, and
-// unblock refused) until the secret itself changes, so verify + unblock cannot walk through every value.
+// transaction that holds the card, what it leaves and what the caller is told. Beside the counter, a rolling
+// budget of wrong tries that no unblock restores: the wrong try that spends it leaves the secret compromised
+// (Blocked, and unblock refused) until the secret itself changes, so verify + unblock cannot walk through every
+// value.
 export type SecretStatus = "Unblocked" | "Blocked";
 export type VerifyResult = "match" | "mismatch" | "blocked";
 
