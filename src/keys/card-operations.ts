@@ -12,6 +12,7 @@ import { generatePan } from "../crypto/pan.js";
 import type { PinBlockCipher } from "../crypto/pin-block.js";
 import type { PvvInput } from "../crypto/pvv.js";
 import { AppError } from "../domain/errors.js";
+import { memo } from "../lib/memo.js";
 import {
   type ImportedPinBlock,
   type KeyInfo,
@@ -80,18 +81,11 @@ type CardOperationNames =
 export function cardOperations<K extends KeyInfo>(p: CardPrimitives<K>) {
   const { key, activeKey, sealText, openText, fingerprintOf } = p;
   // Built once per key id (keys never change under an id).
-  const cvvGenerators = new Map<string, (input: CvvInput) => string>();
-  const pvvGenerators = new Map<string, (input: PvvInput) => string>();
-  const pinBlockCiphers = new Map<string, PinBlockCipher>();
-  const once = <T>(cache: Map<string, T>, id: string, make: () => T): T => {
-    let made = cache.get(id);
-    if (made === undefined) {
-      made = make();
-      cache.set(id, made);
-    }
-    return made;
-  };
-  const pinBlockCipherOf = (k: K) => once(pinBlockCiphers, k.id, () => p.pinBlockCipher(k));
+  const cvvGeneratorOf = memo((cvkId: string) => p.cvvGenerator(key(cvkId, "cvk")));
+  const pvvGeneratorOf = memo((pvkId: string) => p.pvvGenerator(key(pvkId, "pvk")));
+  // (A key passed in was found under its id, so the lookup finds it again.)
+  const pinBlockCiphers = memo((id: string) => p.pinBlockCipher(p.lookup(id) as K));
+  const pinBlockCipherOf = (k: K) => pinBlockCiphers(k.id);
 
   /** The one place a card's PAN is opened: under the key its envelope names, bound to its tenant and id. */
   function panOf(card: SealedCard): string {
@@ -99,12 +93,11 @@ export function cardOperations<K extends KeyInfo>(p: CardPrimitives<K>) {
   }
 
   function cvvOf(card: SealedCard, pan = panOf(card)): string {
-    const generate = once(cvvGenerators, card.cvkId, () => p.cvvGenerator(key(card.cvkId, "cvk")));
-    return generate({ pan, expiry: card.expiry, serviceCode: card.serviceCode });
+    return cvvGeneratorOf(card.cvkId)({ pan, expiry: card.expiry, serviceCode: card.serviceCode });
   }
 
   function pvvOf(pvkId: string, pvki: number, pan: string, pin: string): string {
-    return once(pvvGenerators, pvkId, () => p.pvvGenerator(key(pvkId, "pvk")))({ pvki, pan, pin });
+    return pvvGeneratorOf(pvkId)({ pvki, pan, pin });
   }
 
   /** A format-4 block sealed under the active pin-storage key, as upper-case hex. */

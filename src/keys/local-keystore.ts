@@ -47,7 +47,7 @@ import type {
   SecureDataPublicKey,
 } from "./key-provider.js";
 import type { ClearKey, ImportedKeyEntry } from "./keystore-file.js";
-import { operatorCheck } from "./provider-shared.js";
+import { keysById, operatorCheck } from "./provider-shared.js";
 
 /**
  * Where a running provider learns of new key versions (`keys rotate` in another process): returns the keys
@@ -80,14 +80,11 @@ export function createLocalKeyProvider(
   let lastCheck = performance.now();
 
   // The card operations over this keystore's keys (card-operations.ts), and the helpers the rest of it shares.
+  const finder = keysById(() => byId, refresh, "keystore");
+  const { key } = finder;
   const card = cardOperations<ClearKey>({
-    key,
+    ...finder,
     activeKey,
-    lookup: (id) => {
-      if (!byId.has(id)) refresh(true);
-      return byId.get(id);
-    },
-    where: "keystore",
     sealText,
     openText,
     fingerprintOf,
@@ -321,15 +318,6 @@ export function createLocalKeyProvider(
     } finally {
       material.fill(0);
     }
-  }
-
-  function key(id: string, type: KeyType): ClearKey {
-    if (!byId.has(id)) refresh(true);
-    const k = byId.get(id);
-    if (!k || k.type !== type) {
-      throw new AppError("key_unavailable", `Key ${id} (${type}) is not in the keystore.`);
-    }
-    return k;
   }
 
   function activeKey(type: KeyType): ClearKey {

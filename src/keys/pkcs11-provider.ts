@@ -61,7 +61,7 @@ import {
   TokenError,
   type TokenKeyInfo,
 } from "./pkcs11-token.js";
-import { operatorCheck } from "./provider-shared.js";
+import { keysById, operatorCheck } from "./provider-shared.js";
 
 const T = pkcs11js;
 type Handle = Buffer;
@@ -105,14 +105,11 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
   let signature = "";
   const handles = new Map<string, Handle>();
   // The card operations over this token's keys (card-operations.ts), and the helpers the rest of it shares.
+  const finder = keysById(() => byId, refresh, "token");
+  const { key } = finder;
   const card = cardOperations<TokenKeyInfo>({
-    key,
+    ...finder,
     activeKey,
-    lookup: (id) => {
-      if (!byId.has(id)) refresh(true);
-      return byId.get(id);
-    },
-    where: "token",
     sealText,
     openText,
     fingerprintOf,
@@ -204,14 +201,6 @@ export function createPkcs11KeyProvider(token: Token, options: Pkcs11KeyProvider
       handles.set(label, h);
     }
     return h;
-  }
-
-  function key(id: string, type: KeyType): TokenKeyInfo {
-    if (!byId.has(id)) refresh(true);
-    const k = byId.get(id);
-    if (!k || k.type !== type)
-      throw new AppError("key_unavailable", `Key ${id} (${type}) is not in the token.`);
-    return k;
   }
 
   function activeKey(type: KeyType): TokenKeyInfo {

@@ -142,3 +142,26 @@ export function equalSecrets(a: string, b: string): boolean {
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
+
+/**
+ * A provider's keys by id, its view refreshed once for an id it does not know (`keys rotate` in another process
+ * adds keys): `lookup` answers undefined for a missing key, `key` refuses it, or one of another type, with
+ * key_unavailable naming the provider's store (`where`). `current` is the provider's view as it is now.
+ */
+export function keysById<K extends KeyInfo>(
+  current: () => ReadonlyMap<string, K>,
+  refresh: (now: boolean) => void,
+  where: string,
+) {
+  const lookup = (id: string): K | undefined => {
+    if (!current().has(id)) refresh(true);
+    return current().get(id);
+  };
+  const key = (id: string, type: KeyInfo["type"]): K => {
+    const k = lookup(id);
+    if (!k || k.type !== type)
+      throw new AppError("key_unavailable", `Key ${id} (${type}) is not in the ${where}.`);
+    return k;
+  };
+  return { lookup, key, where };
+}

@@ -12,6 +12,7 @@
 // writer at a time, so a row has no lock to queue on: its buckets stay one row each.
 import { randomInt } from "node:crypto";
 import { CompiledQuery } from "kysely";
+import { memo } from "../lib/memo.js";
 import type { Db, StoreKind } from "./db.js";
 import { namedStatement, prepared } from "./prepared.js";
 
@@ -27,26 +28,18 @@ export interface WindowCount {
   sharded?: boolean;
 }
 
-/** The row keys of a sharded bucket. */
-export function shardKeys(bucket: string): string[] {
-  return Array.from({ length: SHARDS }, (_, i) => `${bucket}#${i}`);
-}
+/** The row keys of a sharded bucket (one array per bucket, made once: every attempt of the tenant sends it). */
+export const shardKeys = memo((bucket: string): readonly string[] =>
+  Array.from({ length: SHARDS }, (_, i) => `${bucket}#${i}`),
+);
 
 /**
  * PostgreSQL: the increment of every row (a sharded bucket's drawn shard) and, in the same statement, the other
- * shards' counts as committed when it started. Returns each bucket's total under its own name.
+ * shards' counts as committed when it started. Returns each bucket's total under its own name. The last
+ * statement of a limited operation's transaction: it carries the operation's waiting writes (the counter step,
+ * the audit row) to the server with it (write-behind.ts).
  */
-const postgresIncrements = new Map<number, string>();
-function postgresIncrement(count: number): string {
-  let text = postgresIncrements.get(count);
-  if (text === undefined) {
-    // The last statement of a limited operation's transaction: it carries the operation's waiting writes (the
-    // counter step, the audit row) to the server with it (write-behind.ts).
-    text = namedStatement(postgresIncrementText(count), "carrier");
-    postgresIncrements.set(count, text);
-  }
-  return text;
-}
+const postgresIncrement = memo((count: number) => namedStatement(postgresIncrementText(count), "carrier"));
 
 function postgresIncrementText(count: number): string {
   const rows = Array.from({ length: count }, (_, i) => {
@@ -69,8 +62,7 @@ from counted join input on input.row_key = counted.bucket`;
 
 export function createRateLimitRepo(db: Db, kind: StoreKind = "sqlite") {
   // SQLite: one prepared statement per number of buckets an attempt counts in.
-  const increments = new Map<number, ReturnType<typeof incrementOf>>();
-  const incrementOf = (count: number) =>
+  const incrementOf = memo((count: number) =>
     prepared((p: Record<string, string>) =>
       db
         .insertInto("rate_limits")
@@ -88,7 +80,8 @@ export function createRateLimitRepo(db: Db, kind: StoreKind = "sqlite") {
             .doUpdateSet((eb) => ({ count: eb("rate_limits.count", "+", 1) })),
         )
         .returning(["bucket", "count"]),
-    );
+    ),
+  );
   const valuesOf = (windows: readonly WindowCount[]) => {
     const values: Record<string, string> = {};
     windows.forEach((w, i) => {
@@ -116,12 +109,7 @@ export function createRateLimitRepo(db: Db, kind: StoreKind = "sqlite") {
         );
         return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
       }
-      let increment = increments.get(windows.length);
-      if (!increment) {
-        increment = incrementOf(windows.length);
-        increments.set(windows.length, increment);
-      }
-      const { rows } = await increment(tx, valuesOf(windows));
+      const { rows } = await incrementOf(windows.length)(tx, valuesOf(windows));
       return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
     },
 

@@ -23,6 +23,7 @@
 // - A waiting write's error is raised by the statement it went out with (COMMIT at the latest) and fails the
 //   transaction like any; ROLLBACK drops what waits; a transaction that sent nothing sends no ROLLBACK or COMMIT.
 // Outside a transaction every statement runs at once.
+import { memo } from "../lib/memo.js";
 import { type NamedStatement, namedStatement } from "./prepared.js";
 
 /** A statement's answer, as much of pg's as Kysely reads. */
@@ -131,11 +132,15 @@ export function writeBehind(
   };
 }
 
-/** What write-behind needs to know of a text: the tables it writes, whether only by INSERT, its parameters. */
+/**
+ * What write-behind needs to know of a text: the tables it writes, whether only by INSERT, its parameters, and
+ * whether it may be deferred (assertDeferrable).
+ */
 interface Shape {
   writes: string[];
   inserts: boolean;
   parameters: number;
+  deferrable: boolean;
 }
 
 const shapes = new Map<string, Shape>();
@@ -153,6 +158,10 @@ function shapeOf(text: string): Shape {
       writes: writes.map((m) => m[2]!.toLowerCase()),
       inserts: writes.every((m) => m[1]!.toLowerCase().startsWith("insert")),
       parameters: Math.max(0, ...marks),
+      deferrable:
+        /^\s*(insert|update|delete)\b/i.test(text) &&
+        writes.length === 1 &&
+        !/\b(returning|on\s+conflict)\b/i.test(text),
     };
     shapes.set(text, shape);
   }
@@ -164,26 +173,25 @@ function shapeOf(text: string): Shape {
  * rows would be lost), ON CONFLICT (two upserts of one key in one statement fail) or a WITH of its own.
  */
 function assertDeferrable(text: string): void {
-  const { writes } = shapeOf(text);
-  if (
-    !/^\s*(insert|update|delete)\b/i.test(text) ||
-    writes.length !== 1 ||
-    /\b(returning|on\s+conflict)\b/i.test(text)
-  ) {
+  if (!shapeOf(text).deferrable) {
     throw new Error("a deferred statement must be one plain INSERT, UPDATE or DELETE");
   }
 }
 
 /** Whether `text` may not share a statement with these writes (see the invariants above). */
 function clashes(waiting: readonly Statement[], text: string): boolean {
-  const shape = shapeOf(text);
-  return waiting.some((w) => {
-    const other = shapeOf(w.text);
-    const shared =
-      other.writes.some((table) => names(text, table)) || shape.writes.some((table) => names(w.text, table));
-    return shared && !(shape.inserts && other.inserts && sameTables(shape, other));
-  });
+  return waiting.some((w) => pairClashes(w.text)(text));
 }
+
+/** Whether a later text may not share a statement with an earlier one: decided once per pair of texts. */
+const pairClashes = memo((earlier: string) =>
+  memo((later: string) => {
+    const [a, b] = [shapeOf(earlier), shapeOf(later)];
+    const shared =
+      a.writes.some((table) => names(later, table)) || b.writes.some((table) => names(earlier, table));
+    return shared && !(a.inserts && b.inserts && sameTables(a, b));
+  }),
+);
 
 /** Both write the one same table (by plain inserts: they may share a statement). */
 function sameTables(a: Shape, b: Shape): boolean {

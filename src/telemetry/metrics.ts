@@ -14,6 +14,7 @@
 // value, any later one is counted as "other". Tenants only reach a counter after their token verified in a
 // registered tenant, so the values are tenants the operator added.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { memo } from "../lib/memo.js";
 import type { AuditEntry } from "../services/audit.js";
 import { SeriesHistogram } from "./histogram.js";
 
@@ -37,19 +38,6 @@ export interface BacklogSources {
   rotationLagSeconds(): Promise<number>;
   /** Webhook deliveries waiting for an attempt (pending). */
   webhookQueueDepth(): Promise<number>;
-}
-
-/** A value per key, made on first use and kept (an observer per label set, resolved once). */
-function memo<K, V>(make: (key: K) => V): (key: K) => V {
-  const made = new Map<K, V>();
-  return (key) => {
-    let value = made.get(key);
-    if (value === undefined) {
-      value = make(key);
-      made.set(key, value);
-    }
-    return value;
-  };
 }
 
 export function createMetrics() {
@@ -145,6 +133,11 @@ export function createMetrics() {
       }),
     ),
   );
+  // An operation's two observers, resolved once: a device session's timed operations are wrapped per session.
+  const keyObservers = memo((operation: string) => ({
+    ok: keyOperations.observer({ operation, outcome: "ok" }),
+    error: keyOperations.observer({ operation, outcome: "error" }),
+  }));
   const transactionObserved = {
     commit: transactions.observer({ outcome: "commit" }),
     rollback: transactions.observer({ outcome: "rollback" }),
@@ -254,7 +247,7 @@ export function createMetrics() {
 
     /** The observer of one key operation's durations (seconds) with that outcome: resolve once, call often. */
     keyOperation(operation: string, outcome: "ok" | "error"): (seconds: number) => void {
-      return keyOperations.observer({ operation, outcome });
+      return keyObservers(operation)[outcome];
     },
   };
 }
